@@ -1,0 +1,1 @@
+"""Diffusion Lens Streamlit app: thin pages over the pure code in ``model/``."""

@@ -1,0 +1,124 @@
+"""The app's only door to ``model/``: cached, read-only access for the pages.
+
+* ``st.cache_resource`` holds the read-only model and schedules (shared by all sessions).
+* ``st.cache_data`` holds results, keyed on cheap exact keys: the sha256 of the image
+  bytes (``image_key``), the resolution, t, seed, schedule/model name. Arguments whose
+  name starts with ``_`` (the tensors themselves) are not hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from model import forward, network
+from model.images import ImageLoadError, load_image
+from model.schedule import Schedule, make_schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+SAMPLES: dict[str, Path] = {
+    "astronaut": ASSETS / "astronaut.jpg",
+    "coffee": ASSETS / "coffee.jpg",
+    "chelsea": ASSETS / "chelsea.jpg",
+    "rocket": ASSETS / "rocket.jpg",
+}
+RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224, 256)
+
+
+def digest(data: bytes) -> str:
+    """The cache key of an image: sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_resource(show_spinner=False)
+def sample_bytes(name: str) -> tuple[str, bytes]:
+    """(digest, bytes) of a bundled sample photo."""
+    data = SAMPLES[name].read_bytes()
+    return digest(data), data
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def image_tensor(image_key: str, resolution: int, _data: bytes) -> torch.Tensor:
+    """x_0 (1, 3, R, R) in [-1, 1]; raises ImageLoadError with a user-facing message."""
+    return load_image(_data, resolution)
+
+
+@dataclass(frozen=True)
+class CurrentImage:
+    key: str  # sha256 of the bytes
+    name: str  # shown to the user
+    resolution: int
+    x0: torch.Tensor  # (1, 3, R, R) in [-1, 1]
+
+
+def current_image() -> CurrentImage | None:
+    """The image chosen in the sidebar at the chosen resolution, or None if there is none yet.
+
+    Raises :class:`ImageLoadError` (a message for the user) for a bad upload.
+    """
+    ss = st.session_state
+    res = int(ss["resolution"])
+    if ss["image_source"] == "Upload":
+        if not ss.get("upload_bytes"):
+            return None
+        key, data, name = ss["upload_digest"], ss["upload_bytes"], ss["upload_name"] or "your upload"
+    else:
+        key, data = sample_bytes(ss["sample_name"])
+        name = ss["sample_name"]
+    return CurrentImage(key=key, name=name, resolution=res, x0=image_tensor(key, res, data))
+
+
+@st.cache_resource(show_spinner=False)
+def schedule(name: str) -> Schedule:
+    """A named schedule (linear or cosine), built once per process."""
+    return make_schedule(name)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def forward_jump(image_key: str, resolution: int, schedule_name: str, t: int, seed: int, _x0: torch.Tensor):
+    """(x_t, eps) from the closed form, with noise from ``torch.Generator().manual_seed(seed)``."""
+    g = torch.Generator().manual_seed(seed)
+    return forward.q_sample(schedule(schedule_name), _x0, t, generator=g)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def forward_chain(
+    image_key: str, resolution: int, schedule_name: str, t: int, seed: int, snapshots: int, _x0: torch.Tensor
+):
+    """Run the Markov chain t + 1 links with its own generator (seed + 1).
+
+    Returns ``(x_t, [(s, x_s), ...])`` where the list holds ``snapshots`` evenly spaced
+    points of the chain, the last one being x_t itself.
+    """
+    g = torch.Generator().manual_seed(seed + 1)
+    marks = {round(k * t / max(snapshots - 1, 1)) for k in range(snapshots)} | {t}
+    kept = []
+    x = _x0
+    for s, x in forward.q_chain(schedule(schedule_name), _x0, t, g):
+        if s in marks:
+            kept.append((s, x))
+    return x, kept
+
+
+def model_source() -> str | None:
+    """The model chosen in the sidebar: None for the bundled model, else a folder or Hub id."""
+    src = st.session_state.get("model_source", "bundled")
+    return None if src in (None, "", "bundled") else src
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def _model(source: str | None) -> network.LoadedModel:
+    return network.load_model(source)
+
+
+def current_model() -> network.LoadedModel:
+    """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
+    return _model(model_source())
+
+
+__all__ = ["ImageLoadError", "CurrentImage", "current_image", "current_model", "forward_jump", "forward_chain"]

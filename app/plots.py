@@ -1,0 +1,99 @@
+"""Pure Plotly figure builders: plain data in, ``plotly.graph_objects.Figure`` out.
+
+No Streamlit here; tests build the figures directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from model.schedule import Schedule
+
+SIGNAL_COLOUR = "#1f77b4"
+NOISE_COLOUR = "#d62728"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=40, r=20, t=50, b=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        template="plotly_white",
+    )
+    return fig
+
+
+def schedule_chart(schedule: Schedule, t: int) -> go.Figure:
+    """sqrt(alpha_bar_t) (signal weight) and sqrt(1 - alpha_bar_t) (noise weight) against t, t marked."""
+    ts = np.arange(schedule.T)
+    sig = schedule.sqrt_alpha_bar.numpy()
+    noi = schedule.sqrt_one_minus_alpha_bar.numpy()
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ts, y=sig, name="√ᾱ_t  (signal weight)", line=dict(color=SIGNAL_COLOUR)))
+    fig.add_trace(go.Scatter(x=ts, y=noi, name="√(1−ᾱ_t)  (noise weight)", line=dict(color=NOISE_COLOUR)))
+    fig.add_vline(x=t, line=dict(color="black", dash="dash"))
+    fig.add_trace(
+        go.Scatter(
+            x=[t, t],
+            y=[sig[t], noi[t]],
+            mode="markers",
+            marker=dict(size=10, color=[SIGNAL_COLOUR, NOISE_COLOUR]),
+            name=f"t = {t}",
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(title="timestep t", range=[0, schedule.T - 1])
+    fig.update_yaxes(title="weight", range=[0, 1.02])
+    return _layout(fig, f"{schedule.name} schedule: how much of x₀ and of ε is in x_t")
+
+
+def histogram_chart(samples: dict[str, np.ndarray], bins: int = 60, normal: bool = True) -> go.Figure:
+    """Overlaid pixel histograms (as densities), optionally with the N(0, 1) density on top."""
+    fig = go.Figure()
+    lo = min(float(np.min(v)) for v in samples.values())
+    hi = max(float(np.max(v)) for v in samples.values())
+    lo, hi = min(lo, -4.0), max(hi, 4.0)
+    for name, values in samples.items():
+        fig.add_trace(
+            go.Histogram(
+                x=np.asarray(values).ravel(),
+                name=name,
+                histnorm="probability density",
+                xbins=dict(start=lo, end=hi, size=(hi - lo) / bins),
+                opacity=0.55,
+            )
+        )
+    if normal:
+        xs = np.linspace(lo, hi, 300)
+        fig.add_trace(
+            go.Scatter(x=xs, y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi), name="N(0, 1)", line=dict(color="black"))
+        )
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="pixel value")
+    fig.update_yaxes(title="density")
+    return _layout(fig, "Pixel values of x_t: step by step vs one jump")
+
+
+def line_chart(
+    x: Sequence[float],
+    series: dict[str, Sequence[float]],
+    title: str,
+    x_title: str,
+    y_title: str,
+    marker_x: float | None = None,
+    log_y: bool = False,
+) -> go.Figure:
+    """A generic multi-series line chart with an optional vertical marker (the current t or step)."""
+    fig = go.Figure()
+    for name, ys in series.items():
+        fig.add_trace(go.Scatter(x=list(x), y=list(ys), name=name, mode="lines+markers", marker=dict(size=4)))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line=dict(color="black", dash="dash"))
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    return _layout(fig, title)

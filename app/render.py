@@ -1,0 +1,31 @@
+"""Tensor -> picture helpers for the pages (no Streamlit here, so they are testable).
+
+Image tensors are (1, 3, H, W) in [-1, 1]. Noise tensors use the one normalisation
+stated in :mod:`model.images`: grey = 0, black = -3, white = +3.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from model.images import NOISE_RANGE, noise_to_uint8, tensor_to_uint8, to_picture
+
+DISPLAY_PX = 256  # small images are upscaled to about this size with nearest-neighbour
+NOISE_CAPTION = f"grey = 0, black = −{NOISE_RANGE:g}, white = +{NOISE_RANGE:g}"
+
+
+def picture(x: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
+    """An image tensor in [-1, 1] as an upscaled (no smoothing) Pillow picture."""
+    return to_picture(tensor_to_uint8(x), size)
+
+
+def noise_picture(eps: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
+    """A noise tensor shown with the fixed ±3 sigma normalisation."""
+    return to_picture(noise_to_uint8(eps), size)
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR in dB between two images in [-1, 1] (both clipped; peak-to-peak 2)."""
+    mse = float(((x.clamp(-1, 1) - ref.clamp(-1, 1)) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(4.0 / mse)).item()

@@ -1,0 +1,64 @@
+"""The sidebar every page shares: the image, the working resolution and the model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import backend
+from app.render import picture
+from model.images import ImageLoadError
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+
+
+def _store_upload() -> None:
+    """on_change of the uploader: keep the bytes and their digest in session state."""
+    up = st.session_state.get("uploader")
+    ss = st.session_state
+    if up is None:
+        ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = None, None, None
+        return
+    data = up.getvalue()
+    ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = data, backend.digest(data), up.name
+
+
+def render() -> None:
+    with st.sidebar:
+        st.markdown("### Your image")
+        st.radio("Image source", ["Sample photo", "Upload"], key="image_source", horizontal=True)
+        if st.session_state["image_source"] == "Upload":
+            st.file_uploader(
+                "Upload a photo (PNG, JPEG, WebP, GIF, BMP, TIFF)",
+                type=UPLOAD_TYPES,
+                key="uploader",
+                on_change=_store_upload,
+            )
+        else:
+            st.selectbox("Sample photo", list(backend.SAMPLES), key="sample_name", format_func=str.title)
+        st.select_slider(
+            "Working resolution (px)",
+            options=list(backend.RESOLUTIONS),
+            key="resolution",
+            help="The photo is centre-cropped to a square and resized to this size. "
+            "64 px is fast everywhere; 128 px and up is sharper but slower on a CPU.",
+        )
+        try:
+            img = backend.current_image()
+        except ImageLoadError as exc:
+            st.error(str(exc))
+            img = None
+        if img is not None:
+            st.image(picture(img.x0, 128), caption=f"x₀: {img.name}, {img.resolution}×{img.resolution}", width=128)
+        _model_section()
+
+
+def _model_section() -> None:
+    try:
+        from app.model_picker import model_picker  # the Hub / local-folder picker, when present
+    except ImportError:
+        model_picker = None
+    st.markdown("### Model")
+    if model_picker is not None:
+        model_picker()
+    else:
+        st.caption("The bundled photo model (checkpoints/photo-unet).")

@@ -1,0 +1,305 @@
+"""Training and evaluation photographs for the bundled ε-predictor.
+
+Build the default training set (needs ``apt-get`` to reach a Debian mirror; nothing is installed)::
+
+    python -m model.data --out data/train
+
+Gather the held-out evaluation photos (the sample images that scikit-learn and
+matplotlib bundle; never used for training)::
+
+    python -m model.data --eval-out data/eval
+
+Sources of the training set
+---------------------------
+* Debian wallpaper packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``,
+  ``gnome-backgrounds`` and ``ukui-wallpapers``, fetched with ``apt-get download`` and
+  unpacked with ``dpkg -x`` into a cache directory. Only the files on the curated
+  allow-list below are kept: each was looked at and is a photograph. Abstract renders,
+  gradients, illustrations, logos and SVGs are left out (every gnome-backgrounds 43 and
+  ukui-wallpapers file is a render, so those two packages contribute nothing, but they
+  are still fetched and listed as checked in the manifest).
+* Photographs bundled inside scikit-image (``skimage/data``), minus ``astronaut``,
+  ``coffee``, ``chelsea`` and ``rocket`` (the app ships those as its sample photos).
+
+Every kept file is re-encoded as PNG (longest side at most ``--max-side`` px) into the
+output folder, and ``manifest.json`` / ``manifest.csv`` record the source package,
+original path, author/copyright and licence of each file.
+
+The crop sampler (:func:`random_crop`, :class:`CropSampler`) makes the training
+samples: square crops at random scales from small patches up to the whole short side
+of the picture, resized to the training resolution, randomly flipped, scaled to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+Image.MAX_IMAGE_PIXELS = None
+
+DEB_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "gnome-backgrounds", "ukui-wallpapers")
+
+# Curated allow-list: (package, path inside the package, author / copyright, licence).
+# Checked by eye on a contact sheet of every raster image in the four packages.
+# Authors and licences from /usr/share/doc/<pkg>/copyright and, for the KDE
+# wallpapers, each wallpaper's metadata.json.
+_MATE = "/usr/share/backgrounds/mate/nature/"
+_KDE = "/usr/share/wallpapers/"
+WALLPAPER_PHOTOS = [
+    ("mate-backgrounds", _MATE + "Aqua.jpg", "2008 Charles Barbin", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "Blinds.jpg", "2008 Lennart Poettering, Andrea Cimitan", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "Dune.jpg", "2007 Marco Cogoni, 2008 Hylke Bons", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "FreshFlower.jpg", "2005 Jens Ansorg", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "Garden.jpg", "2008 Charles Barbin", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "GreenMeadow.jpg", "2005 Timothy Schellhase, 2008 Lapo Calamandrei", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "LadyBird.jpg", "2008 Charles Barbin", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "RainDrops.jpg", "2008 blackcombwhistler07", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "Storm.jpg", "2008 Sergey Nazarov", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "TwoWings.jpg", "2008 Charles Barbin, Hylke Bons", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "Wood.jpg", "2008 Jean-François Fortin Tam", "GPL-2+"),
+    ("mate-backgrounds", _MATE + "YellowFlower.jpg", "2008 Charles Barbin", "GPL-2+"),
+    ("plasma-workspace-wallpapers", _KDE + "BytheWater/contents/images/2560x1600.jpg", "Maciej Wiklo", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "ColdRipple/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "ColorfulCups/contents/images/2560x1600.jpg", "Dmitri Popov", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "DarkestHour/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "EveningGlow/contents/images/2560x1600.jpg", "Ian Hex", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "FallenLeaf/contents/images/2560x1600.jpg", "Martin Klapetek", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "Grey/contents/images/2560x1600.jpg", "Sigi Sagi", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "Kite/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "OneStandsOut/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "Path/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    ("plasma-workspace-wallpapers", _KDE + "summer_1am/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+]
+# Looked at and rejected (renders, gradients, illustrations, logos, SVGs): everything else,
+# e.g. mate abstract/* and desktop/*, KDE Altai, Autumn (painting), Canopee, Cascade, Cluster,
+# Elarun, Flow, FlyingKonqui, Honeywave, IceCold, Kay, Kokkini, MilkyWay, Opal, PastelHills,
+# Patak, SafeLanding, Shell, Volna; all of gnome-backgrounds 43 and ukui-wallpapers.
+
+# scikit-image's bundled photographs (file, licence note from the skimage.data docstrings).
+SKIMAGE_PHOTOS = [
+    ("camera.png", "CC0 (photographer Lav Varshney)"),
+    ("brick.png", "CC0 (CC0Textures)"),
+    ("grass.png", "CC0 (DeviantArt linolafett)"),
+    ("gravel.png", "CC0 (CC0Textures)"),
+    ("coins.png", "No known copyright restrictions (Brooklyn Museum)"),
+    ("moon.png", "scikit-image sample data (BSD-3-Clause package)"),
+    ("hubble_deep_field.jpg", "Public domain (NASA)"),
+    ("retina.jpg", "CC0 1.0 (Mikael Häggström)"),
+    ("ihc.png", "scikit-image sample data (BSD-3-Clause package)"),
+    ("motorcycle_left.png", "scikit-image sample data (Middlebury stereo; BSD-3-Clause package)"),
+]
+# Shipped by the app as its sample photos, so never trained on.
+SKIMAGE_EXCLUDED = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+# --------------------------------------------------------------------------- fetching
+def fetch_debs(cache: Path, packages=DEB_PACKAGES) -> dict[str, Path]:
+    """``apt-get download`` + ``dpkg -x`` each package into ``cache/<pkg>``; returns the roots."""
+    cache.mkdir(parents=True, exist_ok=True)
+    debdir = cache / "debs"
+    debdir.mkdir(exist_ok=True)
+    roots = {}
+    for pkg in packages:
+        root = cache / pkg
+        if (root / "usr").is_dir():
+            roots[pkg] = root
+            continue
+        debs = list(debdir.glob(f"{pkg}_*.deb"))
+        if not debs:
+            cmd = ["apt-get", "download", pkg]
+            r = subprocess.run(cmd, cwd=debdir, capture_output=True, text=True)
+            if r.returncode != 0:  # the package lists may be missing: refresh and retry once
+                subprocess.run(["apt-get", "update"], capture_output=True, text=True)
+                r = subprocess.run(cmd, cwd=debdir, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"apt-get download {pkg} failed:\n{r.stderr}")
+            debs = list(debdir.glob(f"{pkg}_*.deb"))
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], check=True)
+        roots[pkg] = root
+    return roots
+
+
+def _save_png(img: Image.Image, dst: Path, max_side: int) -> tuple[int, int]:
+    img = img.convert("RGB")
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.LANCZOS)
+    img.save(dst, optimize=False)
+    return img.size
+
+
+def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> list[dict]:
+    """Assemble the training set in ``out`` and write its manifest. Returns the manifest rows."""
+    import skimage
+
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache) if cache else Path(tempfile.gettempdir()) / "diffusion-lens-debs"
+    roots = fetch_debs(cache)
+    rows = []
+    for pkg, rel, author, lic in WALLPAPER_PHOTOS:
+        src = roots[pkg] / rel.lstrip("/")
+        name = f"{pkg.split('-')[0]}_{Path(rel).parts[4] if pkg.startswith('plasma') else Path(rel).stem}.png"
+        w, h = _save_png(Image.open(src), out / name, max_side)
+        rows.append(dict(file=name, source=f"debian:{pkg}", original_path=rel, author=author, license=lic,
+                         license_file=f"/usr/share/doc/{pkg}/copyright", width=w, height=h))
+    skdir = Path(skimage.__file__).parent / "data"
+    for fname, lic in SKIMAGE_PHOTOS:
+        assert fname not in SKIMAGE_EXCLUDED
+        src = skdir / fname
+        if not src.exists():
+            print(f"skipping missing scikit-image file {fname}", file=sys.stderr)
+            continue
+        name = f"skimage_{Path(fname).stem}.png"
+        w, h = _save_png(Image.open(src), out / name, max_side)
+        rows.append(dict(file=name, source=f"pypi:scikit-image=={skimage.__version__}",
+                         original_path=f"skimage/data/{fname}", author="see skimage.data docstring", license=lic,
+                         license_file="skimage.data docstrings", width=w, height=h))
+    write_manifest(out, rows, extra={
+        "checked_and_rejected": "all other raster/SVG files of " + ", ".join(DEB_PACKAGES) + " (renders, not photos)",
+        "excluded_skimage": list(SKIMAGE_EXCLUDED),
+        "excluded_eval": "scikit-learn and matplotlib sample images (held out for evaluation)",
+    })
+    return rows
+
+
+def build_eval(out: Path) -> list[dict]:
+    """Copy the held-out evaluation photos (scikit-learn + matplotlib sample photos) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        import sklearn
+
+        d = Path(sklearn.__file__).parent / "datasets" / "images"
+        for f in ("china.jpg", "flower.jpg"):
+            shutil.copy(d / f, out / f"sklearn_{f}")
+            rows.append(dict(file=f"sklearn_{f}", source=f"pypi:scikit-learn=={sklearn.__version__}",
+                             original_path=f"sklearn/datasets/images/{f}", author="see sklearn/datasets/images/README.txt",
+                             license="CC-BY (see README.txt shipped beside the image)"))
+    except ImportError:
+        print("scikit-learn not installed: pip install scikit-learn to get china.jpg/flower.jpg", file=sys.stderr)
+    try:
+        import matplotlib
+
+        d = Path(matplotlib.get_data_path()) / "sample_data"
+        for f in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
+            if (d / f).exists():
+                name = f"mpl_{Path(f).stem}.png"
+                Image.open(d / f).convert("RGB").save(out / name)
+                rows.append(dict(file=name, source=f"pypi:matplotlib=={matplotlib.__version__}",
+                                 original_path=f"mpl-data/sample_data/{f}", author="see matplotlib sample_data README",
+                                 license="matplotlib sample data"))
+    except ImportError:
+        print("matplotlib not installed: pip install matplotlib to get its sample photos", file=sys.stderr)
+    write_manifest(out, rows, extra={"purpose": "held-out evaluation photos; never used for training"})
+    return rows
+
+
+def write_manifest(out: Path, rows: list[dict], extra: dict | None = None) -> None:
+    (out / "manifest.json").write_text(json.dumps({"files": rows, **(extra or {})}, indent=2, ensure_ascii=False))
+    keys = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+# --------------------------------------------------------------------------- loading + crops
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_images(folder: Path) -> list[torch.Tensor]:
+    """All images of ``folder`` as uint8 tensors (3, H, W)."""
+    ims = []
+    for p in list_images(folder):
+        a = np.asarray(Image.open(p).convert("RGB"))
+        ims.append(torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous())
+    if not ims:
+        raise FileNotFoundError(f"no images in {folder}")
+    return ims
+
+
+def to_model_range(x_uint8: torch.Tensor) -> torch.Tensor:
+    return x_uint8.float() / 127.5 - 1.0
+
+
+def center_square(img: torch.Tensor, res: int) -> torch.Tensor:
+    """Center-crop the whole photo to a square and resize it to ``res`` (float in [-1, 1], shape (3, res, res))."""
+    _, h, w = img.shape
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    c = to_model_range(img[:, y:y + s, x:x + s])[None]
+    c = F.interpolate(c, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+    return c[0].clamp(-1, 1)
+
+
+def random_crop(img: torch.Tensor, res: int, g: torch.Generator, min_side: int | None = None,
+                p_whole: float = 0.25) -> torch.Tensor:
+    """A random square crop, side log-uniform in [min_side, short side] (with probability ``p_whole``
+    the whole short side), resized to ``res``, randomly flipped; float in [-1, 1], shape (3, res, res)."""
+    _, h, w = img.shape
+    short = min(h, w)
+    lo = min(min_side or res, short)
+    if torch.rand((), generator=g).item() < p_whole or lo >= short:
+        side = short
+    else:
+        u = torch.rand((), generator=g).item()
+        side = int(round(math.exp(math.log(lo) + u * (math.log(short) - math.log(lo)))))
+        side = max(lo, min(short, side))
+    y = int(torch.randint(0, h - side + 1, (), generator=g))
+    x = int(torch.randint(0, w - side + 1, (), generator=g))
+    c = to_model_range(img[:, y:y + side, x:x + side])[None]
+    if side != res:
+        c = F.interpolate(c, size=(res, res), mode="bilinear", antialias=side > res, align_corners=False)
+    c = c[0]
+    if torch.rand((), generator=g).item() < 0.5:
+        c = c.flip(-1)
+    return c.clamp(-1, 1)
+
+
+class CropSampler:
+    """Draws batches of random crops from a list of uint8 images (images weighted equally)."""
+
+    def __init__(self, images: list[torch.Tensor], res: int, seed: int = 0, min_side: int | None = None,
+                 p_whole: float = 0.25):
+        self.images, self.res, self.min_side, self.p_whole = images, res, min_side, p_whole
+        self.g = torch.Generator().manual_seed(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        idx = torch.randint(0, len(self.images), (n,), generator=self.g)
+        return torch.stack([random_crop(self.images[i], self.res, self.g, self.min_side, self.p_whole) for i in idx])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, help="training-set folder to build (e.g. data/train)")
+    ap.add_argument("--eval-out", type=Path, help="folder for the held-out evaluation photos (e.g. data/eval)")
+    ap.add_argument("--cache", type=Path, default=None, help="where .deb files are downloaded and unpacked")
+    ap.add_argument("--max-side", type=int, default=1024, help="downscale training photos to this longest side")
+    a = ap.parse_args(argv)
+    if not a.out and not a.eval_out:
+        ap.error("give --out and/or --eval-out")
+    if a.out:
+        rows = build_train(a.out, a.cache, a.max_side)
+        print(f"wrote {len(rows)} training photos + manifest to {a.out}")
+    if a.eval_out:
+        rows = build_eval(a.eval_out)
+        print(f"wrote {len(rows)} evaluation photos + manifest to {a.eval_out}")
+
+
+if __name__ == "__main__":
+    main()

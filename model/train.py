@@ -1,0 +1,303 @@
+"""Train the bundled noise predictor (a diffusers ``UNet2DModel``) on random photo crops.
+
+    python -m model.train --data data/train --out checkpoints/photo-unet --max-minutes 90
+
+Built on ``accelerate``: the same script runs on the CPU, on one GPU, or on several
+(``accelerate launch -m model.train ...``). It keeps an EMA of the weights (the saved
+model *is* the EMA), writes the diffusers checkpoint folder (``config.json``,
+``diffusion_pytorch_model.safetensors``, ``scheduler_config.json``) every
+``--save-every-min`` minutes, and a resumable training state (model, optimizer, RNG,
+EMA, step, elapsed time, data-sampler state) in ``OUT/train_state/``. Re-running the
+same command resumes from the last save. The loss is logged to
+``OUT/train_state/loss.csv``.
+
+Loss: MSE on the network output (ε for ``--prediction epsilon``, v for
+``--prediction v_prediction``), weighted over t by ``--loss-weight``:
+
+* ``eps``       weight 1 (plain ε-MSE, Ho et al.)
+* ``v``         ε-MSE × (1 + 1/SNR_t)  (= v-MSE; x̂_0 quality at high t matters)
+* ``trunc:G``   ε-MSE × (1 + min(1/SNR_t, G))  (v-loss truncated so high t cannot dominate)
+
+expressed in ε-MSE units whatever the prediction type, so the weighting means the same
+thing for both parameterizations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from model.data import CropSampler, load_images
+from model.schedule import gather, make_schedule
+
+# Architecture presets. "photo" is the shipped model; "tiny" is for tests.
+ARCHS = {
+    "tiny": dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attn=False),
+    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=32, attn=False),
+    "photo": dict(block_out_channels=(48, 96, 160, 256), layers_per_block=1, norm_num_groups=16, attn=False),
+    "photo-attn": dict(block_out_channels=(48, 96, 160, 256), layers_per_block=1, norm_num_groups=16, attn=True),
+    "wide": dict(block_out_channels=(64, 128, 192, 256), layers_per_block=1, norm_num_groups=32, attn=False),
+}
+
+
+def build_unet(arch: str = "photo", sample_size: int = 64):
+    """A fully convolutional ``UNet2DModel`` (3 in / 3 out channels) from a preset name."""
+    from diffusers import UNet2DModel
+
+    a = dict(ARCHS[arch])
+    attn = a.pop("attn")
+    n = len(a["block_out_channels"])
+    down = ["DownBlock2D"] * n
+    up = ["UpBlock2D"] * n
+    if attn:  # self-attention at the lowest resolution only
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    return UNet2DModel(
+        sample_size=sample_size,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        attention_head_dim=32 if attn else None,
+        **a,
+    )
+
+
+def loss_weight(spec: str, snr_t: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight on the ε-MSE (see module docstring). ``snr_t`` has shape (B,)."""
+    inv = 1.0 / snr_t
+    if spec == "eps":
+        return torch.ones_like(snr_t)
+    if spec == "v":
+        return 1.0 + inv
+    if spec.startswith("trunc:"):
+        return 1.0 + inv.clamp(max=float(spec.split(":", 1)[1]))
+    raise ValueError(f"unknown --loss-weight {spec!r}")
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (and a copy of its buffers)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.num_updates += 1
+        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        for k, v in model.state_dict().items():
+            s = self.shadow[k]
+            if v.dtype.is_floating_point:
+                s.mul_(d).add_(v.detach().float(), alpha=1 - d)
+            else:
+                s.copy_(v)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.decay, self.num_updates = sd["decay"], sd["num_updates"]
+        self.shadow = {k: v.clone() for k, v in sd["shadow"].items()}
+
+
+def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched) -> None:
+    """Write the diffusers folder (EMA weights) atomically enough: weights first, then configs."""
+    from diffusers import UNet2DModel
+
+    m = UNet2DModel.from_config(unet_config)
+    m.load_state_dict({k: v.to(torch.float32) for k, v in ema.shadow.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".tmp_save"
+    m.save_pretrained(tmp, safe_serialization=True)
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    tmp.rmdir()
+    (out / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2) + "\n")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="Train the photo ε-predictor (UNet2DModel) with accelerate.")
+    ap.add_argument("--data", type=Path, required=True, help="folder of training photos (python -m model.data --out)")
+    ap.add_argument("--out", type=Path, required=True, help="checkpoint folder, e.g. checkpoints/photo-unet")
+    ap.add_argument("--arch", default="photo", choices=sorted(ARCHS), help="UNet preset")
+    ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction"])
+    ap.add_argument("--loss-weight", default="trunc:1000", help="eps | v | trunc:G (see module docstring)")
+    ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many optimizer steps in total")
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop after this much training wall time in total")
+    ap.add_argument("--batch", type=int, default=32, help="batch size per process")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=200, help="linear LR warm-up steps")
+    ap.add_argument("--lr-decay", default="cosine", choices=["cosine", "constant"],
+                    help="cosine: decay to 5%% of --lr over the step/time budget (whichever ends first)")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--res", type=int, default=64, help="training crop resolution (multiple of 16 for the presets)")
+    ap.add_argument("--min-crop", type=int, default=None, help="smallest crop side in source pixels (default: --res)")
+    ap.add_argument("--p-whole", type=float, default=0.25, help="probability of a whole-short-side crop")
+    ap.add_argument("--ema-decay", type=float, default=0.999)
+    ap.add_argument("--save-every-min", type=float, default=4.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
+    ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
+    return ap.parse_args(argv)
+
+
+def lr_at(a, step: int, progress: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, a.warmup))
+    if a.lr_decay == "constant":
+        return a.lr * warm
+    return a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(argv=None) -> dict:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    a = parse_args(argv)
+    acc = Accelerator()
+    if acc.device.type == "cpu" and a.threads:
+        torch.set_num_threads(a.threads)
+    out: Path = a.out
+    state_dir = out / "train_state"
+    resuming = (state_dir / "extra.pt").exists()
+    set_seed(a.seed + acc.process_index)
+
+    sched = make_schedule("linear", prediction_type=a.prediction)
+    sqrt_ab = sched.sqrt_alpha_bar.float().to(acc.device)
+    sqrt_1mab = sched.sqrt_one_minus_alpha_bar.float().to(acc.device)
+    snr = sched.snr.float().to(acc.device)
+
+    if resuming:
+        from diffusers import UNet2DModel
+
+        unet_config = json.loads((state_dir / "unet_config.json").read_text())
+        model = UNet2DModel.from_config(unet_config)
+        meta = json.loads((state_dir / "run.json").read_text())
+        if meta["prediction"] != a.prediction:
+            raise SystemExit(f"{out} was trained with --prediction {meta['prediction']}; pass the same value to resume")
+    else:
+        model = build_unet(a.arch, a.res)
+        unet_config = dict(model.config)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    model, opt = acc.prepare(model, opt)
+    ema = EMA(acc.unwrap_model(model), a.ema_decay)
+    images = load_images(a.data)
+    sampler = CropSampler(images, a.res, seed=a.seed * 1000 + acc.process_index, min_side=a.min_crop,
+                          p_whole=a.p_whole)
+
+    step, elapsed_before = 0, 0.0
+    if resuming:
+        acc.load_state(str(state_dir / "accelerate"))
+        extra = torch.load(state_dir / "extra.pt", map_location="cpu", weights_only=False)
+        step, elapsed_before = extra["step"], extra["elapsed_s"]
+        ema.load_state_dict(extra["ema"])
+        sampler.g.set_state(extra["sampler_rng"][min(acc.process_index, len(extra["sampler_rng"]) - 1)])
+        acc.print(f"resumed from {state_dir} at step {step} ({elapsed_before / 60:.1f} min trained)")
+
+    budget_s = a.max_minutes * 60 if a.max_minutes else float("inf")
+    if acc.is_main_process:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "unet_config.json").write_text(json.dumps(unet_config, indent=2, default=list))
+        (state_dir / "run.json").write_text(json.dumps(
+            {**{k: str(v) for k, v in vars(a).items()}, "prediction": a.prediction, "params": n_params,
+             "num_processes": acc.num_processes, "device": str(acc.device)}, indent=2))
+        acc.print(f"UNet2DModel {n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
+                  f"{len(images)} photos, res {a.res}, batch {a.batch} x {acc.num_processes}")
+    log_path = state_dir / "loss.csv"
+    log_new = not log_path.exists()
+    logf = open(log_path, "a", newline="") if acc.is_main_process else None
+    logw = csv.writer(logf) if logf else None
+    if logw and log_new:
+        logw.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse"])
+
+    def save():
+        acc.wait_for_everyone()
+        # every process sends its sampler RNG state to the main one
+        sampler_states = [sampler.g.get_state()]
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            sampler_states = gather_object(sampler_states)
+        acc.save_state(str(state_dir / "accelerate"))
+        if acc.is_main_process:
+            torch.save({"step": step, "elapsed_s": elapsed_before + (time.time() - t_start), "ema": ema.state_dict(),
+                        "sampler_rng": sampler_states}, state_dir / "extra.pt.tmp")
+            os.replace(state_dir / "extra.pt.tmp", state_dir / "extra.pt")
+            save_checkpoint(out, unet_config, ema, sched)
+            meta = {"step": step, "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
+                    "params": n_params, "loss_weight": a.loss_weight, "prediction": a.prediction, "res": a.res,
+                    "batch": a.batch * acc.num_processes, "lr": a.lr, "device": str(acc.device),
+                    "num_processes": acc.num_processes}
+            (state_dir / "last_save.json").write_text(json.dumps(meta, indent=2))
+        acc.wait_for_everyone()
+
+    t_start = time.time()
+    last_save = t_start
+    bar = tqdm(total=a.steps, initial=step, disable=a.no_progress or not acc.is_main_process, dynamic_ncols=True)
+    run_loss, run_eps, run_n = 0.0, 0.0, 0
+    model.train()
+    while step < a.steps:
+        elapsed = elapsed_before + time.time() - t_start
+        if elapsed >= budget_s:
+            break
+        progress = max(step / a.steps, elapsed / budget_s)
+        lr = lr_at(a, step, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+        x0 = sampler.batch(a.batch).to(acc.device)
+        t = torch.randint(0, sched.T, (x0.shape[0],), device=acc.device)
+        eps = torch.randn_like(x0)
+        ca, cb = gather(sqrt_ab, t), gather(sqrt_1mab, t)
+        xt = ca * x0 + cb * eps
+        pred = model(xt, t).sample
+        if a.prediction == "epsilon":
+            eps_hat = pred
+        else:  # v = sqrt(ab) eps - sqrt(1-ab) x0  ->  eps = sqrt(1-ab) x_t + sqrt(ab) v
+            eps_hat = cb * xt + ca * pred
+        per = ((eps_hat - eps) ** 2).mean(dim=(1, 2, 3))
+        w = loss_weight(a.loss_weight, snr[t])
+        loss = (w * per).mean()
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update(acc.unwrap_model(model))
+        step += 1
+
+        run_loss += loss.item()
+        run_eps += per.mean().item()
+        run_n += 1
+        bar.update(1)
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}")
+            if logw:
+                logw.writerow([step, f"{(elapsed_before + time.time() - t_start) / 60:.2f}", f"{lr:.3e}",
+                               f"{run_loss / run_n:.5f}", f"{run_eps / run_n:.5f}"])
+                logf.flush()
+            run_loss, run_eps, run_n = 0.0, 0.0, 0
+        if time.time() - last_save >= a.save_every_min * 60:
+            save()
+            last_save = time.time()
+    bar.close()
+    save()
+    if logf:
+        logf.close()
+    total = elapsed_before + time.time() - t_start
+    acc.print(f"done: step {step}, {total / 60:.1f} min trained in total; saved to {out}")
+    return {"step": step, "elapsed_s": total, "params": n_params}
+
+
+if __name__ == "__main__":
+    train()

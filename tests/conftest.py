@@ -1,0 +1,45 @@
+"""Shared fixtures: small tensors and a tiny randomly initialised model saved on disk."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+APP_ENTRY = str(ROOT / "app" / "streamlit_app.py")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A flat diffusers folder holding a tiny random UNet2DModel and the linear schedule."""
+    from model.network import save_model, tiny_unet
+    from model.schedule import make_schedule
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    save_model(tiny_unet(32), make_schedule("linear"), folder)
+    return folder
+
+
+def png_bytes(size=(40, 30), seed=0, mode="RGB") -> bytes:
+    """A random PNG made in the test."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def x0_small() -> torch.Tensor:
+    """(2, 3, 8, 8) smooth-ish images in [-1, 1]."""
+    g = torch.Generator().manual_seed(123)
+    return torch.rand((2, 3, 8, 8), generator=g) * 2 - 1
