@@ -1,0 +1,35 @@
+# Diffusion Lens: `make app` sets up and runs the app; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: app test setup setup-dev browser lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.app-installed
+
+setup: $(VENV)/.app-installed
+setup-dev: $(VENV)/.dev-installed
+
+browser:
+	bash scripts/install_chromium.sh
+
+app: setup
+	$(BIN)/streamlit run app/streamlit_app.py --server.port $(PORT)
+
+# pytest exits 5 when it collects no tests: a test run that ran nothing is a failure here.
+test: setup-dev browser
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+lint: setup-dev
+	$(BIN)/ruff check app model tests bench

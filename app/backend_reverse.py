@@ -1,0 +1,153 @@
+"""Cached computations for the reverse-process pages ("Denoise one step", "Reverse trajectory").
+
+Same pattern as :mod:`app.backend`: ``st.cache_data`` keyed on cheap exact keys (image
+key = sha256 of the bytes, resolution, model key, t, seed, sampler settings); the tensors
+and the model are passed as ``_``-prefixed arguments so they are not hashed. The model
+itself is the shared read-only one from :func:`app.backend.current_model`.
+
+Progress bars are created *inside* the cached functions (a cached function may not
+touch an element made outside it); on a cache hit Streamlit replays them in an instant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import backend
+from model import figure
+from model.forward import q_sample
+from model.network import LoadedModel
+from model.reverse import make_timesteps, predict_x0, sample_trajectory
+
+SWEEP_POINTS = 40  # values of t in the denoise page's sweep
+TARGET_RUN_SECONDS = 20.0  # the default step count keeps a run about this short
+LONG_RUN_SECONDS = 30.0  # warn before runs estimated longer than this
+PROGRESS_UPDATES = 50  # at most this many progress-bar updates per run
+
+
+def model_key() -> str:
+    """The model part of a cache key: "bundled" or the folder / Hub id."""
+    return backend.model_source() or "bundled"
+
+
+def fixed_noise(x0: torch.Tensor, seed: int) -> torch.Tensor:
+    """The eps ~ N(0, I) used at every t for this seed, shaped like x0 (so moving t keeps the noise)."""
+    return torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)
+
+
+def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int):
+    x_t, _ = q_sample(model.schedule, x0, t, noise=eps)  # eq. 4
+    eps_hat = model.eps(x_t, t)
+    x0_hat = predict_x0(model.schedule, x_t, eps_hat, t)  # eq. 15, unclipped: what the network implies
+    return x_t, eps_hat, x0_hat
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def denoise_at(image_key: str, resolution: int, model: str, t: int, seed: int, _x0: torch.Tensor, _model: LoadedModel):
+    """One denoising step at t: ``dict(x_t, eps, eps_hat, x0_hat, mse, psnr)``; tensors (1, 3, R, R).
+
+    ``mse`` = mean((eps_hat - eps)^2); ``psnr`` = PSNR(x0_hat, x_0) in dB.
+    """
+    eps = fixed_noise(_x0, seed)
+    with torch.inference_mode():
+        x_t, eps_hat, x0_hat = _one_step(_model, _x0, eps, int(t))
+    return dict(
+        x_t=x_t,
+        eps=eps,
+        eps_hat=eps_hat,
+        x0_hat=x0_hat,
+        mse=float((eps_hat - eps).square().mean()),
+        psnr=figure.psnr(x0_hat, _x0),
+    )
+
+
+def sweep_timesteps(T: int, points: int = SWEEP_POINTS) -> list[int]:
+    """``points`` evenly spaced t from 0 to T - 1."""
+    return sorted({round(i * (T - 1) / (points - 1)) for i in range(points)})
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel):
+    """eps-MSE and x0_hat PSNR at :data:`SWEEP_POINTS` values of t, same noise as :func:`denoise_at`.
+
+    :returns: ``(ts, mse, psnr)`` as lists.
+    """
+    ts = sweep_timesteps(_model.schedule.T)
+    eps = fixed_noise(_x0, seed)
+    mse, ps = [], []
+    bar = st.progress(0.0, text=f"Sweeping {len(ts)} values of t…")
+    with torch.inference_mode():
+        for i, t in enumerate(ts):
+            _, eps_hat, x0_hat = _one_step(_model, _x0, eps, t)
+            mse.append(float((eps_hat - eps).square().mean()))
+            ps.append(figure.psnr(x0_hat, _x0))
+            bar.progress((i + 1) / len(ts), text=f"Sweeping t: {i + 1}/{len(ts)}")
+    bar.empty()
+    return ts, mse, ps
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def seconds_per_step(model: str, resolution: int, _model: LoadedModel) -> float:
+    """Measured seconds of one eps_hat forward pass at this resolution (best of 2, after a warm-up)."""
+    x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    t = _model.schedule.T // 2
+    with torch.inference_mode():
+        _model.eps(x, t)
+        best = math.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            _model.eps(x, t)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def default_steps(sec_per_step: float, target: float = TARGET_RUN_SECONDS) -> int:
+    """50 steps, or fewer (a multiple of 10, at least 10) when 50 would take longer than ``target`` s."""
+    if sec_per_step * 50 <= target:
+        return 50
+    return int(max(10, min(50, 10 * math.floor(target / sec_per_step / 10))))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def trajectory(
+    image_key: str | None,
+    resolution: int,
+    model: str,
+    t_start: int,
+    sampler: str,
+    eta: float,
+    steps: int,
+    seed: int,
+    _x0: torch.Tensor | None,
+    _model: LoadedModel,
+) -> figure.Run:
+    """Run the reverse process once per exact setting and keep it as a compact :class:`model.figure.Run`.
+
+    ``image_key``/``_x0`` None means "from pure noise" (t_start = T - 1). A progress bar
+    advances with the trajectory generator. At most 4 runs are cached per process.
+    """
+    schedule = _model.schedule
+    ts = make_timesteps(int(t_start), int(steps))
+    n = len(ts)
+    every = max(1, n // PROGRESS_UPDATES)
+    bar = st.progress(0.0, text=f"{sampler.upper()}: step 0 of {n}")
+
+    def on_step(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            bar.progress(done / total, text=f"{sampler.upper()}: step {done} of {total}")
+
+    with torch.inference_mode():
+        x_start, g = figure.start_sample(schedule, _x0, int(t_start), int(seed), (1, 3, resolution, resolution))
+        records = sample_trajectory(_model.eps, schedule, x_start, ts, sampler, float(eta), g)
+        run = figure.record_run(records, _x0, on_step=on_step)
+    bar.empty()
+    return run
+
+
+def psnr_series(run: figure.Run) -> np.ndarray | None:
+    return None if run.psnr is None else np.asarray(run.psnr, dtype=float)

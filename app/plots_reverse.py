@@ -1,0 +1,106 @@
+"""Pure Plotly builders for the reverse-process pages: plain lists in, ``go.Figure`` out.
+
+No Streamlit here; ``tests/test_plots_reverse.py`` builds the figures directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from app.plots import NOISE_COLOUR, SIGNAL_COLOUR, _layout
+
+MARKER_COLOUR = "black"
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    """inf / nan become gaps (Plotly draws None as a break), e.g. PSNR of a perfect estimate."""
+    return [v if v is not None and math.isfinite(v) else None for v in values]
+
+
+def sweep_chart(
+    ts: Sequence[int],
+    mse: Sequence[float],
+    psnr: Sequence[float],
+    current_t: int,
+    current: tuple[float, float] | None = None,
+) -> go.Figure:
+    """eps-MSE (left axis, log) and x0_hat PSNR (right axis) against t, with the current t marked.
+
+    :param current: ``(mse, psnr)`` at ``current_t``, drawn as big markers when given.
+    """
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=list(ts), y=_finite(mse), name="ε-MSE: mean (ε̂ − ε)²", mode="lines+markers",
+            marker=dict(size=4), line=dict(color=NOISE_COLOUR), yaxis="y",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=list(ts), y=_finite(psnr), name="PSNR(x̂₀, x₀) in dB", mode="lines+markers",
+            marker=dict(size=4), line=dict(color=SIGNAL_COLOUR), yaxis="y2",
+        )
+    )
+    if current is not None:  # the current t's two values, each on its own axis
+        fig.add_trace(
+            go.Scatter(x=[current_t], y=_finite([current[0]]), mode="markers", yaxis="y", showlegend=False,
+                       marker=dict(size=11, color=NOISE_COLOUR, line=dict(color="black", width=1)), name="current ε-MSE")
+        )
+        fig.add_trace(
+            go.Scatter(x=[current_t], y=_finite([current[1]]), mode="markers", yaxis="y2", showlegend=False,
+                       marker=dict(size=11, color=SIGNAL_COLOUR, line=dict(color="black", width=1)), name="current PSNR")
+        )
+    fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, dash="dash"))
+    fig.update_layout(
+        xaxis=dict(title="timestep t  (0 = first noising step)", range=[0, max(ts) if len(ts) else 1]),
+        yaxis=dict(title=dict(text="ε-MSE", font=dict(color=NOISE_COLOUR)), type="log"),
+        yaxis2=dict(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), overlaying="y", side="right"),
+    )
+    return _layout(fig, "How good is one step? ε-MSE and x̂₀ PSNR across t")
+
+
+def step_chart(
+    steps: Sequence[int],
+    values: Sequence[float],
+    ts: Sequence[int],
+    title: str,
+    y_title: str,
+    marker_step: int | None = None,
+    reference: float | None = None,
+    reference_name: str = "",
+    colour: str = SIGNAL_COLOUR,
+) -> go.Figure:
+    """One series against the step number (1 = first reverse step), t in the hover, the current step marked.
+
+    :param reference: an optional horizontal line (e.g. RMS 1 of true unit noise).
+    """
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=list(steps), y=_finite(values), customdata=list(ts), name=y_title, mode="lines",
+            line=dict(color=colour), hovertemplate="step %{x}, t = %{customdata}<br>%{y:.3f}<extra></extra>",
+        )
+    )
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(color="grey", dash="dot"), annotation_text=reference_name)
+    if marker_step is not None:
+        fig.add_vline(x=marker_step, line=dict(color=MARKER_COLOUR, dash="dash"))
+    fig.update_xaxes(title="reverse step (t decreases →)")
+    fig.update_yaxes(title=y_title)
+    return _layout(fig, title, height=300)
+
+
+def psnr_chart(steps: Sequence[int], psnr: Sequence[float], ts: Sequence[int], marker_step: int | None = None) -> go.Figure:
+    """PSNR(x0_hat, x_0) against the step: how close each step's x_0 estimate is to the photo."""
+    return step_chart(steps, psnr, ts, "PSNR(x̂₀, x₀): the x₀ estimate at each step", "PSNR (dB)", marker_step)
+
+
+def eps_norm_chart(steps: Sequence[int], rms: Sequence[float], ts: Sequence[int], marker_step: int | None = None) -> go.Figure:
+    """RMS of eps_hat (‖ε̂‖ / √#pixels) against the step; unit Gaussian noise has RMS 1."""
+    return step_chart(
+        steps, rms, ts, "‖ε̂‖ (RMS per pixel): how much noise the network sees", "RMS of ε̂", marker_step,
+        reference=1.0, reference_name="true ε: RMS ≈ 1", colour=NOISE_COLOUR,
+    )

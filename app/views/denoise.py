@@ -1,0 +1,72 @@
+"""Page: one denoising step at t, on the current image: eps_hat vs the true eps, and the x_0 estimate."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import backend_reverse, plots_reverse, state
+from app.common import require_image, require_model
+from app.render import NOISE_CAPTION, noise_picture, picture
+
+state.set_default("den_t", 500)
+state.set_default("den_seed", 0)
+state.keep("den_t", "den_seed")
+
+st.title("Denoise one step: the network predicts the entire noise")
+st.markdown(
+    "The network does not output a slightly cleaner picture: given $x_t$ it predicts the **entire** noise "
+    r"$\hat\epsilon = \epsilon_\theta(x_t, t)$ that was mixed in. Removing all of it at once gives the "
+    r"x₀ estimate $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$. "
+    "At large t the photo is buried, so $\\hat x_0$ is a blurry guess; at small t it is sharp — which is "
+    "why a sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
+)
+
+img = require_image()
+model = require_model()
+T = model.schedule.T
+if st.session_state["den_t"] > T - 1:
+    st.session_state["den_t"] = T - 1
+
+c1, c2 = st.columns([4, 1])
+t = c1.slider("Timestep t", 0, T - 1, key="den_t", help="t = 0 is the first noising step, t = T − 1 the last.")
+seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed"))
+
+mkey = backend_reverse.model_key()
+r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model)
+ab = float(model.schedule.alpha_bar[t])
+
+st.subheader(f"What the network sees and what it predicts, at t = {t}")
+cols = st.columns(4)
+cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
+cols[1].image(noise_picture(r["eps"]), caption="ε: the true noise", width="stretch")
+cols[2].image(noise_picture(r["eps_hat"]), caption="ε̂ = ε_θ(x_t, t): the predicted noise", width="stretch")
+cols[3].image(
+    noise_picture(r["eps_hat"] - r["eps"]),
+    caption=f"ε̂ − ε: the error, MSE = {r['mse']:.4f}",
+    width="stretch",
+)
+st.caption(f"Every noise panel uses the same scale: {NOISE_CAPTION}.")
+
+st.subheader("Remove all of the predicted noise")
+a, b, c = st.columns([1, 1, 2])
+a.image(picture(img.x0), caption="x₀: the clean photo", width="stretch")
+b.image(picture(r["x0_hat"]), caption=f"x̂₀: the estimate, PSNR {r['psnr']:.1f} dB", width="stretch")
+with c:
+    st.latex(
+        rf"\hat x_0 = \frac{{x_{{{t}}} - \sqrt{{1-\bar\alpha_{{{t}}}}}\,\hat\epsilon}}{{\sqrt{{\bar\alpha_{{{t}}}}}}}"
+        rf" = \frac{{x_{{{t}}} - {(1 - ab) ** 0.5:.3f}\,\hat\epsilon}}{{{ab**0.5:.3f}}}"
+    )
+    st.metric("ε-MSE  mean (ε̂ − ε)²", f"{r['mse']:.4f}")
+    st.metric("PSNR(x̂₀, x₀)", f"{r['psnr']:.1f} dB")
+    st.caption(
+        "At small t the noise is faint, so it is hard to pin down (higher ε-MSE), but it is also multiplied by "
+        "a small √(1−ᾱ_t): the estimate is still sharp. At large t a small ε error is divided by a tiny √ᾱ_t."
+    )
+
+st.subheader("The same step across all of t")
+ts, mse, ps = backend_reverse.sweep(img.key, img.resolution, mkey, seed, img.x0, model)
+st.plotly_chart(plots_reverse.sweep_chart(ts, mse, ps, t, (r["mse"], r["psnr"])), width="stretch")
+st.caption(
+    f"{len(ts)} values of t, the same noise ε (seed {seed}) at each; computed once per image, resolution, "
+    "model and seed. The dashed line is the current t."
+)
