@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +107,15 @@ def forward_chain(
 
 
 def model_source() -> str | None:
-    """The model chosen in the sidebar: None for the bundled model, else a folder or Hub id."""
+    """The model chosen in the sidebar: None for the bundled model, else a folder or Hub id.
+
+    The environment variable ``DIFFUSION_LENS_MODEL`` (a folder or Hub id) replaces the bundled
+    model as the default, e.g. for a teacher's server or the browser tests.
+    """
     src = st.session_state.get("model_source", "bundled")
-    return None if src in (None, "", "bundled") else src
+    if src in (None, "", "bundled"):
+        return os.environ.get("DIFFUSION_LENS_MODEL") or None
+    return src
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)

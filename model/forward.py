@@ -80,7 +80,7 @@ def q_chain_sample(
     schedule: Schedule, x0: torch.Tensor, t: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """The end point of :func:`q_chain`: x_t reached step by step. Shape like ``x0``."""
-    x = x0
-    for _, x in q_chain(schedule, x0, t, generator):
-        pass
-    return x
+    last = x0
+    for _, x_s in q_chain(schedule, x0, t, generator):
+        last = x_s
+    return last

@@ -263,7 +263,7 @@ def sample_trajectory(
     ts = [int(t) for t in timesteps]
     if not ts:
         raise ValueError("need at least one timestep")
-    if any(b >= a for a, b in zip(ts, ts[1:])):
+    if any(b >= a for a, b in zip(ts, ts[1:], strict=False)):
         raise ValueError("timesteps must be strictly decreasing")
     if ts[0] >= schedule.T or ts[-1] < 0:
         raise ValueError(f"timesteps must lie in 0..{schedule.T - 1}")

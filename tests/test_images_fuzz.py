@@ -18,11 +18,15 @@ import time
 
 import numpy as np
 import torch
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from model.images import ImageLoadError, load_image
+
+# Pillow warns about the odd tags and sizes of broken files; that is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
 N_EXAMPLES = 10_000
 RESOLUTION = 32  # the smallest working resolution keeps each example to a few milliseconds

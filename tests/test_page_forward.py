@@ -25,7 +25,7 @@ def _image_count(at: AppTest) -> int:
 
 def _url(at: AppTest, caption_start: str) -> str:
     for el in at.image:
-        for cap, url in zip(el.captions, el.value):
+        for cap, url in zip(el.captions, el.value, strict=False):
             if cap.startswith(caption_start):
                 return url
     raise AssertionError(f"no picture captioned {caption_start!r}")
