@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -148,6 +147,3 @@ def trajectory(
     bar.empty()
     return run
 
-
-def psnr_series(run: figure.Run) -> np.ndarray | None:
-    return None if run.psnr is None else np.asarray(run.psnr, dtype=float)

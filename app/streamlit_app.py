@@ -20,6 +20,7 @@ PAGES = [
     st.Page("views/forward.py", title="Forward process", icon="🌫️", url_path="forward", default=True),
     st.Page("views/denoise.py", title="Denoise one step", icon="🧽", url_path="denoise"),
     st.Page("views/trajectory.py", title="Reverse trajectory", icon="⏪", url_path="trajectory"),
+    st.Page("views/objective.py", title="Training objective", icon="🎯", url_path="objective"),
     st.Page("views/about.py", title="About the ideas", icon="📖", url_path="about"),
 ]
 

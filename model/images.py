@@ -323,7 +323,9 @@ def _damaged_message(fmt: str, exc: Exception) -> str:
             "please save or download it again and upload the complete file."
         )
     if "mode" in text and ("unknown" in text or "not supported" in text or "conversion" in text):
-        return f"This {fmt} file uses a colour format we cannot convert; please re-save it as an ordinary RGB PNG or JPEG."
+        return (
+            f"This {fmt} file uses a colour format we cannot convert; please re-save it as an ordinary RGB PNG or JPEG."
+        )
     return MSG_DAMAGED
 
 

@@ -547,13 +547,15 @@ def train_step(
     t = torch.randint(0, schedule.T, (batch_size,), generator=generator)
     eps = _draws(x0, batch_size, generator)
     xb = x0q.expand(batch_size, -1, -1, -1)
-    x_t, _ = q_sample(schedule, xb, t, noise=eps)
+    x_t, _ = q_sample(schedule, xb, t, noise=eps)  # differentiable in theta's input, eps fixed
     target = _training_target(schedule, xb, eps, t)
+    dev = next(net.parameters()).device
+    x_t, t_dev, target = x_t.to(dev), t.to(dev), target.to(dev)
 
     def loss_fn() -> torch.Tensor:
-        out = net(x_t, t)
+        out = net(x_t, t_dev)
         out = out.sample if hasattr(out, "sample") else out
-        return torch.mean((out.float() - target) ** 2)
+        return torch.mean((out[:, : target.shape[1]].float() - target) ** 2)
 
     params = [p for p in net.parameters() if p.requires_grad]
     if optimizer == "adam":

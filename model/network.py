@@ -179,7 +179,9 @@ def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"Could not read {path.name} in {path.parent} ({exc}); re-save or re-download it.") from exc
+        raise ModelLoadError(
+            f"Could not read {path.name} in {path.parent} ({exc}); re-save or re-download it."
+        ) from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} is not a JSON object; re-save or re-download the model.")
     return data
@@ -260,8 +262,7 @@ def _load_state_dict(unet_dir: Path, name: str) -> dict[str, torch.Tensor]:
             "re-download or re-save the model."
         ) from exc
     raise ModelLoadError(
-        f"{name} has a config but no weights ({WEIGHTS_SAFE} or {WEIGHTS_PICKLE}); "
-        "re-download or re-save the model."
+        f"{name} has a config but no weights ({WEIGHTS_SAFE} or {WEIGHTS_PICKLE}); re-download or re-save the model."
     )
 
 
@@ -590,17 +591,16 @@ class CostEstimate:
     def seconds(self, num_steps: int) -> float:
         return self.seconds_per_step * num_steps
 
+    def duration(self, num_steps: int) -> str:
+        """E.g. 'about 8 min' for ``num_steps`` steps."""
+        s = self.seconds(num_steps)
+        if s < 1:
+            return "under a second"
+        return f"about {s:.0f} s" if s < 90 else f"about {s / 60:.0f} min"
+
     def describe(self, num_steps: int) -> str:
         """E.g. '50 steps × 248.5 GMAC: about 8 min on cpu'."""
-        return f"{num_steps} steps × {self.macs_per_step / 1e9:.1f} GMAC: about {_fmt_s(self.seconds(num_steps))} on {self.device}"
-
-
-def _fmt_s(s: float) -> str:
-    if s < 1:
-        return "under a second"
-    if s < 90:
-        return f"{s:.0f} s"
-    return f"{s / 60:.0f} min"
+        return f"{num_steps} steps × {self.macs_per_step / 1e9:.1f} GMAC: {self.duration(num_steps)} on {self.device}"
 
 
 def count_macs(unet: torch.nn.Module, resolution: int, batch: int = 1, in_channels: int = 3) -> int:
@@ -686,7 +686,11 @@ def save_model(unet: torch.nn.Module, schedule: Schedule, folder: str | Path, la
     unet.save_pretrained(str(unet_dir), safe_serialization=True)
     (sched_dir / "scheduler_config.json").write_text(json.dumps(schedule.to_scheduler_config(), indent=2) + "\n")
     if layout == "pipeline":
-        index = {"_class_name": "DDPMPipeline", "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
+        index = {
+            "_class_name": "DDPMPipeline",
+            "scheduler": ["diffusers", "DDPMScheduler"],
+            "unet": ["diffusers", "UNet2DModel"],
+        }
         (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return folder
 

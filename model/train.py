@@ -42,9 +42,7 @@ from model.schedule import gather, make_schedule
 ARCHS = {
     "tiny": dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attn=False),
     "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=32, attn=False),
-    "photo": dict(block_out_channels=(48, 96, 160, 256), layers_per_block=1, norm_num_groups=16, attn=False),
-    "photo-attn": dict(block_out_channels=(48, 96, 160, 256), layers_per_block=1, norm_num_groups=16, attn=True),
-    "wide": dict(block_out_channels=(64, 128, 192, 256), layers_per_block=1, norm_num_groups=32, attn=False),
+    "photo": dict(block_out_channels=(16, 32, 64, 128, 192), layers_per_block=1, norm_num_groups=8, attn=False),
 }
 
 

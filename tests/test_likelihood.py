@@ -254,11 +254,10 @@ def test_training_step_leaves_the_shared_model_untouched_and_lowers_the_loss(tin
     assert not any(p.requires_grad for p in m.unet.parameters())
     assert res.loss_after < res.loss_before
     assert res.grad_norm > 0 and res.timesteps.shape == (4,)
-    # same seed, same batch and same numbers; SGD works too
-    again = lk.train_step(m.unet, m.schedule, x0, torch.Generator().manual_seed(0), batch_size=4, lr=1e-4)
-    assert again.loss_before == res.loss_before
+    # same seed, same batch: the same loss before; SGD lowers it too
     sgd = lk.train_step(m.unet, m.schedule, x0, torch.Generator().manual_seed(0), batch_size=4, lr=1e-3,
                         optimizer="sgd")
+    assert sgd.loss_before == res.loss_before
     assert sgd.loss_after < sgd.loss_before
 
 

@@ -230,7 +230,9 @@ class FakeHub:
             for p in sorted(src.rglob("*"))
             if p.is_file() and any(fnmatch(p.relative_to(src).as_posix(), pat) for pat in allow_patterns)
         ]
-        bar = tqdm_class(total=sum(p.stat().st_size for p in files), unit="B", desc="Downloading") if tqdm_class else None
+        bar = (
+            tqdm_class(total=sum(p.stat().st_size for p in files), unit="B", desc="Downloading") if tqdm_class else None
+        )
         for p in files:
             target = dst / p.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -487,7 +489,9 @@ def _hand_count_macs(unet: torch.nn.Module, res: int) -> int:
         else:
             total += out.numel() * mod.in_features
 
-    handles = [m.register_forward_hook(hook) for m in unet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook) for m in unet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     try:
         _direct(unet, torch.zeros(1, 3, res, res), torch.tensor([10]))
     finally:

@@ -10,7 +10,6 @@ from app.render import NOISE_CAPTION, noise_picture, picture
 
 state.set_default("den_t", 500)
 state.set_default("den_seed", 0)
-state.keep("den_t", "den_seed")
 
 st.title("Denoise one step: the network predicts the entire noise")
 st.markdown(
@@ -28,8 +27,8 @@ if st.session_state["den_t"] > T - 1:
     st.session_state["den_t"] = T - 1
 
 c1, c2 = st.columns([4, 1])
-t = c1.slider("Timestep t", 0, T - 1, key="den_t", help="t = 0 is the first noising step, t = T − 1 the last.")
-seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed"))
+t = c1.slider("Timestep t", 0, T - 1, key="den_t", persist_state="session", help="t = 0 is the first noising step, t = T − 1 the last.")
+seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session"))
 
 mkey = backend_reverse.model_key()
 r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model)

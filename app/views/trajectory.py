@@ -34,7 +34,7 @@ for key, value in {
     "traj_every": 5,
 }.items():
     state.set_default(key, value)
-state.keep("traj_source", "traj_t_start", "traj_sampler", "traj_eta", "traj_steps", "traj_seed", "traj_step", "traj_every")
+KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
 
 st.title("Reverse trajectory: from noise back to a photo")
 st.markdown(
@@ -45,24 +45,24 @@ st.markdown(
 
 # --- settings ------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 2, 1])
-source = c1.radio("Start from", [PHOTO, NOISE], key="traj_source")
+source = c1.radio("Start from", [PHOTO, NOISE], key="traj_source", persist_state=KEEP)
 if source == PHOTO:
     if st.session_state["traj_t_start"] > T - 1:
         st.session_state["traj_t_start"] = T - 1
-    t_start = c1.slider("t_start", 0, T - 1, key="traj_t_start", help="How far the photo is noised before we go back.")
+    t_start = c1.slider("t_start", 0, T - 1, key="traj_t_start", persist_state=KEEP, help="How far the photo is noised before we go back.")
 else:
     t_start = T - 1
     c1.info(
         "From pure noise the model **generates**. The bundled model was trained on small random crops of "
         "photos, so it makes photo-like textures, colour blobs and edges — not objects, faces or scenes."
     )
-sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", horizontal=True)
+sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
-    "DDIM η", 0.0, 1.0, step=0.1, key="traj_eta", disabled=sampler != "DDIM",
+    "DDIM η", 0.0, 1.0, step=0.1, key="traj_eta", persist_state=KEEP, disabled=sampler != "DDIM",
     help="0: deterministic DDIM; 1: as random as DDPM.",
 )
-steps = c2.slider("Steps", 10, 1000, key="traj_steps", help="Number of reverse steps (network calls).")
-seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="traj_seed"))
+steps = c2.slider("Steps", 10, 1000, key="traj_steps", persist_state=KEEP, help="Number of reverse steps (network calls).")
+seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="traj_seed", persist_state=KEEP))
 
 n_eff = len(make_timesteps(t_start, steps))
 eta_used = float(eta) if sampler == "DDIM" else 0.0
@@ -97,12 +97,11 @@ st.success(f"{label} — {'from the photo' if s_img else 'from pure noise'}, {s_
 
 
 # --- scrub: one step, the blog figure's row, live ---------------------------------------
-@st.fragment
 def scrub() -> None:
     k = len(run.frames)
     if st.session_state.get("traj_step", 1) > k:
         st.session_state["traj_step"] = k
-    pos = st.slider("Step", 1, k, key="traj_step") if k > 1 else 1
+    pos = st.slider("Step", 1, k, key="traj_step", persist_state=KEEP) if k > 1 else 1
     f = run.frames[pos - 1]
     stored_note = "" if k == run.num_steps else f" (every {run.kept[1] - run.kept[0]}-th step is stored)"
     t_prev = run.t_prevs[f.index]
@@ -135,7 +134,7 @@ k_min = max(1, math.ceil(k_frames / MAX_GRID_ROWS))
 if k_frames > 1:
     if st.session_state["traj_every"] < k_min or st.session_state["traj_every"] > k_frames:
         st.session_state["traj_every"] = max(k_min, min(k_frames, st.session_state["traj_every"]))
-    every = st.slider("Show every k-th step", k_min, k_frames, key="traj_every")
+    every = st.slider("Show every k-th step", k_min, k_frames, key="traj_every", persist_state=KEEP)
 else:
     every = 1
 rows = figure.every_kth(k_frames, every)

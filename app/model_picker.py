@@ -1,0 +1,174 @@
+"""The sidebar model picker that every page shares: the bundled model, a Hub repo id or a local folder.
+
+It writes one key, ``st.session_state["model_source"]`` ("bundled", a folder path or a
+Hub id), which :func:`app.backend.current_model` reads. A new choice is loaded when the
+person presses "Use this model" (a 256-px Hub model is a 455 MB download), with a
+progress bar; if it fails, the error is shown and the app falls back to the bundled model.
+Below the choice: what the model in use is, and what one step costs at the working resolution.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from app import state
+from model import network
+
+BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
+OTHER = "other"  # the "type an id" entry of the Hub list
+BUDGET_S = 20.0  # suggested steps are those that fit in this many seconds
+
+
+def _hub_label(repo_id: str) -> str:
+    if repo_id == OTHER:
+        return "Other Hub id…"
+    known = network.KNOWN_HUB_MODELS[repo_id]
+    return f"{repo_id} ({known.resolution} px)"
+
+
+def _init_from_source() -> None:
+    """First run of a session: point the widgets at whatever model_source already says."""
+    src = st.session_state.get("model_source", "bundled")
+    kind, where = BUNDLED, None
+    if src not in (None, "", "bundled"):
+        try:
+            kind, where = network.parse_source(src)
+        except network.ModelLoadError:
+            kind = BUNDLED
+        kind = {"hub": HUB, "local": LOCAL}.get(kind, BUNDLED)
+    state.set_default("mp_kind", kind)
+    known = kind == HUB and src in network.KNOWN_HUB_MODELS
+    state.set_default(
+        "mp_hub_choice", src if known else (OTHER if kind == HUB else next(iter(network.KNOWN_HUB_MODELS)))
+    )
+    state.set_default("mp_hub_custom", src if kind == HUB and not known else "")
+    state.set_default("mp_local_path", str(src) if kind == LOCAL else "")
+    state.set_default("mp_error", None)
+
+
+def _on_kind_change() -> None:
+    """Choosing "Bundled" takes effect at once (nothing to download)."""
+    if st.session_state["mp_kind"] == BUNDLED:
+        st.session_state["model_source"] = "bundled"
+        st.session_state["mp_error"] = None
+
+
+def _chosen_source() -> str:
+    ss = st.session_state
+    if ss["mp_kind"] == HUB:
+        return (ss["mp_hub_custom"] if ss["mp_hub_choice"] == OTHER else ss["mp_hub_choice"]).strip()
+    if ss["mp_kind"] == LOCAL:
+        return ss["mp_local_path"].strip()
+    return "bundled"
+
+
+def _load_with_progress(source: str) -> network.LoadedModel:
+    """get_model in a worker thread; this (script) thread draws the download progress meanwhile."""
+    bars: dict[str, tuple[float, float | None]] = {}
+    result: dict[str, object] = {}
+
+    def progress(done: float, total: float | None, desc: str) -> None:
+        bars[desc] = (done, total)  # called from download threads: record only
+
+    def work() -> None:
+        try:
+            result["model"] = network.get_model(source, progress=progress)
+        except network.ModelLoadError as exc:
+            result["error"] = exc
+        except Exception as exc:  # noqa: BLE001 -- shown to the person, and the app keeps running
+            result["error"] = network.ModelLoadError(f"Loading {source} failed ({type(exc).__name__}: {exc}).")
+
+    worker = threading.Thread(target=work, name="model-picker-load", daemon=True)
+    worker.start()
+    bar = st.progress(0.0, text=f"Loading {source}…")
+    while worker.is_alive():
+        worker.join(0.25)
+        sized = [(d, t) for d, t in bars.values() if t]
+        if sized:
+            done, total = max(sized, key=lambda dt: dt[1])  # the byte counter has the largest total
+            bar.progress(min(done / total, 1.0), text=f"Downloading {source}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+    bar.empty()
+    if "error" in result:
+        raise result["error"]
+    return result["model"]
+
+
+def _apply() -> None:
+    source = _chosen_source()
+    ss = st.session_state
+    if not source:
+        ss["mp_error"] = "Type a Hub id (owner/name) or a folder path first."
+        return
+    try:
+        _load_with_progress(source)
+    except network.ModelLoadError as exc:
+        ss["mp_error"] = f"{exc} Using the bundled model instead."
+        ss["model_source"] = "bundled"
+        return
+    ss["mp_error"] = None
+    ss["model_source"] = source
+
+
+def _describe_model_in_use() -> None:
+    ss = st.session_state
+    try:
+        model = network.get_model(None if ss["model_source"] == "bundled" else ss["model_source"])
+    except network.ModelLoadError as exc:
+        st.caption(f"Model in use: none yet. {exc}")
+        return
+    s = model.schedule
+    st.caption(
+        f"In use: **{model.source if ss['model_source'] != 'bundled' else 'the bundled photo model'}** · "
+        f"{model.num_parameters / 1e6:.1f}M parameters · native {model.resolution} px · predicts "
+        f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}"
+    )
+    res = int(ss.get("resolution", model.resolution))
+    try:
+        cost = network.estimate_cost(model, res)
+    except Exception as exc:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
+        st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")
+        return
+    steps = network.suggested_steps(cost, budget_s=BUDGET_S)
+    ss["model_suggested_steps"] = steps
+    text = f"One step at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC, ~{cost.seconds_per_step:.2f} s. {cost.describe(50)}."
+    if steps < 50:
+        text += f" Suggested: {steps} steps ({cost.duration(steps)})."
+    st.caption(text)
+    if res != model.resolution:
+        st.caption(
+            f"This model was trained at {model.resolution} px; at {res} px its guesses are worse. "
+            f"Set the working resolution to {model.resolution} px for its best work."
+        )
+
+
+def model_picker() -> str:
+    """Draw the picker (call inside ``st.sidebar``) and return the model source in use."""
+    _init_from_source()
+    ss = st.session_state
+    st.radio(
+        "Model source",
+        [BUNDLED, HUB, LOCAL],
+        key="mp_kind",
+        horizontal=True,
+        on_change=_on_kind_change,
+        help="Bundled: our small photo model. Hub: a published diffusers UNet2DModel (downloaded once). "
+        "Local folder: a diffusers folder (config.json + safetensors + scheduler_config.json).",
+    )
+    if ss["mp_kind"] == HUB:
+        choices = [*network.KNOWN_HUB_MODELS, OTHER]
+        st.selectbox("Hub model", choices, key="mp_hub_choice", format_func=_hub_label)
+        if ss["mp_hub_choice"] == OTHER:
+            st.text_input("Hub repo id", key="mp_hub_custom", placeholder="owner/name")
+        else:
+            known = network.KNOWN_HUB_MODELS[ss["mp_hub_choice"]]
+            st.caption(f"{known.description} {known.params_m:.0f}M parameters, {known.params_m * 4:.0f} MB.")
+    elif ss["mp_kind"] == LOCAL:
+        st.text_input("Model folder", key="mp_local_path", placeholder="/path/to/my-ddpm")
+    if ss["mp_kind"] != BUNDLED and st.button("Use this model", key="mp_apply"):
+        _apply()
+    if ss.get("mp_error"):
+        st.error(ss["mp_error"])
+    _describe_model_in_use()
+    return ss["model_source"]

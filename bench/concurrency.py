@@ -1,0 +1,93 @@
+"""Which inference concurrency gives the better p95 on this machine?
+
+Many client threads (one per simulated student) each ask for single forward passes of
+the shipped UNet architecture ("photo", random weights) with a little think time in
+between; every pass goes through ``model.runtime.inference_slot``. For each setting of
+(slots, torch threads) it prints the p50/p95 latency of a request, queue wait included,
+and the throughput. "unlimited" bypasses the queue (what happens without it).
+
+    .venv/bin/python bench/concurrency.py [--clients 12] [--seconds 15] [--res 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from model import runtime  # noqa: E402
+from model.train import build_unet  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int) -> dict:
+    runtime.reset(slots or 1)
+    runtime.configure_threads(threads)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        rnd = random.Random(i)
+        x = torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(i))
+        t = torch.tensor([rnd.randrange(1000)])
+        while time.perf_counter() < stop:
+            time.sleep(rnd.uniform(0.0, 0.3))  # think time: a slider being dragged
+            start = time.perf_counter()
+            guard = runtime.inference_slot() if slots else contextlib.nullcontext()
+            with guard, torch.inference_mode():
+                unet(x, t)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    pool = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    return {
+        "n": len(latencies),
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+        "per_s": len(latencies) / seconds,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=12)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--reverse", action="store_true", help="run the settings in reverse order (load drift check)")
+    args = ap.parse_args()
+    cores = runtime.available_cores()
+    unet = build_unet("photo", args.res).eval().requires_grad_(False)
+    with torch.inference_mode():  # warm up
+        unet(torch.zeros(1, 3, args.res, args.res), torch.tensor([0]))
+    print(f"{args.clients} clients, {args.seconds:.0f} s each, photo UNet at {args.res} px, {cores} cores")
+    print(f"{'slots':>9} {'threads':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>6}")
+    settings = [(1, cores), (2, cores), (2, max(1, cores // 2)), (1, max(1, cores // 2)), (None, cores)]
+    if args.reverse:
+        settings.reverse()
+    for slots, threads in settings:
+        r = run(unet, slots, threads, args.clients, args.seconds, args.res)
+        label = "unlimited" if slots is None else str(slots)
+        print(f"{label:>9} {threads:>7} {r['n']:>8} {r['p50'] * 1e3:>8.0f} {r['p95'] * 1e3:>8.0f} {r['per_s']:>6.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Benchmark: our recording trajectory generator against diffusers' DDIMPipeline / DDPMPipeline.
+
+    .venv/bin/python bench/trajectory.py [--model DIR] [--arch photo] [--repeats 3] [--threads 2]
+
+Setups (issue 4): 50 DDIM steps at 64 and 128 px, 1000 DDPM steps at 64 px, on the
+bundled model (checkpoints/photo-unet). If that folder has no weights yet, a stand-in
+UNet2DModel with random weights is built from its config.json (or from ``--arch``) and
+the output says "stand-in": speed does not depend on the weights.
+
+* **ours**: ``model.reverse.sample_trajectory`` with the pipeline scheduler's own
+  ``timesteps`` (a fair comparison), every StepRecord kept, i.e. x_t, eps_hat and x0_hat
+  recorded at every step (as-is: no copies).
+* **theirs**: the pipeline with the same UNet and number of steps, no recording,
+  ``output_type="np"`` (which adds a clamp/permute/numpy conversion at the end, well
+  under a millisecond at these sizes).
+
+Ours and theirs alternate within each repeat so both see the same machine load; the
+table reports medians and the final-image difference (same seed, same noise draws).
+Also: one "live step" at 128 px (q_sample + eps_hat + x0_hat + three panels to PIL, the
+Denoise page's work) and the scrub latency (three stored uint8 panels to PIL, and to
+PNG as st.image sends them, the Reverse trajectory page's work per slider move).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model  # noqa: E402
+from model.schedule import make_schedule, schedule_from_config  # noqa: E402
+
+SETUPS = [("ddim", 50, 64), ("ddim", 50, 128), ("ddpm", 1000, 64)]
+
+
+def get_model(a) -> tuple[LoadedModel, str]:
+    """The bundled (or --model) model, else a stand-in with random weights."""
+    try:
+        m = load_model(a.model)
+        return m, f"{m.source} (trained weights)"
+    except ModelLoadError as exc:
+        if a.model is not None:
+            raise SystemExit(f"error: {exc}")
+    from diffusers import UNet2DModel
+
+    cfg_file, sched_file = BUNDLED_MODEL / "config.json", BUNDLED_MODEL / "scheduler_config.json"
+    if cfg_file.is_file():
+        unet = UNet2DModel.from_config(json.loads(cfg_file.read_text()))
+        what = f"stand-in: random weights, architecture from {cfg_file.relative_to(ROOT)}"
+    else:
+        from model.train import build_unet
+
+        unet = build_unet(a.arch, 64)
+        what = f"stand-in: random weights, model.train preset '{a.arch}' (no {cfg_file.relative_to(ROOT)} yet)"
+    sched = schedule_from_config(json.loads(sched_file.read_text())) if sched_file.is_file() else make_schedule("linear")
+    unet.eval().requires_grad_(False)
+    return LoadedModel(unet=unet, schedule=sched, resolution=64, source="stand-in"), what
+
+
+def run_ours(model: LoadedModel, scheduler, res: int, seed: int = 0):
+    """Our generator on the scheduler's timesteps, every record kept; returns (seconds, final x)."""
+    from model.reverse import sample_trajectory
+
+    sampler = "ddim" if type(scheduler).__name__.startswith("DDIM") else "ddpm"
+    ts = scheduler.timesteps.tolist()
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    x = torch.randn((1, 3, res, res), generator=g)
+    records = list(sample_trajectory(model.eps, model.schedule, x, ts, sampler, 0.0, g))
+    dt = time.perf_counter() - t0
+    assert len(records) == len(ts) and records[0].eps_hat is not None
+    return dt, records[-1].x_prev
+
+
+def run_theirs(pipe, steps: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    kw = {"eta": 0.0} if type(pipe).__name__ == "DDIMPipeline" else {}
+    t0 = time.perf_counter()
+    out = pipe(batch_size=1, generator=g, num_inference_steps=steps, output_type="np", **kw)
+    return time.perf_counter() - t0, out.images[0]
+
+
+def make_pipeline(model: LoadedModel, sampler: str, steps: int):
+    from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler
+
+    cfg = model.schedule.to_scheduler_config()
+    if sampler == "ddim":
+        pipe = DDIMPipeline(unet=model.unet, scheduler=DDIMScheduler.from_config(cfg))
+    else:
+        pipe = DDPMPipeline(unet=model.unet, scheduler=DDPMScheduler.from_config(cfg))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler.set_timesteps(steps)  # the pipeline sets the same ones again when called
+    return pipe
+
+
+def bench_setup(model, sampler, steps, res, repeats):
+    # the pipelines take the image size from the UNet config; it is fully convolutional
+    model.unet.register_to_config(sample_size=res)
+    pipe = make_pipeline(model, sampler, steps)
+    ours, theirs = [], []
+    diff = float("nan")
+    for _ in range(repeats):
+        t_ours, x_ours = run_ours(model, pipe.scheduler, res)
+        t_theirs, img = run_theirs(pipe, steps)
+        ours.append(t_ours)
+        theirs.append(t_theirs)
+        ours_np = (x_ours[0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
+        diff = float(abs(ours_np - img).max())
+    return statistics.median(ours), statistics.median(theirs), diff
+
+
+def bench_live(model, res=128, repeats=15):
+    """One Denoise-page step: q_sample + eps_hat + x0_hat + three panels to PIL."""
+    from app.render import noise_picture, picture
+    from model.forward import q_sample
+    from model.reverse import predict_x0
+
+    x0 = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    times = []
+    for i in range(repeats + 1):
+        t = 100 + 50 * i
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            x_t, _ = q_sample(model.schedule, x0, t, generator=torch.Generator().manual_seed(i))
+            eps_hat = model.eps(x_t, t)
+            x0_hat = predict_x0(model.schedule, x_t, eps_hat, t)
+        _ = (picture(x_t), noise_picture(eps_hat), picture(x0_hat))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def bench_scrub(model, res=128, steps=50, repeats=30):
+    """A slider move on the trajectory page: a stored step's three uint8 panels to PIL (and to PNG)."""
+    from app.render import DISPLAY_PX
+    from model import figure
+    from model.images import to_picture
+    from model.reverse import make_timesteps, sample_trajectory
+
+    with torch.inference_mode():
+        x, g = figure.start_sample(model.schedule, None, model.schedule.T - 1, 0, (1, 3, res, res))
+        run = figure.record_run(sample_trajectory(model.eps, model.schedule, x, make_timesteps(model.schedule.T - 1, steps), "ddim", 0.0, g))
+    pil, png = [], []
+    for i in range(repeats):
+        f = run.frames[i % len(run.frames)]
+        t0 = time.perf_counter()
+        pics = [to_picture(a, DISPLAY_PX) for a in f.panels()]
+        t1 = time.perf_counter()
+        for p in pics:
+            p.save(io.BytesIO(), format="PNG")
+        t2 = time.perf_counter()
+        pil.append(t1 - t0)
+        png.append(t2 - t0)
+    return statistics.median(pil), statistics.median(png), run.nbytes
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
+    ap.add_argument("--arch", default="photo", help="model.train preset for a stand-in when there is no config")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the 50-step setups (median reported)")
+    ap.add_argument("--repeats-long", type=int, default=1, help="repeats of the 1000-step setup")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the app's default is 2)")
+    ap.add_argument("--only", choices=("all", "short", "live"), default="all", help="skip the 1000-step setup (short) or all trajectories (live)")
+    a = ap.parse_args(argv)
+
+    torch.set_num_threads(a.threads)
+    model, what = get_model(a)
+    n_params = sum(p.numel() for p in model.unet.parameters()) / 1e6
+    print(f"# bench/trajectory.py  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"model: {what}; {n_params:.2f}M parameters; schedule {model.schedule.name}, T = {model.schedule.T}")
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{a.threads} threads, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print()
+    rows = []
+    with torch.inference_mode():
+        if a.only != "live":
+            for sampler, steps, res in SETUPS:
+                if a.only == "short" and steps > 100:
+                    continue
+                reps = a.repeats if steps <= 100 else a.repeats_long
+                # warm-up (allocator, oneDNN kernels) with 2 steps
+                bench_setup(model, sampler, 2, res, 1)
+                o, t, d = bench_setup(model, sampler, steps, res, reps)
+                rows.append((f"{steps} {sampler.upper()} steps, {res} px", reps, o, t, d))
+                print(f"  done: {rows[-1][0]}  ours {o:.2f}s  theirs {t:.2f}s", file=sys.stderr, flush=True)
+        live = bench_live(model)
+        pil, png, nbytes = bench_scrub(model)
+    model.unet.register_to_config(sample_size=model.resolution)
+
+    print("| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs | max abs diff of final image |")
+    print("|---|---|---|---|---|---|")
+    for name, reps, o, t, d in rows:
+        print(f"| {name} | {reps} | {o:.2f} | {t:.2f} | {o / t:.2f}× | {d:.1e} |")
+    print()
+    print("| measurement | median | target |")
+    print("|---|---|---|")
+    print(f"| live step at 128 px (q_sample + ε̂ + x̂₀ + 3 panels to PIL) | {live * 1000:.0f} ms | ≤ 60 ms |")
+    print(f"| scrub: one stored step's 3 panels to PIL (128 px run) | {pil * 1000:.1f} ms | |")
+    print(f"| scrub: … and encoded to PNG, as st.image sends them | {png * 1000:.1f} ms | |")
+    print(f"| stored run, 50 steps at 128 px (uint8 panels) | {nbytes / 2**20:.1f} MiB | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""app/plots_reverse.py: pure Plotly builders, tested without Streamlit."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+from app import plots_reverse as pr
+
+
+def _vlines(fig: go.Figure) -> list[float]:
+    return [s.x0 for s in fig.layout.shapes if s.x0 == s.x1 and s.type == "line"]
+
+
+def test_sweep_chart_two_axes_and_marker():
+    ts = [0, 333, 666, 999]
+    fig = pr.sweep_chart(ts, [0.5, 0.2, 0.1, 0.05], [35.0, 20.0, 12.0, math.inf], 333, (0.2, 20.0))
+    assert isinstance(fig, go.Figure)
+    assert [tr.yaxis for tr in fig.data] == ["y", "y2", "y", "y2"]
+    assert list(fig.data[0].x) == ts and list(fig.data[0].y) == [0.5, 0.2, 0.1, 0.05]
+    assert fig.data[1].y[-1] is None  # inf PSNR is a gap, not a crash
+    assert list(fig.data[2].x) == [333] and list(fig.data[3].y) == [20.0]
+    assert fig.layout.yaxis2.overlaying == "y" and fig.layout.yaxis.type == "log"
+    assert _vlines(fig) == [333]
+
+
+def test_sweep_chart_without_current_point():
+    fig = pr.sweep_chart([0, 10], [1.0, 0.5], [30.0, 10.0], 10)
+    assert len(fig.data) == 2 and _vlines(fig) == [10]
+
+
+def test_psnr_chart_marks_step_and_carries_t():
+    fig = pr.psnr_chart([1, 2, 3], [10.0, 15.0, 22.0], [999, 500, 0], marker_step=2)
+    assert len(fig.data) == 1
+    assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].customdata) == [999, 500, 0]
+    assert _vlines(fig) == [2]
+    assert "PSNR" in fig.layout.title.text
+
+
+def test_eps_norm_chart_has_unit_reference():
+    fig = pr.eps_norm_chart([1, 2], [1.0, 0.4], [999, 0], marker_step=1)
+    hlines = [s.y0 for s in fig.layout.shapes if s.y0 == s.y1]
+    assert hlines == [1.0] and _vlines(fig) == [1]
+    assert list(fig.data[0].y) == [1.0, 0.4]
+
+
+def test_step_chart_without_marker():
+    fig = pr.step_chart([1], [float("nan")], [5], "title", "y")
+    assert list(fig.data[0].y) == [None] and not fig.layout.shapes

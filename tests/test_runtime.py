@@ -1,0 +1,175 @@
+"""model.runtime: the process-wide fair inference queue and the torch thread setting."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from model import runtime
+from model.runtime import FairSemaphore, inference_slot
+
+
+@pytest.fixture(autouse=True)
+def fresh_queue():
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+def _run_threads(n: int, body) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def wrapped(i):
+        try:
+            body(i)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert not any(th.is_alive() for th in threads), "a thread is stuck"
+    return errors
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3])
+def test_limit_is_respected_with_many_threads(slots):
+    runtime.reset(slots)
+    lock = threading.Lock()
+    active, peak = [0], [0]
+
+    def body(_):
+        for _ in range(5):
+            with inference_slot():
+                with lock:
+                    active[0] += 1
+                    peak[0] = max(peak[0], active[0])
+                time.sleep(0.002)
+                with lock:
+                    active[0] -= 1
+
+    assert _run_threads(12, body) == []
+    assert peak[0] == slots  # reached, never exceeded
+    stats = runtime.queue_stats()
+    assert stats["slots"] == slots and stats["served"] == 60 and stats["in_use"] == 0 and stats["waiting"] == 0
+
+
+def test_waiters_are_admitted_in_arrival_order():
+    sem = FairSemaphore(1)
+    assert sem.acquire()  # the main thread holds the only slot
+    order: list[int] = []
+
+    def waiter(i):
+        assert sem.acquire()
+        order.append(i)
+        sem.release()
+
+    threads = []
+    for i in range(8):
+        th = threading.Thread(target=waiter, args=(i,))
+        th.start()
+        threads.append(th)
+        deadline = time.monotonic() + 5
+        while sem.waiting < i + 1:  # make sure thread i queued before i + 1 starts
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    sem.release()
+    for th in threads:
+        th.join(timeout=10)
+    assert order == list(range(8))
+
+
+def test_newcomer_does_not_overtake_a_waiter():
+    """A thread that arrives while others queue waits behind them even if a slot frees up."""
+    sem = FairSemaphore(1)
+    sem.acquire()
+    got: list[str] = []
+    first = threading.Thread(target=lambda: (sem.acquire(), got.append("first"), sem.release()))
+    first.start()
+    while sem.waiting < 1:
+        time.sleep(0.001)
+    sem.release()  # the slot goes to "first", queued, not to the main thread below
+    assert sem.acquire(timeout=5)
+    got.append("main")
+    sem.release()
+    first.join(timeout=5)
+    assert got == ["first", "main"]
+
+
+def test_timeout_leaves_the_queue_clean():
+    sem = FairSemaphore(1)
+    sem.acquire()
+    assert sem.acquire(timeout=0.05) is False
+    assert sem.waiting == 0
+    sem.release()
+    assert sem.acquire(timeout=1)
+    sem.release()
+    with pytest.raises(RuntimeError):
+        sem.release()
+
+
+def test_slot_is_reentrant_and_reports_wait():
+    runtime.reset(1)
+    with inference_slot() as outer:
+        with inference_slot() as inner:  # same thread: no deadlock
+            assert inner.nested
+        assert not outer.nested and outer.waited_s >= 0.0
+    # a second thread queues while the slot is held, and reports its wait
+    hold = threading.Event()
+    waited: list[float] = []
+
+    def second():
+        hold.wait()
+        with inference_slot() as ticket:
+            waited.append(ticket.waited_s)
+
+    th = threading.Thread(target=second)
+    with inference_slot():
+        th.start()
+        hold.set()
+        while runtime.queue_stats()["waiting"] < 1:
+            time.sleep(0.001)
+        time.sleep(0.05)
+    th.join(timeout=5)
+    assert waited and waited[0] >= 0.04
+    assert runtime.queue_stats()["max_wait_s"] >= 0.04
+
+
+def test_slot_is_released_when_the_body_raises():
+    runtime.reset(1)
+    with pytest.raises(ValueError):
+        with inference_slot():
+            raise ValueError("boom")
+    assert runtime.queue_stats()["in_use"] == 0
+    with inference_slot():
+        pass
+
+
+def test_concurrency_and_threads_from_environment(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LENS_CONCURRENCY", "3")
+    runtime.reset()
+    assert runtime.concurrency() == 3
+    monkeypatch.setenv("DIFFUSION_LENS_CONCURRENCY", "nonsense")
+    runtime.reset()
+    assert runtime.concurrency() == runtime.DEFAULT_CONCURRENCY
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("DIFFUSION_LENS_THREADS", "1")
+        assert runtime.configure_threads(1) == 1 and torch.get_num_threads() == 1
+        assert runtime.configure_threads() == 1  # later calls keep the value in force
+    finally:
+        runtime.configure_threads(before)
+
+
+def test_runtime_does_not_import_streamlit():
+    import inspect
+    import re
+
+    assert not re.search(r"^\s*(import|from)\s+streamlit", inspect.getsource(runtime), re.M)
+    assert "model.runtime" in sys.modules
