@@ -22,7 +22,7 @@ from app import backend
 from model import likelihood as lk
 from model.network import LoadedModel
 
-MSE_POINTS = 24  # timesteps in the eps-MSE chart
+MSE_POINTS = 16  # timesteps in the eps-MSE chart
 DEFAULT_DRAWS = 3  # noise draws per timestep in the eps-MSE chart
 DEFAULT_SAMPLED_T = 50  # timesteps in the default bound estimate
 
@@ -74,15 +74,26 @@ def bound_estimate(
     bar, progress = _bar(f"Bound terms at {n} sampled t + L_0:")
     start = time.perf_counter()
     est = lk.estimate_bpd(
-        _model.eps, _model.schedule, _x0, n, torch.Generator().manual_seed(seed), progress=progress,
+        _model.eps,
+        _model.schedule,
+        _x0,
+        n,
+        torch.Generator().manual_seed(seed),
+        progress=progress,
         proposal="importance",
     )
     bar.empty()
     secs = time.perf_counter() - start
     return dict(
-        total=est.total_bpd, stderr=est.stderr, decoder=est.decoder_bpd, prior=est.prior_bpd,
-        ts=est.terms.timesteps.tolist(), terms=est.terms.terms_bpd.tolist(), n=est.n,
-        seconds=secs, seconds_per_term=secs / (est.n + 1),
+        total=est.total_bpd,
+        stderr=est.stderr,
+        decoder=est.decoder_bpd,
+        prior=est.prior_bpd,
+        ts=est.terms.timesteps.tolist(),
+        terms=est.terms.terms_bpd.tolist(),
+        n=est.n,
+        seconds=secs,
+        seconds_per_term=secs / (est.n + 1),
     )
 
 
@@ -97,8 +108,12 @@ def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch
     res = lk.vb_terms(_model.eps, _model.schedule, _x0, None, torch.Generator().manual_seed(seed), progress=progress)
     bar.empty()
     return dict(
-        total=res.total_bpd, decoder=float(res.terms_bpd[res.timesteps == 0][0]), prior=res.prior_bpd,
-        ts=res.timesteps.tolist(), terms=res.terms_bpd.tolist(), eps_mse=res.eps_mse.tolist(),
+        total=res.total_bpd,
+        decoder=float(res.terms_bpd[res.timesteps == 0][0]),
+        prior=res.prior_bpd,
+        ts=res.timesteps.tolist(),
+        terms=res.terms_bpd.tolist(),
+        eps_mse=res.eps_mse.tolist(),
         seconds=time.perf_counter() - start,
     )
 
@@ -118,6 +133,10 @@ def train_step(
     with st.spinner("One training step on a private copy of the model…"):
         r = lk.train_step(_model.unet, _model.schedule, _x0, torch.Generator().manual_seed(seed), batch_size=4, lr=lr)
     return dict(
-        before=r.loss_before, after=r.loss_after, ts=r.timesteps.tolist(), grad_norm=r.grad_norm, target=r.target,
+        before=r.loss_before,
+        after=r.loss_after,
+        ts=r.timesteps.tolist(),
+        grad_norm=r.grad_norm,
+        target=r.target,
         seconds=time.perf_counter() - start,
     )

@@ -45,13 +45,24 @@ def eps_mse_chart(
     fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"))
     fig.add_trace(
         go.Scatter(
-            x=x, y=lo, mode="lines", line=dict(width=0), fill="tonexty", fillcolor="rgba(214,39,40,0.18)",
+            x=x,
+            y=lo,
+            mode="lines",
+            line=dict(width=0),
+            fill="tonexty",
+            fillcolor="rgba(214,39,40,0.18)",
             name=f"± 1 std over {n_draws} draws of ε",
         )
     )
     fig.add_trace(
-        go.Scatter(x=x, y=m, mode="lines+markers", marker=dict(size=5), line=dict(color=MSE_COLOUR),
-                   name="mean ‖ε − ε_θ(x_t, t)‖² / dim")
+        go.Scatter(
+            x=x,
+            y=m,
+            mode="lines+markers",
+            marker=dict(size=5),
+            line=dict(color=MSE_COLOUR),
+            name="mean ‖ε − ε_θ(x_t, t)‖² / dim",
+        )
     )
     fig.update_xaxes(title="timestep t", range=[0, (T - 1) if T else float(x.max()) if len(x) else 1])
     fig.update_yaxes(title="ε-MSE (log)", type="log")
@@ -73,15 +84,20 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=x[kl], y=np.maximum(y[kl], FLOOR), mode="lines" if exact else "markers",
-            marker=dict(size=6, color=VLB_COLOUR), line=dict(color=VLB_COLOUR),
+            x=x[kl],
+            y=np.maximum(y[kl], FLOOR),
+            mode="lines" if exact else "markers",
+            marker=dict(size=6, color=VLB_COLOUR),
+            line=dict(color=VLB_COLOUR),
             name="L_t = KL(q(x_{t−1}|x_t,x_0) ‖ p_θ(x_{t−1}|x_t))" + ("" if exact else " (sampled t)"),
         )
     )
     if (~kl).any():
         fig.add_trace(
             go.Scatter(
-                x=x[~kl], y=np.maximum(y[~kl], FLOOR), mode="markers",
+                x=x[~kl],
+                y=np.maximum(y[~kl], FLOOR),
+                mode="markers",
                 marker=dict(size=11, symbol="diamond", color=DECODER_COLOUR),
                 name="L_0 = −log p_θ(x_0|x_1), the decoder",
             )
@@ -99,10 +115,19 @@ def weights_chart(vlb: Sequence[float], simple: Sequence[float]) -> go.Figure:
     """
     t = np.arange(len(vlb))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=t, y=np.asarray(vlb, float), name="VLB: λ_t = β_t² / (2σ_t² α_t (1−ᾱ_t))",
-                             line=dict(color=VLB_COLOUR)))
-    fig.add_trace(go.Scatter(x=t, y=np.asarray(simple, float), name="L_simple: 1 for every t",
-                             line=dict(color=SIMPLE_COLOUR, dash="dash")))
+    fig.add_trace(
+        go.Scatter(
+            x=t, y=np.asarray(vlb, float), name="VLB: λ_t = β_t² / (2σ_t² α_t (1−ᾱ_t))", line=dict(color=VLB_COLOUR)
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=t,
+            y=np.asarray(simple, float),
+            name="L_simple: 1 for every t",
+            line=dict(color=SIMPLE_COLOUR, dash="dash"),
+        )
+    )
     fig.update_xaxes(title="timestep t", range=[0, len(vlb) - 1])
     fig.update_yaxes(title="weight on ε-MSE (mean over t = 1, log)", type="log")
     return _layout(fig, "Two weightings of the same ε-MSE")
@@ -116,9 +141,13 @@ def bits_chart(values: dict[str, float], errors: dict[str, float] | None = None)
     colours = [VLB_COLOUR if i == 0 else "#7f7f7f" for i in range(len(names))]
     fig = go.Figure(
         go.Bar(
-            x=vals, y=names, orientation="h", marker_color=colours,
+            x=vals,
+            y=names,
+            orientation="h",
+            marker_color=colours,
             error_x=dict(type="data", array=err, visible=any(e > 0 for e in err)),
-            text=[f"{v:.2f}" for v in vals], textposition="outside",
+            text=[f"{v:.2f}" for v in vals],
+            textposition="outside",
         )
     )
     fig.update_xaxes(title="bits per dimension (8 = raw 8-bit pixels)", rangemode="tozero")
@@ -130,8 +159,10 @@ def train_step_chart(loss_before: float, loss_after: float) -> go.Figure:
     """Two bars: the batch loss before and after one gradient step."""
     fig = go.Figure(
         go.Bar(
-            x=["before the step", "after the step"], y=[loss_before, loss_after],
-            marker_color=["#7f7f7f", SIMPLE_COLOUR], text=[f"{loss_before:.5f}", f"{loss_after:.5f}"],
+            x=["before the step", "after the step"],
+            y=[loss_before, loss_after],
+            marker_color=["#7f7f7f", SIMPLE_COLOUR],
+            text=[f"{loss_before:.5f}", f"{loss_after:.5f}"],
             textposition="outside",
         )
     )

@@ -80,7 +80,7 @@ def main() -> None:
         unet(torch.zeros(1, 3, args.res, args.res), torch.tensor([0]))
     print(f"{args.clients} clients, {args.seconds:.0f} s each, photo UNet at {args.res} px, {cores} cores")
     print(f"{'slots':>9} {'threads':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>6}")
-    settings = [(1, cores), (2, cores), (2, max(1, cores // 2)), (1, max(1, cores // 2)), (None, cores)]
+    settings = [(1, cores), (2, cores), (2, max(1, cores // 2)), (1, max(1, cores // 2)), (None, 1), (None, cores)]
     if args.reverse:
         settings.reverse()
     for slots, threads in settings:

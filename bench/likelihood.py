@@ -76,18 +76,20 @@ def main() -> None:
         model.eps(x0.expand(2, -1, -1, -1), torch.tensor([10, 500]))
 
     start = time.perf_counter()
-    est = lk.estimate_bpd(model.eps, model.schedule, x0, 50, torch.Generator().manual_seed(args.seed),
-                          proposal="importance")
+    est = lk.estimate_bpd(
+        model.eps, model.schedule, x0, 50, torch.Generator().manual_seed(args.seed), proposal="importance"
+    )
     secs = time.perf_counter() - start
     print(f"50-t estimate + L_0 (page default): {secs:6.1f} s  -> {est.total_bpd:.3f} ± {est.stderr:.3f} bits/dim")
 
     for bs in [int(b) for b in args.batch_sizes.split(",") if b.strip()]:
         start = time.perf_counter()
-        res = lk.vb_terms(model.eps, model.schedule, x0, None, torch.Generator().manual_seed(args.seed),
-                          batch_size=bs)
+        res = lk.vb_terms(model.eps, model.schedule, x0, None, torch.Generator().manual_seed(args.seed), batch_size=bs)
         secs = time.perf_counter() - start
-        print(f"all {T} terms, batch {bs:4d}: {secs:6.1f} s  ({1000 * secs / T:6.1f} ms/term)  "
-              f"-> {res.total_bpd:.3f} bits/dim")
+        print(
+            f"all {T} terms, batch {bs:4d}: {secs:6.1f} s  ({1000 * secs / T:6.1f} ms/term)  "
+            f"-> {res.total_bpd:.3f} bits/dim"
+        )
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def build_eval(out: Path) -> list[dict]:
             shutil.copy(d / f, out / f"sklearn_{f}")
             rows.append(dict(file=f"sklearn_{f}", source=f"pypi:scikit-learn=={sklearn.__version__}",
                              original_path=f"sklearn/datasets/images/{f}", author="see sklearn/datasets/images/README.txt",
-                             license="CC-BY (see README.txt shipped beside the image)"))
+                             license="CC BY 2.0 (Flickr danielbuechele / vultilion; see README.txt beside the image)"))
     except ImportError:
         print("scikit-learn not installed: pip install scikit-learn to get china.jpg/flower.jpg", file=sys.stderr)
     try:

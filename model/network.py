@@ -46,6 +46,7 @@ BUNDLED_MODEL = REPO_ROOT / "checkpoints" / "photo-unet"
 
 WEIGHTS_SAFE = "diffusion_pytorch_model.safetensors"
 WEIGHTS_PICKLE = "diffusion_pytorch_model.bin"
+MAX_PARAMETERS = 400_000_000  # 1.6 GB in float32; the Google 256-px DDPMs have 113.7M
 
 # progress(done, total, description): ``done``/``total`` in the bar's unit (bytes or files);
 # ``total`` is None while unknown. Called from download threads; must be cheap.
@@ -221,7 +222,7 @@ def _inspect_folder(folder: Path, name: str) -> _Layout:
             "point at a folder saved with save_pretrained (or pick the bundled model)."
         )
     cfg = _read_json(unet_dir / "config.json")
-    cls = cfg.get("_class_name", "UNet2DModel")
+    cls = cfg.get("_class_name") or ("UNet2DModel" if "block_out_channels" in cfg else "config without _class_name")
     if cls != "UNet2DModel" or "cross_attention_dim" in cfg:
         raise ModelLoadError(
             f"{name} holds a {cls}, but Diffusion Lens needs an unconditional pixel-space UNet2DModel "
@@ -266,14 +267,31 @@ def _load_state_dict(unet_dir: Path, name: str) -> dict[str, torch.Tensor]:
     )
 
 
-def _build_unet(layout: _Layout, name: str) -> torch.nn.Module:
-    """UNet2DModel from its config (diffusers' own class: no repository code), weights checked strictly."""
+def _unet_from_config(config: dict, name: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """diffusers' own UNet2DModel built from a config dict (no repository code is involved)."""
     from diffusers import UNet2DModel
 
     try:
-        unet = UNet2DModel.from_config(layout.config)
+        with torch.device(device):
+            return UNet2DModel.from_config(config)
     except Exception as exc:
         raise ModelLoadError(f"The config.json of {name} does not describe a valid UNet2DModel ({exc}).") from exc
+
+
+def _check_size(config: dict, name: str) -> None:
+    """Refuse oversized models before any weights are read (built on the meta device: no memory)."""
+    n = sum(p.numel() for p in _unet_from_config(config, name, "meta").parameters())
+    if n > MAX_PARAMETERS:
+        raise ModelLoadError(
+            f"{name} has {n / 1e6:.1f}M parameters, more than the {MAX_PARAMETERS / 1e6:.0f}M this app allows "
+            "(memory is shared by every user); pick a smaller pixel-space DDPM."
+        )
+
+
+def _build_unet(layout: _Layout, name: str) -> torch.nn.Module:
+    """UNet2DModel from its config (diffusers' own class: no repository code), weights checked strictly."""
+    _check_size(layout.config, name)
+    unet = _unet_from_config(layout.config, name)
     state = _load_state_dict(layout.unet_dir, name)
     fix = getattr(unet, "_fix_state_dict_keys_on_load", None)  # old attention names (query/key/value/proj_attn)
     if fix is not None:
@@ -422,6 +440,7 @@ def download_hub_model(repo_id: str, progress: Progress | None = None, cache_dir
 
     folder = fetch(_CONFIG_FILES)
     layout = _inspect_folder(folder, repo_id)
+    _check_size(layout.config, repo_id)
     sub = "" if layout.unet_dir == folder else "unet/"
     folder = fetch([sub + WEIGHTS_SAFE])
     if not (folder / sub / WEIGHTS_SAFE).is_file():
@@ -628,9 +647,9 @@ def estimate_cost(model: LoadedModel, resolution: int | None = None, batch: int 
     """MACs and seconds per step for ``model`` at ``resolution`` (default: native), cached per model.
 
     Seconds come from timing one real forward at ``min(resolution, 64)`` px (after one
-    warm-up at small sizes) and scaling by the ratio of MACs, so even a 256-px model is
-    measured in about a second on a CPU. The first call per (resolution, batch) pays that
-    second; later calls are free.
+    warm-up forward) and scaling by the ratio of MACs, so even a 256-px model is measured
+    in a second or two on a CPU. The first call per (resolution, batch) pays that; later
+    calls are free. Small inputs use the CPU less efficiently, so the estimate errs long.
     """
     res = int(resolution or model.resolution)
     key = (res, batch)
@@ -642,9 +661,8 @@ def estimate_cost(model: LoadedModel, resolution: int | None = None, batch: int 
     probe_macs = macs if probe == res else count_macs(model.unet, probe, batch)
     x = torch.zeros(batch, 3, probe, probe)
     t = torch.full((batch,), 10, dtype=torch.long)
+    _timed(model, x, t)  # warm-up: the first call pays one-off setup (allocator, conv kernels)
     seconds = _timed(model, x, t)
-    if seconds < 0.5:  # small: the first call paid one-off setup, time again
-        seconds = min(seconds, _timed(model, x, t))
     cost = CostEstimate(res, batch, macs, seconds * macs / max(probe_macs, 1), model.device)
     model._costs[key] = cost
     return cost

@@ -107,12 +107,14 @@ class EMA:
         self.shadow = {k: v.clone() for k, v in sd["shadow"].items()}
 
 
-def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched) -> None:
-    """Write the diffusers folder (EMA weights) atomically enough: weights first, then configs."""
+def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched, dtype: str = "float16") -> None:
+    """Write the diffusers folder (EMA weights, stored as ``dtype`` to keep the folder small):
+    weights first, then configs. Load it with ``UNet2DModel.from_pretrained(out, torch_dtype=torch.float32)``."""
     from diffusers import UNet2DModel
 
     m = UNet2DModel.from_config(unet_config)
     m.load_state_dict({k: v.to(torch.float32) for k, v in ema.shadow.items()})
+    m = m.to(getattr(torch, dtype))
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".tmp_save"
     m.save_pretrained(tmp, safe_serialization=True)
@@ -138,10 +140,15 @@ def parse_args(argv=None):
                     help="cosine: decay to 5%% of --lr over the step/time budget (whichever ends first)")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--res", type=int, default=64, help="training crop resolution (multiple of 16 for the presets)")
+    ap.add_argument("--res-early", type=int, default=None,
+                    help="train at this (lower, cheaper) resolution for the first --early-frac of the budget")
+    ap.add_argument("--early-frac", type=float, default=0.0, help="fraction of the step/time budget spent at --res-early")
     ap.add_argument("--min-crop", type=int, default=None, help="smallest crop side in source pixels (default: --res)")
     ap.add_argument("--p-whole", type=float, default=0.25, help="probability of a whole-short-side crop")
     ap.add_argument("--ema-decay", type=float, default=0.999)
     ap.add_argument("--save-every-min", type=float, default=4.0)
+    ap.add_argument("--save-dtype", default="float16", choices=["float16", "float32"],
+                    help="dtype of the saved (committed) weights; the training state stays float32")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
@@ -200,7 +207,10 @@ def train(argv=None) -> dict:
         extra = torch.load(state_dir / "extra.pt", map_location="cpu", weights_only=False)
         step, elapsed_before = extra["step"], extra["elapsed_s"]
         ema.load_state_dict(extra["ema"])
-        sampler.g.set_state(extra["sampler_rng"][min(acc.process_index, len(extra["sampler_rng"]) - 1)])
+        if acc.process_index < len(extra["sampler_rng"]):
+            sampler.g.set_state(extra["sampler_rng"][acc.process_index])
+        else:  # resumed with more processes than were saved: give the new ones their own stream
+            sampler.g.manual_seed(a.seed * 1000 + acc.process_index + 7919 * step)
         acc.print(f"resumed from {state_dir} at step {step} ({elapsed_before / 60:.1f} min trained)")
 
     budget_s = a.max_minutes * 60 if a.max_minutes else float("inf")
@@ -217,7 +227,7 @@ def train(argv=None) -> dict:
     logf = open(log_path, "a", newline="") if acc.is_main_process else None
     logw = csv.writer(logf) if logf else None
     if logw and log_new:
-        logw.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse"])
+        logw.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse", "res"])
 
     def save():
         acc.wait_for_everyone()
@@ -232,7 +242,7 @@ def train(argv=None) -> dict:
             torch.save({"step": step, "elapsed_s": elapsed_before + (time.time() - t_start), "ema": ema.state_dict(),
                         "sampler_rng": sampler_states}, state_dir / "extra.pt.tmp")
             os.replace(state_dir / "extra.pt.tmp", state_dir / "extra.pt")
-            save_checkpoint(out, unet_config, ema, sched)
+            save_checkpoint(out, unet_config, ema, sched, a.save_dtype)
             meta = {"step": step, "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
                     "params": n_params, "loss_weight": a.loss_weight, "prediction": a.prediction, "res": a.res,
                     "batch": a.batch * acc.num_processes, "lr": a.lr, "device": str(acc.device),
@@ -254,6 +264,7 @@ def train(argv=None) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
 
+        sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
         x0 = sampler.batch(a.batch).to(acc.device)
         t = torch.randint(0, sched.T, (x0.shape[0],), device=acc.device)
         eps = torch.randn_like(x0)
@@ -279,10 +290,11 @@ def train(argv=None) -> dict:
         run_n += 1
         bar.update(1)
         if step % 25 == 0:
-            bar.set_postfix(loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}")
+            bar.set_postfix(loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}",
+                            res=sampler.res)
             if logw:
                 logw.writerow([step, f"{(elapsed_before + time.time() - t_start) / 60:.2f}", f"{lr:.3e}",
-                               f"{run_loss / run_n:.5f}", f"{run_eps / run_n:.5f}"])
+                               f"{run_loss / run_n:.5f}", f"{run_eps / run_n:.5f}", sampler.res])
                 logf.flush()
             run_loss, run_eps, run_n = 0.0, 0.0, 0
         if time.time() - last_save >= a.save_every_min * 60:

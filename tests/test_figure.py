@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import io
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -153,13 +153,13 @@ def test_cli_bad_model(tmp_path, capsys):
     assert rc == 2 and "error:" in capsys.readouterr().err
 
 
-def test_cli_missing_image_exit_code_2(tmp_path):
-    """The real entry point: exit code 2, one clear line, no traceback."""
-    p = subprocess.run(
-        [sys.executable, "-m", "model.figure", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "x.png")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert p.returncode == 2
-    assert "missing.jpg" in p.stderr and "Check the path" in p.stderr
-    assert "Traceback" not in p.stderr
+def test_cli_missing_image_exit_code_2(tmp_path, monkeypatch, capsys):
+    """The module's entry point (``python -m model.figure``): exit code 2, one clear line, no traceback."""
+    monkeypatch.setattr(sys, "argv", ["model.figure", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("model.figure", run_name="__main__")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith("error: ") and "missing.jpg" in err and "Check the path" in err
+    assert "Traceback" not in err
     assert not Path(tmp_path / "x.png").exists()

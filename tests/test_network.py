@@ -46,6 +46,17 @@ def _one_sentence(exc: pytest.ExceptionInfo) -> str:
     return msg
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is ~10x faster than two on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def reference_unet() -> torch.nn.Module:
     return network.tiny_unet(RES, seed=1)
@@ -388,6 +399,9 @@ def test_wrong_class_wrong_channels_and_broken_weights(tmp_path, saved):
     data = (truncated / network.WEIGHTS_SAFE).read_bytes()
     (truncated / network.WEIGHTS_SAFE).write_bytes(data[: len(data) // 2])
     cases.append((truncated, "damaged"))
+    bert = variant("bert")
+    (bert / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "hidden_size": 768}))
+    cases.append((bert, "config without _class_name"))
     noweights = variant("noweights")
     (noweights / network.WEIGHTS_SAFE).unlink()
     cases.append((noweights, "no weights"))
@@ -395,6 +409,17 @@ def test_wrong_class_wrong_channels_and_broken_weights(tmp_path, saved):
         with pytest.raises(ModelLoadError) as err:
             network.load_local(folder)
         assert expected in _one_sentence(err), folder.name
+
+
+def test_oversized_models_are_refused_before_weights_are_read(saved, hub, monkeypatch):
+    monkeypatch.setattr(network, "MAX_PARAMETERS", 100_000)  # the tiny UNet has 165k
+    monkeypatch.setattr(network, "_load_state_dict", lambda *a: pytest.fail("weights read"))
+    with pytest.raises(ModelLoadError) as err:
+        network.load_local(saved[("flat", "epsilon")])
+    assert "0.2M parameters, more than the 0M" in _one_sentence(err)
+    with pytest.raises(ModelLoadError):
+        network.load_model("someone/tiny-pipe")
+    assert len(hub.calls) == 1  # configs only
 
 
 # ---------------------------------------------------------------------------------

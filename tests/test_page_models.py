@@ -7,6 +7,17 @@ from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is ~10x faster than two on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _app() -> AppTest:
     at = AppTest.from_file(APP_ENTRY, default_timeout=120)
     at.session_state["resolution"] = 32

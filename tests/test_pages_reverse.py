@@ -40,6 +40,10 @@ def test_denoise_page(tiny_model_dir):
     at.slider(key="den_t").set_value(100).run()
     _ok(at)
     assert any(c == "x_t: the input at t = 100" for c in _captions(at))
+    at.switch_page("views/forward.py").run()
+    at.switch_page("views/denoise.py").run()
+    _ok(at)
+    assert at.slider(key="den_t").value == 100
 
 
 def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
@@ -85,6 +89,12 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     assert at.slider(key="traj_step").value == 5
     assert any(m.value.startswith("**Step 5 of 10**") for m in at.markdown)
     assert len(at.image) >= 4
+
+    # Run again with the same settings: served from the cache, same numbers
+    at.button(key="traj_go").click().run()
+    _ok(at)
+    again = at.session_state["traj_run"]["run"]
+    assert again.ts == run.ts and again.eps_rms == run.eps_rms
 
 
 @pytest.mark.parametrize("sampler", ["DDPM", "DDIM"])

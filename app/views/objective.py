@@ -39,17 +39,31 @@ mkey = bo.model_key()
 D = 3 * img.resolution**2
 
 c1, c2, c3 = st.columns(3)
-seed = int(c1.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="obj_seed",
-                           help="Seeds the torch.Generator for every noise draw and sampled t on this page."))
-n = c2.select_slider("Sampled t for the bound", options=[20, 50, 100, 200], key="obj_n",
-                     help="The bound is estimated from this many timesteps (plus the exact L_0); "
-                     "the error falls like 1/√N. Press the button below for all of them.")
+seed = int(
+    c1.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        key="obj_seed",
+        help="Seeds the torch.Generator for every noise draw and sampled t on this page.",
+    )
+)
+n = c2.select_slider(
+    "Sampled t for the bound",
+    options=[20, 50, 100, 200],
+    key="obj_n",
+    help="The bound is estimated from this many timesteps (plus the exact L_0); "
+    "the error falls like 1/√N. Press the button below for all of them.",
+)
 draws = c3.select_slider("Noise draws per t (ε-MSE chart)", options=[1, 2, 3, 5], key="obj_draws")
 
 # --- 1. the model -------------------------------------------------------------------------------
 st.header("1. A chain of Gaussians")
-st.latex(r"p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t),\qquad "
-         r"p(x_T)=\mathcal N(0, I),\quad p_\theta(x_{t-1}\mid x_t)=\mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)")
+st.latex(
+    r"p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t),\qquad "
+    r"p(x_T)=\mathcal N(0, I),\quad p_\theta(x_{t-1}\mid x_t)=\mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
+)
 st.caption(
     f"This model: T = {T} steps, {sched.name} schedule, σ_t² = {'β̃_t' if 'small' in sched.variance_type else 'β_t'} "
     f"(variance_type {sched.variance_type}), {model.num_parameters / 1e6:.2f} M parameters. "
@@ -58,11 +72,15 @@ st.caption(
 
 # --- 2. NLL and the bound -----------------------------------------------------------------------
 st.header("2. The negative log-likelihood, and a bound on it")
-st.latex(r"-\log p_\theta(x_0) = -\log\!\int p_\theta(x_{0:T})\,dx_{1:T}"
-         r"\;\le\; \mathbb E_q\!\left[-\log\frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right] =: L")
-st.latex(r"L = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
-         r" + \sum_{t>1}\underbrace{D_{KL}\big(q(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}"
-         r" \underbrace{-\,\log p_\theta(x_0\mid x_1)}_{L_0}")
+st.latex(
+    r"-\log p_\theta(x_0) = -\log\!\int p_\theta(x_{0:T})\,dx_{1:T}"
+    r"\;\le\; \mathbb E_q\!\left[-\log\frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right] =: L"
+)
+st.latex(
+    r"L = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
+    r" + \sum_{t>1}\underbrace{D_{KL}\big(q(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}"
+    r" \underbrace{-\,\log p_\theta(x_0\mid x_1)}_{L_0}"
+)
 st.markdown(
     "The integral over every path $x_{1:T}$ is intractable; Jensen's inequality with the forward process $q$ "
     "gives the variational bound $L$ (Ho et al. 2020, eq. 5). $L_0$ is a *discretised* Gaussian: each pixel "
@@ -81,9 +99,12 @@ m1, m2, m3, m4 = st.columns(4)
 if full is not None:
     m1.metric(f"Bound L, all {T} terms", f"{full['total']:.3f} bits/dim")
 else:
-    m1.metric(f"Bound L, {est['n']} sampled t", f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim",
-              help="Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn with p(t) ∝ λ_t (section 4), "
-              "± one standard error.")
+    m1.metric(
+        f"Bound L, {est['n']} sampled t",
+        f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim",
+        help="Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn with p(t) ∝ λ_t (section 4), "
+        "± one standard error.",
+    )
 m2.metric("PNG (lossless)", f"{codec['png']:.3f} bits/dim")
 m3.metric("JPEG q90 (lossy)", f"{codec['jpeg']:.3f} bits/dim")
 m4.metric("L_0, the decoder", f"{(full or est)['decoder']:.3f} bits/dim")
@@ -112,39 +133,52 @@ if full is None:
         full = bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
         st.rerun()
 else:
-    st.caption(f"All {T} terms in {full['seconds']:.1f} s (one noise draw per t, as improved-diffusion's "
-               "calc_bpd_loop). The sampled estimate was "
-               f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim.")
+    st.caption(
+        f"All {T} terms in {full['seconds']:.1f} s (one noise draw per t, as improved-diffusion's "
+        "calc_bpd_loop). The sampled estimate was "
+        f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim."
+    )
 
 # --- 3. the KL terms ----------------------------------------------------------------------------
 st.header("3. Each term is a KL divergence between two Gaussians")
-st.latex(r"q(x_{t-1}\mid x_t,x_0) = \mathcal N\big(\tilde\mu_t,\ \tilde\beta_t I\big),\quad "
-         r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
-         r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
-         r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t")
-st.latex(r"L_{t-1} = D_{KL}\big(\mathcal N(\tilde\mu_t,\tilde\beta_t I)\,\|\,\mathcal N(\mu_\theta,\sigma_t^2 I)\big)"
-         r" = \frac{1}{2\sigma_t^2}\lVert\tilde\mu_t-\mu_\theta(x_t,t)\rVert^2 + C_t")
+st.latex(
+    r"q(x_{t-1}\mid x_t,x_0) = \mathcal N\big(\tilde\mu_t,\ \tilde\beta_t I\big),\quad "
+    r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
+    r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
+    r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t"
+)
+st.latex(
+    r"L_{t-1} = D_{KL}\big(\mathcal N(\tilde\mu_t,\tilde\beta_t I)\,\|\,\mathcal N(\mu_\theta,\sigma_t^2 I)\big)"
+    r" = \frac{1}{2\sigma_t^2}\lVert\tilde\mu_t-\mu_\theta(x_t,t)\rVert^2 + C_t"
+)
 src = full if full is not None else est
-st.plotly_chart(plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T),
-                width="stretch")
+st.plotly_chart(
+    plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T), width="stretch"
+)
 ts_arr, terms_arr = np.asarray(src["ts"]), np.asarray(src["terms"])
 if full is not None:
     cut = max(1, T // 10)
     share = float(terms_arr[ts_arr < cut].sum() / max(terms_arr.sum(), 1e-12))
-    st.caption(f"The first {cut} timesteps (including L_0) carry {share:.0%} of the bound: almost all the bits "
-               "are spent describing fine detail that only the last denoising steps decide.")
+    st.caption(
+        f"The first {cut} timesteps (including L_0) carry {share:.0%} of the bound: almost all the bits "
+        "are spent describing fine detail that only the last denoising steps decide."
+    )
 else:
     st.caption("Points: the sampled t (drawn more often where the terms are large). The diamond is L_0.")
-st.caption("Timestep index t runs 0 … T−1 and index 0 is the first noising step, so the point at index t is "
-           "Ho et al.'s L_t: the KL from x_t to x_{t−1} in index terms, and L_0 at index 0. x̂₀ is clipped to "
-           "[−1, 1], as in improved-diffusion (the reference for published bits/dim).")
+st.caption(
+    "Timestep index t runs 0 … T−1 and index 0 is the first noising step, so the point at index t is "
+    "Ho et al.'s L_t: the KL from x_t to x_{t−1} in index terms, and L_0 at index 0. x̂₀ is clipped to "
+    "[−1, 1], as in improved-diffusion (the reference for published bits/dim)."
+)
 
 # --- 4. weights ---------------------------------------------------------------------------------
 st.header("4. Predict the noise: each KL is a weighted ε-MSE")
-st.latex(r"\mu_\theta(x_t,t) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}"
-         r"\,\epsilon_\theta(x_t,t)\Big)\;\Rightarrow\;"
-         r"L_{t-1} = \underbrace{\frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}}_{\lambda_t}"
-         r"\,\lVert\epsilon-\epsilon_\theta(x_t,t)\rVert^2 + C_t")
+st.latex(
+    r"\mu_\theta(x_t,t) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}"
+    r"\,\epsilon_\theta(x_t,t)\Big)\;\Rightarrow\;"
+    r"L_{t-1} = \underbrace{\frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}}_{\lambda_t}"
+    r"\,\lVert\epsilon-\epsilon_\theta(x_t,t)\rVert^2 + C_t"
+)
 vlb_n, simple_n = weights.normalised()
 st.plotly_chart(plots_objective.weights_chart(vlb_n.tolist(), simple_n.tolist()), width="stretch")
 ratio = float(weights.vlb[1] / weights.vlb[T - 1]) if T > 1 else 1.0
@@ -158,12 +192,13 @@ st.markdown(
 
 # --- 5. simple loss -----------------------------------------------------------------------------
 st.header("5. The simple loss")
-st.latex(r"L_\text{simple} = \mathbb E_{t,\,x_0,\,\epsilon}\Big[\big\lVert \epsilon - "
-         r"\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\big\rVert^2\Big],"
-         r"\qquad t\sim\mathcal U\{0,\dots,T-1\},\ \epsilon\sim\mathcal N(0,I)")
+st.latex(
+    r"L_\text{simple} = \mathbb E_{t,\,x_0,\,\epsilon}\Big[\big\lVert \epsilon - "
+    r"\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\big\rVert^2\Big],"
+    r"\qquad t\sim\mathcal U\{0,\dots,T-1\},\ \epsilon\sim\mathcal N(0,I)"
+)
 curve = bo.eps_mse_curve(img.key, img.resolution, mkey, seed, int(draws), img.x0, model)
-st.plotly_chart(plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], int(draws), T),
-                width="stretch")
+st.plotly_chart(plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], int(draws), T), width="stretch")
 avg = float(np.trapezoid(curve["mean"], curve["ts"]) / max(curve["ts"][-1] - curve["ts"][0], 1))
 st.caption(
     f"{len(curve['ts'])} values of t × {draws} draws of ε ({curve['seconds']:.1f} s, cached per image, model, "
@@ -173,8 +208,10 @@ st.caption(
 
 # --- 6. the reparametrisation trick ---------------------------------------------------------------
 st.header("6. The reparametrisation trick: one real training step")
-st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon\quad\Rightarrow\quad "
-         r"\nabla_\theta\,\big\lVert\epsilon-\epsilon_\theta(x_t,t)\big\rVert^2 \text{ is an ordinary gradient}")
+st.latex(
+    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon\quad\Rightarrow\quad "
+    r"\nabla_\theta\,\big\lVert\epsilon-\epsilon_\theta(x_t,t)\big\rVert^2 \text{ is an ordinary gradient}"
+)
 st.markdown(
     "The randomness lives in ε and t, drawn *outside* the network, and x_t is a deterministic, differentiable "
     "function of them, so back-propagation reaches θ. Below: draw a batch of 4 (t, ε) pairs on your image, "
@@ -182,12 +219,15 @@ st.markdown(
     "after. The shared model that every page uses is never touched."
 )
 s1, s2 = st.columns([2, 1])
-lr = s1.select_slider("Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], key="obj_lr",
-                      format_func=lambda v: f"{v:.0e}")
+lr = s1.select_slider(
+    "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], key="obj_lr", format_func=lambda v: f"{v:.0e}"
+)
 step_settings = (img.key, img.resolution, mkey, seed, float(lr))
 if s2.button("Take one training step", type="primary", key="obj_step_go"):
-    st.session_state[STEP_KEY] = (step_settings,
-                                  bo.train_step(img.key, img.resolution, mkey, seed, float(lr), img.x0, model))
+    st.session_state[STEP_KEY] = (
+        step_settings,
+        bo.train_step(img.key, img.resolution, mkey, seed, float(lr), img.x0, model),
+    )
 stored = st.session_state.get(STEP_KEY)
 if stored is None:
     st.info("Press **Take one training step**.")

@@ -104,7 +104,10 @@ def app_url(chromium_path, tiny_model_dir, tmp_path_factory) -> str:
     """Base URL of a fresh `streamlit run` whose default model is the tiny test model."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    proc = start_server(port, {"DIFFUSION_LENS_MODEL": str(tiny_model_dir)}, log)
+    # One torch thread: the tests check behaviour, and on a busy shared CI box two OpenMP
+    # threads per forward pass can be 10x slower than one (measured here: 1.4 s vs 0.08 s).
+    env = {"DIFFUSION_LENS_MODEL": str(tiny_model_dir), "DIFFUSION_LENS_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = start_server(port, env, log)
     try:
         wait_healthy(proc, port)
         yield f"http://127.0.0.1:{port}"

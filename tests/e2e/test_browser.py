@@ -73,7 +73,7 @@ def upload(page, name: str, data: bytes, mime: str) -> None:
 def no_traceback(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0
     body = page.locator("[data-testid='stApp']").inner_text()
-    assert "Traceback" not in body and "File \"" not in body
+    assert "Traceback" not in body and 'File "' not in body
 
 
 def slider_input(page, key: str):

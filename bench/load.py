@@ -1,0 +1,406 @@
+"""A classroom on one server: 30 real browser sessions for 2 minutes.
+
+Starts `streamlit run` on a free port on 127.0.0.1, then 30 real Streamlit sessions,
+each with its own websocket, as one of two kinds of client:
+
+* ``--client ws`` (default): :mod:`ws_client`, which speaks Streamlit's own protocol
+  (rerun requests with widget states, the frontend's upload handshake, st.navigation
+  page switches) and fetches every picture of a run from /media, as a browser does,
+  but does not lay out or paint. On this 2-core machine 30 headless browsers would
+  spend the CPU on rendering (3 browser sessions already took ~40 s to open a page),
+  so the browser client would measure Chromium, not the server.
+* ``--client browser``: one headless Chromium (Playwright, async API) with one browser
+  context per student; latency is key press -> picture loaded in the page.
+
+Each student, with a few seconds of think time between actions:
+
+1. opens the app (``open``), switches the sidebar to Upload and uploads their own photo
+   (``upload``: until x_0 is shown);
+2. moves the forward page's t slider with the keyboard (``fwd_step``: from the key press
+   to the new x_t picture loaded in the page);
+3. switches to "Denoise one step" (``page_switch``) and moves its t slider
+   (``denoise_step``: one network forward pass per step, through the inference queue);
+4. goes back and forth until the 2 minutes are over, at most ``--max-actions`` actions.
+
+Prints p50/p95/max latency per action, the errors (timeouts, exceptions shown in the
+page, lost connections) and the peak RSS of the server's process tree (psutil), and
+writes the same as JSON under bench/out/. Targets (issue 6, this 2-core machine):
+0 errors, slider step p95 <= 3 s, server peak RSS <= 3 GB.
+
+    .venv/bin/python bench/load.py [--sessions 30] [--seconds 120] [--model auto]
+
+Whatever the client, it runs on the same 2 cores as the server (and here a training job
+too), so the figures are pessimistic for a real classroom, where each student's device
+does its own client work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IDLE,
+    OUT,
+    ROOT,
+    RssSampler,
+    Server,
+    load_average,
+    percentile,
+    prepare_model,
+)
+from ws_client import StreamlitError, StreamlitSession  # noqa: E402
+
+ACTION_TIMEOUT_MS = 60_000
+FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"
+PAGES = {"forward": ("fwd_t", "x_t at t = {t}"), "denoise": ("den_t", "x_t: the input at t = {t}")}
+NAV = {"forward": "Forward process", "denoise": "Denoise one step"}
+
+
+def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
+    """n different JPEG 'phone photos' (crops of the bundled samples), so every upload is a new cache key."""
+    from PIL import Image
+
+    sources = sorted((ROOT / "assets").glob("*.jpg"))
+    photos = []
+    for i in range(n):
+        img = Image.open(sources[i % len(sources)]).convert("RGB")
+        w, h = img.size
+        rnd = random.Random(i)
+        s = int(min(w, h) * rnd.uniform(0.6, 0.95))
+        x, y = rnd.randint(0, w - s), rnd.randint(0, h - s)
+        buf = io.BytesIO()
+        img.crop((x, y, x + s, y + s)).resize((size, size)).save(buf, format="JPEG", quality=88)
+        photos.append((f"student{i:02d}.jpg", buf.getvalue()))
+    return photos
+
+
+class Results:
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+        self.js_errors = 0
+
+    def ok(self, action: str, seconds: float) -> None:
+        self.latency[action].append(seconds)
+
+    def error(self, student: int, action: str, exc: BaseException | str) -> None:
+        text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        self.errors.append(f"student {student:02d} {action}: {text}")
+
+
+async def wait_painted(page, caption: str) -> None:
+    """Wait until the image captioned exactly ``caption`` is in the page and its bitmap is loaded."""
+    await page.wait_for_function(
+        """(caption) => {
+            for (const cap of document.querySelectorAll("[data-testid='stImageCaption']")) {
+                if (cap.innerText.trim() !== caption) continue;
+                const img = cap.closest("[data-testid='stImage']").querySelector("img");
+                if (img && img.complete && img.naturalWidth > 0) return true;
+            }
+            return false;
+        }""",
+        arg=caption,
+        timeout=ACTION_TIMEOUT_MS,
+        polling="raf",  # checked once per animation frame: "painted", not just "in the DOM"
+    )
+
+
+async def check_page(page) -> None:
+    if await page.locator("[data-testid='stException']").count():
+        raise RuntimeError("an exception box is shown in the page")
+    if await page.locator("text=Connection error").count():
+        raise RuntimeError("the page lost its connection to the server")
+
+
+async def slider_step(page, which: str, rnd: random.Random) -> float:
+    key, caption = PAGES[which]
+    thumb = page.locator(f".st-key-{key} input[type=range]")
+    old = int(await thumb.input_value())
+    lo, hi = int(await thumb.get_attribute("min")), int(await thumb.get_attribute("max"))
+    press = rnd.choice(["ArrowRight", "ArrowRight", "ArrowLeft", "PageUp", "PageDown"])
+    if old >= hi - 100:
+        press = "PageDown"
+    elif old <= lo + 100:
+        press = "PageUp"
+    await thumb.focus()
+    start = time.perf_counter()
+    await thumb.press(press)
+    new = int(await thumb.input_value())
+    if new == old:
+        raise RuntimeError(f"the slider did not move ({press} at {old})")
+    await wait_painted(page, caption.format(t=new))
+    elapsed = time.perf_counter() - start
+    await page.wait_for_selector(IDLE, timeout=ACTION_TIMEOUT_MS)
+    return elapsed
+
+
+async def student(i: int, browser, url: str, photo: tuple[str, bytes], deadline: float, args, res: Results) -> int:
+    rnd = random.Random(1000 + i)
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    page = await context.new_page()
+    page.on("pageerror", lambda _exc: setattr(res, "js_errors", res.js_errors + 1))
+    actions = 0
+    action = "open"
+    try:
+        start = time.perf_counter()
+        await page.goto(url)
+        await page.wait_for_selector(IDLE)
+        await wait_painted(page, "x_t at t = 250")
+        res.ok("open", time.perf_counter() - start)
+
+        action = "upload"
+        await page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
+        await page.wait_for_selector(FILE_INPUT, state="attached")
+        await page.wait_for_selector(IDLE)
+        name, data = photo
+        start = time.perf_counter()
+        await page.set_input_files(FILE_INPUT, files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+        await page.get_by_test_id("stSidebar").get_by_text(f"x₀: {name}").wait_for()
+        await page.wait_for_selector(IDLE)  # the rerun with the new photo has finished ...
+        await wait_painted(page, "x_t at t = 250")  # ... and its x_t picture is loaded
+        res.ok("upload", time.perf_counter() - start)
+        await page.wait_for_selector(IDLE)
+        actions = 2
+
+        which = "forward"
+        while time.monotonic() < deadline and actions < args.max_actions:
+            for _ in range(rnd.randint(3, 6)):
+                if time.monotonic() >= deadline or actions >= args.max_actions:
+                    break
+                await asyncio.sleep(rnd.uniform(args.think_min, args.think_max))
+                action = f"{'fwd' if which == 'forward' else 'denoise'}_step"
+                res.ok(action, await slider_step(page, which, rnd))
+                await check_page(page)
+                actions += 1
+            if time.monotonic() >= deadline or actions >= args.max_actions:
+                break
+            which = "denoise" if which == "forward" else "forward"
+            action = "page_switch"
+            key, caption = PAGES[which]
+            start = time.perf_counter()
+            await page.get_by_test_id("stSidebarNav").get_by_text(NAV[which], exact=True).click()
+            thumb = page.locator(f".st-key-{key} input[type=range]")
+            await thumb.wait_for()
+            t_now = int(await thumb.input_value())
+            await wait_painted(page, caption.format(t=t_now))
+            res.ok("page_switch", time.perf_counter() - start)
+            await page.wait_for_selector(IDLE)
+            actions += 1
+    except Exception as exc:  # one error ends this student's session; the others go on
+        res.error(i, action, exc)
+        try:
+            await page.screenshot(path=str(OUT / f"load-error-student{i:02d}.png"))
+        except Exception:
+            pass
+    finally:
+        await context.close()
+    return actions
+
+
+WS_TIMEOUT_S = ACTION_TIMEOUT_MS / 1000
+WS_CAPTIONS = {"forward": "x_t at t = {t}", "denoise": "x_t: the input at t = {t}"}
+
+
+def _keyboard_step(rnd: random.Random, old: int, lo: int, hi: int) -> int:
+    """The value after one key press: arrow (1) or page up/down (about a tenth of the range)."""
+    step = rnd.choice([1, 1, -1, 100, -100])
+    if old >= hi - 100:
+        step = -100
+    elif old <= lo + 100:
+        step = 100
+    return max(lo, min(hi, old + step))
+
+
+async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float, args, res: Results) -> int:
+    rnd = random.Random(1000 + i)
+    actions = 0
+    action = "open"
+    try:
+        async with StreamlitSession(url, timeout=WS_TIMEOUT_S) as s:
+            r = await s.open()
+            res.ok("open", r.seconds)
+            s.set_radio("image_source", "Upload")
+            await s.rerun()
+            action = "upload"
+            name, data = photo
+            start = time.perf_counter()
+            await s.upload("uploader", name, data)
+            r = await s.rerun()
+            if f"x₀: {name}, 64×64" not in r.images or "x_t at t = 250" not in r.images:
+                raise StreamlitError(f"the uploaded photo is not shown (alerts: {r.alerts})")
+            res.ok("upload", time.perf_counter() - start)
+            actions = 2
+            which, key = "forward", "fwd_t"
+            while time.monotonic() < deadline and actions < args.max_actions:
+                for _ in range(rnd.randint(3, 6)):
+                    if time.monotonic() >= deadline or actions >= args.max_actions:
+                        break
+                    await asyncio.sleep(rnd.uniform(args.think_min, args.think_max))
+                    action = "fwd_step" if which == "forward" else "denoise_step"
+                    w = s.widgets[key].proto
+                    new = _keyboard_step(rnd, int(s.slider_value(key)), int(w.min), int(w.max))
+                    s.set_slider(key, new)
+                    r = await s.rerun()
+                    if WS_CAPTIONS[which].format(t=new) not in r.images:
+                        raise StreamlitError(f"no x_t picture for t = {new} (alerts: {r.alerts})")
+                    res.ok(action, r.seconds)
+                    actions += 1
+                if time.monotonic() >= deadline or actions >= args.max_actions:
+                    break
+                which, key = ("denoise", "den_t") if which == "forward" else ("forward", "fwd_t")
+                action = f"to_{which}"
+                first = which == "denoise" and "den_t" not in s.widgets
+                r = await s.rerun(page="" if which == "forward" else which)
+                t_now = int(s.slider_value(key))
+                if WS_CAPTIONS[which].format(t=t_now) not in r.images:
+                    raise StreamlitError(f"page {which}: no x_t picture (alerts: {r.alerts})")
+                res.ok(f"{action}{' (1st)' if first else ''}", r.seconds)
+                actions += 1
+    except Exception as exc:  # one error ends this student's session; the others go on
+        res.error(i, action, exc)
+    return actions
+
+
+async def ws_classroom(url: str, args, res: Results, sampler: RssSampler) -> dict:
+    photos = student_photos(args.sessions)
+    sampler.start()
+    # The teacher opens both pages once before class: imports, the model and caches warm up off the clock.
+    t0 = time.monotonic()
+    async with StreamlitSession(url, timeout=300) as s:
+        await s.open()
+        await s.rerun(page="denoise")
+    print(f"warm-up (first loads of the forward and denoise pages): {time.monotonic() - t0:.1f} s")
+    t0 = time.monotonic()
+    deadline = t0 + args.seconds
+    tasks = []
+    for i in range(args.sessions):
+        tasks.append(asyncio.create_task(ws_student(i, url, photos[i], deadline, args, res)))
+        await asyncio.sleep(args.ramp / max(args.sessions, 1))
+    done = await asyncio.gather(*tasks)
+    return {"actions": sum(done), "wall_s": time.monotonic() - t0}
+
+
+async def classroom(url: str, args, res: Results, sampler: RssSampler) -> dict:
+    from playwright.async_api import async_playwright
+
+    photos = student_photos(args.sessions)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            sampler.start()
+            # The teacher opens the app once before class: imports and caches warm up off the clock.
+            t0 = time.monotonic()
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(url)
+            await wait_painted(page, "x_t at t = 250")
+            await context.close()
+            print(f"warm-up (first page load after server start): {time.monotonic() - t0:.1f} s")
+            t0 = time.monotonic()
+            deadline = t0 + args.seconds
+            tasks = []
+            for i in range(args.sessions):
+                tasks.append(asyncio.create_task(student(i, browser, url, photos[i], deadline, args, res)))
+                await asyncio.sleep(args.ramp / max(args.sessions, 1))  # students arrive over the ramp
+            done = await asyncio.gather(*tasks)
+            wall = time.monotonic() - t0
+        finally:
+            await browser.close()
+    return {"actions": sum(done), "wall_s": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="30 real browser sessions against one Streamlit server")
+    ap.add_argument("--client", choices=["ws", "browser"], default="ws", help="websocket clients or real browsers")
+    ap.add_argument("--sessions", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=120.0, help="how long students keep acting")
+    ap.add_argument("--ramp", type=float, default=20.0, help="seconds over which students arrive")
+    ap.add_argument("--max-actions", type=int, default=40, help="per student, upload and page switches included")
+    ap.add_argument("--think-min", type=float, default=1.0)
+    ap.add_argument("--think-max", type=float, default=4.0)
+    ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
+    ap.add_argument("--env", action="append", default=[], help="extra server env, NAME=VALUE (repeatable)")
+    args = ap.parse_args()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    model_env, model_label = prepare_model(args.model)
+    env = dict(e.split("=", 1) for e in args.env)
+    if model_env:
+        env["DIFFUSION_LENS_MODEL"] = model_env
+    res = Results()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    print(
+        f"load: {args.sessions} {args.client} sessions x {args.seconds:.0f} s, model: {model_label}, env {env or '-'}"
+    )
+    print(f"load average before: {load_average()}")
+    with Server(env, OUT / f"load-{stamp}-server.log") as server:
+        print(f"server up in {server.wait_healthy():.1f} s at {server.url}")
+        import os
+
+        sampler = RssSampler({"server": server.proc.pid, "clients": (os.getpid(), server.proc.pid)})
+        run = ws_classroom if args.client == "ws" else classroom
+        summary = asyncio.run(run(server.url, args, res, sampler))
+        peaks = sampler.stop()
+    print(f"load average after: {load_average()}")
+
+    rows = {}
+    print(f"\n{'action':<18}{'n':>5}{'p50 s':>8}{'p95 s':>8}{'max s':>8}")
+    order = [
+        "open",
+        "upload",
+        "fwd_step",
+        "denoise_step",
+        "page_switch",
+        "to_denoise (1st)",
+        "to_denoise",
+        "to_forward",
+    ]
+    for action in order + sorted(set(res.latency) - set(order)):
+        v = res.latency.get(action, [])
+        if not v:
+            continue
+        rows[action] = {"n": len(v), "p50": statistics.median(v), "p95": percentile(v, 0.95), "max": max(v)}
+        r = rows[action]
+        print(f"{action:<18}{r['n']:>5}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['max']:>8.2f}")
+    steps = res.latency.get("fwd_step", []) + res.latency.get("denoise_step", [])
+    p95_step = percentile(steps, 0.95)
+    print(f"\nall slider steps: n = {len(steps)}, p50 {statistics.median(steps) if steps else float('nan'):.2f} s, "
+          f"p95 {p95_step:.2f} s (target <= 3 s)")  # fmt: skip
+    print(f"errors: {len(res.errors)} (target 0); page JS errors: {res.js_errors}")
+    for e in res.errors[:20]:
+        print(f"  {e}")
+    print(f"server peak RSS: {peaks['server'] / 2**30:.2f} GiB (target <= 3 GB); "
+          f"load-client peak RSS: {peaks['clients'] / 2**30:.2f} GiB")  # fmt: skip
+    print(f"actions done: {summary['actions']} in {summary['wall_s']:.0f} s")
+    report = {
+        "args": vars(args),
+        "model": model_label,
+        "actions": rows,
+        "slider_step_p95_s": p95_step,
+        "errors": res.errors,
+        "js_errors": res.js_errors,
+        "server_peak_rss_bytes": peaks["server"],
+        "clients_peak_rss_bytes": peaks["clients"],
+        **summary,
+    }
+    (OUT / f"load-{stamp}.json").write_text(json.dumps(report, indent=2))
+    ok = not res.errors and p95_step <= 3.0 and peaks["server"] <= 3e9
+    print("PASS" if ok else "MISS: see above")
+
+
+if __name__ == "__main__":
+    main()

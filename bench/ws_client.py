@@ -1,0 +1,259 @@
+"""A minimal Streamlit client speaking the app's own websocket protocol (no browser).
+
+One :class:`StreamlitSession` is one real server session, exactly like a browser tab:
+it opens ``/_stcore/stream`` with the XSRF cookie the index page sets, asks for script
+runs with ``BackMsg.rerun_script`` and its widget states, uploads files the way the
+frontend does (``file_urls_request``, then an HTTP PUT with the XSRF token, then the
+uploader's widget state), follows ``st.navigation`` pages, and fetches every image of a
+run from ``/media`` as a browser would. What it does not do is lay out and paint, so
+it costs the load-test machine far less CPU than a headless browser.
+
+Only what the benchmarks need: sliders, radios and a file uploader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import itertools
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlparse
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.Common_pb2 import FileURLsRequest, UploadedFileInfo
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
+@dataclass
+class Widget:
+    id: str
+    kind: str  # slider, radio, file_uploader, ...
+    label: str
+    proto: object
+
+
+@dataclass
+class RunResult:
+    seconds: float  # request sent -> script finished -> all its images fetched
+    images: dict[str, str] = field(default_factory=dict)  # caption -> media URL
+    alerts: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+
+class StreamlitError(RuntimeError):
+    pass
+
+
+class StreamlitSession:
+    """One websocket session. Use ``async with StreamlitSession(url) as s: await s.open()``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+        self.ws = None
+        self.session_id = ""
+        self.xsrf = ""
+        self.cookie_header = ""
+        self.pages: dict[str, str] = {}  # url_pathname -> page_script_hash
+        self.page_hash = ""
+        self.widgets: dict[str, Widget] = {}  # key (user key or label) -> widget
+        self.states: dict[str, WidgetState] = {}  # widget id -> state we send
+        self._run: RunResult | None = None
+        self._finished: asyncio.Event | None = None
+        self._responses: dict[str, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+        self.closed_reason: str | None = None
+
+    # ------------------------------------------------------------------ connection
+    def _fetch_cookie(self) -> None:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        with opener.open(self.base + "/_stcore/health", timeout=self.timeout) as r:  # sets the XSRF cookie
+            r.read()
+        for c in jar:
+            if c.name == XSRF_COOKIE:
+                self.xsrf = c.value
+        self.cookie_header = f"{XSRF_COOKIE}={self.xsrf}" if self.xsrf else ""
+
+    async def __aenter__(self) -> StreamlitSession:
+        await asyncio.to_thread(self._fetch_cookie)
+        ws_url = "ws" + self.base[len("http") :] + "/_stcore/stream"
+        protocols = ["streamlit", self.xsrf] if self.xsrf else ["streamlit"]
+        headers = {"Origin": self.base}
+        if self.cookie_header:
+            headers["Cookie"] = self.cookie_header
+        self.ws = await websockets.connect(
+            ws_url, subprotocols=protocols, additional_headers=headers, max_size=None, open_timeout=self.timeout
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._reader:
+            self._reader.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = ForwardMsg()
+                msg.ParseFromString(raw)
+                self._handle(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # connection lost
+            self.closed_reason = f"websocket closed: {exc}"
+        else:
+            self.closed_reason = "websocket closed by the server"
+        if self._finished is not None:
+            self._finished.set()
+
+    def _handle(self, msg: ForwardMsg) -> None:
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            ns = msg.new_session
+            if ns.initialize.session_id:
+                self.session_id = ns.initialize.session_id
+            self.page_hash = ns.page_script_hash or self.page_hash
+        elif kind == "navigation":
+            for page in msg.navigation.app_pages:
+                self.pages[page.url_pathname] = page.page_script_hash
+            if msg.navigation.page_script_hash:
+                self.page_hash = msg.navigation.page_script_hash
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            self._element(msg.delta.new_element)
+        elif kind == "file_urls_response":
+            fut = self._responses.pop(msg.file_urls_response.response_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg.file_urls_response)
+        elif kind == "script_finished":
+            if msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN and self._finished is not None:
+                self._finished.set()
+        elif kind == "session_event" and msg.session_event.WhichOneof("type") == "script_compilation_exception":
+            if self._run is not None:
+                self._run.exceptions.append("script compilation exception")
+        elif kind == "ref_hash":
+            # We never report cached hashes, so the server should not send references.
+            if self._run is not None:
+                self._run.exceptions.append("unexpected ref_hash message")
+
+    def _element(self, el) -> None:
+        kind = el.WhichOneof("type")
+        run = self._run
+        if kind in ("slider", "radio", "file_uploader", "selectbox", "number_input", "button"):
+            proto = getattr(el, kind)
+            key = proto.id.rsplit("-", 1)[-1] if "$$ID" in proto.id else proto.label
+            self.widgets[key] = Widget(proto.id, kind, proto.label, proto)
+        elif kind == "imgs" and run is not None:
+            for img in el.imgs.imgs:
+                run.images[img.caption] = urljoin(self.base + "/", img.url)
+        elif kind == "alert" and run is not None:
+            run.alerts.append(el.alert.body)
+        elif kind == "exception" and run is not None:
+            run.exceptions.append(f"{el.exception.type}: {el.exception.message}")
+
+    # ------------------------------------------------------------------ actions
+    def _fetch(self, url: str) -> int:
+        req = urllib.request.Request(url, headers={"Cookie": self.cookie_header} if self.cookie_header else {})
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            return len(r.read())
+
+    async def rerun(self, page: str | None = None) -> RunResult:
+        """Run the script with the current widget states (on ``page``, a url path, if given)."""
+        if self.closed_reason:
+            raise StreamlitError(self.closed_reason)
+        if page is not None:
+            self.page_hash = self.pages.get(page, "")
+        msg = BackMsg()
+        cs = msg.rerun_script
+        cs.query_string = ""
+        cs.page_script_hash = self.page_hash
+        cs.page_name = page or ""
+        for state in self.states.values():
+            cs.widget_states.widgets.append(state)
+        self._run = RunResult(seconds=0.0)
+        self._finished = asyncio.Event()
+        start = time.perf_counter()
+        await self.ws.send(msg.SerializeToString())
+        try:
+            await asyncio.wait_for(self._finished.wait(), self.timeout)
+        except TimeoutError as exc:
+            raise StreamlitError(f"no script_finished within {self.timeout:.0f} s") from exc
+        if self.closed_reason:
+            raise StreamlitError(self.closed_reason)
+        run = self._run
+        # fetch the pictures as a browser does (in parallel, like its connection pool)
+        await asyncio.gather(*(asyncio.to_thread(self._fetch, u) for u in set(run.images.values())))
+        run.seconds = time.perf_counter() - start
+        if run.exceptions:
+            raise StreamlitError("; ".join(run.exceptions))
+        return run
+
+    async def open(self, page: str = "") -> RunResult:
+        return await self.rerun(page or None)
+
+    def set_slider(self, key: str, value: float) -> None:
+        w = self.widgets[key]
+        st = WidgetState(id=w.id)
+        st.double_array_value.data.append(float(value))
+        self.states[w.id] = st
+
+    def slider_value(self, key: str) -> float:
+        w = self.widgets[key]
+        st = self.states.get(w.id)
+        if st is not None:
+            return st.double_array_value.data[0]
+        return (list(w.proto.value) or list(w.proto.default))[0]
+
+    def set_radio(self, key: str, option: str) -> None:
+        w = self.widgets[key]
+        self.states[w.id] = WidgetState(id=w.id, string_value=option)
+
+    async def upload(self, key: str, name: str, data: bytes, mime: str = "image/jpeg") -> None:
+        """Upload one file into the file_uploader ``key`` (no rerun: call :meth:`rerun` after)."""
+        w = self.widgets[key]
+        request_id = uuid.uuid4().hex
+        fut = asyncio.get_running_loop().create_future()
+        self._responses[request_id] = fut
+        msg = BackMsg(
+            file_urls_request=FileURLsRequest(request_id=request_id, file_names=[name], session_id=self.session_id)
+        )
+        await self.ws.send(msg.SerializeToString())
+        resp = await asyncio.wait_for(fut, self.timeout)
+        urls = resp.file_urls[0]
+        upload_url = urls.upload_url if urlparse(urls.upload_url).scheme else self.base + urls.upload_url
+        await asyncio.to_thread(self._put, upload_url, name, data, mime)
+        info = UploadedFileInfo(name=name, size=len(data), file_id=urls.file_id)
+        info.file_urls.CopyFrom(urls)
+        st = WidgetState(id=w.id)
+        st.file_uploader_state_value.uploaded_file_info.append(info)
+        self.states[w.id] = st
+
+    def _put(self, url: str, name: str, data: bytes, mime: str) -> None:
+        boundary = f"----diffusionlens{next(self._ids)}{uuid.uuid4().hex}"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Origin": self.base}
+        if self.xsrf:
+            headers["X-Xsrftoken"] = self.xsrf
+            headers["Cookie"] = self.cookie_header
+        req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            if r.status not in (200, 204):
+                raise StreamlitError(f"upload failed: HTTP {r.status}")

@@ -1,0 +1,275 @@
+"""Evaluate a noise-predictor checkpoint on held-out photos against classical denoisers.
+
+    python -m model.evaluate checkpoints/photo-unet --images data/eval --res 64 --save-grid grid.png
+
+Each photo is center-cropped to a square and resized to ``--res`` px (the whole photo,
+not a patch), scaled to [-1, 1], and noised to x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε with fixed
+seeds. Per t the table gives, on the SAME noisy inputs:
+
+* ``eps_mse``   the model's ε-MSE (its output converted to ε if it predicts v or x_0)
+* ``model``     PSNR of the model's x̂_0 = (x_t - √(1-ᾱ_t) ε̂)/√ᾱ_t
+* ``rescaled``  PSNR of x_t/√ᾱ_t = x_0 + σ_t ε, σ_t = √((1-ᾱ_t)/ᾱ_t) (no denoising)
+* ``blur``      PSNR of the best Gaussian blur of x_t/√ᾱ_t; the blur σ (pixels) is chosen per t
+  from a grid, as an oracle that sees the clean images (σ in the next column)
+* ``bm3d``      PSNR of BM3D (``bm3d.bm3d_rgb``) on x_t/√ᾱ_t given the true noise std.
+  Images are mapped [-1, 1] → [0, 1] for BM3D, so its noise std is σ_t / 2.
+
+PSNR is computed on images clipped to [-1, 1] with peak-to-peak 2, i.e. the usual PSNR
+of the [0, 1] images, averaged over photos and noise seeds (in dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.data import center_square, list_images, load_images
+from model.schedule import gather, schedule_from_config
+
+DEFAULT_TS = (25, 50, 100, 200, 400, 600, 800, 950)
+BLUR_SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 16.0, 24.0, 32.0, 64.0)
+
+
+# --------------------------------------------------------------------------- metrics
+def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of images in [-1, 1] (both clipped), peak-to-peak 2; one value per leading-batch item.
+
+    Accepts (C, H, W) (returns a 0-d tensor) or (B, C, H, W) (returns shape (B,)). Identical images give inf.
+    """
+    x = x.clamp(-1, 1).double()
+    ref = ref.clamp(-1, 1).double()
+    dims = tuple(range(x.ndim - 3, x.ndim))
+    mse = ((x - ref) ** 2).mean(dim=dims)
+    return 10 * torch.log10(4.0 / mse)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with reflect padding; sigma in pixels (0 = identity)."""
+    if sigma <= 0:
+        return x.clone()
+    h, w = x.shape[-2:]
+    radius = int(math.ceil(3 * sigma))
+    k = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (k / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    y = x
+    # reflect padding needs pad < size; for wide kernels pad repeatedly in chunks via 'replicate' fallback
+    for dim in (-1, -2):
+        size = w if dim == -1 else h
+        pad = radius
+        if pad < size:
+            p = (pad, pad, 0, 0) if dim == -1 else (0, 0, pad, pad)
+            y = F.pad(y, p, mode="reflect")
+        else:
+            p = (pad, pad, 0, 0) if dim == -1 else (0, 0, pad, pad)
+            y = F.pad(y, p, mode="replicate")
+        kk = k.view(1, 1, 1, -1) if dim == -1 else k.view(1, 1, -1, 1)
+        y = F.conv2d(y, kk.expand(c, 1, *kk.shape[-2:]).contiguous(), groups=c)
+    return y
+
+
+def blur_oracle(noisy: torch.Tensor, clean: torch.Tensor, sigmas=BLUR_SIGMAS) -> tuple[float, float, torch.Tensor]:
+    """Best Gaussian blur (one σ for the whole batch) by mean PSNR. Returns (σ, mean PSNR, per-image PSNR)."""
+    best = None
+    for s in sigmas:
+        p = psnr(gaussian_blur(noisy, s), clean)
+        if best is None or p.mean().item() > best[1] + 1e-12:
+            best = (float(s), p.mean().item(), p)
+    return best
+
+
+def bm3d_denoise(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
+    """BM3D on (B, 3, H, W) images in [-1, 1] units with noise std ``sigma`` (same units)."""
+    import bm3d
+
+    out = []
+    for img in noisy:
+        z = ((img.permute(1, 2, 0).double().numpy() + 1.0) / 2.0)  # [0, 1] units; noise std sigma / 2
+        d = bm3d.bm3d_rgb(z, sigma_psd=sigma / 2.0)
+        out.append(torch.from_numpy(np.asarray(d, dtype=np.float64) * 2.0 - 1.0).permute(2, 0, 1).float())
+    return torch.stack(out)
+
+
+# --------------------------------------------------------------------------- model
+def load_checkpoint(path):
+    """(unet, schedule). Uses model.network.load_model when it exists, else the diffusers folder directly."""
+    try:
+        from model import network  # written by the lead
+
+        loaded = network.load_model(str(path))
+        if isinstance(loaded, tuple) and len(loaded) >= 2:
+            return loaded[0], loaded[1]
+        unet = getattr(loaded, "unet", None)
+        sched = getattr(loaded, "schedule", None)
+        if unet is not None and sched is not None:
+            return unet, sched
+    except (ImportError, AttributeError):
+        pass
+    from diffusers import UNet2DModel
+
+    unet = UNet2DModel.from_pretrained(str(path))
+    sched = schedule_from_config(json.loads((Path(path) / "scheduler_config.json").read_text()))
+    return unet, sched
+
+
+def predict_eps(unet, sched, xt: torch.Tensor, t: int) -> torch.Tensor:
+    """The model's ε̂ at integer timestep t, whatever its prediction_type."""
+    tt = torch.full((xt.shape[0],), t, dtype=torch.long)
+    out = unet(xt, tt).sample.float()
+    a, b = gather(sched.sqrt_alpha_bar, t), gather(sched.sqrt_one_minus_alpha_bar, t)
+    if sched.prediction_type == "epsilon":
+        return out
+    if sched.prediction_type == "v_prediction":
+        return b * xt + a * out
+    if sched.prediction_type == "sample":
+        return (xt - a * out) / b
+    raise ValueError(sched.prediction_type)
+
+
+def make_noisy(x0: torch.Tensor, sched, t: int, seeds: int, base_seed: int = 0):
+    """x0 (N, 3, H, W) -> clean, eps, x_t each of shape (N*seeds, ...), noise fixed by (base_seed, t, seed)."""
+    clean = x0.repeat_interleave(seeds, dim=0)
+    g = torch.Generator().manual_seed(base_seed * 100_003 + t)
+    eps = torch.randn(clean.shape, generator=g)
+    xt = gather(sched.sqrt_alpha_bar, t) * clean + gather(sched.sqrt_one_minus_alpha_bar, t) * eps
+    return clean, eps, xt
+
+
+@torch.inference_mode()
+def evaluate(unet, sched, x0: torch.Tensor, ts=DEFAULT_TS, seeds: int = 2, base_seed: int = 0, use_bm3d: bool = True,
+             batch: int = 32, progress: bool = True) -> tuple[list[dict], dict]:
+    """Rows of the evaluation table, plus x̂_0 / x_t/√ᾱ per t for the first photo and first seed (for grids)."""
+    unet.eval()
+    rows, pics = [], {}
+    for t in ts:
+        t0 = time.time()
+        clean, eps, xt = make_noisy(x0, sched, t, seeds, base_seed)
+        eps_hat = torch.cat([predict_eps(unet, sched, xt[i:i + batch], t) for i in range(0, len(xt), batch)])
+        a, b = gather(sched.sqrt_alpha_bar, t), gather(sched.sqrt_one_minus_alpha_bar, t)
+        x0_hat = ((xt - b * eps_hat) / a).clamp(-1, 1)
+        rescaled = xt / a
+        sigma = float((sched.sqrt_one_minus_alpha_bar[t] / sched.sqrt_alpha_bar[t]).item())
+        s_blur, p_blur, _ = blur_oracle(rescaled, clean)
+        row = {
+            "t": t,
+            "sigma": sigma,
+            "eps_mse": ((eps_hat - eps) ** 2).mean().item(),
+            "model": psnr(x0_hat, clean).mean().item(),
+            "rescaled": psnr(rescaled, clean).mean().item(),
+            "blur": p_blur,
+            "blur_sigma": s_blur,
+            "bm3d": psnr(bm3d_denoise(rescaled, sigma), clean).mean().item() if use_bm3d else float("nan"),
+        }
+        rows.append(row)
+        pics[t] = {"x0_hat": x0_hat[::seeds].clone(), "rescaled": rescaled[::seeds].clamp(-1, 1).clone()}
+        if progress:
+            print(f"  t={t}: done in {time.time() - t0:.1f}s", flush=True)
+    return rows, pics
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("| t | σ_t | ε-MSE | model x̂₀ PSNR | x_t/√ᾱ PSNR | best blur PSNR (σ px) | BM3D PSNR | model − BM3D | "
+            "model − blur |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r['t']} | {r['sigma']:.3g} | {r['eps_mse']:.5f} | {r['model']:.2f} | {r['rescaled']:.2f} | "
+            f"{r['blur']:.2f} ({r['blur_sigma']:g}) | {r['bm3d']:.2f} | {r['model'] - r['bm3d']:+.2f} | "
+            f"{r['model'] - r['blur']:+.2f} |")
+    return "\n".join(lines)
+
+
+def _to_pil(x: torch.Tensor, scale: int = 2):
+    from PIL import Image
+
+    a = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    im = Image.fromarray(a)
+    return im.resize((im.width * scale, im.height * scale), Image.NEAREST) if scale != 1 else im
+
+
+def save_grid(path: Path, clean: torch.Tensor, pics: dict, index: int = 0, scale: int = 2) -> None:
+    """Row 1: clean, then x_t/√ᾱ_t per t; row 2: clean, then the model's x̂_0 per t (one photo, one seed)."""
+    from PIL import Image, ImageDraw
+
+    ts = sorted(pics)
+    tiles = [[_to_pil(clean[index], scale)] + [_to_pil(pics[t]["rescaled"][index], scale) for t in ts],
+             [_to_pil(clean[index], scale)] + [_to_pil(pics[t]["x0_hat"][index], scale) for t in ts]]
+    w, h = tiles[0][0].size
+    pad = 14
+    grid = Image.new("RGB", (len(tiles[0]) * (w + 2), 2 * (h + pad) + pad), "white")
+    d = ImageDraw.Draw(grid)
+    d.text((2, 1), "clean", fill="black")
+    for j, t in enumerate(ts, start=1):
+        d.text((j * (w + 2) + 2, 1), f"t={t}", fill="black")
+    for i, row in enumerate(tiles):
+        for j, im in enumerate(row):
+            grid.paste(im, (j * (w + 2), pad + i * (h + pad)))
+    d.text((2, pad + h + 1), "top: x_t/sqrt(abar)   bottom: model x0_hat", fill="black")
+    grid.save(path)
+
+
+def save_high_t(path: Path, clean: torch.Tensor, pics: dict, t: int, scale: int = 2) -> None:
+    """One column per photo: clean / x_t/√ᾱ_t / model x̂_0 at timestep t."""
+    from PIL import Image
+
+    cols = [[_to_pil(clean[i], scale), _to_pil(pics[t]["rescaled"][i], scale), _to_pil(pics[t]["x0_hat"][i], scale)]
+            for i in range(len(clean))]
+    w, h = cols[0][0].size
+    grid = Image.new("RGB", (len(cols) * (w + 2), 3 * (h + 2)), "white")
+    for j, col in enumerate(cols):
+        for i, im in enumerate(col):
+            grid.paste(im, (j * (w + 2), i * (h + 2)))
+    grid.save(path)
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description="Evaluate a noise predictor against blur and BM3D on held-out photos.")
+    ap.add_argument("checkpoint", help="diffusers checkpoint folder (config.json, safetensors, scheduler_config.json)")
+    ap.add_argument("--images", type=Path, required=True, help="folder of held-out photos (python -m model.data --eval-out)")
+    ap.add_argument("--res", type=int, default=64, help="evaluation resolution (center crop + resize of each photo)")
+    ap.add_argument("--ts", default=",".join(map(str, DEFAULT_TS)), help="comma-separated timesteps")
+    ap.add_argument("--seeds", type=int, default=4, help="noise draws per photo and t")
+    ap.add_argument("--seed", type=int, default=0, help="base seed")
+    ap.add_argument("--no-bm3d", action="store_true", help="skip BM3D (slow)")
+    ap.add_argument("--save-grid", type=Path, default=None, help="PNG of x̂_0 at each t for one photo")
+    ap.add_argument("--grid-image", default=None, help="file name of the photo for --save-grid (default: first)")
+    ap.add_argument("--save-t950", type=Path, default=None, help="PNG: each photo clean / x_t / x̂_0 at t=950")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+
+    ts = tuple(int(t) for t in a.ts.split(","))
+    if a.save_t950 and 950 not in ts:
+        ts = ts + (950,)
+    unet, sched = load_checkpoint(a.checkpoint)
+    names = [p.name for p in list_images(a.images)]
+    x0 = torch.stack([center_square(im, a.res) for im in load_images(a.images)])
+    print(f"{a.checkpoint}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
+          f"prediction_type={sched.prediction_type}; {len(names)} photos at {a.res}px x {a.seeds} noise seeds")
+    rows, pics = evaluate(unet, sched, x0, ts, a.seeds, a.seed, use_bm3d=not a.no_bm3d)
+    print(format_table(rows))
+    if a.save_grid:
+        idx = names.index(a.grid_image) if a.grid_image else 0
+        save_grid(a.save_grid, x0, pics, idx)
+        print(f"grid of x̂_0 for {names[idx]} -> {a.save_grid}")
+    if a.save_t950:
+        save_high_t(a.save_t950, x0, pics, 950)
+        print(f"x̂_0 at t=950 for every photo -> {a.save_t950}")
+    if a.json:
+        a.json.write_text(json.dumps({"checkpoint": str(a.checkpoint), "images": names, "res": a.res, "seeds": a.seeds,
+                                      "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
