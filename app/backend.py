@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from model import forward, network
+from model import forward, network, runtime
 from model.images import ImageLoadError, load_image
 from model.schedule import Schedule, make_schedule
 
@@ -118,14 +118,9 @@ def model_source() -> str | None:
     return src
 
 
-@st.cache_resource(show_spinner=False, max_entries=3)
-def _model(source: str | None) -> network.LoadedModel:
-    return network.load_model(source)
-
-
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
-    return _model(model_source())
+    return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/network.py)
 
 
 __all__ = ["ImageLoadError", "CurrentImage", "current_image", "current_model", "forward_jump", "forward_chain"]

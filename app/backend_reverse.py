@@ -92,17 +92,14 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def seconds_per_step(model: str, resolution: int, _model: LoadedModel) -> float:
-    """Measured seconds of one eps_hat forward pass at this resolution (best of 2, after a warm-up)."""
+    """Measured seconds of one eps_hat forward pass at this resolution (one timed pass after a warm-up)."""
     x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     t = _model.schedule.T // 2
     with torch.inference_mode():
         _model.eps(x, t)
-        best = math.inf
-        for _ in range(2):
-            t0 = time.perf_counter()
-            _model.eps(x, t)
-            best = min(best, time.perf_counter() - t0)
-    return best
+        t0 = time.perf_counter()
+        _model.eps(x, t)
+        return time.perf_counter() - t0
 
 
 def default_steps(sec_per_step: float, target: float = TARGET_RUN_SECONDS) -> int:

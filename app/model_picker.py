@@ -13,7 +13,7 @@ import threading
 
 import streamlit as st
 
-from app import state
+from app import backend, state
 from model import network
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
@@ -114,13 +114,13 @@ def _apply() -> None:
 def _describe_model_in_use() -> None:
     ss = st.session_state
     try:
-        model = network.get_model(None if ss["model_source"] == "bundled" else ss["model_source"])
+        model = backend.current_model()
     except network.ModelLoadError as exc:
         st.caption(f"Model in use: none yet. {exc}")
         return
     s = model.schedule
     st.caption(
-        f"In use: **{model.source if ss['model_source'] != 'bundled' else 'the bundled photo model'}** · "
+        f"In use: **{'the bundled photo model' if model.source == str(network.BUNDLED_MODEL) else model.source}** · "
         f"{model.num_parameters / 1e6:.1f}M parameters · native {model.resolution} px · predicts "
         f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}"
     )
@@ -132,9 +132,12 @@ def _describe_model_in_use() -> None:
         return
     steps = network.suggested_steps(cost, budget_s=BUDGET_S)
     ss["model_suggested_steps"] = steps
-    text = f"One step at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC, ~{cost.seconds_per_step:.2f} s. {cost.describe(50)}."
+    text = (
+        f"Cost at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC per step, ~{cost.seconds_per_step:.2f} s on "
+        f"{cost.device}; 50 steps: {cost.duration(50)}."
+    )
     if steps < 50:
-        text += f" Suggested: {steps} steps ({cost.duration(steps)})."
+        text += f" That is slow, so use about {steps} steps ({cost.duration(steps)})."
     st.caption(text)
     if res != model.resolution:
         st.caption(

@@ -107,11 +107,14 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
     return _layout(fig, "Each term of the bound, in bits per dimension")
 
 
-def weights_chart(vlb: Sequence[float], simple: Sequence[float]) -> go.Figure:
-    """How strongly each objective weights eps-MSE at each t, both scaled to mean 1, log y.
+def weights_chart(
+    vlb: Sequence[float], simple: Sequence[float], others: dict[str, Sequence[float]] | None = None
+) -> go.Figure:
+    """How strongly each objective weights eps-MSE at each t, each scaled to mean 1, log y.
 
     :param vlb: (T,) lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)), normalised.
     :param simple: (T,) all equal (L_simple), normalised.
+    :param others: more (T,) weightings by name, e.g. the v-loss 1 / alpha_bar_t, drawn dotted.
     """
     t = np.arange(len(vlb))
     fig = go.Figure()
@@ -128,6 +131,8 @@ def weights_chart(vlb: Sequence[float], simple: Sequence[float]) -> go.Figure:
             line=dict(color=SIMPLE_COLOUR, dash="dash"),
         )
     )
+    for name, ys in (others or {}).items():
+        fig.add_trace(go.Scatter(x=t, y=np.asarray(ys, float), name=name, line=dict(dash="dot")))
     fig.update_xaxes(title="timestep t", range=[0, len(vlb) - 1])
     fig.update_yaxes(title="weight on ε-MSE (mean over t = 1, log)", type="log")
     return _layout(fig, "Two weightings of the same ε-MSE")
@@ -147,7 +152,8 @@ def bits_chart(values: dict[str, float], errors: dict[str, float] | None = None)
             marker_color=colours,
             error_x=dict(type="data", array=err, visible=any(e > 0 for e in err)),
             text=[f"{v:.2f}" for v in vals],
-            textposition="outside",
+            textposition="inside",
+            insidetextanchor="start",
         )
     )
     fig.update_xaxes(title="bits per dimension (8 = raw 8-bit pixels)", rangemode="tozero")
@@ -155,8 +161,8 @@ def bits_chart(values: dict[str, float], errors: dict[str, float] | None = None)
     return _layout(fig, "What this picture costs", height=260)
 
 
-def train_step_chart(loss_before: float, loss_after: float) -> go.Figure:
-    """Two bars: the batch loss before and after one gradient step."""
+def train_step_chart(loss_before: float, loss_after: float, target: str = "ε") -> go.Figure:
+    """Two bars: the batch loss before and after one gradient step; ``target`` names what the output is compared with."""
     fig = go.Figure(
         go.Bar(
             x=["before the step", "after the step"],
@@ -166,5 +172,5 @@ def train_step_chart(loss_before: float, loss_after: float) -> go.Figure:
             textposition="outside",
         )
     )
-    fig.update_yaxes(title="‖ε − ε_θ(x_t, t)‖² / dim on the batch", rangemode="tozero")
+    fig.update_yaxes(title=f"MSE against {target} on the batch", rangemode="tozero")
     return _layout(fig, "One step of gradient descent, on a copy of the model", height=300)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend
+from app.model_picker import model_picker
 from app.render import picture
 from model.images import ImageLoadError
 
@@ -53,12 +54,5 @@ def render() -> None:
 
 
 def _model_section() -> None:
-    try:
-        from app.model_picker import model_picker  # the Hub / local-folder picker, when present
-    except ImportError:
-        model_picker = None
     st.markdown("### Model")
-    if model_picker is not None:
-        model_picker()
-    else:
-        st.caption("The bundled photo model (checkpoints/photo-unet).")
+    model_picker()

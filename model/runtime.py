@@ -5,8 +5,9 @@ and all of them share one read-only model. Two process-wide knobs keep 30 sessio
 thrashing a small CPU:
 
 * :func:`configure_threads` sets torch's intra-op thread count once, from the
-  environment variable ``DIFFUSION_LENS_THREADS`` (default: the number of CPU cores
-  this process may use).
+  environment variable ``DIFFUSION_LENS_THREADS`` (default: the CPU cores this process
+  may use divided by the number of inference slots, at least 1, so that the slots
+  together use every core without oversubscribing them).
 * :func:`inference_slot` is a context manager that admits at most
   ``DIFFUSION_LENS_CONCURRENCY`` network forward passes at a time (default
   :data:`DEFAULT_CONCURRENCY`) and queues the rest first come, first served. A long
@@ -33,10 +34,14 @@ from dataclasses import dataclass
 
 import torch
 
-# Measured with bench/concurrency.py (docs/classroom.md) on the 2-core machine, 12 clients,
-# photo UNet at 64 px, with a training job competing: 2 slots x 2 threads gave a ~10 % lower
-# p95 and ~1.3-1.5x the throughput of 1 slot x 2 threads in two runs (order reversed), and
-# beat 2 slots x 1 thread. Override with DIFFUSION_LENS_CONCURRENCY.
+# Measured on the 2-core machine with a training job competing (docs/classroom.md):
+# * bench/concurrency.py, 12 clients, photo UNet at 64 px: 2 slots had a lower p95 than
+#   1 slot in all three runs (e.g. 1.31 s vs 2.03 s) and 1.3-1.7x the throughput;
+# * photo UNet at 64 px, seconds per pass: 1 thread 0.10 s, 2 threads 1.24 s (OpenMP
+#   threads spin at barriers when the cores are busy); 2 concurrent passes of 1 thread
+#   each 0.10 s per pass, of 2 threads each 0.22 s.
+# Hence 2 slots of cores // 2 threads each. Override with DIFFUSION_LENS_CONCURRENCY and
+# DIFFUSION_LENS_THREADS.
 DEFAULT_CONCURRENCY = 2
 THREADS_ENV = "DIFFUSION_LENS_THREADS"
 CONCURRENCY_ENV = "DIFFUSION_LENS_CONCURRENCY"
@@ -67,14 +72,15 @@ _threads_set: int | None = None
 def configure_threads(n: int | None = None) -> int:
     """Set ``torch.set_num_threads`` once per process; later calls return the value in force.
 
-    ``n`` defaults to ``$DIFFUSION_LENS_THREADS``, else the number of available cores.
-    Pass ``n`` explicitly to force a new value (tests, benchmarks).
+    ``n`` defaults to ``$DIFFUSION_LENS_THREADS``, else available cores // inference
+    slots (at least 1). Pass ``n`` explicitly to force a new value (tests, benchmarks).
     """
     global _threads_set
     with _threads_lock:
         if _threads_set is not None and n is None:
             return _threads_set
-        threads = n if n is not None else _env_int(THREADS_ENV, available_cores())
+        default = max(1, available_cores() // concurrency())
+        threads = n if n is not None else _env_int(THREADS_ENV, default)
         threads = max(1, int(threads))
         torch.set_num_threads(threads)
         _threads_set = threads

@@ -153,6 +153,7 @@ def test_cli_bad_model(tmp_path, capsys):
     assert rc == 2 and "error:" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
 def test_cli_missing_image_exit_code_2(tmp_path, monkeypatch, capsys):
     """The module's entry point (``python -m model.figure``): exit code 2, one clear line, no traceback."""
     monkeypatch.setattr(sys, "argv", ["model.figure", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "x.png")])

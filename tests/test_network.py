@@ -128,6 +128,24 @@ def test_bin_only_folder_loads_with_weights_only(tmp_path, reference_unet, monke
     assert torch.allclose(m.raw(x, t), _direct(reference_unet, x, t), atol=1e-5)
 
 
+def test_old_attention_weight_names_are_renamed(tmp_path, reference_unet):
+    """Checkpoints saved by early diffusers (like Google's DDPMs) name attention query/key/value/proj_attn."""
+    from safetensors.torch import save_file
+
+    folder = network.save_model(reference_unet, _schedule("epsilon"), tmp_path / "old")
+    new_to_old = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
+    state = {}
+    for k, v in reference_unet.state_dict().items():
+        for new, old in new_to_old.items():
+            k = k.replace(new, old)
+        state[k] = v.contiguous()
+    assert any(".query." in k for k in state)
+    save_file(state, str(folder / network.WEIGHTS_SAFE))
+    m = network.load_local(folder)
+    x, t = _x(6), torch.tensor([7, 300])
+    assert torch.allclose(m.raw(x, t), _direct(reference_unet, x, t), atol=1e-5)
+
+
 class _Payload:
     """Unpickling this runs a shell command (the classic pickle attack)."""
 
@@ -536,6 +554,24 @@ def test_cost_estimate_counts_macs_and_times_a_forward(saved, monkeypatch):
     assert cost.resolution == 2 * RES and "GMAC" in cost.describe(20)
     monkeypatch.setattr(LoadedModel, "raw", lambda *a: pytest.fail("should be cached"))
     assert network.estimate_cost(m, 2 * RES) is cost
+
+
+def test_cost_above_64px_extrapolates_a_fixed_plus_per_mac_time(saved, monkeypatch):
+    m = network.load_local(saved[("pipeline", "sample")])
+    fixed, per_mac = 0.2, 1e-9
+    timed = []
+
+    def fake_timed(model, size, batch):
+        timed.append(size)
+        return fixed + per_mac * network.count_macs(model.unet, size, batch)
+
+    monkeypatch.setattr(network, "_timed", fake_timed)
+    cost = network.estimate_cost(m, 128)
+    assert sorted(set(timed)) == [32, 64]  # only small probes are run
+    assert cost.seconds_per_step == pytest.approx(fixed + per_mac * cost.macs_per_step, rel=1e-6)
+    assert network.estimate_cost(m, 32).seconds_per_step == pytest.approx(
+        fixed + per_mac * network.count_macs(m.unet, 32)
+    )
 
 
 def test_suggested_steps_fewer_for_slow_models():

@@ -167,6 +167,21 @@ def test_concurrency_and_threads_from_environment(monkeypatch):
         runtime.configure_threads(before)
 
 
+def test_default_threads_share_the_cores_between_slots(monkeypatch):
+    monkeypatch.delenv("DIFFUSION_LENS_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 8)
+    monkeypatch.setattr(runtime, "_threads_set", None)
+    before = torch.get_num_threads()
+    try:
+        runtime.reset(2)
+        assert runtime.configure_threads() == 4  # 2 slots x 4 threads = 8 cores
+        monkeypatch.setattr(runtime, "_threads_set", None)
+        runtime.reset(16)
+        assert runtime.configure_threads() == 1  # never below 1
+    finally:
+        runtime.configure_threads(before)
+
+
 def test_runtime_does_not_import_streamlit():
     import inspect
     import re

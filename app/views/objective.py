@@ -16,6 +16,7 @@ state.set_default("obj_draws", bo.DEFAULT_DRAWS)
 state.set_default("obj_lr", 1e-4)
 state.keep("obj_seed", "obj_n", "obj_draws", "obj_lr")
 ALL_KEY, STEP_KEY = "obj_all_for", "obj_step_result"
+TARGETS = {"epsilon": "ε", "v_prediction": "v = √ᾱ_t ε − √(1−ᾱ_t) x₀", "sample": "x₀"}
 
 st.title("Training objective: from the likelihood to the simple loss")
 st.markdown(
@@ -68,6 +69,12 @@ st.caption(
     f"This model: T = {T} steps, {sched.name} schedule, σ_t² = {'β̃_t' if 'small' in sched.variance_type else 'β_t'} "
     f"(variance_type {sched.variance_type}), {model.num_parameters / 1e6:.2f} M parameters. "
     f"Your image x₀ has D = 3 × {img.resolution}² = {D:,} dimensions (8-bit values)."
+    + (
+        f" The network outputs {TARGETS.get(sched.prediction_type, sched.prediction_type)}; ε_θ below is "
+        "computed from that output."
+        if sched.prediction_type != "epsilon"
+        else ""
+    )
 )
 
 # --- 2. NLL and the bound -----------------------------------------------------------------------
@@ -97,17 +104,17 @@ codec = bo.codecs(img.key, img.resolution, img.x0)
 
 m1, m2, m3, m4 = st.columns(4)
 if full is not None:
-    m1.metric(f"Bound L, all {T} terms", f"{full['total']:.3f} bits/dim")
+    m1.metric(f"Bound L, all {T} terms (bits/dim)", f"{full['total']:.3f}")
 else:
     m1.metric(
-        f"Bound L, {est['n']} sampled t",
-        f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim",
+        f"Bound L, {est['n']} sampled t (bits/dim)",
+        f"{est['total']:.2f} ± {est['stderr']:.2f}",
         help="Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn with p(t) ∝ λ_t (section 4), "
         "± one standard error.",
     )
-m2.metric("PNG (lossless)", f"{codec['png']:.3f} bits/dim")
-m3.metric("JPEG q90 (lossy)", f"{codec['jpeg']:.3f} bits/dim")
-m4.metric("L_0, the decoder", f"{(full or est)['decoder']:.3f} bits/dim")
+m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
+m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
+m4.metric("L_0, the decoder (bits/dim)", f"{(full or est)['decoder']:.3f}")
 total, err = (full["total"], 0.0) if full is not None else (est["total"], est["stderr"])
 st.plotly_chart(
     plots_objective.bits_chart(
@@ -180,7 +187,11 @@ st.latex(
     r"\,\lVert\epsilon-\epsilon_\theta(x_t,t)\rVert^2 + C_t"
 )
 vlb_n, simple_n = weights.normalised()
-st.plotly_chart(plots_objective.weights_chart(vlb_n.tolist(), simple_n.tolist()), width="stretch")
+others = {}
+if sched.prediction_type == "v_prediction":
+    v_w = 1.0 / sched.alpha_bar  # ||v_hat - v||^2 = ||eps_hat - eps||^2 / alpha_bar_t
+    others["v-loss (how this model was trained): 1/ᾱ_t"] = (v_w / v_w.mean()).tolist()
+st.plotly_chart(plots_objective.weights_chart(vlb_n.tolist(), simple_n.tolist(), others), width="stretch")
 ratio = float(weights.vlb[1] / weights.vlb[T - 1]) if T > 1 else 1.0
 mid = int(np.argmin(np.abs(vlb_n.numpy()[1:] - 1.0))) + 1 if T > 1 else 0
 st.markdown(
@@ -188,6 +199,12 @@ st.markdown(
     f"every t the same. So, relative to the VLB, **the simple loss favours large t** (noisy inputs, above about "
     f"t = {mid}, where the two curves cross) and down-weights the small-t terms that dominate the bound. Ho et al. "
     "found that this gives better samples, while the bound (the likelihood) is better served by the true weights."
+    + (
+        " This model predicts v = √ᾱ_t ε − √(1−ᾱ_t) x₀ instead of ε; since v̂ − v = (ε̂ − ε)/√ᾱ_t, its loss is the "
+        "ε-MSE weighted by 1/ᾱ_t (dotted), which leans even further towards large t."
+        if sched.prediction_type == "v_prediction"
+        else ""
+    )
 )
 
 # --- 5. simple loss -----------------------------------------------------------------------------
@@ -238,9 +255,11 @@ else:
     a, b, c = st.columns([1, 1, 2])
     a.metric("Loss before", f"{r['before']:.5f}")
     b.metric("Loss after", f"{r['after']:.5f}", delta=f"{r['after'] - r['before']:+.5f}", delta_color="inverse")
-    c.plotly_chart(plots_objective.train_step_chart(r["before"], r["after"]), width="stretch")
+    target = TARGETS.get(r["target"], r["target"])
+    c.plotly_chart(plots_objective.train_step_chart(r["before"], r["after"], target), width="stretch")
     st.caption(
-        f"Batch t = {', '.join(map(str, r['ts']))}; gradient norm {r['grad_norm']:.3g}; target: {r['target']}; "
+        f"Batch t = {', '.join(map(str, r['ts']))}; gradient norm {r['grad_norm']:.3g}; the loss compares the "
+        f"network's output with {target}, what this model was trained to predict; "
         f"{r['seconds']:.1f} s. One step on one batch overfits that batch a little; real training repeats this "
         "millions of times over many images."
     )

@@ -1,0 +1,138 @@
+"""Fast checks of the training pipeline (model/train.py), the crop sampler (model/data.py)
+and the evaluation metrics (model/evaluate.py). A tiny UNet, a few steps, a few images."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.data import CropSampler, center_square, load_images, random_crop
+from model.evaluate import blur_oracle, gaussian_blur, make_noisy, predict_eps, psnr
+from model.schedule import gather, make_schedule
+
+
+def _write_images(folder, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        h, w = 48 + 16 * i, 80 - 8 * i
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], -1) * 255
+        img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+# --------------------------------------------------------------------------- training
+def test_train_writes_checkpoint_and_resumes(tmp_path):
+    from diffusers import UNet2DModel
+
+    from model.train import train
+
+    data = _write_images(tmp_path / "imgs")
+    out = tmp_path / "ckpt"
+    common = ["--data", str(data), "--out", str(out), "--arch", "tiny", "--batch", "2", "--res", "32",
+              "--no-progress", "--threads", "1", "--prediction", "v_prediction", "--loss-weight", "v"]
+    r1 = train(common + ["--steps", "2"])
+    assert r1["step"] == 2
+    for f in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"):
+        assert (out / f).is_file(), f
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["_class_name"] == "UNet2DModel" and cfg["in_channels"] == 3 and cfg["out_channels"] == 3
+    sc = json.loads((out / "scheduler_config.json").read_text())
+    assert sc["prediction_type"] == "v_prediction" and sc["num_train_timesteps"] == 1000
+    assert sc["beta_schedule"] == "linear"
+    assert (out / "train_state" / "loss.csv").is_file()
+
+    unet = UNet2DModel.from_pretrained(str(out), torch_dtype=torch.float32)
+    with torch.inference_mode():
+        y = unet(torch.zeros(1, 3, 48, 48), torch.tensor([10])).sample
+    assert y.shape == (1, 3, 48, 48)  # fully convolutional: runs at a size it was not trained at
+
+    before = (out / "diffusion_pytorch_model.safetensors").read_bytes()
+    r2 = train(common + ["--steps", "3"])  # same command with a bigger step budget: resumes at step 2
+    assert r2["step"] == 3
+    assert json.loads((out / "train_state" / "last_save.json").read_text())["step"] == 3
+    assert (out / "diffusion_pytorch_model.safetensors").read_bytes() != before
+
+
+def test_loss_weights():
+    from model.train import loss_weight
+
+    snr = torch.tensor([100.0, 1.0, 0.01])
+    assert torch.allclose(loss_weight("eps", snr), torch.ones(3))
+    assert torch.allclose(loss_weight("v", snr), torch.tensor([1.01, 2.0, 101.0]))
+    assert torch.allclose(loss_weight("trunc:5", snr), torch.tensor([1.01, 2.0, 6.0]))
+    with pytest.raises(ValueError):
+        loss_weight("bogus", snr)
+
+
+# --------------------------------------------------------------------------- data
+def test_crop_sampler_shape_and_range(tmp_path):
+    ims = load_images(_write_images(tmp_path / "imgs", n=3))
+    ims.append(torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8))  # smaller than the crop: upsampled
+    s = CropSampler(ims, res=32, seed=1)
+    b = s.batch(16)
+    assert b.shape == (16, 3, 32, 32) and b.dtype == torch.float32
+    assert b.min() >= -1 and b.max() <= 1
+    assert b.std() > 0.05  # not a constant image
+    # seeded: the same seed gives the same batch, another seed another batch
+    assert torch.equal(CropSampler(ims, 32, seed=1).batch(4), CropSampler(ims, 32, seed=1).batch(4))
+    assert not torch.equal(CropSampler(ims, 32, seed=1).batch(4), CropSampler(ims, 32, seed=2).batch(4))
+
+
+def test_random_crop_whole_picture_and_flip():
+    img = torch.zeros(3, 40, 64, dtype=torch.uint8)
+    img[:, :, 32:] = 255  # right half white
+    g = torch.Generator().manual_seed(0)
+    crops = [random_crop(img, 16, g, p_whole=1.0) for _ in range(20)]
+    # whole short side (40 px) crops: both colours visible; flips put white on either side
+    lefts = {bool(c[:, :, :4].mean() > 0) for c in crops}
+    assert all(c.min() == -1 and c.max() == 1 for c in crops)
+    assert lefts == {True, False}
+    sq = center_square(img, 32)
+    assert sq.shape == (3, 32, 32) and sq.min() >= -1 and sq.max() <= 1
+
+
+# --------------------------------------------------------------------------- evaluation metrics
+def test_psnr_known_values():
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    assert torch.isinf(psnr(x, x)).all()
+    a, b = torch.zeros(3, 8, 8), torch.full((3, 8, 8), 0.2)
+    assert math.isclose(psnr(a, b).item(), 20.0, abs_tol=1e-5)  # MSE 0.04 on a range of 2 -> 10 log10(4 / 0.04)
+    # clipping: values outside [-1, 1] count as the boundary
+    assert torch.isinf(psnr(torch.full((3, 4, 4), 3.0), torch.ones(3, 4, 4)))
+
+
+def test_blur_oracle_picks_zero_on_clean_and_blur_on_noise():
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    clean = torch.stack([xx, yy, xx * yy]).unsqueeze(0).repeat(2, 1, 1, 1) * 0.8
+    s, p, _ = blur_oracle(clean.clone(), clean)
+    assert s == 0.0 and math.isinf(p)
+    noisy = clean + 0.5 * torch.randn(clean.shape, generator=g)
+    s, p, _ = blur_oracle(noisy, clean)
+    assert s > 0.5 and p > psnr(noisy, clean).mean().item()
+    const = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(const, 40.0), const, atol=1e-6)  # wider than the image: still a constant
+
+
+def test_predict_eps_converts_each_prediction_type():
+    x0 = torch.rand(2, 3, 8, 8) * 2 - 1
+    t = 700
+    for kind in ("epsilon", "v_prediction", "sample"):
+        s = make_schedule("linear", prediction_type=kind)
+        _, eps, xt = make_noisy(x0, s, t, seeds=1)
+        a, b = gather(s.sqrt_alpha_bar, t), gather(s.sqrt_one_minus_alpha_bar, t)
+        target = {"epsilon": eps, "v_prediction": a * eps - b * x0, "sample": x0}[kind]
+
+        def oracle(x, tt, target=target):
+            return SimpleNamespace(sample=target)
+
+        assert torch.allclose(predict_eps(oracle, s, xt, t), eps, atol=1e-4), kind
