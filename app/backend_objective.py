@@ -57,7 +57,14 @@ def eps_mse_curve(
     bar, progress = _bar(f"ε-MSE at {len(ts)} values of t × {n_draws} draws:")
     start = time.perf_counter()
     res = lk.simple_loss_per_t(
-        _model.eps, _model.schedule, _x0, ts, n_draws, torch.Generator().manual_seed(seed), progress=progress
+        _model.eps,
+        _model.schedule,
+        _x0,
+        ts,
+        n_draws,
+        torch.Generator().manual_seed(seed),
+        batch_size=lk.default_batch_size(resolution),
+        progress=progress,
     )
     bar.empty()
     return dict(ts=ts, mean=res.mean.tolist(), std=res.std.tolist(), seconds=time.perf_counter() - start)
@@ -79,6 +86,7 @@ def bound_estimate(
         _x0,
         n,
         torch.Generator().manual_seed(seed),
+        batch_size=lk.default_batch_size(resolution),
         progress=progress,
         proposal="importance",
     )
@@ -105,7 +113,15 @@ def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch
     """
     bar, progress = _bar(f"All {_model.schedule.T} terms of the bound:")
     start = time.perf_counter()
-    res = lk.vb_terms(_model.eps, _model.schedule, _x0, None, torch.Generator().manual_seed(seed), progress=progress)
+    res = lk.vb_terms(
+        _model.eps,
+        _model.schedule,
+        _x0,
+        None,
+        torch.Generator().manual_seed(seed),
+        batch_size=lk.default_batch_size(resolution),
+        progress=progress,
+    )
     bar.empty()
     return dict(
         total=res.total_bpd,

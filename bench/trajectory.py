@@ -49,7 +49,9 @@ def get_model(a) -> tuple[LoadedModel, str]:
     """The bundled (or --model) model, else a stand-in with random weights."""
     try:
         m = load_model(a.model)
-        return m, f"{m.source} (trained weights)"
+        weights = sorted(Path(m.source).glob("**/*.safetensors")) if Path(m.source).exists() else []
+        when = time.strftime(", saved %Y-%m-%d %H:%M UTC", time.gmtime(weights[0].stat().st_mtime)) if weights else ""
+        return m, f"{m.source} (trained weights{when})"
     except ModelLoadError as exc:
         if a.model is not None:
             raise SystemExit(f"error: {exc}")
@@ -124,6 +126,27 @@ def bench_setup(model, sampler, steps, res, repeats):
         diff = float(abs(ours_np - t[2]).max())
     med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
     return med(ours, 0), med(theirs, 0), med(ours, 1), med(theirs, 1), diff
+
+
+def bench_overhead(model, sampler, steps, res, repeats=7):
+    """Per-step cost of everything but the network: the UNet's forward is swapped for a no-op
+    (returns 0.1 x), in both loops, so only the sampling/recording code and the pipeline's own
+    bookkeeping are timed. Returns (ours, theirs) in microseconds per step (median)."""
+    from diffusers.models.unets.unet_2d import UNet2DOutput
+
+    unet = model.unet
+    unet.forward = lambda sample, timestep, *a, **k: UNet2DOutput(sample=sample * 0.1)
+    try:
+        unet.register_to_config(sample_size=res)
+        pipe = make_pipeline(model, sampler, steps)
+        ours, theirs = [], []
+        for _ in range(repeats):
+            ours.append(run_ours(model, pipe.scheduler, res)[1])
+            theirs.append(run_theirs(pipe, steps)[1])
+    finally:
+        del unet.forward  # back to the class's forward
+    per = lambda xs: statistics.median(xs) / steps * 1e6  # noqa: E731
+    return per(ours), per(theirs)
 
 
 def bench_live(model, res=128, repeats=15):
@@ -206,6 +229,7 @@ def main(argv=None) -> int:
                 o, t, oc, tc, d = bench_setup(model, sampler, steps, res, reps)
                 rows.append((f"{steps} {sampler.upper()} steps, {res} px", reps, o, t, oc, tc, d))
                 print(f"  done: {rows[-1][0]}  ours {o:.2f}s  theirs {t:.2f}s", file=sys.stderr, flush=True)
+            overhead = [(f"{n} {smp.upper()} steps, {r} px", *bench_overhead(model, smp, n, r)) for smp, n, r in SETUPS]
         live, live_net = bench_live(model)
         pil, enc, nbytes = bench_scrub(model)
     model.unet.register_to_config(sample_size=model.resolution)
@@ -217,6 +241,11 @@ def main(argv=None) -> int:
             print(f"| {name} | {reps} | {o:.2f} | {t:.2f} | {o / t:.2f}× | {oc / tc:.2f}× | {d:.1e} |")
         print()
         print("Times are medians of wall time; CPU time (process_time) is less sensitive to other jobs on a shared machine.")
+        print()
+        print("| loop cost per step without the network (UNet forward swapped for a no-op) | ours (µs) | pipeline (µs) |")
+        print("|---|---|---|")
+        for name, o, t in overhead:
+            print(f"| {name} | {o:.0f} | {t:.0f} |")
         if "stand-in" in what:
             print("With random weights the deterministic DDIM path is chaotic: float32 (diffusers) vs float64 (ours)")
             print("schedule rounding grows step by step, so DDIM final images can differ; per step the math agrees")

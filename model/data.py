@@ -154,8 +154,18 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
         src = roots[pkg] / rel.lstrip("/")
         name = f"{pkg.split('-')[0]}_{Path(rel).parts[4] if pkg.startswith('plasma') else Path(rel).stem}.png"
         w, h = _save_png(Image.open(src), out / name, max_side)
-        rows.append(dict(file=name, source=f"debian:{pkg}", original_path=rel, author=author, license=lic,
-                         license_file=f"/usr/share/doc/{pkg}/copyright", width=w, height=h))
+        rows.append(
+            dict(
+                file=name,
+                source=f"debian:{pkg}",
+                original_path=rel,
+                author=author,
+                license=lic,
+                license_file=f"/usr/share/doc/{pkg}/copyright",
+                width=w,
+                height=h,
+            )
+        )
     skdir = Path(skimage.__file__).parent / "data"
     for fname, lic in SKIMAGE_PHOTOS:
         assert fname not in SKIMAGE_EXCLUDED
@@ -165,14 +175,29 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
             continue
         name = f"skimage_{Path(fname).stem}.png"
         w, h = _save_png(Image.open(src), out / name, max_side)
-        rows.append(dict(file=name, source=f"pypi:scikit-image=={skimage.__version__}",
-                         original_path=f"skimage/data/{fname}", author="see skimage.data docstring", license=lic,
-                         license_file="skimage.data docstrings", width=w, height=h))
-    write_manifest(out, rows, extra={
-        "checked_and_rejected": "all other raster/SVG files of " + ", ".join(DEB_PACKAGES) + " (renders, not photos)",
-        "excluded_skimage": list(SKIMAGE_EXCLUDED),
-        "excluded_eval": "scikit-learn and matplotlib sample images (held out for evaluation)",
-    })
+        rows.append(
+            dict(
+                file=name,
+                source=f"pypi:scikit-image=={skimage.__version__}",
+                original_path=f"skimage/data/{fname}",
+                author="see skimage.data docstring",
+                license=lic,
+                license_file="skimage.data docstrings",
+                width=w,
+                height=h,
+            )
+        )
+    write_manifest(
+        out,
+        rows,
+        extra={
+            "checked_and_rejected": "all other raster/SVG files of "
+            + ", ".join(DEB_PACKAGES)
+            + " (renders, not photos)",
+            "excluded_skimage": list(SKIMAGE_EXCLUDED),
+            "excluded_eval": "scikit-learn and matplotlib sample images (held out for evaluation)",
+        },
+    )
     return rows
 
 
@@ -186,9 +211,15 @@ def build_eval(out: Path) -> list[dict]:
         d = Path(sklearn.__file__).parent / "datasets" / "images"
         for f in ("china.jpg", "flower.jpg"):
             shutil.copy(d / f, out / f"sklearn_{f}")
-            rows.append(dict(file=f"sklearn_{f}", source=f"pypi:scikit-learn=={sklearn.__version__}",
-                             original_path=f"sklearn/datasets/images/{f}", author="see sklearn/datasets/images/README.txt",
-                             license="CC BY 2.0 (Flickr danielbuechele / vultilion; see README.txt beside the image)"))
+            rows.append(
+                dict(
+                    file=f"sklearn_{f}",
+                    source=f"pypi:scikit-learn=={sklearn.__version__}",
+                    original_path=f"sklearn/datasets/images/{f}",
+                    author="see sklearn/datasets/images/README.txt",
+                    license="CC BY 2.0 (Flickr danielbuechele / vultilion; see README.txt beside the image)",
+                )
+            )
     except ImportError:
         print("scikit-learn not installed: pip install scikit-learn to get china.jpg/flower.jpg", file=sys.stderr)
     try:
@@ -200,9 +231,15 @@ def build_eval(out: Path) -> list[dict]:
             if (d / f).exists():
                 name = f"mpl_{Path(f).stem}.png"
                 Image.open(d / f).convert("RGB").save(out / name)
-                rows.append(dict(file=name, source=f"pypi:matplotlib=={matplotlib.__version__}",
-                                 original_path=f"mpl-data/sample_data/{f}", author="see matplotlib sample_data README",
-                                 license="matplotlib sample data"))
+                rows.append(
+                    dict(
+                        file=name,
+                        source=f"pypi:matplotlib=={matplotlib.__version__}",
+                        original_path=f"mpl-data/sample_data/{f}",
+                        author="see matplotlib sample_data README",
+                        license="matplotlib sample data",
+                    )
+                )
     except ImportError:
         print("matplotlib not installed: pip install matplotlib to get its sample photos", file=sys.stderr)
     write_manifest(out, rows, extra={"purpose": "held-out evaluation photos; never used for training"})
@@ -243,13 +280,14 @@ def center_square(img: torch.Tensor, res: int) -> torch.Tensor:
     _, h, w = img.shape
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    c = to_model_range(img[:, y:y + s, x:x + s])[None]
+    c = to_model_range(img[:, y : y + s, x : x + s])[None]
     c = F.interpolate(c, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
     return c[0].clamp(-1, 1)
 
 
-def random_crop(img: torch.Tensor, res: int, g: torch.Generator, min_side: int | None = None,
-                p_whole: float = 0.25) -> torch.Tensor:
+def random_crop(
+    img: torch.Tensor, res: int, g: torch.Generator, min_side: int | None = None, p_whole: float = 0.25
+) -> torch.Tensor:
     """A random square crop, side log-uniform in [min_side, short side] (with probability ``p_whole``
     the whole short side), resized to ``res``, randomly flipped; float in [-1, 1], shape (3, res, res)."""
     _, h, w = img.shape
@@ -263,7 +301,7 @@ def random_crop(img: torch.Tensor, res: int, g: torch.Generator, min_side: int |
         side = max(lo, min(short, side))
     y = int(torch.randint(0, h - side + 1, (), generator=g))
     x = int(torch.randint(0, w - side + 1, (), generator=g))
-    c = to_model_range(img[:, y:y + side, x:x + side])[None]
+    c = to_model_range(img[:, y : y + side, x : x + side])[None]
     if side != res:
         c = F.interpolate(c, size=(res, res), mode="bilinear", antialias=side > res, align_corners=False)
     c = c[0]
@@ -275,8 +313,9 @@ def random_crop(img: torch.Tensor, res: int, g: torch.Generator, min_side: int |
 class CropSampler:
     """Draws batches of random crops from a list of uint8 images (images weighted equally)."""
 
-    def __init__(self, images: list[torch.Tensor], res: int, seed: int = 0, min_side: int | None = None,
-                 p_whole: float = 0.25):
+    def __init__(
+        self, images: list[torch.Tensor], res: int, seed: int = 0, min_side: int | None = None, p_whole: float = 0.25
+    ):
         self.images, self.res, self.min_side, self.p_whole = images, res, min_side, p_whole
         self.g = torch.Generator().manual_seed(seed)
 

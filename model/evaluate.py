@@ -34,7 +34,28 @@ from model.data import center_square, list_images, load_images
 from model.schedule import gather, schedule_from_config
 
 DEFAULT_TS = (25, 50, 100, 200, 400, 600, 800, 950)
-BLUR_SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 16.0, 24.0, 32.0, 64.0)
+BLUR_SIGMAS = (
+    0.0,
+    0.4,
+    0.6,
+    0.8,
+    1.0,
+    1.25,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    4.0,
+    5.0,
+    6.0,
+    8.0,
+    10.0,
+    13.0,
+    16.0,
+    24.0,
+    32.0,
+    64.0,
+)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -92,7 +113,7 @@ def bm3d_denoise(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
 
     out = []
     for img in noisy:
-        z = ((img.permute(1, 2, 0).double().numpy() + 1.0) / 2.0)  # [0, 1] units; noise std sigma / 2
+        z = (img.permute(1, 2, 0).double().numpy() + 1.0) / 2.0  # [0, 1] units; noise std sigma / 2
         d = bm3d.bm3d_rgb(z, sigma_psd=sigma / 2.0)
         out.append(torch.from_numpy(np.asarray(d, dtype=np.float64) * 2.0 - 1.0).permute(2, 0, 1).float())
     return torch.stack(out)
@@ -144,15 +165,24 @@ def make_noisy(x0: torch.Tensor, sched, t: int, seeds: int, base_seed: int = 0):
 
 
 @torch.inference_mode()
-def evaluate(unet, sched, x0: torch.Tensor, ts=DEFAULT_TS, seeds: int = 2, base_seed: int = 0, use_bm3d: bool = True,
-             batch: int = 32, progress: bool = True) -> tuple[list[dict], dict]:
+def evaluate(
+    unet,
+    sched,
+    x0: torch.Tensor,
+    ts=DEFAULT_TS,
+    seeds: int = 2,
+    base_seed: int = 0,
+    use_bm3d: bool = True,
+    batch: int = 32,
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
     """Rows of the evaluation table, plus x̂_0 / x_t/√ᾱ per t for the first photo and first seed (for grids)."""
     unet.eval()
     rows, pics = [], {}
     for t in ts:
         t0 = time.time()
         clean, eps, xt = make_noisy(x0, sched, t, seeds, base_seed)
-        eps_hat = torch.cat([predict_eps(unet, sched, xt[i:i + batch], t) for i in range(0, len(xt), batch)])
+        eps_hat = torch.cat([predict_eps(unet, sched, xt[i : i + batch], t) for i in range(0, len(xt), batch)])
         a, b = gather(sched.sqrt_alpha_bar, t), gather(sched.sqrt_one_minus_alpha_bar, t)
         x0_hat = ((xt - b * eps_hat) / a).clamp(-1, 1)
         rescaled = xt / a
@@ -176,14 +206,17 @@ def evaluate(unet, sched, x0: torch.Tensor, ts=DEFAULT_TS, seeds: int = 2, base_
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("| t | σ_t | ε-MSE | model x̂₀ PSNR | x_t/√ᾱ PSNR | best blur PSNR (σ px) | BM3D PSNR | model − BM3D | "
-            "model − blur |")
+    head = (
+        "| t | σ_t | ε-MSE | model x̂₀ PSNR | x_t/√ᾱ PSNR | best blur PSNR (σ px) | BM3D PSNR | model − BM3D | "
+        "model − blur |"
+    )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         lines.append(
             f"| {r['t']} | {r['sigma']:.3g} | {r['eps_mse']:.5f} | {r['model']:.2f} | {r['rescaled']:.2f} | "
             f"{r['blur']:.2f} ({r['blur_sigma']:g}) | {r['bm3d']:.2f} | {r['model'] - r['bm3d']:+.2f} | "
-            f"{r['model'] - r['blur']:+.2f} |")
+            f"{r['model'] - r['blur']:+.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -200,8 +233,10 @@ def save_grid(path: Path, clean: torch.Tensor, pics: dict, index: int = 0, scale
     from PIL import Image, ImageDraw
 
     ts = sorted(pics)
-    tiles = [[_to_pil(clean[index], scale)] + [_to_pil(pics[t]["rescaled"][index], scale) for t in ts],
-             [_to_pil(clean[index], scale)] + [_to_pil(pics[t]["x0_hat"][index], scale) for t in ts]]
+    tiles = [
+        [_to_pil(clean[index], scale)] + [_to_pil(pics[t]["rescaled"][index], scale) for t in ts],
+        [_to_pil(clean[index], scale)] + [_to_pil(pics[t]["x0_hat"][index], scale) for t in ts],
+    ]
     w, h = tiles[0][0].size
     pad = 14
     grid = Image.new("RGB", (len(tiles[0]) * (w + 2), 2 * (h + pad) + pad), "white")
@@ -220,8 +255,10 @@ def save_high_t(path: Path, clean: torch.Tensor, pics: dict, t: int, scale: int 
     """One column per photo: clean / x_t/√ᾱ_t / model x̂_0 at timestep t."""
     from PIL import Image
 
-    cols = [[_to_pil(clean[i], scale), _to_pil(pics[t]["rescaled"][i], scale), _to_pil(pics[t]["x0_hat"][i], scale)]
-            for i in range(len(clean))]
+    cols = [
+        [_to_pil(clean[i], scale), _to_pil(pics[t]["rescaled"][i], scale), _to_pil(pics[t]["x0_hat"][i], scale)]
+        for i in range(len(clean))
+    ]
     w, h = cols[0][0].size
     grid = Image.new("RGB", (len(cols) * (w + 2), 3 * (h + 2)), "white")
     for j, col in enumerate(cols):
@@ -233,7 +270,9 @@ def save_high_t(path: Path, clean: torch.Tensor, pics: dict, t: int, scale: int 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description="Evaluate a noise predictor against blur and BM3D on held-out photos.")
     ap.add_argument("checkpoint", help="diffusers checkpoint folder (config.json, safetensors, scheduler_config.json)")
-    ap.add_argument("--images", type=Path, required=True, help="folder of held-out photos (python -m model.data --eval-out)")
+    ap.add_argument(
+        "--images", type=Path, required=True, help="folder of held-out photos (python -m model.data --eval-out)"
+    )
     ap.add_argument("--res", type=int, default=64, help="evaluation resolution (center crop + resize of each photo)")
     ap.add_argument("--ts", default=",".join(map(str, DEFAULT_TS)), help="comma-separated timesteps")
     ap.add_argument("--seeds", type=int, default=4, help="noise draws per photo and t")
@@ -254,8 +293,10 @@ def main(argv=None) -> list[dict]:
     unet, sched = load_checkpoint(a.checkpoint)
     names = [p.name for p in list_images(a.images)]
     x0 = torch.stack([center_square(im, a.res) for im in load_images(a.images)])
-    print(f"{a.checkpoint}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
-          f"prediction_type={sched.prediction_type}; {len(names)} photos at {a.res}px x {a.seeds} noise seeds")
+    print(
+        f"{a.checkpoint}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
+        f"prediction_type={sched.prediction_type}; {len(names)} photos at {a.res}px x {a.seeds} noise seeds"
+    )
     rows, pics = evaluate(unet, sched, x0, ts, a.seeds, a.seed, use_bm3d=not a.no_bm3d)
     print(format_table(rows))
     if a.save_grid:
@@ -266,8 +307,12 @@ def main(argv=None) -> list[dict]:
         save_high_t(a.save_t950, x0, pics, 950)
         print(f"x̂_0 at t=950 for every photo -> {a.save_t950}")
     if a.json:
-        a.json.write_text(json.dumps({"checkpoint": str(a.checkpoint), "images": names, "res": a.res, "seeds": a.seeds,
-                                      "rows": rows}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {"checkpoint": str(a.checkpoint), "images": names, "res": a.res, "seeds": a.seeds, "rows": rows},
+                indent=2,
+            )
+        )
     return rows
 
 

@@ -50,7 +50,12 @@ from model.schedule import Schedule, gather
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]  # (done, total) -> None
 LN2 = math.log(2.0)
-DEFAULT_BATCH_SIZE = 50
+DEFAULT_BATCH_SIZE = 50  # timesteps per network call at 64 px (see bench/likelihood.py)
+
+
+def default_batch_size(resolution: int) -> int:
+    """Timesteps per network call: 50 at 64 px, scaled by pixel count (3 at 256 px, capped at 100)."""
+    return int(min(100, max(1, round(DEFAULT_BATCH_SIZE * (64 / resolution) ** 2))))
 
 
 # ---------------------------------------------------------------------------------
@@ -658,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--res", type=int, default=64, help="working resolution in px (default 64)")
     p.add_argument("--timesteps", default="all", help="'all' (every one of the T terms) or N sampled t (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="timesteps per network call")
+    p.add_argument("--batch-size", type=int, default=None, help="timesteps per network call (default: by --res)")
     p.add_argument(
         "--proposal",
         choices=PROPOSALS,
@@ -676,6 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sched = model.schedule
     gen = torch.Generator().manual_seed(args.seed)
+    batch_size = args.batch_size or default_batch_size(args.res)
     print(
         f"model: {model.source} ({model.num_parameters / 1e6:.2f} M params), schedule {sched.name}, "
         f"variance {sched.variance_type}, T = {sched.T}"
@@ -690,12 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if mode == "all":
-            res = vb_terms(model.eps, sched, x0, None, gen, args.batch_size, progress=progress)
+            res = vb_terms(model.eps, sched, x0, None, gen, batch_size, progress=progress)
             total, stderr = res.total_bpd, 0.0
         else:
-            est = estimate_bpd(
-                model.eps, sched, x0, mode, gen, args.batch_size, progress=progress, proposal=args.proposal
-            )
+            est = estimate_bpd(model.eps, sched, x0, mode, gen, batch_size, progress=progress, proposal=args.proposal)
             res, total, stderr = est.terms, est.total_bpd, est.stderr
     except ValueError as exc:
         bar.close()

@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from model.data import CropSampler, load_images
 from model.schedule import gather, make_schedule
@@ -136,19 +135,33 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=32, help="batch size per process")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=200, help="linear LR warm-up steps")
-    ap.add_argument("--lr-decay", default="cosine", choices=["cosine", "constant"],
-                    help="cosine: decay to 5%% of --lr over the step/time budget (whichever ends first)")
+    ap.add_argument(
+        "--lr-decay",
+        default="cosine",
+        choices=["cosine", "constant"],
+        help="cosine: decay to 5%% of --lr over the step/time budget (whichever ends first)",
+    )
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--res", type=int, default=64, help="training crop resolution (multiple of 16 for the presets)")
-    ap.add_argument("--res-early", type=int, default=None,
-                    help="train at this (lower, cheaper) resolution for the first --early-frac of the budget")
-    ap.add_argument("--early-frac", type=float, default=0.0, help="fraction of the step/time budget spent at --res-early")
+    ap.add_argument(
+        "--res-early",
+        type=int,
+        default=None,
+        help="train at this (lower, cheaper) resolution for the first --early-frac of the budget",
+    )
+    ap.add_argument(
+        "--early-frac", type=float, default=0.0, help="fraction of the step/time budget spent at --res-early"
+    )
     ap.add_argument("--min-crop", type=int, default=None, help="smallest crop side in source pixels (default: --res)")
     ap.add_argument("--p-whole", type=float, default=0.25, help="probability of a whole-short-side crop")
     ap.add_argument("--ema-decay", type=float, default=0.999)
     ap.add_argument("--save-every-min", type=float, default=4.0)
-    ap.add_argument("--save-dtype", default="float16", choices=["float16", "float32"],
-                    help="dtype of the saved (committed) weights; the training state stays float32")
+    ap.add_argument(
+        "--save-dtype",
+        default="float16",
+        choices=["float16", "float32"],
+        help="dtype of the saved (committed) weights; the training state stays float32",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
@@ -198,8 +211,7 @@ def train(argv=None) -> dict:
     model, opt = acc.prepare(model, opt)
     ema = EMA(acc.unwrap_model(model), a.ema_decay)
     images = load_images(a.data)
-    sampler = CropSampler(images, a.res, seed=a.seed * 1000 + acc.process_index, min_side=a.min_crop,
-                          p_whole=a.p_whole)
+    sampler = CropSampler(images, a.res, seed=a.seed * 1000 + acc.process_index, min_side=a.min_crop, p_whole=a.p_whole)
 
     step, elapsed_before = 0, 0.0
     if resuming:
@@ -217,11 +229,22 @@ def train(argv=None) -> dict:
     if acc.is_main_process:
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "unet_config.json").write_text(json.dumps(unet_config, indent=2, default=list))
-        (state_dir / "run.json").write_text(json.dumps(
-            {**{k: str(v) for k, v in vars(a).items()}, "prediction": a.prediction, "params": n_params,
-             "num_processes": acc.num_processes, "device": str(acc.device)}, indent=2))
-        acc.print(f"UNet2DModel {n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
-                  f"{len(images)} photos, res {a.res}, batch {a.batch} x {acc.num_processes}")
+        (state_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    **{k: str(v) for k, v in vars(a).items()},
+                    "prediction": a.prediction,
+                    "params": n_params,
+                    "num_processes": acc.num_processes,
+                    "device": str(acc.device),
+                },
+                indent=2,
+            )
+        )
+        acc.print(
+            f"UNet2DModel {n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
+            f"{len(images)} photos, res {a.res}, batch {a.batch} x {acc.num_processes}"
+        )
     log_path = state_dir / "loss.csv"
     log_new = not log_path.exists()
     logf = open(log_path, "a", newline="") if acc.is_main_process else None
@@ -239,14 +262,29 @@ def train(argv=None) -> dict:
             sampler_states = gather_object(sampler_states)
         acc.save_state(str(state_dir / "accelerate"))
         if acc.is_main_process:
-            torch.save({"step": step, "elapsed_s": elapsed_before + (time.time() - t_start), "ema": ema.state_dict(),
-                        "sampler_rng": sampler_states}, state_dir / "extra.pt.tmp")
+            torch.save(
+                {
+                    "step": step,
+                    "elapsed_s": elapsed_before + (time.time() - t_start),
+                    "ema": ema.state_dict(),
+                    "sampler_rng": sampler_states,
+                },
+                state_dir / "extra.pt.tmp",
+            )
             os.replace(state_dir / "extra.pt.tmp", state_dir / "extra.pt")
             save_checkpoint(out, unet_config, ema, sched, a.save_dtype)
-            meta = {"step": step, "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
-                    "params": n_params, "loss_weight": a.loss_weight, "prediction": a.prediction, "res": a.res,
-                    "batch": a.batch * acc.num_processes, "lr": a.lr, "device": str(acc.device),
-                    "num_processes": acc.num_processes}
+            meta = {
+                "step": step,
+                "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
+                "params": n_params,
+                "loss_weight": a.loss_weight,
+                "prediction": a.prediction,
+                "res": a.res,
+                "batch": a.batch * acc.num_processes,
+                "lr": a.lr,
+                "device": str(acc.device),
+                "num_processes": acc.num_processes,
+            }
             (state_dir / "last_save.json").write_text(json.dumps(meta, indent=2))
         acc.wait_for_everyone()
 
@@ -290,11 +328,20 @@ def train(argv=None) -> dict:
         run_n += 1
         bar.update(1)
         if step % 25 == 0:
-            bar.set_postfix(loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}",
-                            res=sampler.res)
+            bar.set_postfix(
+                loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}", res=sampler.res
+            )
             if logw:
-                logw.writerow([step, f"{(elapsed_before + time.time() - t_start) / 60:.2f}", f"{lr:.3e}",
-                               f"{run_loss / run_n:.5f}", f"{run_eps / run_n:.5f}", sampler.res])
+                logw.writerow(
+                    [
+                        step,
+                        f"{(elapsed_before + time.time() - t_start) / 60:.2f}",
+                        f"{lr:.3e}",
+                        f"{run_loss / run_n:.5f}",
+                        f"{run_eps / run_n:.5f}",
+                        sampler.res,
+                    ]
+                )
                 logf.flush()
             run_loss, run_eps, run_n = 0.0, 0.0, 0
         if time.time() - last_save >= a.save_every_min * 60:

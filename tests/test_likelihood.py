@@ -123,6 +123,11 @@ def test_term_matches_an_independent_computation():
     assert float(got[0]) == pytest.approx(float(kl), rel=1e-9)
 
 
+def test_default_batch_size_scales_with_pixels():
+    assert lk.default_batch_size(64) == 50
+    assert lk.default_batch_size(256) == 3 and lk.default_batch_size(32) == 100
+
+
 def test_total_is_prior_plus_sum_of_terms_and_batching_does_not_matter():
     x0 = _x0()
     a = lk.vb_terms(shrink, LIN, x0, None, torch.Generator().manual_seed(1), batch_size=1000)

@@ -37,8 +37,25 @@ def test_train_writes_checkpoint_and_resumes(tmp_path):
 
     data = _write_images(tmp_path / "imgs")
     out = tmp_path / "ckpt"
-    common = ["--data", str(data), "--out", str(out), "--arch", "tiny", "--batch", "2", "--res", "32",
-              "--no-progress", "--threads", "1", "--prediction", "v_prediction", "--loss-weight", "v"]
+    common = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--arch",
+        "tiny",
+        "--batch",
+        "2",
+        "--res",
+        "32",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--prediction",
+        "v_prediction",
+        "--loss-weight",
+        "v",
+    ]
     r1 = train(common + ["--steps", "2"])
     assert r1["step"] == 2
     for f in ("config.json", "diffusion_pytorch_model.safetensors", "scheduler_config.json"):
