@@ -18,7 +18,7 @@ import streamlit as st
 import torch
 
 from app import backend
-from model import figure
+from model import figure, network
 from model.forward import q_sample
 from model.network import LoadedModel
 from model.reverse import make_timesteps, predict_x0, sample_trajectory
@@ -92,7 +92,17 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def seconds_per_step(model: str, resolution: int, _model: LoadedModel) -> float:
-    """Measured seconds of one eps_hat forward pass at this resolution (one timed pass after a warm-up)."""
+    """Seconds of one eps_hat forward pass at this resolution, measured once per (model, resolution).
+
+    Uses :func:`model.network.estimate_cost` when it is there (the sidebar shows the same
+    number, and its measurement is shared), else times one pass after a warm-up.
+    """
+    estimate = getattr(network, "estimate_cost", None)
+    if estimate is not None:
+        try:
+            return float(estimate(_model, resolution).seconds_per_step)
+        except Exception:  # noqa: BLE001 - an estimate must never break the page; fall back to timing
+            pass
     x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
     t = _model.schedule.T // 2
     with torch.inference_mode():
@@ -143,4 +153,3 @@ def trajectory(
         run = figure.record_run(records, _x0, on_step=on_step)
     bar.empty()
     return run
-

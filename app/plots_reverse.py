@@ -34,24 +34,48 @@ def sweep_chart(
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=list(ts), y=_finite(mse), name="ε-MSE: mean (ε̂ − ε)²", mode="lines+markers",
-            marker=dict(size=4), line=dict(color=NOISE_COLOUR), yaxis="y",
+            x=list(ts),
+            y=_finite(mse),
+            name="ε-MSE: mean (ε̂ − ε)²",
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(color=NOISE_COLOUR),
+            yaxis="y",
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=list(ts), y=_finite(psnr), name="PSNR(x̂₀, x₀) in dB", mode="lines+markers",
-            marker=dict(size=4), line=dict(color=SIGNAL_COLOUR), yaxis="y2",
+            x=list(ts),
+            y=_finite(psnr),
+            name="PSNR(x̂₀, x₀) in dB",
+            mode="lines+markers",
+            marker=dict(size=4),
+            line=dict(color=SIGNAL_COLOUR),
+            yaxis="y2",
         )
     )
     if current is not None:  # the current t's two values, each on its own axis
         fig.add_trace(
-            go.Scatter(x=[current_t], y=_finite([current[0]]), mode="markers", yaxis="y", showlegend=False,
-                       marker=dict(size=11, color=NOISE_COLOUR, line=dict(color="black", width=1)), name="current ε-MSE")
+            go.Scatter(
+                x=[current_t],
+                y=_finite([current[0]]),
+                mode="markers",
+                yaxis="y",
+                showlegend=False,
+                marker=dict(size=11, color=NOISE_COLOUR, line=dict(color="black", width=1)),
+                name="current ε-MSE",
+            )
         )
         fig.add_trace(
-            go.Scatter(x=[current_t], y=_finite([current[1]]), mode="markers", yaxis="y2", showlegend=False,
-                       marker=dict(size=11, color=SIGNAL_COLOUR, line=dict(color="black", width=1)), name="current PSNR")
+            go.Scatter(
+                x=[current_t],
+                y=_finite([current[1]]),
+                mode="markers",
+                yaxis="y2",
+                showlegend=False,
+                marker=dict(size=11, color=SIGNAL_COLOUR, line=dict(color="black", width=1)),
+                name="current PSNR",
+            )
         )
     fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, dash="dash"))
     fig.update_layout(
@@ -80,8 +104,13 @@ def step_chart(
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=list(steps), y=_finite(values), customdata=list(ts), name=y_title, mode="lines",
-            line=dict(color=colour), hovertemplate="step %{x}, t = %{customdata}<br>%{y:.3f}<extra></extra>",
+            x=list(steps),
+            y=_finite(values),
+            customdata=list(ts),
+            name=y_title,
+            mode="lines",
+            line=dict(color=colour),
+            hovertemplate="step %{x}, t = %{customdata}<br>%{y:.3f}<extra></extra>",
         )
     )
     if reference is not None:
@@ -93,14 +122,25 @@ def step_chart(
     return _layout(fig, title, height=300)
 
 
-def psnr_chart(steps: Sequence[int], psnr: Sequence[float], ts: Sequence[int], marker_step: int | None = None) -> go.Figure:
+def psnr_chart(
+    steps: Sequence[int], psnr: Sequence[float], ts: Sequence[int], marker_step: int | None = None
+) -> go.Figure:
     """PSNR(x0_hat, x_0) against the step: how close each step's x_0 estimate is to the photo."""
     return step_chart(steps, psnr, ts, "PSNR(x̂₀, x₀): the x₀ estimate at each step", "PSNR (dB)", marker_step)
 
 
-def eps_norm_chart(steps: Sequence[int], rms: Sequence[float], ts: Sequence[int], marker_step: int | None = None) -> go.Figure:
+def eps_norm_chart(
+    steps: Sequence[int], rms: Sequence[float], ts: Sequence[int], marker_step: int | None = None
+) -> go.Figure:
     """RMS of eps_hat (‖ε̂‖ / √#pixels) against the step; unit Gaussian noise has RMS 1."""
     return step_chart(
-        steps, rms, ts, "‖ε̂‖ (RMS per pixel): how much noise the network sees", "RMS of ε̂", marker_step,
-        reference=1.0, reference_name="true ε: RMS ≈ 1", colour=NOISE_COLOUR,
+        steps,
+        rms,
+        ts,
+        "‖ε̂‖ (RMS per pixel): how much noise the network sees",
+        "RMS of ε̂",
+        marker_step,
+        reference=1.0,
+        reference_name="true ε: RMS ≈ 1",
+        colour=NOISE_COLOUR,
     )

@@ -54,7 +54,7 @@ def get_model(a) -> tuple[LoadedModel, str]:
         return m, f"{m.source} (trained weights{when})"
     except ModelLoadError as exc:
         if a.model is not None:
-            raise SystemExit(f"error: {exc}")
+            raise SystemExit(f"error: {exc}") from None
     from diffusers import UNet2DModel
 
     cfg_file, sched_file = BUNDLED_MODEL / "config.json", BUNDLED_MODEL / "scheduler_config.json"
@@ -66,7 +66,9 @@ def get_model(a) -> tuple[LoadedModel, str]:
 
         unet = build_unet(a.arch, 64)
         what = f"stand-in: random weights, model.train preset '{a.arch}' (no {cfg_file.relative_to(ROOT)} yet)"
-    sched = schedule_from_config(json.loads(sched_file.read_text())) if sched_file.is_file() else make_schedule("linear")
+    sched = (
+        schedule_from_config(json.loads(sched_file.read_text())) if sched_file.is_file() else make_schedule("linear")
+    )
     unet.eval().requires_grad_(False)
     return LoadedModel(unet=unet, schedule=sched, resolution=64, source="stand-in"), what
 
@@ -182,7 +184,9 @@ def bench_scrub(model, res=128, steps=50, repeats=30):
 
     with torch.inference_mode():
         x, g = figure.start_sample(model.schedule, None, model.schedule.T - 1, 0, (1, 3, res, res))
-        run = figure.record_run(sample_trajectory(model.eps, model.schedule, x, make_timesteps(model.schedule.T - 1, steps), "ddim", 0.0, g))
+        run = figure.record_run(
+            sample_trajectory(model.eps, model.schedule, x, make_timesteps(model.schedule.T - 1, steps), "ddim", 0.0, g)
+        )
     pil, png = [], []
     for i in range(repeats):
         f = run.frames[i % len(run.frames)]
@@ -204,7 +208,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the 50-step setups (median reported)")
     ap.add_argument("--repeats-long", type=int, default=1, help="repeats of the 1000-step setup")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the app's default is 2)")
-    ap.add_argument("--only", choices=("all", "short", "live"), default="all", help="skip the 1000-step setup (short) or all trajectories (live)")
+    ap.add_argument(
+        "--only",
+        choices=("all", "short", "live"),
+        default="all",
+        help="skip the 1000-step setup (short) or all trajectories (live)",
+    )
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -235,14 +244,20 @@ def main(argv=None) -> int:
     model.unet.register_to_config(sample_size=model.resolution)
 
     if rows:
-        print("| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs, wall | ours/theirs, CPU time | max abs diff, final image |")
+        print(
+            "| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs, wall | ours/theirs, CPU time | max abs diff, final image |"
+        )
         print("|---|---|---|---|---|---|---|")
         for name, reps, o, t, oc, tc, d in rows:
             print(f"| {name} | {reps} | {o:.2f} | {t:.2f} | {o / t:.2f}× | {oc / tc:.2f}× | {d:.1e} |")
         print()
-        print("Times are medians of wall time; CPU time (process_time) is less sensitive to other jobs on a shared machine.")
+        print(
+            "Times are medians of wall time; CPU time (process_time) is less sensitive to other jobs on a shared machine."
+        )
         print()
-        print("| loop cost per step without the network (UNet forward swapped for a no-op) | ours (µs) | pipeline (µs) |")
+        print(
+            "| loop cost per step without the network (UNet forward swapped for a no-op) | ours (µs) | pipeline (µs) |"
+        )
         print("|---|---|---|")
         for name, o, t in overhead:
             print(f"| {name} | {o:.0f} | {t:.0f} |")

@@ -94,11 +94,14 @@ SKIMAGE_PHOTOS = [
     ("grass.png", "CC0 (DeviantArt linolafett)"),
     ("gravel.png", "CC0 (CC0Textures)"),
     ("coins.png", "No known copyright restrictions (Brooklyn Museum)"),
-    ("moon.png", "scikit-image sample data (BSD-3-Clause package)"),
+    ("moon.png", "scikit-image sample data, no licence stated (package BSD-3-Clause)"),
     ("hubble_deep_field.jpg", "Public domain (NASA)"),
     ("retina.jpg", "CC0 1.0 (Mikael Häggström)"),
-    ("ihc.png", "scikit-image sample data (BSD-3-Clause package)"),
-    ("motorcycle_left.png", "scikit-image sample data (Middlebury stereo; BSD-3-Clause package)"),
+    ("ihc.png", "No known copyright restrictions (CMMI; skimage.data.immunohistochemistry)"),
+    (
+        "motorcycle_left.png",
+        "Middlebury 2014 stereo benchmark, via skimage.data.stereo_motorcycle (package BSD-3-Clause)",
+    ),
 ]
 # Shipped by the app as its sample photos, so never trained on.
 SKIMAGE_EXCLUDED = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")

@@ -166,7 +166,9 @@ def _draw_headers(draw: ImageDraw.ImageDraw, res: int, font) -> None:
         draw.text((x + c // 2, HEADER_PX // 2), name, fill=INK, font=font, anchor="mm")
 
 
-def grid_image(steps: Sequence[StepRecord | Frame], rows: int | None = 10, indices: Sequence[int] | None = None) -> Image.Image:
+def grid_image(
+    steps: Sequence[StepRecord | Frame], rows: int | None = 10, indices: Sequence[int] | None = None
+) -> Image.Image:
     """The blog figure: one row per chosen step, columns x_t | eps_hat | x0_hat, "t = ..." on the left.
 
     :param steps: StepRecords (as yielded by ``sample_trajectory``) or Frames, in step order.
@@ -190,7 +192,9 @@ def grid_image(steps: Sequence[StepRecord | Frame], rows: int | None = 10, indic
             img.paste(_upscale(arr, c), cell_origin(row, col, res))
         _, y = cell_origin(row, 0, res)
         draw.text((LABEL_PX // 2, y + c // 2 - 9), f"t = {f.t}", fill=INK, font=font, anchor="mm")
-        draw.text((LABEL_PX // 2, y + c // 2 + 9), f"step {f.index + 1}", fill=(110, 110, 110), font=_font(11), anchor="mm")
+        draw.text(
+            (LABEL_PX // 2, y + c // 2 + 9), f"step {f.index + 1}", fill=(110, 110, 110), font=_font(11), anchor="mm"
+        )
     return img
 
 
@@ -200,7 +204,10 @@ def strip_image(frame: Frame) -> Image.Image:
 
 
 def gif_bytes(
-    steps: Sequence[StepRecord | Frame], max_frames: int = GIF_MAX_FRAMES, ms_per_frame: int = 80, hold_last_ms: int = 1500
+    steps: Sequence[StepRecord | Frame],
+    max_frames: int = GIF_MAX_FRAMES,
+    ms_per_frame: int = 80,
+    hold_last_ms: int = 1500,
 ) -> bytes:
     """An animated GIF of the three panels through the steps (at most ``max_frames``, evenly picked; loops)."""
     frames = as_frames(steps)
@@ -389,7 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = schedule.T - 1 if a.t_start is None or x0 is None else a.t_start
     if not 0 <= t_start < schedule.T:
         return fail(f"--t-start must lie in 0..{schedule.T - 1} for this model.")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     with torch.inference_mode():
         x_start, g = start_sample(schedule, x0, t_start, a.seed, (1, 3, res, res))
         ts = make_timesteps(t_start, a.steps)

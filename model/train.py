@@ -103,7 +103,8 @@ class EMA:
 
     def load_state_dict(self, sd: dict) -> None:
         self.decay, self.num_updates = sd["decay"], sd["num_updates"]
-        self.shadow = {k: v.clone() for k, v in sd["shadow"].items()}
+        # keep each shadow tensor on the device of the live one (the state may be loaded with map_location="cpu")
+        self.shadow = {k: v.to(self.shadow[k].device).clone() for k, v in sd["shadow"].items()}
 
 
 def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched, dtype: str = "float16") -> None:

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, png_bytes
 from PIL import Image
 
 from model import figure
 from model.reverse import make_timesteps, oracle_eps_model, sample_trajectory
 from model.schedule import make_schedule
-
-from conftest import ROOT, png_bytes
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 SCHED = make_schedule("linear")
@@ -40,7 +39,9 @@ def _records(n=6, res=16, t_start=999):
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand((1, 3, res, res), generator=g) * 2 - 1
     x_start, g = figure.start_sample(SCHED, x0, t_start, 0)
-    recs = list(sample_trajectory(oracle_eps_model(SCHED, x0), SCHED, x_start, make_timesteps(t_start, n), "ddpm", 0.0, g))
+    recs = list(
+        sample_trajectory(oracle_eps_model(SCHED, x0), SCHED, x_start, make_timesteps(t_start, n), "ddpm", 0.0, g)
+    )
     return recs, x0
 
 
@@ -112,8 +113,27 @@ def test_cli_writes_png_and_gif(tiny_model_dir, tmp_path, capsys):
     photo.write_bytes(png_bytes((50, 40)))
     out, gif = tmp_path / "fig.png", tmp_path / "anim.gif"
     rc = figure.main(
-        [str(photo), "--t-start", "999", "--steps", "6", "--sampler", "ddim", "--rows", "4", "--res", "32",
-         "--seed", "0", "--model", str(tiny_model_dir), "--out", str(out), "--gif", str(gif)]
+        [
+            str(photo),
+            "--t-start",
+            "999",
+            "--steps",
+            "6",
+            "--sampler",
+            "ddim",
+            "--rows",
+            "4",
+            "--res",
+            "32",
+            "--seed",
+            "0",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--gif",
+            str(gif),
+        ]
     )
     assert rc == 0
     with Image.open(out) as im:
@@ -130,7 +150,9 @@ def test_cli_writes_png_and_gif(tiny_model_dir, tmp_path, capsys):
 
 def test_cli_from_noise_ddpm(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "gen.png"
-    rc = figure.main(["noise", "--steps", "3", "--sampler", "ddpm", "--res", "32", "--model", str(tiny_model_dir), "--out", str(out)])
+    rc = figure.main(
+        ["noise", "--steps", "3", "--sampler", "ddpm", "--res", "32", "--model", str(tiny_model_dir), "--out", str(out)]
+    )
     assert rc == 0
     with Image.open(out) as im:
         assert _count_cells(im) == (3, 3)
@@ -149,7 +171,9 @@ def test_cli_bad_image_file(tiny_model_dir, tmp_path, capsys):
 def test_cli_bad_model(tmp_path, capsys):
     photo = tmp_path / "photo.png"
     photo.write_bytes(png_bytes())
-    rc = figure.main([str(photo), "--res", "32", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "x.png")])
+    rc = figure.main(
+        [str(photo), "--res", "32", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "x.png")]
+    )
     assert rc == 2 and "error:" in capsys.readouterr().err
 
 

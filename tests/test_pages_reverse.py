@@ -47,7 +47,7 @@ def test_denoise_page(tiny_model_dir):
 
 
 def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
-    from app import backend
+    from model import network
 
     at = _app(tiny_model_dir)
     at.switch_page("views/trajectory.py")
@@ -55,20 +55,23 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     _ok(at)
     assert "traj_run" not in at.session_state
     assert any("ms per step" in c.value for c in [*at.caption, *at.warning])
-    at.slider(key="traj_t_start").set_value(400)
-    at.slider(key="traj_steps").set_value(10)
-    at.button(key="traj_go").click().run()
-    _ok(at)
-    run = at.session_state["traj_run"]["run"]
-    assert run.num_steps == 10 and run.ts[0] == 400 and run.t_prevs[-1] == -1
-    assert len(at.get("plotly_chart")) == 2  # PSNR and ‖ε̂‖ (from a photo)
-    assert {d.key for d in at.get("download_button")} == {"traj_dl_png", "traj_dl_gif"}
-
-    # scrubbing reads the stored run: no network calls at all
-    unet = backend._model(str(tiny_model_dir)).unet
+    # the app's process-wide model cache: count the network's forward passes
+    unet = network.get_model(str(tiny_model_dir)).unet
     calls = []
     hook = unet.register_forward_hook(lambda *a: calls.append(1))
     try:
+        at.slider(key="traj_t_start").set_value(400)
+        at.slider(key="traj_steps").set_value(10)
+        at.button(key="traj_go").click().run()
+        _ok(at)
+        assert len(calls) == 10  # one forward pass per step
+        run = at.session_state["traj_run"]["run"]
+        assert run.num_steps == 10 and run.ts[0] == 400 and run.t_prevs[-1] == -1
+        assert len(at.get("plotly_chart")) == 2  # PSNR and ‖ε̂‖ (from a photo)
+        assert {d.key for d in at.get("download_button")} == {"traj_dl_png", "traj_dl_gif"}
+
+        # scrubbing reads the stored run: no network calls at all
+        calls.clear()
         at.slider(key="traj_step").set_value(5).run()
         _ok(at)
         assert any(m.value.startswith("**Step 5 of 10**") for m in at.markdown)

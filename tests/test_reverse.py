@@ -60,7 +60,7 @@ def test_records_carry_t_and_t_prev(x0_small):
     assert {r.num_steps for r in recs} == {5}
     assert [r.t for r in recs] == ts
     assert [r.t_prev for r in recs] == [749, 500, 250, 0, -1]
-    for a, b in zip(recs, recs[1:]):
+    for a, b in zip(recs, recs[1:], strict=False):
         assert b.x_t is a.x_prev  # each step starts where the last one landed (no copies)
     for r in recs:
         assert r.x_t.shape == r.eps_hat.shape == r.x0_hat.shape == r.x_prev.shape == x0_small.shape
@@ -80,7 +80,7 @@ def test_ddim_eta0_is_deterministic(x0_small):
     ts = make_timesteps(999, 20)
     a = _run(_shrink_model, _start(x0_small, 999, seed=5), ts, "ddim", 0.0, seed=1)
     b = _run(_shrink_model, _start(x0_small, 999, seed=5), ts, "ddim", 0.0, seed=2)  # generator unused at eta = 0
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         assert torch.equal(ra.x_prev, rb.x_prev) and torch.equal(ra.eps_hat, rb.eps_hat)
 
 
@@ -122,7 +122,7 @@ def test_make_timesteps_full_and_invariants():
             ts = make_timesteps(t_start, n)
             assert ts[0] == t_start and ts[-1] == 0
             assert len(ts) == min(n, t_start + 1)
-            assert all(b < a for a, b in zip(ts, ts[1:]))
+            assert all(b < a for a, b in zip(ts, ts[1:], strict=False))
 
 
 @pytest.mark.parametrize("t_start,n", [(-1, 5), (10, 0)])

@@ -27,7 +27,14 @@ if st.session_state["den_t"] > T - 1:
     st.session_state["den_t"] = T - 1
 
 c1, c2 = st.columns([4, 1])
-t = c1.slider("Timestep t", 0, T - 1, key="den_t", persist_state="session", help="t = 0 is the first noising step, t = T − 1 the last.")
+t = c1.slider(
+    "Timestep t",
+    0,
+    T - 1,
+    key="den_t",
+    persist_state="session",
+    help="t = 0 is the first noising step, t = T − 1 the last.",
+)
 seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session"))
 
 mkey = backend_reverse.model_key()

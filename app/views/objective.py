@@ -104,13 +104,13 @@ codec = bo.codecs(img.key, img.resolution, img.x0)
 
 m1, m2, m3, m4 = st.columns(4)
 if full is not None:
-    m1.metric(f"Bound L, all {T} terms (bits/dim)", f"{full['total']:.3f}")
+    m1.metric("Bound L, all t (bits/dim)", f"{full['total']:.3f}", help=f"All {T} terms, one noise draw each.")
 else:
     m1.metric(
-        f"Bound L, {est['n']} sampled t (bits/dim)",
+        "Bound L (bits/dim)",
         f"{est['total']:.2f} ± {est['stderr']:.2f}",
-        help="Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn with p(t) ∝ λ_t (section 4), "
-        "± one standard error.",
+        help=f"Estimated from {est['n']} sampled t. Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn "
+        "with p(t) ∝ λ_t (section 4), ± one standard error.",
     )
 m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
 m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
@@ -256,7 +256,8 @@ else:
     a.metric("Loss before", f"{r['before']:.5f}")
     b.metric("Loss after", f"{r['after']:.5f}", delta=f"{r['after'] - r['before']:+.5f}", delta_color="inverse")
     target = TARGETS.get(r["target"], r["target"])
-    c.plotly_chart(plots_objective.train_step_chart(r["before"], r["after"], target), width="stretch")
+    short = {"epsilon": "ε", "v_prediction": "v", "sample": "x₀"}.get(r["target"], r["target"])
+    c.plotly_chart(plots_objective.train_step_chart(r["before"], r["after"], short), width="stretch")
     st.caption(
         f"Batch t = {', '.join(map(str, r['ts']))}; gradient norm {r['grad_norm']:.3g}; the loss compares the "
         f"network's output with {target}, what this model was trained to predict; "

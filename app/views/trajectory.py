@@ -49,7 +49,14 @@ source = c1.radio("Start from", [PHOTO, NOISE], key="traj_source", persist_state
 if source == PHOTO:
     if st.session_state["traj_t_start"] > T - 1:
         st.session_state["traj_t_start"] = T - 1
-    t_start = c1.slider("t_start", 0, T - 1, key="traj_t_start", persist_state=KEEP, help="How far the photo is noised before we go back.")
+    t_start = c1.slider(
+        "t_start",
+        0,
+        T - 1,
+        key="traj_t_start",
+        persist_state=KEEP,
+        help="How far the photo is noised before we go back.",
+    )
 else:
     t_start = T - 1
     c1.info(
@@ -58,10 +65,18 @@ else:
     )
 sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
-    "DDIM η", 0.0, 1.0, step=0.1, key="traj_eta", persist_state=KEEP, disabled=sampler != "DDIM",
+    "DDIM η",
+    0.0,
+    1.0,
+    step=0.1,
+    key="traj_eta",
+    persist_state=KEEP,
+    disabled=sampler != "DDIM",
     help="0: deterministic DDIM; 1: as random as DDPM.",
 )
-steps = c2.slider("Steps", 10, 1000, key="traj_steps", persist_state=KEEP, help="Number of reverse steps (network calls).")
+steps = c2.slider(
+    "Steps", 10, 1000, key="traj_steps", persist_state=KEEP, help="Number of reverse steps (network calls)."
+)
 seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="traj_seed", persist_state=KEEP))
 
 n_eff = len(make_timesteps(t_start, steps))
@@ -75,11 +90,24 @@ if n_eff < steps:
 
 if st.button("Run", type="primary", key="traj_go"):
     run = backend_reverse.trajectory(
-        settings[0], img.resolution, mkey, t_start, sampler.lower(), eta_used, n_eff, seed,
-        None if source == NOISE else img.x0, model,
+        settings[0],
+        img.resolution,
+        mkey,
+        t_start,
+        sampler.lower(),
+        eta_used,
+        n_eff,
+        seed,
+        None if source == NOISE else img.x0,
+        model,
     )
     # Only the latest run is kept per session (bounded memory); scrubbing reads it, never recomputes.
-    st.session_state[RUN_KEY] = {"settings": settings, "run": run, "source": source, "x0": img.x0 if source == PHOTO else None}
+    st.session_state[RUN_KEY] = {
+        "settings": settings,
+        "run": run,
+        "source": source,
+        "x0": img.x0 if source == PHOTO else None,
+    }
     st.session_state["traj_step"] = 1
     st.session_state["traj_every"] = max(1, math.ceil(len(run.frames) / 10))
 
@@ -92,7 +120,9 @@ run: figure.Run = stored["run"]
 if stored["settings"] != settings:
     st.info("The settings changed since this run. Below is the previous run; press **Run** to compute the new one.")
 s_img, s_res, _, s_t0, s_sampler, s_eta, s_n, s_seed = stored["settings"]
-label = f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {s_n} steps from t = {s_t0}, seed {s_seed}"
+label = (
+    f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {s_n} steps from t = {s_t0}, seed {s_seed}"
+)
 st.success(f"{label} — {'from the photo' if s_img else 'from pure noise'}, {s_res} px, took {run.seconds:.1f} s.")
 
 
@@ -105,7 +135,9 @@ def scrub() -> None:
     f = run.frames[pos - 1]
     stored_note = "" if k == run.num_steps else f" (every {run.kept[1] - run.kept[0]}-th step is stored)"
     t_prev = run.t_prevs[f.index]
-    st.markdown(f"**Step {f.index + 1} of {run.num_steps}**: t = {f.t} → {t_prev if t_prev >= 0 else 'clean'}{stored_note}")
+    st.markdown(
+        f"**Step {f.index + 1} of {run.num_steps}**: t = {f.t} → {t_prev if t_prev >= 0 else 'clean'}{stored_note}"
+    )
     cols = st.columns(3)
     cols[0].image(to_picture(f.x_t, DISPLAY_PX), caption=f"x_t, t = {f.t}", width="stretch")
     cols[1].image(to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̂: predicted noise ({NOISE_CAPTION})", width="stretch")
@@ -147,7 +179,9 @@ st.image(grid_png, caption=f"{len(rows)} rows: x_t | ε̂ | x̂₀", width="cont
 
 name = f"reverse-{s_sampler}-{s_n}steps-t{s_t0}-seed{s_seed}"
 d1, d2 = st.columns(2)
-d1.download_button("Download the grid (PNG)", grid_png, file_name=f"{name}.png", mime="image/png", on_click="ignore", key="traj_dl_png")
+d1.download_button(
+    "Download the grid (PNG)", grid_png, file_name=f"{name}.png", mime="image/png", on_click="ignore", key="traj_dl_png"
+)
 d2.download_button(
     "Download the animation (GIF)",
     lambda: figure.gif_bytes(run.frames),  # built only when clicked
