@@ -120,6 +120,7 @@ def model_source() -> str | None:
 
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
+    runtime.configure_threads()  # once per process: torch threads = cores // inference slots
     return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/network.py)
 
 

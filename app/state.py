@@ -1,8 +1,8 @@
 """Per-session state, set up in one place.
 
 Every key a page reads from ``st.session_state`` gets its default here, so pages can
-rely on it. Page widgets use these keys, and :func:`keep` re-assigns them at the top of
-a page so their values survive a trip to another page and back.
+rely on it. Page widgets use these keys with ``persist_state="session"`` (Streamlit 1.67),
+so their values survive a trip to another page and back.
 """
 
 from __future__ import annotations
@@ -31,13 +31,6 @@ def init() -> None:
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
-
-
-def keep(*keys: str) -> None:
-    """Keep page-widget values across page switches (Streamlit drops unrendered widget keys)."""
-    for key in keys:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
 
 
 def set_default(key: str, value) -> None:

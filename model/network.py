@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 
 from model.reverse import output_to_eps, predict_x0
+from model.runtime import inference_slot
 from model.schedule import Schedule, make_schedule, schedule_from_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,8 @@ class LoadedModel:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
-        out = self.unet(x, torch.as_tensor(t).to(self.device))
+        with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
+            out = self.unet(x, torch.as_tensor(t).to(self.device))
         out = out.sample if hasattr(out, "sample") else out
         return out[:, :c, :h, :w].float().cpu()
 
@@ -149,6 +151,10 @@ class LoadedModel:
         x_t = x_t.float().cpu()
         out = self.raw(x_t, t)
         kind = self.schedule.prediction_type
+        if bool((t == t[0]).all()):  # the common case (a trajectory step): one t for the whole batch
+            tv = int(t[0])
+            eps = out if kind == "epsilon" else output_to_eps(self.schedule, out, x_t, tv, kind)
+            return eps, predict_x0(self.schedule, x_t, eps, tv)
         eps = out if kind == "epsilon" else torch.empty_like(out)
         x0 = torch.empty_like(out)
         for tv in t.unique().tolist():

@@ -37,11 +37,31 @@ def test_default_page_shows_pictures_chart_and_formula():
     caps = _captions(at)
     assert "x₀ — the clean photo" in caps and "x_t at t = 250" in caps
     assert any(c.startswith("ε ~ N(0, I)") for c in caps)
-    # sidebar thumbnail + x0, eps, x_t + chain strip (6) + chain/jump endpoints (2)
-    assert _image_count(at) >= 10
-    assert len(at.get("plotly_chart")) == 2
+    # sidebar thumbnail + x0, eps, x_t; the Markov-chain panel is off until toggled
+    assert _image_count(at) == 4
+    assert len(at.get("plotly_chart")) == 1
     assert "x_{250}" in at.latex[0].value
     assert not at.error
+
+
+def test_markov_chain_panel_runs_the_chain_and_compares_with_the_jump():
+    at = _app()
+    at.toggle(key="fwd_chain").set_value(True).run()
+    assert not at.exception
+    caps = _captions(at)
+    # snapshots along the chain, from s = 0 to s = t
+    assert "chain, step s = 0" in caps and "chain, step s = 250" in caps
+    assert "x_t by 251 chain steps" in caps and "x_t in one jump (closed form)" in caps
+    assert len(at.get("plotly_chart")) == 2  # schedule chart + histogram
+    stats = [c.value for c in at.caption if "Standardised noise part" in c.value][0]
+    # both standardised noise parts have std close to 1 (12,288 pixels at 64 px)
+    import re
+
+    stds = [float(v) for v in re.findall(r"std (\d+\.\d+)", stats)]
+    assert len(stds) == 2 and all(abs(v - 1) < 0.05 for v in stds)
+    at.slider(key="fwd_t").set_value(800).run()
+    assert not at.exception
+    assert "x_t by 801 chain steps" in _captions(at)
 
 
 def test_moving_t_and_switching_schedule_updates_formula():
@@ -73,7 +93,7 @@ def test_upload_png_and_move_t():
     at.file_uploader(key="uploader").set_value(("mine.png", png_bytes((50, 40)), "image/png")).run()
     assert not at.exception
     assert not at.error
-    assert _image_count(at) >= 10
+    assert _image_count(at) >= 4
     assert any(c.startswith("x₀: mine.png, 64×64") for c in _captions(at))
     before = _url(at, "x_t at t")
     at.slider(key="fwd_t").set_value(600).run()
@@ -93,7 +113,7 @@ def test_bad_upload_shows_a_message_not_a_traceback():
     # a good file afterwards works again
     at.file_uploader(key="uploader").set_value(("ok.png", png_bytes((30, 30)), "image/png")).run()
     assert not at.exception and not at.error
-    assert _image_count(at) >= 10
+    assert _image_count(at) >= 4
 
 
 def test_resolution_change():

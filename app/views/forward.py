@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import backend, plots, state
+from app import backend, plots
 from app.common import require_image
 from app.render import NOISE_CAPTION, noise_picture, picture
-
-state.keep("fwd_t", "fwd_schedule", "fwd_seed")
 
 st.title("Forward process: drowning a photo in noise")
 st.markdown(
@@ -24,9 +22,9 @@ st.markdown(
 img = require_image()
 
 c1, c2, c3 = st.columns([3, 1, 1])
-t = c1.slider("Timestep t", 0, 999, key="fwd_t", help="t = 0 is the first noising step, t = 999 the last.")
-schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", horizontal=True)
-seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed"))
+t = c1.slider("Timestep t", 0, 999, key="fwd_t", persist_state="session", help="t = 0 is the first noising step, t = 999 the last.")
+schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True)
+seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session"))
 
 schedule = backend.schedule(schedule_name)
 x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
@@ -52,9 +50,16 @@ st.plotly_chart(plots.schedule_chart(schedule, t), width="stretch")
 st.subheader("Step by step, or in one jump?")
 st.markdown(
     f"Running the chain $q(x_s \\mid x_{{s-1}})$ one link at a time, {t + 1} times, gives a different "
-    "picture (different random draws) but the **same distribution** as the one-jump formula above. "
-    "Below: snapshots along the chain, then both endpoints and their pixel statistics."
+    "picture (different random draws) but the **same distribution** as the one-jump formula above."
 )
+if not st.toggle(
+    "Run the Markov chain step by step",
+    key="fwd_chain",
+    persist_state="session",
+    help="Runs t + 1 noising steps each time t changes: snapshots along the chain, both endpoints and their "
+    "pixel statistics. Off by default to keep the slider fast for a whole classroom.",
+):
+    st.stop()
 with st.spinner(f"Running the Markov chain for {t + 1} steps…"):
     x_chain, snaps = backend.forward_chain(img.key, img.resolution, schedule_name, t, seed, 6, img.x0)
 st.image(

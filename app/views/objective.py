@@ -14,7 +14,6 @@ state.set_default("obj_seed", 0)
 state.set_default("obj_n", bo.DEFAULT_SAMPLED_T)
 state.set_default("obj_draws", bo.DEFAULT_DRAWS)
 state.set_default("obj_lr", 1e-4)
-state.keep("obj_seed", "obj_n", "obj_draws", "obj_lr")
 ALL_KEY, STEP_KEY = "obj_all_for", "obj_step_result"
 TARGETS = {"epsilon": "ε", "v_prediction": "v = √ᾱ_t ε − √(1−ᾱ_t) x₀", "sample": "x₀"}
 
@@ -46,18 +45,18 @@ seed = int(
         min_value=0,
         max_value=2**31 - 1,
         step=1,
-        key="obj_seed",
+        key="obj_seed", persist_state="session",
         help="Seeds the torch.Generator for every noise draw and sampled t on this page.",
     )
 )
 n = c2.select_slider(
     "Sampled t for the bound",
     options=[20, 50, 100, 200],
-    key="obj_n",
+    key="obj_n", persist_state="session",
     help="The bound is estimated from this many timesteps (plus the exact L_0); "
     "the error falls like 1/√N. Press the button below for all of them.",
 )
-draws = c3.select_slider("Noise draws per t (ε-MSE chart)", options=[1, 2, 3, 5], key="obj_draws")
+draws = c3.select_slider("Noise draws per t (ε-MSE chart)", options=[1, 2, 3, 5], key="obj_draws", persist_state="session")
 
 # --- 1. the model -------------------------------------------------------------------------------
 st.header("1. A chain of Gaussians")
@@ -237,7 +236,7 @@ st.markdown(
 )
 s1, s2 = st.columns([2, 1])
 lr = s1.select_slider(
-    "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], key="obj_lr", format_func=lambda v: f"{v:.0e}"
+    "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], key="obj_lr", persist_state="session", format_func=lambda v: f"{v:.0e}"
 )
 step_settings = (img.key, img.resolution, mkey, seed, float(lr))
 if s2.button("Take one training step", type="primary", key="obj_step_go"):
