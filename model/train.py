@@ -294,8 +294,21 @@ def train(argv=None) -> dict:
     bar = tqdm(total=a.steps, initial=step, disable=a.no_progress or not acc.is_main_process, dynamic_ncols=True)
     run_loss, run_eps, run_n = 0.0, 0.0, 0
     model.train()
+
+    def clock() -> tuple[float, float]:
+        """(training time so far, seconds since the last save), both as seen by the main process.
+
+        With several processes every rank must take the same decisions (stop, save, LR) at the same
+        step, or their collectives mismatch and the run deadlocks: rank 0's clock is broadcast."""
+        now = torch.tensor([elapsed_before + time.time() - t_start, time.time() - last_save], dtype=torch.float64)
+        if acc.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            now = broadcast(now.to(acc.device), from_process=0).cpu()
+        return float(now[0]), float(now[1])
+
     while step < a.steps:
-        elapsed = elapsed_before + time.time() - t_start
+        elapsed, since_save = clock()
         if elapsed >= budget_s:
             break
         progress = max(step / a.steps, elapsed / budget_s)
@@ -345,7 +358,7 @@ def train(argv=None) -> dict:
                 )
                 logf.flush()
             run_loss, run_eps, run_n = 0.0, 0.0, 0
-        if time.time() - last_save >= a.save_every_min * 60:
+        if since_save >= a.save_every_min * 60:
             save()
             last_save = time.time()
     bar.close()
