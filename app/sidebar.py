@@ -45,9 +45,8 @@ def render() -> None:
         )
         try:
             img = backend.current_image()
-        except ImageLoadError as exc:
-            st.error(str(exc))
-            img = None
+        except ImageLoadError:
+            img = None  # the page shows the message, once, in the main area
         if img is not None:
             st.image(picture(img.x0, 128), caption=f"x₀: {img.name}, {img.resolution}×{img.resolution}", width=128)
         _model_section()
