@@ -17,7 +17,8 @@ SIGNAL_COLOUR = "#1f77b4"
 NOISE_COLOUR = "#d62728"
 
 
-def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+def layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    """The house style every chart shares: title, compact margins, legend on top, white template."""
     fig.update_layout(
         title=title,
         height=height,
@@ -49,7 +50,7 @@ def schedule_chart(schedule: Schedule, t: int) -> go.Figure:
     )
     fig.update_xaxes(title="timestep t", range=[0, schedule.T - 1])
     fig.update_yaxes(title="weight", range=[0, 1.02])
-    return _layout(fig, f"{schedule.name} schedule: how much of x₀ and of ε is in x_t")
+    return layout(fig, f"{schedule.name} schedule: how much of x₀ and of ε is in x_t")
 
 
 def histogram_chart(samples: dict[str, np.ndarray], bins: int = 60, normal: bool = True) -> go.Figure:
@@ -76,7 +77,7 @@ def histogram_chart(samples: dict[str, np.ndarray], bins: int = 60, normal: bool
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title="pixel value")
     fig.update_yaxes(title="density")
-    return _layout(fig, "Pixel values of x_t: step by step vs one jump")
+    return layout(fig, "Pixel values of x_t: step by step vs one jump")
 
 
 def line_chart(
@@ -96,4 +97,4 @@ def line_chart(
         fig.add_vline(x=marker_x, line=dict(color="black", dash="dash"))
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
-    return _layout(fig, title)
+    return layout(fig, title)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from app.plots import layout
+
 MSE_COLOUR = "#d62728"
 VLB_COLOUR = "#1f77b4"
 SIMPLE_COLOUR = "#ff7f0e"
@@ -20,14 +22,7 @@ FLOOR = 1e-12  # values below this are drawn at this height on log axes
 
 
 def _layout(fig: go.Figure, title: str, height: int = 340) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        height=height,
-        margin=dict(l=40, r=20, t=50, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-        template="plotly_white",
-    )
-    return fig
+    return layout(fig, title, height)
 
 
 def eps_mse_chart(

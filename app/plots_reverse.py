@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from app.plots import NOISE_COLOUR, SIGNAL_COLOUR, _layout
+from app.plots import NOISE_COLOUR, SIGNAL_COLOUR
+from app.plots import layout as _layout
 
 MARKER_COLOUR = "black"
 
