@@ -12,13 +12,12 @@ touch an element made outside it); on a cache hit Streamlit replays them in an i
 from __future__ import annotations
 
 import math
-import time
 
 import streamlit as st
 import torch
 
 from app import backend
-from model import figure, network
+from model import cost, figure
 from model.forward import q_sample
 from model.network import LoadedModel
 from model.reverse import make_timesteps, predict_x0, sample_trajectory
@@ -104,22 +103,9 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
 def seconds_per_step(model: str, resolution: int, _model: LoadedModel) -> float:
     """Seconds of one eps_hat forward pass at this resolution, measured once per (model, resolution).
 
-    Uses :func:`model.network.estimate_cost` when it is there (the sidebar shows the same
-    number, and its measurement is shared), else times one pass after a warm-up.
+    The same measurement the sidebar shows (:func:`model.cost.estimate_cost`, memoised per model).
     """
-    estimate = getattr(network, "estimate_cost", None)
-    if estimate is not None:
-        try:
-            return float(estimate(_model, resolution).seconds_per_step)
-        except Exception:  # noqa: BLE001 - an estimate must never break the page; fall back to timing
-            pass
-    x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    t = _model.schedule.T // 2
-    with torch.inference_mode():
-        _model.eps(x, t)
-        t0 = time.perf_counter()
-        _model.eps(x, t)
-        return time.perf_counter() - t0
+    return float(cost.estimate_cost(_model, resolution).seconds_per_step)
 
 
 def default_steps(sec_per_step: float, target: float = TARGET_RUN_SECONDS) -> int:

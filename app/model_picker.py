@@ -14,6 +14,7 @@ import threading
 import streamlit as st
 
 from app import backend, state
+from model import cost as costs
 from model import network
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
@@ -126,11 +127,11 @@ def _describe_model_in_use() -> None:
     )
     res = int(ss.get("resolution", model.resolution))
     try:
-        cost = network.estimate_cost(model, res)
+        cost = costs.estimate_cost(model, res)
     except Exception as exc:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
         st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")
         return
-    steps = network.suggested_steps(cost, budget_s=BUDGET_S)
+    steps = costs.suggested_steps(cost, budget_s=BUDGET_S)
     ss["model_suggested_steps"] = steps
     text = (
         f"Cost at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC per step, ~{cost.seconds_per_step:.2f} s on "

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from model import cost as costs
 from model import network
 from model.network import LoadedModel, ModelCache, ModelLoadError
 from model.reverse import eps_to_output, predict_x0
@@ -546,14 +547,14 @@ def _hand_count_macs(unet: torch.nn.Module, res: int) -> int:
 
 def test_cost_estimate_counts_macs_and_times_a_forward(saved, monkeypatch):
     m = network.load_local(saved[("flat", "epsilon")])
-    macs = network.count_macs(m.unet, RES)
+    macs = costs.count_macs(m.unet, RES)
     assert macs == _hand_count_macs(m.unet, RES)
-    assert network.count_macs(m.unet, 2 * RES) > 3.5 * macs  # ~4x pixels
-    cost = network.estimate_cost(m, 2 * RES)
-    assert cost.macs_per_step == network.count_macs(m.unet, 2 * RES) and cost.seconds_per_step > 0
+    assert costs.count_macs(m.unet, 2 * RES) > 3.5 * macs  # ~4x pixels
+    cost = costs.estimate_cost(m, 2 * RES)
+    assert cost.macs_per_step == costs.count_macs(m.unet, 2 * RES) and cost.seconds_per_step > 0
     assert cost.resolution == 2 * RES and "GMAC" in cost.describe(20)
     monkeypatch.setattr(LoadedModel, "raw", lambda *a: pytest.fail("should be cached"))
-    assert network.estimate_cost(m, 2 * RES) is cost
+    assert costs.estimate_cost(m, 2 * RES) is cost
 
 
 def test_cost_above_64px_extrapolates_a_fixed_plus_per_mac_time(saved, monkeypatch):
@@ -563,21 +564,21 @@ def test_cost_above_64px_extrapolates_a_fixed_plus_per_mac_time(saved, monkeypat
 
     def fake_timed(model, size, batch):
         timed.append(size)
-        return fixed + per_mac * network.count_macs(model.unet, size, batch)
+        return fixed + per_mac * costs.count_macs(model.unet, size, batch)
 
-    monkeypatch.setattr(network, "_timed", fake_timed)
-    cost = network.estimate_cost(m, 128)
+    monkeypatch.setattr(costs, "_timed", fake_timed)
+    cost = costs.estimate_cost(m, 128)
     assert sorted(set(timed)) == [32, 64]  # only small probes are run
     assert cost.seconds_per_step == pytest.approx(fixed + per_mac * cost.macs_per_step, rel=1e-6)
-    assert network.estimate_cost(m, 32).seconds_per_step == pytest.approx(
-        fixed + per_mac * network.count_macs(m.unet, 32)
+    assert costs.estimate_cost(m, 32).seconds_per_step == pytest.approx(
+        fixed + per_mac * costs.count_macs(m.unet, 32)
     )
 
 
 def test_suggested_steps_fewer_for_slow_models():
-    cheap = network.CostEstimate(32, 1, 6_000_000_000, 0.05, "cpu")
-    slow = network.CostEstimate(256, 1, 248_000_000_000, 10.0, "cpu")
-    assert network.suggested_steps(cheap) == 50
-    assert network.suggested_steps(slow) == 10
-    assert network.suggested_steps(network.CostEstimate(64, 1, 1, 1.0, "cpu")) == 20
+    cheap = costs.CostEstimate(32, 1, 6_000_000_000, 0.05, "cpu")
+    slow = costs.CostEstimate(256, 1, 248_000_000_000, 10.0, "cpu")
+    assert costs.suggested_steps(cheap) == 50
+    assert costs.suggested_steps(slow) == 10
+    assert costs.suggested_steps(costs.CostEstimate(64, 1, 1, 1.0, "cpu")) == 20
     assert "min" in slow.describe(50)
