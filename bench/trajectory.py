@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from model import runtime  # noqa: E402
 from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model  # noqa: E402
 from model.schedule import make_schedule, schedule_from_config  # noqa: E402
 
@@ -217,6 +218,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
+    runtime.configure_threads(a.threads)  # the inference queue would otherwise reset threads on first use
     model, what = get_model(a)
     n_params = sum(p.numel() for p in model.unet.parameters()) / 1e6
     print(f"# bench/trajectory.py  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

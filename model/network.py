@@ -166,6 +166,12 @@ class LoadedModel:
     @torch.inference_mode()
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """eps_hat = eps_theta(x_t, t), shaped like x_t; converts v / sample outputs to eps."""
+        tt = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+        if bool((tt == tt[0]).all()):  # one t for the batch (every trajectory step): skip x0_hat
+            x = x_t.float().cpu()
+            out = self.raw(x, tt.expand(x.shape[0]))
+            kind = self.schedule.prediction_type
+            return out if kind == "epsilon" else output_to_eps(self.schedule, out, x, int(tt[0]), kind)
         return self.predict(x_t, t)[0]
 
     @torch.inference_mode()
