@@ -129,6 +129,13 @@ def parse_args(argv=None):
     ap.add_argument("--data", type=Path, required=True, help="folder of training photos (python -m model.data --out)")
     ap.add_argument("--out", type=Path, required=True, help="checkpoint folder, e.g. checkpoints/photo-unet")
     ap.add_argument("--arch", default="photo", choices=sorted(ARCHS), help="UNet preset")
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from the weights of a diffusers folder (e.g. the committed checkpoints/photo-unet) when OUT has "
+        "no train_state/ to resume; --arch is then ignored",
+    )
     ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction"])
     ap.add_argument("--loss-weight", default="trunc:1000", help="eps | v | trunc:G (see module docstring)")
     ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many optimizer steps in total")
@@ -203,6 +210,12 @@ def train(argv=None) -> dict:
         meta = json.loads((state_dir / "run.json").read_text())
         if meta["prediction"] != a.prediction:
             raise SystemExit(f"{out} was trained with --prediction {meta['prediction']}; pass the same value to resume")
+    elif a.init_from is not None:  # warm start from a saved diffusers folder (e.g. the committed checkpoint)
+        from diffusers import UNet2DModel
+
+        model = UNet2DModel.from_pretrained(str(a.init_from), torch_dtype=torch.float32)
+        unet_config = dict(model.config)
+        acc.print(f"initialised from {a.init_from} (weights and EMA); optimizer and step count start afresh")
     else:
         model = build_unet(a.arch, a.res)
         unet_config = dict(model.config)
