@@ -68,6 +68,15 @@ def prepare_model(choice: str) -> tuple[str | None, str]:
     return choice, f"model folder {choice}"
 
 
+def server_env(model_choice: str, extra: list[str]) -> tuple[dict[str, str], str]:
+    """The server's extra environment from ``--model`` and ``--env NAME=VALUE`` flags, and a model label."""
+    model_env, label = prepare_model(model_choice)
+    env = dict(e.split("=", 1) for e in extra)
+    if model_env:
+        env["DIFFUSION_LENS_MODEL"] = model_env
+    return env, label
+
+
 class Server:
     """`streamlit run app/streamlit_app.py` on 127.0.0.1:<free port>, in its own process group."""
 

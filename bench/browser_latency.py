@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, percentile, prepare_model  # noqa: E402
+from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, percentile, server_env  # noqa: E402
 
 CAPTIONS = {"forward": "x_t at t = {t}", "denoise": "x_t: the input at t = {t}"}
 SLIDERS = {"forward": "fwd_t", "denoise": "den_t"}
@@ -92,10 +92,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
-    model_env, model_label = prepare_model(args.model)
-    env = dict(e.split("=", 1) for e in args.env)
-    if model_env:
-        env["DIFFUSION_LENS_MODEL"] = model_env
+    env, model_label = server_env(args.model, args.env)
     print(f"browser latency: {args.page} page, {args.moves} moves per resolution, model: {model_label}")
     print(f"load average before: {load_average()}")
     results = {}

@@ -59,7 +59,7 @@ from _server import (  # noqa: E402
     Server,
     load_average,
     percentile,
-    prepare_model,
+    server_env,
 )
 from ws_client import StreamlitError, StreamlitSession  # noqa: E402
 
@@ -337,10 +337,7 @@ def main() -> None:
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
-    model_env, model_label = prepare_model(args.model)
-    env = dict(e.split("=", 1) for e in args.env)
-    if model_env:
-        env["DIFFUSION_LENS_MODEL"] = model_env
+    env, model_label = server_env(args.model, args.env)
     res = Results()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     print(
