@@ -138,6 +138,11 @@ def parse_args(argv=None):
     )
     ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction"])
     ap.add_argument("--loss-weight", default="trunc:1000", help="eps | v | trunc:G (see module docstring)")
+    ap.add_argument(
+        "--t-focus",
+        default=None,
+        help="P:TMAX: draw t from [0, TMAX) with probability P, else uniformly (default: uniform)",
+    )
     ap.add_argument("--steps", type=int, default=1_000_000, help="stop after this many optimizer steps in total")
     ap.add_argument("--max-minutes", type=float, default=None, help="stop after this much training wall time in total")
     ap.add_argument("--batch", type=int, default=32, help="batch size per process")
@@ -174,6 +179,26 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
     return ap.parse_args(argv)
+
+
+def sample_t(n: int, T: int, focus: str | None, generator=None, device=None) -> torch.Tensor:
+    """Training timesteps, shape (n,), int64 in [0, T).
+
+    ``focus=None`` is uniform over all T. ``focus="P:TMAX"`` draws each t from
+    ``[0, TMAX)`` with probability P and uniformly from ``[0, T)`` otherwise, so the
+    low-noise steps (where a denoiser's fine detail is won or lost) get more of the
+    gradient budget. Nothing is reweighted: this *is* a weighting over t.
+    """
+    t = torch.randint(0, T, (n,), generator=generator, device=device)
+    if not focus:
+        return t
+    p_str, tmax_str = focus.split(":", 1)
+    p, tmax = float(p_str), int(tmax_str)
+    if not (0.0 <= p <= 1.0 and 1 <= tmax <= T):
+        raise ValueError(f"--t-focus wants P:TMAX with 0<=P<=1 and 1<=TMAX<={T}, got {focus!r}")
+    low = torch.randint(0, tmax, (n,), generator=generator, device=device)
+    pick = torch.rand(n, generator=generator, device=device) < p
+    return torch.where(pick, low, t)
 
 
 def lr_at(a, step: int, progress: float) -> float:
@@ -331,7 +356,7 @@ def train(argv=None) -> dict:
 
         sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
         x0 = sampler.batch(a.batch).to(acc.device)
-        t = torch.randint(0, sched.T, (x0.shape[0],), device=acc.device)
+        t = sample_t(x0.shape[0], sched.T, a.t_focus, device=acc.device)
         eps = torch.randn_like(x0)
         ca, cb = gather(sqrt_ab, t), gather(sqrt_1mab, t)
         xt = ca * x0 + cb * eps
