@@ -128,7 +128,8 @@ def bench_setup(model, sampler, steps, res, repeats):
         ours_np = (o[2][0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
         diff = float(abs(ours_np - t[2]).max())
     med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
-    return med(ours, 0), med(theirs, 0), med(ours, 1), med(theirs, 1), diff
+    paired = sorted(o[0] / t[0] for o, t in zip(ours, theirs, strict=True))  # each repeat's own ratio
+    return med(ours, 0), med(theirs, 0), med(ours, 1), med(theirs, 1), diff, paired
 
 
 def bench_overhead(model, sampler, steps, res, repeats=7):
@@ -206,8 +207,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
     ap.add_argument("--arch", default="photo", help="model.train preset for a stand-in when there is no config")
-    ap.add_argument("--repeats", type=int, default=3, help="repeats of the 50-step setups (median reported)")
-    ap.add_argument("--repeats-long", type=int, default=1, help="repeats of the 1000-step setup")
+    ap.add_argument("--repeats", type=int, default=7, help="repeats of the 50-step setups (median reported)")
+    ap.add_argument("--repeats-long", type=int, default=2, help="repeats of the 1000-step setup")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the app's default is 2)")
     ap.add_argument(
         "--only",
@@ -237,8 +238,8 @@ def main(argv=None) -> int:
                 reps = a.repeats if steps <= 100 else a.repeats_long
                 # warm-up (allocator, oneDNN kernels) with 2 steps
                 bench_setup(model, sampler, 2, res, 1)
-                o, t, oc, tc, d = bench_setup(model, sampler, steps, res, reps)
-                rows.append((f"{steps} {sampler.upper()} steps, {res} px", reps, o, t, oc, tc, d))
+                o, t, oc, tc, d, paired = bench_setup(model, sampler, steps, res, reps)
+                rows.append((f"{steps} {sampler.upper()} steps, {res} px", reps, o, t, oc, tc, d, paired))
                 print(f"  done: {rows[-1][0]}  ours {o:.2f}s  theirs {t:.2f}s", file=sys.stderr, flush=True)
             overhead = [(f"{n} {smp.upper()} steps, {r} px", *bench_overhead(model, smp, n, r)) for smp, n, r in SETUPS]
         live, live_net = bench_live(model)
@@ -247,14 +248,17 @@ def main(argv=None) -> int:
 
     if rows:
         print(
-            "| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs, wall | ours/theirs, CPU time | max abs diff, final image |"
+            "| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs, wall "
+            "| paired ratios, median [min–max] | ours/theirs, CPU time | max abs diff, final image |"
         )
-        print("|---|---|---|---|---|---|---|")
-        for name, reps, o, t, oc, tc, d in rows:
-            print(f"| {name} | {reps} | {o:.2f} | {t:.2f} | {o / t:.2f}× | {oc / tc:.2f}× | {d:.1e} |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, reps, o, t, oc, tc, d, paired in rows:
+            spread = f"{statistics.median(paired):.3f} [{paired[0]:.3f}–{paired[-1]:.3f}]"
+            print(f"| {name} | {reps} | {o:.3f} | {t:.3f} | {o / t:.3f}× | {spread} | {oc / tc:.3f}× | {d:.1e} |")
         print()
         print(
-            "Times are medians of wall time; CPU time (process_time) is less sensitive to other jobs on a shared machine."
+            "Times are medians of wall time; a paired ratio is one repeat's ours/theirs (the two ran back to back, in "
+            "alternating order). CPU time (process_time) is less sensitive to other jobs on a shared machine."
         )
         print()
         print(
