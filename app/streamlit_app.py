@@ -13,15 +13,17 @@ import streamlit as st  # noqa: E402
 
 from app import sidebar, state  # noqa: E402
 
-st.set_page_config(page_title="Diffusion Lens", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="Diffusion Lens", page_icon=":material/biotech:", layout="wide")
 state.init()
 
+# Material Symbols ship with Streamlit's frontend, so the icons show on any machine
+# (emoji need a system emoji font, which a bare Linux classroom PC may lack).
 PAGES = [
-    st.Page("views/forward.py", title="Forward process", icon="🌫️", url_path="forward", default=True),
-    st.Page("views/denoise.py", title="Denoise one step", icon="🧽", url_path="denoise"),
-    st.Page("views/trajectory.py", title="Reverse trajectory", icon="⏪", url_path="trajectory"),
-    st.Page("views/objective.py", title="Training objective", icon="🎯", url_path="objective"),
-    st.Page("views/about.py", title="About the ideas", icon="📖", url_path="about"),
+    st.Page("views/forward.py", title="Forward process", icon=":material/blur_on:", url_path="forward", default=True),
+    st.Page("views/denoise.py", title="Denoise one step", icon=":material/auto_fix_high:", url_path="denoise"),
+    st.Page("views/trajectory.py", title="Reverse trajectory", icon=":material/fast_rewind:", url_path="trajectory"),
+    st.Page("views/objective.py", title="Training objective", icon=":material/functions:", url_path="objective"),
+    st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
 ]
 
 nav = st.navigation(PAGES)
