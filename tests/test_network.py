@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from model import checkpoint_io, network
 from model import cost as costs
-from model import network
 from model.network import LoadedModel, ModelCache, ModelLoadError
 from model.reverse import eps_to_output, predict_x0
 from model.schedule import make_schedule
@@ -423,8 +423,8 @@ def test_wrong_class_wrong_channels_and_broken_weights(tmp_path, saved):
 
 
 def test_oversized_models_are_refused_before_weights_are_read(saved, hub, monkeypatch):
-    monkeypatch.setattr(network, "MAX_PARAMETERS", 100_000)  # the tiny UNet has 165k
-    monkeypatch.setattr(network, "_load_state_dict", lambda *a: pytest.fail("weights read"))
+    monkeypatch.setattr(checkpoint_io, "MAX_PARAMETERS", 100_000)  # the tiny UNet has 165k
+    monkeypatch.setattr(checkpoint_io, "_load_state_dict", lambda *a: pytest.fail("weights read"))
     with pytest.raises(ModelLoadError) as err:
         network.load_local(saved[("flat", "epsilon")])
     assert "0.2M parameters, more than the 0M" in _one_sentence(err)
