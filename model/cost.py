@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from model.network import LoadedModel
 
 
-
 @dataclass(frozen=True)
 class CostEstimate:
     """What one network evaluation (one sampling step) costs at ``resolution`` px, batch ``batch``."""

@@ -40,15 +40,14 @@ def q_sample(
     """
     _check_t(schedule, t)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype) if noise is None else noise
-    x_t = gather(schedule.sqrt_alpha_bar, t, x0.ndim, x0.dtype) * x0 + gather(
-        schedule.sqrt_one_minus_alpha_bar, t, x0.ndim, x0.dtype
-    ) * eps
+    x_t = (
+        gather(schedule.sqrt_alpha_bar, t, x0.ndim, x0.dtype) * x0
+        + gather(schedule.sqrt_one_minus_alpha_bar, t, x0.ndim, x0.dtype) * eps
+    )
     return x_t, eps
 
 
-def q_step(
-    schedule: Schedule, x_prev: torch.Tensor, t: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def q_step(schedule: Schedule, x_prev: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """One link of the Markov chain, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I) (eq. 2).
 
     :param x_prev: (B, C, H, W), the sample one step earlier (x_0 itself when t = 0).

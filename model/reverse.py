@@ -71,7 +71,9 @@ def output_to_eps(
     raise ValueError(f"unknown prediction_type {kind!r}")
 
 
-def eps_to_output(schedule: Schedule, eps: torch.Tensor, x_t: torch.Tensor, t: int, prediction_type: str) -> torch.Tensor:
+def eps_to_output(
+    schedule: Schedule, eps: torch.Tensor, x_t: torch.Tensor, t: int, prediction_type: str
+) -> torch.Tensor:
     """The inverse of :func:`output_to_eps` (used to build test models and training targets)."""
     ab = _ab(schedule, t)
     if prediction_type == "epsilon":

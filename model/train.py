@@ -255,7 +255,9 @@ def train(argv=None) -> dict:
     step, elapsed_before = 0, 0.0
     if resuming:
         acc.load_state(str(state_dir / "accelerate"))
-        extra = torch.load(state_dir / "extra.pt", map_location="cpu", weights_only=True)  # tensors, numbers, dicts only
+        extra = torch.load(
+            state_dir / "extra.pt", map_location="cpu", weights_only=True
+        )  # tensors, numbers, dicts only
         step, elapsed_before = extra["step"], extra["elapsed_s"]
         ema.load_state_dict(extra["ema"])
         if acc.process_index < len(extra["sampler_rng"]):

@@ -562,9 +562,7 @@ def test_cost_above_64px_extrapolates_a_fixed_plus_per_mac_time(saved, monkeypat
     cost = costs.estimate_cost(m, 128)
     assert sorted(set(timed)) == [32, 64]  # only small probes are run
     assert cost.seconds_per_step == pytest.approx(fixed + per_mac * cost.macs_per_step, rel=1e-6)
-    assert costs.estimate_cost(m, 32).seconds_per_step == pytest.approx(
-        fixed + per_mac * costs.count_macs(m.unet, 32)
-    )
+    assert costs.estimate_cost(m, 32).seconds_per_step == pytest.approx(fixed + per_mac * costs.count_macs(m.unet, 32))
 
 
 def test_suggested_steps_fewer_for_slow_models():

@@ -22,7 +22,14 @@ st.markdown(
 img = require_image()
 
 c1, c2, c3 = st.columns([3, 1, 1])
-t = c1.slider("Timestep t", 0, 999, key="fwd_t", persist_state="session", help="t = 0 is the first noising step, t = 999 the last.")
+t = c1.slider(
+    "Timestep t",
+    0,
+    999,
+    key="fwd_t",
+    persist_state="session",
+    help="t = 0 is the first noising step, t = 999 the last.",
+)
 schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True)
 seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session"))
 

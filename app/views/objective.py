@@ -45,18 +45,22 @@ seed = int(
         min_value=0,
         max_value=2**31 - 1,
         step=1,
-        key="obj_seed", persist_state="session",
+        key="obj_seed",
+        persist_state="session",
         help="Seeds the torch.Generator for every noise draw and sampled t on this page.",
     )
 )
 n = c2.select_slider(
     "Sampled t for the bound",
     options=[20, 50, 100, 200],
-    key="obj_n", persist_state="session",
+    key="obj_n",
+    persist_state="session",
     help="The bound is estimated from this many timesteps (plus the exact L_0); "
     "the error falls like 1/√N. Press the button below for all of them.",
 )
-draws = c3.select_slider("Noise draws per t (ε-MSE chart)", options=[1, 2, 3, 5], key="obj_draws", persist_state="session")
+draws = c3.select_slider(
+    "Noise draws per t (ε-MSE chart)", options=[1, 2, 3, 5], key="obj_draws", persist_state="session"
+)
 
 # --- 1. the model -------------------------------------------------------------------------------
 st.header("1. A chain of Gaussians")
@@ -236,7 +240,11 @@ st.markdown(
 )
 s1, s2 = st.columns([2, 1])
 lr = s1.select_slider(
-    "Learning rate", options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3], key="obj_lr", persist_state="session", format_func=lambda v: f"{v:.0e}"
+    "Learning rate",
+    options=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+    key="obj_lr",
+    persist_state="session",
+    format_func=lambda v: f"{v:.0e}",
 )
 step_settings = (img.key, img.resolution, mkey, seed, float(lr))
 if s2.button("Take one training step", type="primary", key="obj_step_go"):
