@@ -1,0 +1,189 @@
+"""Widen the full-resolution level of a trained ``UNet2DModel`` (Net2Net-style), to keep training it.
+
+    python -m model.widen checkpoints/photo-unet --out data/runs/wide-init --first 32
+    python -m model.train --init-from data/runs/wide-init ...
+
+Why: low-noise denoising (small t) is local, full-resolution work, and the first level of
+the bundled UNet has only 16 channels. Training a wider network from scratch would throw
+away hours of CPU training of the lower levels; instead every weight is carried over:
+
+* each first-level channel is duplicated (new channel ``4g + p`` copies old channel
+  ``2g + p % 2`` for GroupNorm group g), so GroupNorm's per-group mean and variance, and
+  therefore the level's activations, are unchanged;
+* weights that *read* duplicated channels are halved, so the sum over both copies equals
+  the old weight (Net2Net's function-preserving widening, Chen et al. 2016);
+* the sinusoidal timestep projection gets twice the frequencies; the old frequencies are
+  a subset, so ``time_embedding.linear_1`` reads them at their new positions (zeros
+  elsewhere) and ``time_embedding_dim`` stays as it was;
+* small noise (``--noise`` × each tensor's std) on the copies breaks their symmetry, or
+  they would receive identical gradients for ever.
+
+Two places cannot be preserved exactly in diffusers' UNet2DModel: GroupNorm over the
+skip-connection concatenations in the last up blocks (its group boundaries move) and the
+second level's first residual shortcut (a 1×1 conv when 16 → 32 channels, identity when
+32 → 32). The printed ``eps MSE vs the old model`` says how far the widened network starts
+from the old one; a short fine-tune recovers it.
+
+Shapes: conv weights are (out, in, kh, kw), linear weights (out, in), norms and biases (C,).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+
+def _dup_index(old: int, new: int, groups: int) -> torch.Tensor:
+    """Index into the old channels for each new channel, ``new = k * old``, group-wise.
+
+    New group g holds old group g's channels k times over, so every GroupNorm group sees
+    the same values, k times: its mean and variance do not change.
+    """
+    k = new // old
+    if new != k * old or old % groups:
+        raise ValueError(f"cannot duplicate {old} -> {new} channels in {groups} groups")
+    s = old // groups  # old group size
+    n = torch.arange(new)
+    g, p = n // (k * s), n % (k * s)
+    return g * s + p % s
+
+
+def _sinusoid_index(old: int, new: int) -> torch.Tensor:
+    """For diffusers' flipped (cos, sin) timestep projection of width ``old`` -> ``new`` (= 2 old):
+    the new column of each old column. Old frequency j of half = old/2 is new frequency 2j."""
+    half_o, half_n = old // 2, new // 2
+    if half_n != 2 * half_o:
+        raise ValueError("the new projection must be twice as wide")
+    j = torch.arange(half_o)
+    return torch.cat([2 * j, half_n + 2 * j])
+
+
+def _in_segments(name: str, old: int, new: int, c1: int, c1_new: int) -> list[tuple[int, int, bool]]:
+    """How an input-channel dimension splits into (old width, new width, duplicated) segments.
+
+    Plain first-level tensors: one duplicated segment. Skip concatenations [hidden | skip]:
+    the hidden part keeps its width unless it is itself first-level.
+    """
+    if old == c1 and new == c1_new:
+        return [(c1, c1_new, True)]
+    if old == 2 * c1 and new == 2 * c1_new:  # [first-level hidden | first-level skip]
+        return [(c1, c1_new, True), (c1, c1_new, True)]
+    rest = old - c1
+    if new - c1_new == rest and rest > 0:  # [wider hidden (unchanged) | first-level skip]
+        return [(rest, rest, False), (c1, c1_new, True)]
+    raise ValueError(f"{name}: no rule for {old} -> {new} input channels")
+
+
+def _widen_dim(name, w, dim, new, c1, c1_new, groups, divide) -> torch.Tensor:
+    """Widen dimension ``dim`` of ``w`` segment by segment; duplicated columns are divided by ``divide``."""
+    parts, lo = [], 0
+    for o, n, is_dup in _in_segments(name, w.shape[dim], new, c1, c1_new):
+        seg = w.narrow(dim, lo, o)
+        parts.append(seg.index_select(dim, _dup_index(o, n, groups)) / divide if is_dup else seg)
+        lo += o
+    return torch.cat(parts, dim=dim)
+
+
+def widen_state_dict(old_sd: dict, new_sd: dict, c1: int, c1_new: int, groups: int, noise: float, seed: int = 0):
+    """The widened state dict (same keys as ``new_sd``) and the names that could not be carried over."""
+    g = torch.Generator().manual_seed(seed)
+    _dup_index(c1, c1_new, groups)  # validates the sizes up front
+    k = c1_new // c1
+    out, fresh = {}, []
+    for name, target in new_sd.items():
+        if name not in old_sd:
+            out[name] = target.clone()
+            fresh.append(name)
+            continue
+        w = old_sd[name].float()
+        if w.shape == target.shape:
+            out[name] = w.clone()
+            continue
+        if name == "time_embedding.linear_1.weight":  # (dim, c1) -> (dim, c1_new), zeros for new frequencies
+            nw = torch.zeros_like(target, dtype=torch.float32)
+            nw[:, _sinusoid_index(c1, c1_new)] = w
+            out[name] = nw
+            continue
+        # dim 0: output channels, or a norm's / bias's channels: copied, never rescaled
+        if w.shape[0] != target.shape[0]:
+            w = _widen_dim(name, w, 0, target.shape[0], c1, c1_new, groups, 1)
+        # dim 1: input channels of a conv / linear: the k copies of a column share its weight
+        if w.dim() > 1 and w.shape[1] != target.shape[1]:
+            w = _widen_dim(name, w, 1, target.shape[1], c1, c1_new, groups, k)
+        if tuple(w.shape) != tuple(target.shape):
+            raise ValueError(f"{name}: got {tuple(w.shape)}, want {tuple(target.shape)}")
+        if noise > 0 and w.dim() > 1:
+            w = w + noise * w.std() * torch.randn(w.shape, generator=g)
+        out[name] = w
+    dropped = sorted(set(old_sd) - set(new_sd))
+    return out, fresh, dropped
+
+
+def widen(old_unet, first: int, noise: float = 0.01, seed: int = 0):
+    """A ``UNet2DModel`` with ``block_out_channels[0] = first`` carrying ``old_unet``'s weights."""
+    from diffusers import UNet2DModel
+
+    cfg = dict(old_unet.config)
+    c1 = cfg["block_out_channels"][0]
+    if first % c1:
+        raise ValueError(f"--first must be a multiple of {c1}")
+    cfg["block_out_channels"] = [first, *list(cfg["block_out_channels"])[1:]]
+    if cfg.get("time_embedding_dim") is None:  # keep the old embedding width (diffusers: 4 x block_out_channels[0])
+        cfg["time_embedding_dim"] = 4 * c1
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    new = UNet2DModel.from_config(cfg)
+    sd, fresh, dropped = widen_state_dict(
+        old_unet.state_dict(), new.state_dict(), c1, first, cfg["norm_num_groups"], noise, seed
+    )
+    new.load_state_dict(sd)
+    return new, fresh, dropped
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Widen a UNet2DModel's first level, carrying its weights over.")
+    ap.add_argument("checkpoint", type=Path, help="diffusers folder (config.json + safetensors + scheduler)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--first", type=int, default=32, help="new block_out_channels[0]")
+    ap.add_argument("--noise", type=float, default=0.01, help="symmetry-breaking noise, x each tensor's std")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+
+    from diffusers import UNet2DModel
+
+    from model.network import load_model
+
+    old = UNet2DModel.from_pretrained(str(a.checkpoint), torch_dtype=torch.float32).eval()
+    new, fresh, dropped = widen(old, a.first, a.noise, a.seed)
+    new.eval()
+    a.out.mkdir(parents=True, exist_ok=True)
+    new.save_pretrained(str(a.out), safe_serialization=True)
+    sched = a.checkpoint / "scheduler_config.json"
+    if sched.is_file():
+        (a.out / "scheduler_config.json").write_text(sched.read_text())
+    n_old = sum(p.numel() for p in old.parameters())
+    n_new = sum(p.numel() for p in new.parameters())
+    print(f"{a.checkpoint}: {n_old / 1e6:.3f}M params -> {a.out}: {n_new / 1e6:.3f}M params")
+    print(f"fresh (not carried over): {fresh or 'none'}; dropped: {dropped or 'none'}")
+
+    # how far the widened network starts from the old one, on noised smooth pictures
+    m_old, m_new = load_model(str(a.checkpoint)), load_model(str(a.out))
+    gen = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    x0 = torch.stack([torch.sin(3 * xx), torch.cos(2 * yy), xx * yy]).unsqueeze(0)
+    for t in (25, 100, 400, 800):
+        eps = torch.randn(x0.shape, generator=gen)
+        ab = float(m_old.schedule.alpha_bar[t])
+        x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+        e_old, e_new = m_old.eps(x_t, t), m_new.eps(x_t, t)
+        print(
+            f"t={t}: eps MSE vs the old model {float(((e_new - e_old) ** 2).mean()):.2e}; "
+            f"old eps-MSE {float(((e_old - eps) ** 2).mean()):.4f}, new {float(((e_new - eps) ** 2).mean()):.4f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
