@@ -115,6 +115,18 @@ def test_loss_weights():
         loss_weight("bogus", snr)
 
 
+@pytest.mark.parametrize("arch", ["photo", "photo-wide"])
+def test_photo_presets_fit_the_parameter_budget(arch):
+    from model.train import build_unet
+
+    m = build_unet(arch, 64)
+    n = sum(p.numel() for p in m.parameters())
+    assert 5e6 < n <= 8_000_000  # issue 3: at most 8M parameters
+    x = torch.zeros(1, 3, 48, 80)  # any multiple of 16
+    with torch.no_grad():
+        assert m(x, torch.tensor([10])).sample.shape == x.shape
+
+
 def test_t_focus_shifts_mass_to_low_t():
     from model.train import sample_t
 
