@@ -130,6 +130,9 @@ def widen(old_unet, first: int, noise: float = 0.01, seed: int = 0):
     c1 = cfg["block_out_channels"][0]
     if first % c1:
         raise ValueError(f"--first must be a multiple of {c1}")
+    if len(cfg["block_out_channels"]) > 1 and cfg["block_out_channels"][1] == c1:
+        # skip concatenations [hidden | skip] would be ambiguous (both parts c1 wide)
+        raise ValueError("the second level is as wide as the first: widening it again is not supported")
     cfg["block_out_channels"] = [first, *list(cfg["block_out_channels"])[1:]]
     if cfg.get("time_embedding_dim") is None:  # keep the old embedding width (diffusers: 4 x block_out_channels[0])
         cfg["time_embedding_dim"] = 4 * c1

@@ -66,6 +66,8 @@ def test_widened_first_level_computes_the_old_features():
         emb_old = old.time_embedding(old.time_proj(t))
         emb_new = new.time_embedding(new.time_proj(t))
     assert torch.allclose(emb_new, emb_old, atol=1e-5)
+    with pytest.raises(ValueError, match="second level"):
+        widen(new, 32)  # now (16, 16, 32): the skip concatenations would be ambiguous
 
 
 def test_noise_breaks_the_symmetry_of_the_copies():
