@@ -56,28 +56,21 @@ def sweep_chart(
         )
     )
     if current is not None:  # the current t's two values, each on its own axis
-        fig.add_trace(
-            go.Scatter(
-                x=[current_t],
-                y=_finite([current[0]]),
-                mode="markers",
-                yaxis="y",
-                showlegend=False,
-                marker=dict(size=11, color=NOISE_COLOUR, line=dict(color="black", width=1)),
-                name="current ε-MSE",
+        for value, axis, colour, name in (
+            (current[0], "y", NOISE_COLOUR, "current ε-MSE"),
+            (current[1], "y2", SIGNAL_COLOUR, "current PSNR"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=[current_t],
+                    y=_finite([value]),
+                    mode="markers",
+                    yaxis=axis,
+                    showlegend=False,
+                    marker=dict(size=11, color=colour, line=dict(color="black", width=1)),
+                    name=name,
+                )
             )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[current_t],
-                y=_finite([current[1]]),
-                mode="markers",
-                yaxis="y2",
-                showlegend=False,
-                marker=dict(size=11, color=SIGNAL_COLOUR, line=dict(color="black", width=1)),
-                name="current PSNR",
-            )
-        )
     fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, dash="dash"))
     fig.update_layout(
         xaxis=dict(title="timestep t  (0 = first noising step)", range=[0, max(ts) if len(ts) else 1]),

@@ -149,6 +149,7 @@ def parse_args(argv=None):
     ap.add_argument("--loss-weight", default="trunc:1000", help="eps | v | trunc:G (see module docstring)")
     ap.add_argument(
         "--t-focus",
+        type=parse_t_focus,
         default=None,
         help="P:TMAX: draw t from [0, TMAX) with probability P, else uniformly (default: uniform)",
     )
@@ -190,21 +191,32 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def sample_t(n: int, T: int, focus: str | None, generator=None, device=None) -> torch.Tensor:
+def parse_t_focus(spec: str) -> tuple[float, int]:
+    """``"P:TMAX"`` -> (P, TMAX), checked once when the arguments are parsed."""
+    try:
+        p_str, tmax_str = spec.split(":", 1)
+        p, tmax = float(p_str), int(tmax_str)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--t-focus wants P:TMAX, e.g. 0.5:450, got {spec!r}") from None
+    if not (0.0 <= p <= 1.0 and tmax >= 1):
+        raise argparse.ArgumentTypeError(f"--t-focus wants 0 <= P <= 1 and TMAX >= 1, got {spec!r}")
+    return p, tmax
+
+
+def sample_t(n: int, T: int, focus: tuple[float, int] | None, generator=None, device=None) -> torch.Tensor:
     """Training timesteps, shape (n,), int64 in [0, T).
 
-    ``focus=None`` is uniform over all T. ``focus="P:TMAX"`` draws each t from
-    ``[0, TMAX)`` with probability P and uniformly from ``[0, T)`` otherwise, so the
-    low-noise steps (where a denoiser's fine detail is won or lost) get more of the
-    gradient budget. Nothing is reweighted: this *is* a weighting over t.
+    ``focus=None`` is uniform over all T. ``focus=(P, TMAX)`` (see :func:`parse_t_focus`)
+    draws each t from ``[0, TMAX)`` with probability P and uniformly from ``[0, T)``
+    otherwise, so the low-noise steps (where a denoiser's fine detail is won or lost) get
+    more of the gradient budget. Nothing is reweighted: this *is* a weighting over t.
     """
     t = torch.randint(0, T, (n,), generator=generator, device=device)
-    if not focus:
+    if focus is None:
         return t
-    p_str, tmax_str = focus.split(":", 1)
-    p, tmax = float(p_str), int(tmax_str)
-    if not (0.0 <= p <= 1.0 and 1 <= tmax <= T):
-        raise ValueError(f"--t-focus wants P:TMAX with 0<=P<=1 and 1<=TMAX<={T}, got {focus!r}")
+    p, tmax = focus
+    if tmax > T:
+        raise ValueError(f"--t-focus TMAX must be at most T = {T}, got {tmax}")
     low = torch.randint(0, tmax, (n,), generator=generator, device=device)
     pick = torch.rand(n, generator=generator, device=device) < p
     return torch.where(pick, low, t)
@@ -264,9 +276,8 @@ def train(argv=None) -> dict:
     step, elapsed_before = 0, 0.0
     if resuming:
         acc.load_state(str(state_dir / "accelerate"))
-        extra = torch.load(
-            state_dir / "extra.pt", map_location="cpu", weights_only=True
-        )  # tensors, numbers, dicts only
+        # extra.pt holds only tensors, numbers and dicts: no pickled code is needed to read it
+        extra = torch.load(state_dir / "extra.pt", map_location="cpu", weights_only=True)
         step, elapsed_before = extra["step"], extra["elapsed_s"]
         ema.load_state_dict(extra["ema"])
         if acc.process_index < len(extra["sampler_rng"]):

@@ -52,13 +52,14 @@ def _dup_index(old: int, new: int, groups: int) -> torch.Tensor:
 
 
 def _sinusoid_index(old: int, new: int) -> torch.Tensor:
-    """For diffusers' flipped (cos, sin) timestep projection of width ``old`` -> ``new`` (= 2 old):
-    the new column of each old column. Old frequency j of half = old/2 is new frequency 2j."""
+    """For diffusers' flipped (cos, sin) timestep projection (``freq_shift`` 0) of width ``old`` ->
+    ``new`` (= k old): the new column of each old column. Old frequency j is new frequency k j."""
     half_o, half_n = old // 2, new // 2
-    if half_n != 2 * half_o:
-        raise ValueError("the new projection must be twice as wide")
+    k = half_n // half_o
+    if half_n != k * half_o:
+        raise ValueError("the new projection must be a whole multiple as wide")
     j = torch.arange(half_o)
-    return torch.cat([2 * j, half_n + 2 * j])
+    return torch.cat([k * j, half_n + k * j])
 
 
 def _in_segments(name: str, old: int, new: int, c1: int, c1_new: int) -> list[tuple[int, int, bool]]:
@@ -130,6 +131,8 @@ def widen(old_unet, first: int, noise: float = 0.01, seed: int = 0):
     c1 = cfg["block_out_channels"][0]
     if first % c1:
         raise ValueError(f"--first must be a multiple of {c1}")
+    if cfg.get("freq_shift", 0) != 0 or cfg.get("time_embedding_type", "positional") != "positional":
+        raise ValueError("only the positional timestep projection with freq_shift 0 can be widened exactly")
     if len(cfg["block_out_channels"]) > 1 and cfg["block_out_channels"][1] == c1:
         # skip concatenations [hidden | skip] would be ambiguous (both parts c1 wide)
         raise ValueError("the second level is as wide as the first: widening it again is not supported")

@@ -128,21 +128,24 @@ def test_photo_presets_fit_the_parameter_budget(arch):
 
 
 def test_t_focus_shifts_mass_to_low_t():
-    from model.train import sample_t
+    import argparse
+
+    from model.train import parse_t_focus, sample_t
 
     g = torch.Generator().manual_seed(0)
     uni = sample_t(40_000, 1000, None, generator=g)
-    foc = sample_t(40_000, 1000, "0.5:250", generator=g)
+    foc = sample_t(40_000, 1000, parse_t_focus("0.5:250"), generator=g)
     for t in (uni, foc):
         assert t.dtype == torch.int64 and int(t.min()) >= 0 and int(t.max()) <= 999
     # uniform: 25 % below 250; mixture: 0.5 + 0.5 * 0.25 = 62.5 %
     assert abs(float((uni < 250).float().mean()) - 0.25) < 0.01
     assert abs(float((foc < 250).float().mean()) - 0.625) < 0.01
     assert int(foc.max()) > 900  # the high steps are still trained
+    for bad in ("1.5:250", "0.5", "half:250", "0.5:0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_t_focus(bad)
     with pytest.raises(ValueError):
-        sample_t(4, 1000, "1.5:250")
-    with pytest.raises(ValueError):
-        sample_t(4, 1000, "0.5:2000")
+        sample_t(4, 1000, parse_t_focus("0.5:2000"))
 
 
 # --------------------------------------------------------------------------- data
