@@ -211,3 +211,25 @@ def test_predict_eps_converts_each_prediction_type():
             return SimpleNamespace(sample=target)
 
         assert torch.allclose(predict_eps(oracle, s, xt, t), eps, atol=1e-4), kind
+
+
+def test_ema_update_is_the_moving_average_of_the_float_weights():
+    """EMA.update: shadow <- d * shadow + (1 - d) * live for every float tensor (d warms up as
+    (1 + n) / (10 + n)); integer buffers are copied."""
+    from model.train import EMA
+
+    m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    ema = EMA(m, decay=0.9)
+    start = {k: v.clone().float() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)
+    m[1].num_batches_tracked += 5
+    ema.update(m)
+    d = min(0.9, 2 / 11)
+    for k, v in m.state_dict().items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(ema.shadow[k], d * start[k] + (1 - d) * v.float())
+        else:
+            assert ema.shadow[k].item() == v.item() == 5
+    assert not torch.equal(ema.shadow["0.weight"], start["0.weight"])
