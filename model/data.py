@@ -12,7 +12,7 @@ matplotlib bundle; never used for training)::
 Sources of the training set
 ---------------------------
 * Debian wallpaper packages ``mate-backgrounds``, ``plasma-workspace-wallpapers``,
-  ``gnome-backgrounds`` and ``ukui-wallpapers``, fetched with ``apt-get download`` and
+  ``gnome-backgrounds``, ``ukui-wallpapers`` and ``lomiri-wallpapers-{16,20}.04``, fetched with ``apt-get download`` and
   unpacked with ``dpkg -x`` into a cache directory. Only the files on the curated
   allow-list below are kept: each was looked at and is a photograph. Abstract renders,
   gradients, illustrations, logos and SVGs are left out (every gnome-backgrounds 43 and
@@ -27,7 +27,8 @@ original path, author/copyright and licence of each file.
 
 The crop sampler (:func:`random_crop`, :class:`CropSampler`) makes the training
 samples: square crops at random scales from small patches up to the whole short side
-of the picture, resized to the training resolution, randomly flipped, scaled to [-1, 1].
+of the picture, resized to the training resolution, randomly flipped (and, with
+``dihedral``, rotated by a random multiple of 90°), scaled to [-1, 1].
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ from PIL import Image
 
 Image.MAX_IMAGE_PIXELS = None
 
-DEB_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "gnome-backgrounds", "ukui-wallpapers")
+DEB_PACKAGES = (
+    "mate-backgrounds",
+    "plasma-workspace-wallpapers",
+    "gnome-backgrounds",
+    "ukui-wallpapers",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+)
 
 # Curated allow-list: (package, path inside the package, author / copyright, licence).
 # Checked by eye on a contact sheet of every raster image in the four packages.
@@ -57,6 +65,8 @@ DEB_PACKAGES = ("mate-backgrounds", "plasma-workspace-wallpapers", "gnome-backgr
 # wallpapers, each wallpaper's metadata.json.
 _MATE = "/usr/share/backgrounds/mate/nature/"
 _KDE = "/usr/share/wallpapers/"
+_LOMIRI = "/usr/share/backgrounds/"
+_L16, _L20 = "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"
 WALLPAPER_PHOTOS = [
     ("mate-backgrounds", _MATE + "Aqua.jpg", "2008 Charles Barbin", "GPL-2+"),
     ("mate-backgrounds", _MATE + "Blinds.jpg", "2008 Lennart Poettering, Andrea Cimitan", "GPL-2+"),
@@ -81,11 +91,29 @@ WALLPAPER_PHOTOS = [
     ("plasma-workspace-wallpapers", _KDE + "OneStandsOut/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
     ("plasma-workspace-wallpapers", _KDE + "Path/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
     ("plasma-workspace-wallpapers", _KDE + "summer_1am/contents/images/2560x1600.jpg", "Risto Saukonpää", "LGPL-3"),
+    # Ubuntu Touch community wallpapers (Debian's lomiri-wallpapers-*; copyright file lists each author)
+    (_L16, _LOMIRI + "Bridge_by_Sander_Klootwijk.jpg", "2018 Sander Klootwijk", "CC-BY-SA-4.0"),
+    (_L16, _LOMIRI + "Dragonfly_by_Bolly.jpg", '2018 "Bolly"', "CC-BY-SA-4.0"),
+    (_L16, _LOMIRI + "Picture_0B_by_freespace.jpg", '2018 Trevor "Freespace"', "CC-BY-4.0"),
+    (_L16, _LOMIRI + "Picture_1A_by_freespace.jpg", '2018 Trevor "Freespace"', "CC-BY-4.0"),
+    (_L16, _LOMIRI + "Wine_by_Jakkub_Mede.jpg", "2018 Jakub Mede", "CC-BY-4.0"),
+    (_L16, _LOMIRI + "aitzgorri_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
+    (_L16, _LOMIRI + "analogpattern_by_Peter_Nerlich.jpg", "2018 Peter Nerlich", "CC-BY-SA-4.0"),
+    (_L16, _LOMIRI + "free_by_Peter_Nerlich.jpg", "2018 Peter Nerlich", "CC-BY-SA-4.0"),
+    (_L16, _LOMIRI + "friends_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
+    (_L16, _LOMIRI + "greentock_by_Peter_Nerlich.jpg", "2018 Peter Nerlich", "CC-BY-SA-4.0"),
+    (_L16, _LOMIRI + "life_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
+    (_L16, _LOMIRI + "picosdeeuropa_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
+    (_L16, _LOMIRI + "seeding_by_Clements_Engelhardt.jpg", "2018 Clemens Engelhardt", "CC0-1.0"),
+    (_L16, _LOMIRI + "sunset_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
+    (_L20, _LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg", "2021 Lukas Baubkus", "CC-BY-SA-3.0"),
 ]
 # Looked at and rejected (renders, gradients, illustrations, logos, SVGs): everything else,
 # e.g. mate abstract/* and desktop/*, KDE Altai, Autumn (painting), Canopee, Cascade, Cluster,
 # Elarun, Flow, FlyingKonqui, Honeywave, IceCold, Kay, Kokkini, MilkyWay, Opal, PastelHills,
-# Patak, SafeLanding, Shell, Volna; all of gnome-backgrounds 43 and ukui-wallpapers.
+# Patak, SafeLanding, Shell, Volna; all of gnome-backgrounds 43 and ukui-wallpapers; lomiri's
+# umang, Fossa, Infinite-Sea, Painting-Colors and warty-final-ubuntu (renders); the lomiri-wallpapers
+# package itself holds only warty-final-ubuntu.png and is not fetched.
 
 # scikit-image's bundled photographs (file, licence note from the skimage.data docstrings).
 SKIMAGE_PHOTOS = [
@@ -289,10 +317,16 @@ def center_square(img: torch.Tensor, res: int) -> torch.Tensor:
 
 
 def random_crop(
-    img: torch.Tensor, res: int, g: torch.Generator, min_side: int | None = None, p_whole: float = 0.25
+    img: torch.Tensor,
+    res: int,
+    g: torch.Generator,
+    min_side: int | None = None,
+    p_whole: float = 0.25,
+    dihedral: bool = False,
 ) -> torch.Tensor:
     """A random square crop, side log-uniform in [min_side, short side] (with probability ``p_whole``
-    the whole short side), resized to ``res``, randomly flipped; float in [-1, 1], shape (3, res, res)."""
+    the whole short side), resized to ``res``, randomly flipped (``dihedral``: then rotated by a
+    random multiple of 90°, so all 8 symmetries of the square); float in [-1, 1], shape (3, res, res)."""
     _, h, w = img.shape
     short = min(h, w)
     lo = min(min_side or res, short)
@@ -310,6 +344,8 @@ def random_crop(
     c = c[0]
     if torch.rand((), generator=g).item() < 0.5:
         c = c.flip(-1)
+    if dihedral:
+        c = torch.rot90(c, int(torch.randint(0, 4, (), generator=g)), dims=(-2, -1))
     return c.clamp(-1, 1)
 
 
@@ -317,14 +353,22 @@ class CropSampler:
     """Draws batches of random crops from a list of uint8 images (images weighted equally)."""
 
     def __init__(
-        self, images: list[torch.Tensor], res: int, seed: int = 0, min_side: int | None = None, p_whole: float = 0.25
+        self,
+        images: list[torch.Tensor],
+        res: int,
+        seed: int = 0,
+        min_side: int | None = None,
+        p_whole: float = 0.25,
+        dihedral: bool = False,
     ):
-        self.images, self.res, self.min_side, self.p_whole = images, res, min_side, p_whole
+        self.images, self.res, self.min_side, self.p_whole, self.dihedral = images, res, min_side, p_whole, dihedral
         self.g = torch.Generator().manual_seed(seed)
 
     def batch(self, n: int) -> torch.Tensor:
         idx = torch.randint(0, len(self.images), (n,), generator=self.g)
-        return torch.stack([random_crop(self.images[i], self.res, self.g, self.min_side, self.p_whole) for i in idx])
+        return torch.stack(
+            [random_crop(self.images[i], self.res, self.g, self.min_side, self.p_whole, self.dihedral) for i in idx]
+        )
 
 
 def main(argv=None) -> None:

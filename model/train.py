@@ -180,6 +180,9 @@ def parse_args(argv=None):
     )
     ap.add_argument("--min-crop", type=int, default=None, help="smallest crop side in source pixels (default: --res)")
     ap.add_argument("--p-whole", type=float, default=0.25, help="probability of a whole-short-side crop")
+    ap.add_argument(
+        "--dihedral", action="store_true", help="also rotate crops by a random multiple of 90 degrees (8 symmetries)"
+    )
     ap.add_argument("--ema-decay", type=float, default=0.999)
     ap.add_argument("--save-every-min", type=float, default=4.0)
     ap.add_argument(
@@ -277,7 +280,14 @@ def train(argv=None) -> dict:
     images = [im.to(acc.device) for im in load_images(a.data)]
     if acc.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    sampler = CropSampler(images, a.res, seed=a.seed * 1000 + acc.process_index, min_side=a.min_crop, p_whole=a.p_whole)
+    sampler = CropSampler(
+        images,
+        a.res,
+        seed=a.seed * 1000 + acc.process_index,
+        min_side=a.min_crop,
+        p_whole=a.p_whole,
+        dihedral=a.dihedral,
+    )
 
     step, elapsed_before = 0, 0.0
     if resuming:

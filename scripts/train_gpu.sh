@@ -26,9 +26,9 @@ python3 -c "import torch, diffusers, accelerate; print('torch', torch.__version_
 common=(--data data/train --init-from checkpoints/photo-unet --prediction v_prediction --loss-weight v
         --res 64 --batch "$BATCH" --warmup 200 --max-minutes "$MINUTES" --save-every-min 1.5 --no-progress)
 declare -A extra=(
-  [A]="--lr 3e-4 --ema-decay 0.999 --t-focus 0.5:450 --seed 3"
-  [B]="--lr 1e-4 --ema-decay 0.9995 --t-focus 0.5:450 --seed 4"
-  [C]="--lr 3e-4 --ema-decay 0.999 --t-focus 0.6:300 --p-whole 0.5 --seed 5"
+  [A]="--lr 3e-4 --ema-decay 0.999 --t-focus 0.5:450 --seed 6"
+  [B]="--lr 3e-4 --ema-decay 0.999 --t-focus 0.5:450 --dihedral --seed 7"
+  [C]="--lr 1.5e-4 --ema-decay 0.9995 --t-focus 0.5:450 --dihedral --seed 8"
 )
 for r in A B C; do
   # shellcheck disable=SC2086
@@ -40,16 +40,16 @@ for r in A B C; do
   tail -n 2 "$RUNS/$r/train_state/loss.csv" 2>/dev/null
   cat "$RUNS/$r/train_state/last_save.json" 2>/dev/null
 done | tee -a "$OUT/summary.txt"
+for r in A B C; do cp "$RUNS/$r/diffusion_pytorch_model.safetensors" "$OUT/$r.safetensors" 2>/dev/null; done
 for r in A B C; do
   if [ -f "$RUNS/$r/diffusion_pytorch_model.safetensors" ]; then
-    python3 -m model.evaluate "$RUNS/$r" --images data/eval --res 64 --seeds 4 --no-bm3d --threads 4 \
+    CUDA_VISIBLE_DEVICES= python3 -m model.evaluate "$RUNS/$r" --images data/eval --res 64 --seeds 4 --no-bm3d --threads 4 \
       >"$RUNS/$r.eval" 2>&1 &
   fi
 done
 wait
 for r in A B C; do
   echo "== $r"; cat "$RUNS/$r.eval" 2>/dev/null
-  cp "$RUNS/$r/diffusion_pytorch_model.safetensors" "$OUT/$r.safetensors" 2>/dev/null
 done | tee "$OUT/eval.txt"
 tar czf "$OUT/logs.tgz" -C "$RUNS" A.log B.log C.log A/train_state/loss.csv B/train_state/loss.csv C/train_state/loss.csv 2>/dev/null
 ls -la "$OUT"
