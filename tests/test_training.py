@@ -175,6 +175,35 @@ def test_random_crop_whole_picture_and_flip():
     assert sq.shape == (3, 32, 32) and sq.min() >= -1 and sq.max() <= 1
 
 
+def test_random_crop_dihedral_reaches_all_eight_symmetries():
+    """With dihedral=True a crop comes out in each of the 8 orientations of the square; without it,
+    only the 2 of a horizontal flip."""
+    img = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    img[:, :4, :8] = 255  # a bright bar in the top-left: every symmetry moves it somewhere else
+    img[:, 4:8, :4] = 128
+
+    def orientations(dihedral: bool) -> set:
+        g = torch.Generator().manual_seed(0)
+        return {
+            tuple(random_crop(img, 16, g, p_whole=1.0, dihedral=dihedral)[0].flatten().tolist()) for _ in range(200)
+        }
+
+    assert len(orientations(True)) == 8
+    assert len(orientations(False)) == 2
+
+
+def test_training_photo_allow_list_is_well_formed():
+    """Every curated training photo comes from a fetched package, has an author and a licence, and
+    the lomiri photographs carry one of their copyright file's licences."""
+    from model.data import DEB_PACKAGES, WALLPAPER_PHOTOS
+
+    assert len(WALLPAPER_PHOTOS) == len({rel for _, rel, _, _ in WALLPAPER_PHOTOS}) == 38
+    for pkg, rel, author, lic in WALLPAPER_PHOTOS:
+        assert pkg in DEB_PACKAGES and rel.startswith("/usr/share/") and author and lic
+        if pkg.startswith("lomiri"):
+            assert lic in {"CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-SA-3.0", "CC0-1.0"}
+
+
 # --------------------------------------------------------------------------- evaluation metrics
 def test_psnr_known_values():
     x = torch.rand(2, 3, 8, 8) * 2 - 1
