@@ -151,7 +151,7 @@ class LoadedModel:
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """eps_hat = eps_theta(x_t, t), shaped like x_t; converts v / sample outputs to eps."""
         tt = torch.as_tensor(t, dtype=torch.long).reshape(-1)
-        if bool((tt == tt[0]).all()):  # one t for the batch (every trajectory step): skip x0_hat
+        if tt.numel() == 1 or bool((tt == tt[0]).all()):  # one t for the batch (every trajectory step): skip x0_hat
             x = x_t.float().cpu()
             out = self.raw(x, tt.expand(x.shape[0]))
             kind = self.schedule.prediction_type

@@ -30,7 +30,7 @@ SAMPLERS = ("ddpm", "ddim")
 
 def _ab(schedule: Schedule, t: int) -> float:
     """alpha_bar at index t, with alpha_bar_{-1} = 1 (the clean image)."""
-    return 1.0 if t < 0 else float(schedule.alpha_bar[t])
+    return 1.0 if t < 0 else schedule.alpha_bar_floats[t]
 
 
 # ---------------------------------------------------------------------------------

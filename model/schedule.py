@@ -76,6 +76,7 @@ class Schedule:
     posterior_log_variance_clipped: torch.Tensor = field(init=False)
     posterior_mean_coef1: torch.Tensor = field(init=False)
     posterior_mean_coef2: torch.Tensor = field(init=False)
+    alpha_bar_floats: tuple[float, ...] = field(init=False, repr=False)  # alpha_bar as Python floats
 
     def __post_init__(self) -> None:
         b = self.betas.to(torch.float64)
@@ -93,6 +94,8 @@ class Schedule:
         put(self, "betas", b)
         put(self, "alphas", a)
         put(self, "alpha_bar", ab)
+        # the samplers read one alpha_bar per call: a float from a tuple, not a tensor index + .item()
+        put(self, "alpha_bar_floats", tuple(ab.tolist()))
         put(self, "alpha_bar_prev", ab_prev)
         put(self, "sqrt_alpha_bar", ab.sqrt())
         put(self, "sqrt_one_minus_alpha_bar", (1.0 - ab).sqrt())
