@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -36,104 +35,29 @@ import torch
 
 from model.data import CropSampler, load_images
 from model.schedule import gather, make_schedule
+from model.train_lib import (  # re-exported: the training building blocks live in model/train_lib.py
+    ARCHS,
+    EMA,
+    build_unet,
+    loss_weight,
+    lr_at,
+    parse_t_focus,
+    sample_t,
+    save_checkpoint,
+)
 
-# Architecture presets. "photo-wide" is the shipped model: "photo" with its full-resolution
-# level widened to 32 channels by ``python -m model.widen`` after 87 min of training (the
-# time embedding keeps photo's width, 64). "tiny" is for tests.
-ARCHS = {
-    "tiny": dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attn=False),
-    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=32, attn=False),
-    "photo": dict(block_out_channels=(16, 32, 64, 128, 192), layers_per_block=1, norm_num_groups=8, attn=False),
-    "photo-wide": dict(
-        block_out_channels=(32, 32, 64, 128, 192),
-        layers_per_block=1,
-        norm_num_groups=8,
-        attn=False,
-        time_embedding_dim=64,
-    ),
-}
-
-
-def build_unet(arch: str = "photo", sample_size: int = 64):
-    """A fully convolutional ``UNet2DModel`` (3 in / 3 out channels) from a preset name."""
-    from diffusers import UNet2DModel
-
-    a = dict(ARCHS[arch])
-    attn = a.pop("attn")
-    n = len(a["block_out_channels"])
-    down = ["DownBlock2D"] * n
-    up = ["UpBlock2D"] * n
-    if attn:  # self-attention at the lowest resolution only
-        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
-    return UNet2DModel(
-        sample_size=sample_size,
-        in_channels=3,
-        out_channels=3,
-        down_block_types=tuple(down),
-        up_block_types=tuple(up),
-        attention_head_dim=32 if attn else None,
-        **a,
-    )
-
-
-def loss_weight(spec: str, snr_t: torch.Tensor) -> torch.Tensor:
-    """Per-sample weight on the ε-MSE (see module docstring). ``snr_t`` has shape (B,)."""
-    inv = 1.0 / snr_t
-    if spec == "eps":
-        return torch.ones_like(snr_t)
-    if spec == "v":
-        return 1.0 + inv
-    if spec.startswith("trunc:"):
-        return 1.0 + inv.clamp(max=float(spec.split(":", 1)[1]))
-    raise ValueError(f"unknown --loss-weight {spec!r}")
-
-
-class EMA:
-    """Exponential moving average of a model's parameters (and a copy of its buffers)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        shadow, live = [], []
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                shadow.append(self.shadow[k])
-                live.append(v.detach().float())
-            else:
-                self.shadow[k].copy_(v)
-        # one fused update for all float tensors (a per-tensor loop is ~600 kernel launches a step on a GPU)
-        torch._foreach_lerp_(shadow, live, 1 - d)
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}
-
-    def load_state_dict(self, sd: dict) -> None:
-        self.decay, self.num_updates = sd["decay"], sd["num_updates"]
-        # keep each shadow tensor on the device of the live one (the state may be loaded with map_location="cpu")
-        self.shadow = {k: v.to(self.shadow[k].device).clone() for k, v in sd["shadow"].items()}
-
-
-def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched, dtype: str = "float16") -> None:
-    """Write the diffusers folder (EMA weights, stored as ``dtype`` to keep the folder small):
-    weights first, then configs. Load it with ``UNet2DModel.from_pretrained(out, torch_dtype=torch.float32)``."""
-    from diffusers import UNet2DModel
-
-    m = UNet2DModel.from_config(unet_config)
-    m.load_state_dict({k: v.to(torch.float32) for k, v in ema.shadow.items()})
-    m = m.to(getattr(torch, dtype))
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".tmp_save"
-    m.save_pretrained(tmp, safe_serialization=True)
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
-    (out / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2) + "\n")
+__all__ = [
+    "ARCHS",
+    "EMA",
+    "build_unet",
+    "loss_weight",
+    "lr_at",
+    "parse_args",
+    "parse_t_focus",
+    "sample_t",
+    "save_checkpoint",
+    "train",
+]
 
 
 def parse_args(argv=None):
@@ -195,44 +119,6 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
     return ap.parse_args(argv)
-
-
-def parse_t_focus(spec: str) -> tuple[float, int]:
-    """``"P:TMAX"`` -> (P, TMAX), checked once when the arguments are parsed."""
-    try:
-        p_str, tmax_str = spec.split(":", 1)
-        p, tmax = float(p_str), int(tmax_str)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--t-focus wants P:TMAX, e.g. 0.5:450, got {spec!r}") from None
-    if not (0.0 <= p <= 1.0 and tmax >= 1):
-        raise argparse.ArgumentTypeError(f"--t-focus wants 0 <= P <= 1 and TMAX >= 1, got {spec!r}")
-    return p, tmax
-
-
-def sample_t(n: int, T: int, focus: tuple[float, int] | None, generator=None, device=None) -> torch.Tensor:
-    """Training timesteps, shape (n,), int64 in [0, T).
-
-    ``focus=None`` is uniform over all T. ``focus=(P, TMAX)`` (see :func:`parse_t_focus`)
-    draws each t from ``[0, TMAX)`` with probability P and uniformly from ``[0, T)``
-    otherwise, so the low-noise steps (where a denoiser's fine detail is won or lost) get
-    more of the gradient budget. Nothing is reweighted: this *is* a weighting over t.
-    """
-    t = torch.randint(0, T, (n,), generator=generator, device=device)
-    if focus is None:
-        return t
-    p, tmax = focus
-    if tmax > T:
-        raise ValueError(f"--t-focus TMAX must be at most T = {T}, got {tmax}")
-    low = torch.randint(0, tmax, (n,), generator=generator, device=device)
-    pick = torch.rand(n, generator=generator, device=device) < p
-    return torch.where(pick, low, t)
-
-
-def lr_at(a, step: int, progress: float) -> float:
-    warm = min(1.0, (step + 1) / max(1, a.warmup))
-    if a.lr_decay == "constant":
-        return a.lr * warm
-    return a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def train(argv=None) -> dict:
