@@ -188,6 +188,10 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
         raise ModelLoadError(f"The scheduler config of {name} is not supported: {exc}.") from exc
     dev = select_device(device)
     unet = _build_unet(layout, name).to(dev)
+    if dev.type == "cpu":
+        # oneDNN runs channels-last convolutions faster on a CPU: the bundled model's forward pass at
+        # 64 / 128 px took 13-15 / 40-46 ms instead of 17-18 / 50-54 ms (2 threads; outputs equal to 2e-5)
+        unet = unet.to(memory_format=torch.channels_last)
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     return LoadedModel(unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev))
