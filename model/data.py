@@ -60,7 +60,7 @@ DEB_PACKAGES = (
 )
 
 # Curated allow-list: (package, path inside the package, author / copyright, licence).
-# Checked by eye on a contact sheet of every raster image in the four packages.
+# Checked by eye on a contact sheet of every raster image in the six packages.
 # Authors and licences from /usr/share/doc/<pkg>/copyright and, for the KDE
 # wallpapers, each wallpaper's metadata.json.
 _MATE = "/usr/share/backgrounds/mate/nature/"

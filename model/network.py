@@ -190,7 +190,8 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
     unet = _build_unet(layout, name).to(dev)
     if dev.type == "cpu":
         # oneDNN runs channels-last convolutions faster on a CPU: the bundled model's forward pass at
-        # 64 / 128 px took 13-15 / 40-46 ms instead of 17-18 / 50-54 ms (2 threads; outputs equal to 2e-5)
+        # 64 / 128 / 256 px takes 15.8 / 46.7 / 153.8 ms instead of 17.9 / 55.4 / 170.4 ms
+        # (bench/forward_pass.py, 2 threads); outputs agree to 2e-5
         unet = unet.to(memory_format=torch.channels_last)
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)

@@ -19,9 +19,10 @@ thrashing a small CPU:
 It also tunes glibc's allocator once per process (:func:`configure_allocator`): big tensors
 are served from the heap and freed memory is kept for reuse, instead of glibc's default
 of mapping every allocation over 128 KiB afresh (and trimming the heap top), which made a
-forward pass page-fault its activations in again and again: 191,000 minor page faults
-per 50-step 128-px trajectory that kept its records, against 1 for diffusers' pipeline
-in the same process (``bench/trajectory.py`` prints the counts).
+forward pass page-fault its activations in again and again once something else held on to
+memory: 88,945 minor page faults per 50-step 128-px trajectory that kept its records,
+against 1 for diffusers' pipeline in the same process, and 5.6 % more time
+(``DIFFUSION_LENS_MALLOC=default bench/trajectory.py --only short``, which prints the counts).
 
 Queue waits are reported by :func:`queue_stats` (and each ``with inference_slot() as
 wait`` yields a :class:`SlotTicket` whose ``waited_s`` is filled in on entry).
