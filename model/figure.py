@@ -14,7 +14,7 @@ Panels use the project's one normalisation: images map [-1, 1] to [0, 255]; nois
 [-3, 3] to [black, white] (:data:`model.images.NOISE_RANGE`). Small panels are upscaled
 with nearest-neighbour so pixels stay pixels.
 
-Command line (teachers making slides)::
+Command line (teachers making slides; parsing and output in :mod:`model.figure_cli`)::
 
     python -m model.figure IMAGE --t-start 999 --steps 50 --sampler ddim [--eta 0] [--rows 10]
         [--res 64] [--seed 0] [--model DIR_OR_HUB_ID] --out figure.png [--gif anim.gif]
@@ -24,14 +24,12 @@ Command line (teachers making slides)::
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -335,91 +333,11 @@ def record_run(
     )
 
 
-# ---------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m model.figure",
-        description="Run the reverse process on a photo and write the blog figure: rows are steps, "
-        "columns x_t | eps_hat | x0_hat.",
-    )
-    ap.add_argument("image", help="a photo (PNG, JPEG, ...), or the word 'noise' to start from pure noise")
-    ap.add_argument("--t-start", type=int, default=None, help="noise the photo to this timestep index (default T-1)")
-    ap.add_argument("--steps", type=int, default=50, help="number of reverse steps (1..T)")
-    ap.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    ap.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 = deterministic, 1 = DDPM-like")
-    ap.add_argument("--rows", type=int, default=10, help="rows in the grid (evenly spaced steps)")
-    ap.add_argument("--res", type=int, default=64, help="working resolution in px (multiple of 16, 32..256)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
-    ap.add_argument("--out", required=True, help="grid PNG to write")
-    ap.add_argument("--gif", default=None, help="also write an animated GIF of the three panels")
-    return ap
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
+    """``python -m model.figure``: see :mod:`model.figure_cli`."""
+    from model.figure_cli import main as cli_main
 
-    from model.images import ImageLoadError, check_resolution, load_image
-    from model.network import ModelLoadError, load_model
-    from model.reverse import make_timesteps, sample_trajectory
-
-    a = _parser().parse_args(argv)
-
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-
-    if a.steps < 1 or a.rows < 1:
-        return fail("--steps and --rows must be at least 1.")
-    if a.eta < 0:
-        return fail("--eta must be >= 0.")
-    try:
-        res = check_resolution(a.res)
-        x0 = None
-        if a.image != "noise":
-            try:
-                data = Path(a.image).read_bytes()
-            except OSError as exc:
-                return fail(f"cannot read the image {a.image!r} ({exc.strerror or exc}). Check the path.")
-            x0 = load_image(data, res)
-    except ImageLoadError as exc:
-        return fail(f"{a.image}: {exc}")
-    try:
-        model = load_model(a.model)
-    except ModelLoadError as exc:
-        return fail(str(exc))
-    schedule = model.schedule
-    t_start = schedule.T - 1 if a.t_start is None or x0 is None else a.t_start
-    if not 0 <= t_start < schedule.T:
-        return fail(f"--t-start must lie in 0..{schedule.T - 1} for this model.")
-    with torch.inference_mode():
-        x_start, g = start_sample(schedule, x0, t_start, a.seed, (1, 3, res, res))
-        ts = make_timesteps(t_start, a.steps)
-        records = sample_trajectory(model.eps, schedule, x_start, ts, a.sampler, a.eta, g)
-        bar = tqdm(total=len(ts), desc=f"{a.sampler} {len(ts)} steps", unit="step", file=sys.stderr)
-        run = record_run(records, x0, on_step=lambda done, total: bar.update(1))
-        bar.close()
-    out = Path(a.out)
-    grid = grid_image(run.frames, indices=_grid_rows(run, a.rows))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    print(f"{out}  {grid.width}x{grid.height} px  ({len(_grid_rows(run, a.rows))} rows x 3 panels)")
-    if a.gif:
-        gpath = Path(a.gif)
-        gpath.parent.mkdir(parents=True, exist_ok=True)
-        gpath.write_bytes(gif_bytes(run.frames))
-        with Image.open(gpath) as im:
-            print(f"{gpath}  {im.width}x{im.height} px  ({getattr(im, 'n_frames', 1)} frames)")
-    return 0
-
-
-def _grid_rows(run: Run, rows: int) -> list[int]:
-    """Positions in ``run.frames`` for ``rows`` evenly spaced steps (first and last included)."""
-    return pick_rows(len(run.frames), rows)
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
