@@ -120,27 +120,60 @@ def make_pipeline(model: LoadedModel, sampler: str, steps: int):
     return pipe
 
 
+class NetClock:
+    """Adds up the wall time spent inside the UNet's forward (both loops call the same module), so
+    a run's time splits into the network and everything else."""
+
+    def __init__(self, unet):
+        self.unet, self.seconds = unet, 0.0
+
+    def __enter__(self):
+        forward = type(self.unet).forward
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return forward(self.unet, *a, **k)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        self.unet.forward = timed
+        return self
+
+    def __exit__(self, *exc):
+        del self.unet.forward  # back to the class's forward
+
+    def lap(self) -> float:
+        s, self.seconds = self.seconds, 0.0
+        return s
+
+
 def bench_setup(model, sampler, steps, res, repeats):
     # the pipelines take the image size from the UNet config; it is fully convolutional
     model.unet.register_to_config(sample_size=res)
     pipe = make_pipeline(model, sampler, steps)
     ours, theirs = [], []
     diff = float("nan")
-    for i in range(repeats):
-        if i % 2 == 0:  # alternate who goes first, so a change in machine load hits both
-            o = run_ours(model, pipe.scheduler, res)
-            t = run_theirs(pipe, steps)
-        else:
-            t = run_theirs(pipe, steps)
-            o = run_ours(model, pipe.scheduler, res)
-        ours.append((o[0], o[1], o[3]))
-        theirs.append((t[0], t[1], t[3]))
-        ours_np = (o[2][0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
-        diff = float(abs(ours_np - t[2]).max())
+    with NetClock(model.unet) as clock:
+        for i in range(repeats):
+            if i % 2 == 0:  # alternate who goes first, so a change in machine load hits both
+                clock.lap()
+                o = (*run_ours(model, pipe.scheduler, res), clock.lap())
+                t = (*run_theirs(pipe, steps), clock.lap())
+            else:
+                clock.lap()
+                t = (*run_theirs(pipe, steps), clock.lap())
+                o = (*run_ours(model, pipe.scheduler, res), clock.lap())
+            # (wall, CPU, page faults, wall outside the network)
+            ours.append((o[0], o[1], o[3], o[0] - o[4]))
+            theirs.append((t[0], t[1], t[3], t[0] - t[4]))
+            ours_np = (o[2][0] / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).numpy()
+            diff = float(abs(ours_np - t[2]).max())
     med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
     paired = sorted(o[0] / t[0] for o, t in zip(ours, theirs, strict=True))  # each repeat's own ratio
     faults = (med(ours, 2), med(theirs, 2))
-    return med(ours, 0), med(theirs, 0), med(ours, 1), med(theirs, 1), diff, paired, faults
+    outside = (med(ours, 3) / steps * 1e6, med(theirs, 3) / steps * 1e6)  # µs per step
+    return med(ours, 0), med(theirs, 0), med(ours, 1), med(theirs, 1), diff, paired, faults, outside
 
 
 def bench_overhead(model, sampler, steps, res, repeats=7):
@@ -254,8 +287,9 @@ def main(argv=None) -> int:
                 reps = a.repeats if steps <= 100 else a.repeats_long
                 # warm-up (allocator, oneDNN kernels) with 2 steps
                 bench_setup(model, sampler, 2, res, 1)
-                o, t, oc, tc, d, paired, faults = bench_setup(model, sampler, steps, res, reps)
-                rows.append((f"{steps} {sampler.upper()} steps, {res} px", reps, o, t, oc, tc, d, paired, faults))
+                o, t, oc, tc, d, paired, faults, outside = bench_setup(model, sampler, steps, res, reps)
+                name = f"{steps} {sampler.upper()} steps, {res} px"
+                rows.append((name, reps, o, t, oc, tc, d, paired, faults, outside))
                 print(f"  done: {rows[-1][0]}  ours {o:.2f}s  theirs {t:.2f}s", file=sys.stderr, flush=True)
             overhead = [(f"{n} {smp.upper()} steps, {r} px", *bench_overhead(model, smp, n, r)) for smp, n, r in SETUPS]
         live, live_net = bench_live(model)
@@ -265,21 +299,22 @@ def main(argv=None) -> int:
     if rows:
         print(
             "| setup | repeats | ours, recording x_t/ε̂/x̂₀ (s) | diffusers pipeline (s) | ours/theirs, wall "
-            "| paired ratios, median [min–max] | ours/theirs, CPU time | page faults per run, ours / theirs "
-            "| max abs diff, final image |"
+            "| paired ratios, median [min–max] | ours/theirs, CPU time | outside the network, µs/step, ours / theirs "
+            "| page faults per run, ours / theirs | max abs diff, final image |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
-        for name, reps, o, t, oc, tc, d, paired, (fo, ft) in rows:
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, reps, o, t, oc, tc, d, paired, (fo, ft), (uo, ut) in rows:
             spread = f"{statistics.median(paired):.3f} [{paired[0]:.3f}–{paired[-1]:.3f}]"
             print(
                 f"| {name} | {reps} | {o:.3f} | {t:.3f} | {o / t:.3f}× | {spread} | {oc / tc:.3f}× "
-                f"| {fo:.0f} / {ft:.0f} | {d:.1e} |"
+                f"| {uo:.0f} / {ut:.0f} | {fo:.0f} / {ft:.0f} | {d:.1e} |"
             )
         print()
         print(
             "Times are medians of wall time; a paired ratio is one repeat's ours/theirs (the two ran back to back, in "
             "alternating order). CPU time (process_time) is less sensitive to other jobs on a shared machine. "
-            f"Allocator: {allocator}."
+            "'Outside the network' is a run's wall time minus the time inside the UNet's forward (the same module "
+            f"for both): the loop's own work, recording included. Allocator: {allocator}."
         )
         print()
         print(
