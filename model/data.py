@@ -18,6 +18,10 @@ Sources of the training set
   gradients, illustrations, logos and SVGs are left out (every gnome-backgrounds 43 and
   ukui-wallpapers file is a render, so those two packages contribute nothing, but they
   are still fetched and listed as checked in the manifest).
+* KDE's jigsaw game ``palapeli-data``: three public-domain puzzle photographs.
+* GCompris (``gcompris-qt-data``): the 105 photographs of four of its activities, unpacked
+  from their Qt resource archives, each with the author, licence and source that the
+  activity's README gives (see :mod:`model.gcompris`).
 * Photographs bundled inside scikit-image (``skimage/data``), minus ``astronaut``,
   ``coffee``, ``chelsea`` and ``rocket`` (the app ships those as its sample photos).
 
@@ -48,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from model import gcompris
+
 Image.MAX_IMAGE_PIXELS = None
 
 DEB_PACKAGES = (
@@ -57,6 +63,7 @@ DEB_PACKAGES = (
     "ukui-wallpapers",
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
+    "palapeli-data",
 )
 
 # Curated allow-list: (package, path inside the package, author / copyright, licence).
@@ -67,6 +74,7 @@ _MATE = "/usr/share/backgrounds/mate/nature/"
 _KDE = "/usr/share/wallpapers/"
 _LOMIRI = "/usr/share/backgrounds/"
 _L16, _L20 = "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"
+_PALAPELI = "/usr/share/palapeli/collection/"
 WALLPAPER_PHOTOS = [
     ("mate-backgrounds", _MATE + "Aqua.jpg", "2008 Charles Barbin", "GPL-2+"),
     ("mate-backgrounds", _MATE + "Blinds.jpg", "2008 Lennart Poettering, Andrea Cimitan", "GPL-2+"),
@@ -107,6 +115,11 @@ WALLPAPER_PHOTOS = [
     (_L16, _LOMIRI + "seeding_by_Clements_Engelhardt.jpg", "2018 Clemens Engelhardt", "CC0-1.0"),
     (_L16, _LOMIRI + "sunset_by_Aitzol_Berasategi.jpg", "2018 Aitzol Berasategi", "CC-BY-4.0"),
     (_L20, _LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg", "2021 Lukas Baubkus", "CC-BY-SA-3.0"),
+    # KDE's jigsaw game: the public-domain three of its five puzzle photos (each .desktop file
+    # beside the picture names author, licence and Wikimedia Commons page; the other two are GFDL).
+    ("palapeli-data", _PALAPELI + "cincinnati-bridge.jpg", "Derek Jensen", "public-domain"),
+    ("palapeli-data", _PALAPELI + "citrus-fruits.jpg", "US Department of Agriculture", "public-domain"),
+    ("palapeli-data", _PALAPELI + "european-honey-bee.jpg", "John Severns", "public-domain"),
 ]
 # Looked at and rejected (renders, gradients, illustrations, logos, SVGs): everything else,
 # e.g. mate abstract/* and desktop/*, KDE Altai, Autumn (painting), Canopee, Cascade, Cluster,
@@ -179,7 +192,7 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
 
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache) if cache else Path(tempfile.gettempdir()) / "diffusion-lens-debs"
-    roots = fetch_debs(cache)
+    roots = fetch_debs(cache, DEB_PACKAGES + (gcompris.PACKAGE,))
     rows = []
     for pkg, rel, author, lic in WALLPAPER_PHOTOS:
         src = roots[pkg] / rel.lstrip("/")
@@ -197,6 +210,28 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
                 height=h,
             )
         )
+    skipped = []
+    for activity in gcompris.ACTIVITIES:
+        rcc = roots[gcompris.PACKAGE] / "usr/share/gcompris-qt/rcc" / f"{activity}.rcc"
+        kept, skipped_here = gcompris.activity_photos(rcc)
+        skipped += skipped_here
+        for fname, img, credit in kept:
+            name = f"gcompris_{activity}_{Path(fname).stem}.png"
+            w, h = _save_png(img, out / name, max_side)
+            rows.append(
+                dict(
+                    file=name,
+                    source=f"debian:{gcompris.PACKAGE}",
+                    original_path=f"/usr/share/gcompris-qt/rcc/{activity}.rcc:{fname}",
+                    author=f"{credit['author']} ({credit['source']})" if credit["source"] else credit["author"],
+                    license=credit["license"],
+                    license_file=f"{activity}.rcc: resource/README",
+                    width=w,
+                    height=h,
+                )
+            )
+    for s in skipped:
+        print(f"skipping {s}: no allowed licence in its README", file=sys.stderr)
     skdir = Path(skimage.__file__).parent / "data"
     for fname, lic in SKIMAGE_PHOTOS:
         assert fname not in SKIMAGE_EXCLUDED
@@ -224,7 +259,8 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
         extra={
             "checked_and_rejected": "all other raster/SVG files of "
             + ", ".join(DEB_PACKAGES)
-            + " (renders, not photos)",
+            + " (renders, not photos; palapeli's castle-maintenon and panther-chameleon-female are GFDL)",
+            "skipped_gcompris": skipped,
             "excluded_skimage": list(SKIMAGE_EXCLUDED),
             "excluded_eval": "scikit-learn and matplotlib sample images (held out for evaluation)",
         },
