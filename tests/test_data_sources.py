@@ -108,7 +108,9 @@ germany/audaPalatina.webp
 def test_parse_credits_reads_every_block_and_keys_files_by_base_name():
     c = parse_credits(README)
     assert c["greatWall.webp"] == dict(
-        author="Nicolas Perrault III", license="CC0-1.0", source="https://commons.wikimedia.org/wiki/File:Great_Wall.JPG"
+        author="Nicolas Perrault III",
+        license="CC0-1.0",
+        source="https://commons.wikimedia.org/wiki/File:Great_Wall.JPG",
     )
     assert c["egypt.svg"]["license"] == "CC-BY-SA 4.0" and c["key.svg"]["author"] == "Timothee Giet, 2018"
     assert c["a.webp"]["license"] == c["b.webp"]["license"] == "CC-BY-NC-2.0"

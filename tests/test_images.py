@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model import images
+from model import decode, images
 from model.images import ImageLoadError, decode_image, load_image
 
 # ----------------------------------------------------------------------------------- helpers
@@ -161,7 +161,7 @@ def test_mislabelled_files_are_judged_by_their_bytes():
 
 
 def test_file_over_the_byte_cap_is_refused(monkeypatch):
-    monkeypatch.setattr(images, "MAX_BYTES", 1000)
+    monkeypatch.setattr(decode, "MAX_BYTES", 1000)
     data = encode(Image.effect_noise((64, 64), 60).convert("RGB"), "PNG")
     assert len(data) > 1000
     assert "MB" in refused(data)
