@@ -25,7 +25,8 @@ Sources of the training set
 * Photographs bundled inside scikit-image (``skimage/data``), minus ``astronaut``,
   ``coffee``, ``chelsea`` and ``rocket`` (the app ships those as its sample photos).
 
-Every kept file is re-encoded as PNG (longest side at most ``--max-side`` px) into the
+Every kept file is re-encoded as PNG (longest side at most ``--max-side`` px; GCompris's WebP
+pictures at most :data:`model.gcompris.MAX_SIDE`) into the
 output folder, and ``manifest.json`` / ``manifest.csv`` record the source package,
 original path, author/copyright and licence of each file.
 
@@ -217,7 +218,7 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
         skipped += skipped_here
         for fname, img, credit in kept:
             name = f"gcompris_{activity}_{Path(fname).stem}.png"
-            w, h = _save_png(img, out / name, max_side)
+            w, h = _save_png(img, out / name, min(max_side, gcompris.MAX_SIDE))
             rows.append(
                 dict(
                     file=name,

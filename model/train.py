@@ -72,8 +72,18 @@ def parse_args(argv=None):
         help="start from the weights of a diffusers folder (e.g. the committed checkpoints/photo-unet) when OUT has "
         "no train_state/ to resume; --arch is then ignored",
     )
-    ap.add_argument("--prediction", default="epsilon", choices=["epsilon", "v_prediction"])
-    ap.add_argument("--loss-weight", default="trunc:1000", help="eps | v | trunc:G (see module docstring)")
+    ap.add_argument(
+        "--prediction",
+        default=None,
+        choices=["epsilon", "v_prediction"],
+        help="what the network outputs; default: that of the run being resumed or of --init-from "
+        "(its scheduler_config.json), else epsilon. A value that contradicts them is refused",
+    )
+    ap.add_argument(
+        "--loss-weight",
+        default=None,
+        help="eps | v | trunc:G (see module docstring); default: v for v_prediction, trunc:1000 for epsilon",
+    )
     ap.add_argument(
         "--t-focus",
         type=parse_t_focus,
@@ -118,7 +128,30 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    a.prediction = _settle_prediction(ap, a)
+    if a.loss_weight is None:
+        a.loss_weight = "v" if a.prediction == "v_prediction" else "trunc:1000"
+    return a
+
+
+def _settle_prediction(ap: argparse.ArgumentParser, a) -> str:
+    """The prediction type to train: a warm start or resume keeps the one its weights were trained for.
+
+    Training a v-predicting checkpoint as an ε-predictor (or the reverse) silently unlearns it, so
+    the run being resumed (``OUT/train_state/run.json``) or the ``--init-from`` folder's
+    ``scheduler_config.json`` decides, and an explicit ``--prediction`` that contradicts it is an error.
+    """
+    found, where = None, None
+    run_json = a.out / "train_state" / "run.json"
+    sched_json = a.init_from / "scheduler_config.json" if a.init_from is not None else None
+    if run_json.exists():
+        found, where = json.loads(run_json.read_text()).get("prediction"), str(run_json)
+    elif sched_json is not None and sched_json.exists():
+        found, where = json.loads(sched_json.read_text()).get("prediction_type", "epsilon"), str(sched_json)
+    if found is not None and a.prediction is not None and a.prediction != found:
+        ap.error(f"--prediction {a.prediction} contradicts {where} ({found}); leave --prediction out to keep {found}")
+    return a.prediction or found or "epsilon"
 
 
 def train(argv=None) -> dict:

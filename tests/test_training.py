@@ -264,3 +264,31 @@ def test_ema_update_is_the_moving_average_of_the_float_weights():
         else:
             assert ema.shadow[k].item() == v.item() == 5
     assert not torch.equal(ema.shadow["0.weight"], start["0.weight"])
+
+
+def test_warm_start_keeps_the_prediction_type_of_its_weights(tmp_path):
+    """--init-from a v-predicting folder trains v (and its loss weight) unless told otherwise, and an
+    explicit contradiction is refused: training v weights as an ε-predictor silently unlearns them."""
+    from model.train import parse_args
+
+    init = tmp_path / "vmodel"
+    init.mkdir()
+    (init / "scheduler_config.json").write_text(json.dumps({"prediction_type": "v_prediction"}))
+    base = ["--data", str(tmp_path), "--out", str(tmp_path / "run")]
+
+    a = parse_args(base + ["--init-from", str(init)])
+    assert (a.prediction, a.loss_weight) == ("v_prediction", "v")
+    a = parse_args(base + ["--init-from", str(init), "--prediction", "v_prediction", "--loss-weight", "eps"])
+    assert (a.prediction, a.loss_weight) == ("v_prediction", "eps")
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--init-from", str(init), "--prediction", "epsilon"])
+
+    a = parse_args(base)  # from scratch: the ε-predictor of the notes
+    assert (a.prediction, a.loss_weight) == ("epsilon", "trunc:1000")
+
+    state = tmp_path / "run" / "train_state"  # a resumed run keeps what it was trained with
+    state.mkdir(parents=True)
+    (state / "run.json").write_text(json.dumps({"prediction": "v_prediction"}))
+    assert parse_args(base).prediction == "v_prediction"
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--prediction", "epsilon"])
