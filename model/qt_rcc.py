@@ -19,7 +19,6 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 _COMPRESSED, _DIRECTORY, _ZSTD = 1, 2, 4
 
@@ -61,16 +60,3 @@ def iter_rcc(blob: bytes) -> Iterator[tuple[str, bytes]]:
         yield prefix.rstrip("/"), payload
 
     yield from walk(0, "")  # node 0 is the unnamed root directory
-
-
-def extract_rcc(path: Path, out: Path, suffixes=(".jpg", ".jpeg", ".png")) -> list[Path]:
-    """Write the files of ``path`` whose names end in ``suffixes`` under ``out``; returns them."""
-    written = []
-    for inner, payload in iter_rcc(Path(path).read_bytes()):
-        if not inner.lower().endswith(tuple(suffixes)):
-            continue
-        target = Path(out) / inner
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(payload)
-        written.append(target)
-    return written

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from model.gcompris import activity_photos, normalise_license, parse_credits
-from model.qt_rcc import RccError, extract_rcc, iter_rcc
+from model.qt_rcc import RccError, iter_rcc
 
 
 def make_rcc(tree: dict, version: int = 2, compressed: frozenset = frozenset()) -> bytes:
@@ -71,14 +71,6 @@ def test_rcc_reader_refuses_other_files(tmp_path):
     zstd[flags_at : flags_at + 2] = struct.pack(">H", 4)
     with pytest.raises(RccError, match="zstd"):
         list(iter_rcc(bytes(zstd)))
-
-
-def test_extract_rcc_writes_only_the_pictures(tmp_path):
-    src = tmp_path / "act.rcc"
-    src.write_bytes(make_rcc({"res": {"p.jpg": b"jpg", "q.PNG": b"png", "notes.qml": b"qml"}}))
-    written = extract_rcc(src, tmp_path / "out")
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == ["res/p.jpg", "res/q.PNG"]
-    assert (tmp_path / "out/res/p.jpg").read_bytes() == b"jpg"
 
 
 README = """Copyright: Timothee Giet, 2018
