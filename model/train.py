@@ -177,10 +177,7 @@ def train(argv=None) -> dict:
         from diffusers import UNet2DModel
 
         unet_config = json.loads((state_dir / "unet_config.json").read_text())
-        model = UNet2DModel.from_config(unet_config)
-        meta = json.loads((state_dir / "run.json").read_text())
-        if meta["prediction"] != a.prediction:
-            raise SystemExit(f"{out} was trained with --prediction {meta['prediction']}; pass the same value to resume")
+        model = UNet2DModel.from_config(unet_config)  # parse_args already matched --prediction to run.json
     elif a.init_from is not None:  # warm start from a saved diffusers folder (e.g. the committed checkpoint)
         from diffusers import UNet2DModel
 
