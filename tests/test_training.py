@@ -292,3 +292,43 @@ def test_warm_start_keeps_the_prediction_type_of_its_weights(tmp_path):
     assert parse_args(base).prediction == "v_prediction"
     with pytest.raises(SystemExit):
         parse_args(base + ["--prediction", "epsilon"])
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one AcceleratorState per process and refuses to change its mixed precision;
+    a command-line run starts one process per training, so give each test the same start."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+@pytest.mark.parametrize("mode,dtype", [("no", torch.float32), ("bf16", torch.bfloat16)])
+def test_mixed_precision_autocasts_the_forward_pass_only(tmp_path, monkeypatch, fresh_accelerator_state, mode, dtype):
+    """--mixed-precision bf16 runs the UNet's convolutions in bfloat16 (3x faster on AMX CPUs);
+    the weights, and so the saved checkpoint, stay float32 and finite."""
+    import model.train as mt
+
+    seen = []
+
+    def build_and_watch(arch, res):
+        unet = build_unet_orig(arch, res)
+        unet.conv_out.register_forward_hook(lambda mod, inp, out: seen.append((out.dtype, mod.weight.dtype)))
+        return unet
+
+    build_unet_orig = mt.build_unet
+    monkeypatch.setattr(mt, "build_unet", build_and_watch)
+    data = _write_images(tmp_path / "imgs")
+    argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--arch", "tiny", "--batch", "2"]
+    argv += ["--res", "32", "--no-progress", "--threads", "1", "--steps", "2", "--mixed-precision", mode]
+    r = mt.train(argv)
+    assert r["step"] == 2
+    assert seen and all(out == dtype and w == torch.float32 for out, w in seen)
+    run = json.loads((tmp_path / "run" / "train_state" / "run.json").read_text())
+    assert run["mixed_precision"] == mode
+    from diffusers import UNet2DModel
+
+    sd = UNet2DModel.from_pretrained(str(tmp_path / "run"), torch_dtype=torch.float32).state_dict()
+    assert all(torch.isfinite(v).all() for v in sd.values())
