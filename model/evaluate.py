@@ -212,10 +212,11 @@ def format_table(rows: list[dict]) -> str:
     )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
+        ran = not math.isnan(r["bm3d"])  # --no-bm3d leaves it NaN: print a dash, not "nan | +nan"
+        bm3d = f"{r['bm3d']:.2f} | {r['model'] - r['bm3d']:+.2f}" if ran else "– | –"
         lines.append(
             f"| {r['t']} | {r['sigma']:.3g} | {r['eps_mse']:.5f} | {r['model']:.2f} | {r['rescaled']:.2f} | "
-            f"{r['blur']:.2f} ({r['blur_sigma']:g}) | {r['bm3d']:.2f} | {r['model'] - r['bm3d']:+.2f} | "
-            f"{r['model'] - r['blur']:+.2f} |"
+            f"{r['blur']:.2f} ({r['blur_sigma']:g}) | {bm3d} | {r['model'] - r['blur']:+.2f} |"
         )
     return "\n".join(lines)
 

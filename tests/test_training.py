@@ -332,3 +332,12 @@ def test_mixed_precision_autocasts_the_forward_pass_only(tmp_path, monkeypatch, 
 
     sd = UNet2DModel.from_pretrained(str(tmp_path / "run"), torch_dtype=torch.float32).state_dict()
     assert all(torch.isfinite(v).all() for v in sd.values())
+
+
+def test_evaluation_table_prints_a_dash_where_bm3d_was_skipped():
+    from model.evaluate import format_table
+
+    row = dict(t=25, sigma=0.0955, eps_mse=0.24, model=32.61, rescaled=26.76, blur=28.94, blur_sigma=0.6)
+    ran, skipped = format_table([{**row, "bm3d": 32.77}]), format_table([{**row, "bm3d": float("nan")}])
+    assert "| 32.77 | -0.16 | +3.67 |" in ran
+    assert "nan" not in skipped and "| – | – | +3.67 |" in skipped
