@@ -61,7 +61,7 @@ def make_step(unet, mode: str, batch: int, res: int):
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return float(loss.detach())
 
     return step
 

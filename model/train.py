@@ -130,7 +130,7 @@ def parse_args(argv=None):
         default="no",
         choices=("no", "bf16", "fp16"),
         help="autocast the forward pass (accelerate's mixed_precision; weights, optimizer and EMA stay "
-        "float32). bf16 is about 3x faster on CPUs with AMX (bench/train_step.py); fp16 needs a GPU",
+        "float32). bf16 trained 1.6x faster on this AMX CPU (bench/train_step.py: 1.9x per step); fp16 needs a GPU",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
