@@ -136,6 +136,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs only)")
     ap.add_argument("--no-progress", action="store_true", help="disable the tqdm bar")
     a = ap.parse_args(argv)
+    if a.mixed_precision == "fp16" and not torch.cuda.is_available():
+        ap.error("--mixed-precision fp16 needs a CUDA GPU; on a CPU use bf16 (see bench/train_step.py) or no")
     a.prediction = _settle_prediction(ap, a)
     if a.loss_weight is None:
         a.loss_weight = "v" if a.prediction == "v_prediction" else "trunc:1000"

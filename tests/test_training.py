@@ -341,3 +341,12 @@ def test_evaluation_table_prints_a_dash_where_bm3d_was_skipped():
     ran, skipped = format_table([{**row, "bm3d": 32.77}]), format_table([{**row, "bm3d": float("nan")}])
     assert "| 32.77 | -0.16 | +3.67 |" in ran
     assert "nan" not in skipped and "| – | – | +3.67 |" in skipped
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed where there is a GPU")
+def test_fp16_without_a_gpu_is_refused_with_a_clear_message(tmp_path, capsys):
+    from model.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--mixed-precision", "fp16"])
+    assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
