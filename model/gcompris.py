@@ -28,8 +28,8 @@ from model.qt_rcc import iter_rcc
 PACKAGE = "gcompris-qt-data"
 ACTIVITIES = ("erase", "explore_monuments", "explore_world_animals", "explore_farm_animals")
 MIN_SIDE = 400  # the activities' icons and thumbnails are smaller
-# The pictures are WebP at 0.2–1.2 bits per pixel, sharpened by GCompris: stored at half their size
-# or less, so that even the smallest training crop (64 source px) does not see the codec's blocks.
+# The pictures are WebP at 0.2–1.2 bits per pixel: stored at half their size or less, as a precaution
+# (not measured) so that even the smallest training crop (64 source px) sees few of the codec's blocks.
 MAX_SIDE = 512
 
 # README licence spellings, normalised to SPDX-style ids; only these are kept.
