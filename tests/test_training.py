@@ -350,3 +350,31 @@ def test_fp16_without_a_gpu_is_refused_with_a_clear_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--mixed-precision", "fp16"])
     assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_evaluation_reports_each_photos_paired_margin_against_bm3d():
+    """Per-photo model − BM3D margins (to check a small mean margin photo by photo) are in photo order."""
+    from model.evaluate import evaluate, format_per_photo, per_photo
+
+    assert per_photo(torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]), 3) == [2.0, 20.0]
+    s = make_schedule("linear", prediction_type="epsilon")
+
+    def no_denoising(x, tt):  # ε̂ = 0: the model's x̂_0 is x_t/√ᾱ_t itself
+        return SimpleNamespace(sample=torch.zeros_like(x))
+
+    no_denoising.eval = lambda: None
+    flat = torch.zeros(3, 32, 32)  # BM3D removes nearly all of the noise of a flat grey photo
+    texture = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1  # and little of a white one
+    rows, _ = evaluate(no_denoising, s, torch.stack([flat, texture]), ts=(200,), seeds=3, progress=False)
+    r = rows[0]
+    assert len(r["model_per_photo"]) == len(r["bm3d_per_photo"]) == 2
+    assert math.isclose(sum(r["model_per_photo"]) / 2, r["model"], rel_tol=1e-9)
+    assert math.isclose(sum(r["bm3d_per_photo"]) / 2, r["bm3d"], rel_tol=1e-9)
+    gain = [b - m for m, b in zip(r["model_per_photo"], r["bm3d_per_photo"], strict=True)]
+    assert gain[0] > gain[1] + 3  # the flat photo gains far more from BM3D than the texture
+    line = format_per_photo(rows, ["flat.png", "texture.png"])
+    assert line.startswith("t=200: model − BM3D per photo: flat.png -") and "texture.png -" in line
+    skipped, _ = evaluate(
+        no_denoising, s, torch.stack([flat, texture]), ts=(200,), seeds=1, use_bm3d=False, progress=False
+    )
+    assert skipped[0]["bm3d_per_photo"] is None and format_per_photo(skipped, ["a", "b"]) == ""
