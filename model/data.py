@@ -414,9 +414,17 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-out", type=Path, help="folder for the held-out evaluation photos (e.g. data/eval)")
     ap.add_argument("--cache", type=Path, default=None, help="where .deb files are downloaded and unpacked")
     ap.add_argument("--max-side", type=int, default=1024, help="downscale training photos to this longest side")
+    ap.add_argument(
+        "--fashion-out", type=Path, help="folder for Fashion-MNIST (Debian's dataset-fashion-mnist), e.g. data/fashion"
+    )
     a = ap.parse_args(argv)
-    if not a.out and not a.eval_out:
-        ap.error("give --out and/or --eval-out")
+    if not a.out and not a.eval_out and not a.fashion_out:
+        ap.error("give --out, --eval-out and/or --fashion-out")
+    if a.fashion_out:
+        from model.fashion import build_fashion
+
+        m = build_fashion(a.fashion_out, a.cache)
+        print(f"wrote Fashion-MNIST ({m['counts']['train']} train, {m['counts']['test']} test) + manifest to {a.fashion_out}")
     if a.out:
         rows = build_train(a.out, a.cache, a.max_side)
         print(f"wrote {len(rows)} training photos + manifest to {a.out}")

@@ -1,6 +1,12 @@
 """Train the bundled noise predictor (a diffusers ``UNet2DModel``) on random photo crops.
 
     python -m model.train --data data/train --out checkpoints/photo-unet --max-minutes 90
+    python -m model.train --data data/fashion --arch fashion --out checkpoints/fashion-unet --res 32 ...
+
+``--data`` is a folder of photos (random crops, unconditional) or a Fashion-MNIST folder
+(``python -m model.data --fashion-out``; labelled 32-px images). With labels and a class-conditional
+preset (``num_class_embeds``), each label is replaced by the "no label" index with probability
+``--label-dropout``, so one network learns both ε̂(x_t, y) and ε̂(x_t, ∅) for classifier-free guidance.
 
 Built on ``accelerate``: the same script runs on the CPU, on one GPU, or on several
 (``accelerate launch -m model.train ...``). It keeps an EMA of the weights (the saved
@@ -34,6 +40,7 @@ from pathlib import Path
 import torch
 
 from model.data import CropSampler, load_images
+from model.fashion import CLASSES, NULL_LABEL, LabelledSampler, is_fashion_folder, load_split, to_model
 from model.schedule import gather, make_schedule
 from model.train_lib import (  # re-exported: the training building blocks live in model/train_lib.py
     ARCHS,
@@ -62,7 +69,19 @@ __all__ = [
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Train the photo ε-predictor (UNet2DModel) with accelerate.")
-    ap.add_argument("--data", type=Path, required=True, help="folder of training photos (python -m model.data --out)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder of training photos (python -m model.data --out) or Fashion-MNIST (python -m model.data --fashion-out)",
+    )
+    ap.add_argument(
+        "--label-dropout",
+        type=float,
+        default=0.1,
+        help="labelled data and a class-conditional model: probability that a label is replaced by 'no label' "
+        "(classifier-free guidance needs both predictions)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="checkpoint folder, e.g. checkpoints/photo-unet")
     ap.add_argument("--arch", default="photo", choices=sorted(ARCHS), help="UNet preset")
     ap.add_argument(
@@ -138,6 +157,8 @@ def parse_args(argv=None):
     a = ap.parse_args(argv)
     if a.mixed_precision == "fp16" and not torch.cuda.is_available():
         ap.error("--mixed-precision fp16 needs a CUDA GPU; on a CPU use bf16 (see bench/train_step.py) or no")
+    if not 0.0 <= a.label_dropout <= 1.0:
+        ap.error(f"--label-dropout must be in [0, 1], got {a.label_dropout}")
     a.prediction = _settle_prediction(ap, a)
     if a.loss_weight is None:
         a.loss_weight = "v" if a.prediction == "v_prediction" else "trunc:1000"
@@ -202,17 +223,28 @@ def train(argv=None) -> dict:
     model, opt = acc.prepare(model, opt)
     ema = EMA(acc.unwrap_model(model), a.ema_decay)
     # on a GPU the photos live there, so the random crops and their antialiased resizes run on it too
-    images = [im.to(acc.device) for im in load_images(a.data)]
+    labelled = is_fashion_folder(a.data)
+    conditional = bool(unet_config.get("num_class_embeds"))
+    if conditional and not labelled:
+        raise SystemExit(f"error: a class-conditional model needs labelled data; {a.data} holds no Fashion-MNIST files")
     if acc.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    sampler = CropSampler(
-        images,
-        a.res,
-        seed=a.seed * 1000 + acc.process_index,
-        min_side=a.min_crop,
-        p_whole=a.p_whole,
-        dihedral=a.dihedral,
-    )
+    if labelled:
+        xs, ys = load_split(a.data, "train")
+        images = to_model(xs, a.res).to(acc.device)  # (N, 1, res, res) in [-1, 1]
+        sampler = LabelledSampler(images, torch.from_numpy(ys).to(acc.device), seed=a.seed * 1000 + acc.process_index)
+        if images.shape[1] != unet_config["in_channels"]:
+            raise SystemExit(f"error: {a.data} is grey but the model has {unet_config['in_channels']} channels")
+    else:
+        images = [im.to(acc.device) for im in load_images(a.data)]
+        sampler = CropSampler(
+            images,
+            a.res,
+            seed=a.seed * 1000 + acc.process_index,
+            min_side=a.min_crop,
+            p_whole=a.p_whole,
+            dihedral=a.dihedral,
+        )
 
     step, elapsed_before = 0, 0.0
     if resuming:
@@ -245,7 +277,8 @@ def train(argv=None) -> dict:
         )
         acc.print(
             f"UNet2DModel {n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
-            f"{len(images)} photos, res {a.res}, batch {a.batch} x {acc.num_processes}"
+            f"{len(images)} {'labelled images' if labelled else 'photos'}, res {a.res}, batch {a.batch} x {acc.num_processes}"
+            + (f", label dropout {a.label_dropout}" if conditional else "")
         )
     log_path = state_dir / "loss.csv"
     log_new = not log_path.exists()
@@ -275,6 +308,10 @@ def train(argv=None) -> dict:
             )
             os.replace(state_dir / "extra.pt.tmp", state_dir / "extra.pt")
             save_checkpoint(out, unet_config, ema, sched, a.save_dtype)
+            if conditional:  # the class names travel with the weights
+                (out / "classes.json").write_text(
+                    json.dumps({"names": list(CLASSES), "null_label": NULL_LABEL}, indent=2) + "\n"
+                )
             meta = {
                 "step": step,
                 "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
@@ -317,13 +354,21 @@ def train(argv=None) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
 
-        sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
-        x0 = sampler.batch(a.batch).to(acc.device)
+        if labelled:
+            x0, y = sampler.batch(a.batch)
+            if conditional:  # label dropout: the same network learns eps(x_t, y) and eps(x_t, no label)
+                drop = torch.rand(y.shape, device=y.device) < a.label_dropout
+                y = torch.where(drop, torch.full_like(y, NULL_LABEL), y)
+            else:
+                y = None
+        else:
+            sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
+            x0, y = sampler.batch(a.batch).to(acc.device), None
         t = sample_t(x0.shape[0], sched.T, a.t_focus, device=acc.device)
         eps = torch.randn_like(x0)
         ca, cb = gather(sqrt_ab, t), gather(sqrt_1mab, t)
         xt = ca * x0 + cb * eps
-        pred = model(xt, t).sample
+        pred = model(xt, t, class_labels=y).sample
         if a.prediction == "epsilon":
             eps_hat = pred
         else:  # v = sqrt(ab) eps - sqrt(1-ab) x0  ->  eps = sqrt(1-ab) x_t + sqrt(ab) v
@@ -345,7 +390,7 @@ def train(argv=None) -> dict:
         if step % 25 == 0:
             run_loss, run_eps = float(run_loss), float(run_eps)
             bar.set_postfix(
-                loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}", res=sampler.res
+                loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}", res=a.res
             )
             if logw:
                 logw.writerow(
@@ -355,7 +400,7 @@ def train(argv=None) -> dict:
                         f"{lr:.3e}",
                         f"{run_loss / run_n:.5f}",
                         f"{run_eps / run_n:.5f}",
-                        sampler.res,
+                        a.res if labelled else sampler.res,
                     ]
                 )
                 logf.flush()

@@ -28,15 +28,30 @@ ARCHS = {
         attn=False,
         time_embedding_dim=64,
     ),
+    # the class-conditional Fashion-MNIST generator: 1 channel at 32 px, self-attention at 8 px,
+    # 10 classes + the "no label" index (model.fashion.NULL_LABEL) for classifier-free guidance
+    "fashion": dict(
+        block_out_channels=(32, 64, 128),
+        layers_per_block=1,
+        norm_num_groups=8,
+        attn=True,
+        channels=1,
+        num_class_embeds=11,
+    ),
+    "tiny-cond": dict(
+        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, attn=True, channels=1, num_class_embeds=11
+    ),
 }
 
 
 def build_unet(arch: str = "photo", sample_size: int = 64):
-    """A fully convolutional ``UNet2DModel`` (3 in / 3 out channels) from a preset name."""
+    """A ``UNet2DModel`` from a preset name: 3 in / 3 out channels unless the preset says ``channels``;
+    class-conditional (a label embedding added to the time embedding) when it sets ``num_class_embeds``."""
     from diffusers import UNet2DModel
 
     a = dict(ARCHS[arch])
     attn = a.pop("attn")
+    channels = a.pop("channels", 3)
     n = len(a["block_out_channels"])
     down = ["DownBlock2D"] * n
     up = ["UpBlock2D"] * n
@@ -44,8 +59,8 @@ def build_unet(arch: str = "photo", sample_size: int = 64):
         down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
     return UNet2DModel(
         sample_size=sample_size,
-        in_channels=3,
-        out_channels=3,
+        in_channels=channels,
+        out_channels=channels,
         down_block_types=tuple(down),
         up_block_types=tuple(up),
         attention_head_dim=32 if attn else None,
