@@ -3,7 +3,8 @@
 * flat:     ``config.json`` + ``diffusion_pytorch_model.safetensors`` + ``scheduler_config.json``
 * pipeline: ``model_index.json`` + ``unet/`` (config + weights) + ``scheduler/scheduler_config.json``
 
-Checks that a folder holds an unconditional pixel-space RGB ``UNet2DModel`` (JSON only, so a
+Checks that a folder holds a pixel-space RGB or grey ``UNet2DModel``, unconditional or class-conditional
+through ``num_class_embeds`` (JSON only, so a
 Hub repo can be checked before its weights arrive), refuses oversized models, and builds the
 UNet with its weights checked strictly. :func:`model.network.load_local` turns the result into
 a :class:`model.network.LoadedModel`; :func:`save_model` and :func:`tiny_unet` write and make
@@ -90,15 +91,20 @@ def _inspect_folder(folder: Path, name: str) -> _Layout:
     cls = cfg.get("_class_name") or ("UNet2DModel" if "block_out_channels" in cfg else "config without _class_name")
     if cls != "UNet2DModel" or "cross_attention_dim" in cfg:
         raise ModelLoadError(
-            f"{name} holds a {cls}, but Diffusion Lens needs an unconditional pixel-space UNet2DModel "
+            f"{name} holds a {cls}, but Diffusion Lens needs a pixel-space UNet2DModel "
             "(latent and text-conditional models are not supported)."
         )
-    cin, cout = cfg.get("in_channels", 3), cfg.get("out_channels", 3)
-    learned = cout == 6 and sched.is_file() and "learned" in str(_read_json(sched).get("variance_type", ""))
-    if cin != 3 or (cout != 3 and not learned):
+    if cfg.get("class_embed_type") not in (None, "") and not cfg.get("num_class_embeds"):
         raise ModelLoadError(
-            f"{name} works on {cin}-channel inputs with {cout}-channel outputs; Diffusion Lens needs an RGB "
-            "model with 3 input and 3 output channels (grayscale and latent models are not supported)."
+            f"{name} is conditioned through class_embed_type={cfg['class_embed_type']!r}; Diffusion Lens supports "
+            "unconditional models and class labels through num_class_embeds only."
+        )
+    cin, cout = cfg.get("in_channels", 3), cfg.get("out_channels", 3)
+    learned = cout == 2 * cin and sched.is_file() and "learned" in str(_read_json(sched).get("variance_type", ""))
+    if cin not in (1, 3) or (cout != cin and not learned):
+        raise ModelLoadError(
+            f"{name} works on {cin}-channel inputs with {cout}-channel outputs; Diffusion Lens needs a grey (1) or "
+            "RGB (3) pixel-space model with as many output channels as inputs (latent models are not supported)."
         )
     return _Layout(unet_dir=unet_dir, scheduler_file=sched, config=cfg)
 
@@ -204,16 +210,18 @@ def save_model(unet: torch.nn.Module, schedule: Schedule, folder: str | Path, la
     return folder
 
 
-def tiny_unet(sample_size: int = 32, seed: int = 0) -> torch.nn.Module:
-    """A very small randomly initialised UNet2DModel (for tests and stand-ins)."""
+def tiny_unet(sample_size: int = 32, seed: int = 0, channels: int = 3, num_class_embeds: int | None = None):
+    """A very small randomly initialised UNet2DModel (for tests and stand-ins); grey with ``channels=1``,
+    class-conditional with ``num_class_embeds`` (classes + 1 "no label" index)."""
     from diffusers import UNet2DModel
 
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global generator
         torch.manual_seed(seed)
         return UNet2DModel(
             sample_size=sample_size,
-            in_channels=3,
-            out_channels=3,
+            in_channels=channels,
+            out_channels=channels,
+            num_class_embeds=num_class_embeds,
             block_out_channels=(16, 32),
             layers_per_block=1,
             down_block_types=("DownBlock2D", "DownBlock2D"),

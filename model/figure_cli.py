@@ -2,6 +2,7 @@
 
     python -m model.figure IMAGE --t-start 999 --steps 50 --sampler ddim [--eta 0] [--rows 10]
         [--res 64] [--seed 0] [--model DIR_OR_HUB_ID] --out figure.png [--gif anim.gif]
+    python -m model.figure noise --model fashion --label sneaker [--guidance 2] --out sneaker.png
 
 Writes the same grid as the app (rows are steps, columns x_t | eps_hat | x0_hat) from the
 same trajectory generator, and prints one line per output file. Exit code 2 and one
@@ -33,9 +34,20 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
     ap.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 = deterministic, 1 = DDPM-like")
     ap.add_argument("--rows", type=int, default=10, help="rows in the grid (evenly spaced steps)")
-    ap.add_argument("--res", type=int, default=64, help="working resolution in px (multiple of 16, 32..256)")
+    ap.add_argument(
+        "--res",
+        type=int,
+        default=None,
+        help="working resolution in px (multiple of 16, 32..256); default 64, or the model's own size for 'noise'",
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
+    ap.add_argument(
+        "--model", default=None, help="bundled | fashion | a model folder | a Hub id (default: the bundled photo model)"
+    )
+    ap.add_argument("--label", default=None, help="class-conditional models: the class (name or index)")
+    ap.add_argument(
+        "--guidance", type=float, default=None, help="classifier-free guidance scale w (default: the app's, or 0)"
+    )
     ap.add_argument("--out", required=True, help="grid PNG to write")
     ap.add_argument("--gif", default=None, help="also write an animated GIF of the three panels")
     return ap
@@ -44,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from model.images import ImageLoadError, check_resolution, load_image
+    from model.generate import default_guidance, resolve_label
+    from model.guidance import guided_eps_model
+    from model.images import ImageLoadError, check_resolution, load_image, to_channels
     from model.network import ModelLoadError, load_model
     from model.reverse import make_timesteps, sample_trajectory
 
@@ -59,28 +73,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.eta < 0:
         return fail("--eta must be >= 0.")
     try:
-        res = check_resolution(a.res)
+        model = load_model(a.model)
+    except ModelLoadError as exc:
+        return fail(str(exc))
+    try:
+        label = None if a.label is None else resolve_label(model.classes, a.label)
+        guidance = default_guidance(model) if a.guidance is None else a.guidance
+        if label is None and model.conditional:
+            guidance = 0.0 if a.guidance is None else guidance  # no class: the unconditional prediction
+        eps_model = guided_eps_model(model, label, guidance)
+    except ValueError as exc:
+        return fail(f"{exc}.")
+    try:
+        res = check_resolution(a.res or (max(32, model.resolution) if a.image == "noise" else 64))
         x0 = None
         if a.image != "noise":
             try:
                 data = Path(a.image).read_bytes()
             except OSError as exc:
                 return fail(f"cannot read the image {a.image!r} ({exc.strerror or exc}). Check the path.")
-            x0 = load_image(data, res)
+            x0 = to_channels(load_image(data, res), model.channels)
     except ImageLoadError as exc:
         return fail(f"{a.image}: {exc}")
-    try:
-        model = load_model(a.model)
-    except ModelLoadError as exc:
-        return fail(str(exc))
     schedule = model.schedule
     t_start = schedule.T - 1 if a.t_start is None or x0 is None else a.t_start
     if not 0 <= t_start < schedule.T:
         return fail(f"--t-start must lie in 0..{schedule.T - 1} for this model.")
     with torch.inference_mode():
-        x_start, g = start_sample(schedule, x0, t_start, a.seed, (1, 3, res, res))
+        x_start, g = start_sample(schedule, x0, t_start, a.seed, (1, model.channels, res, res))
         ts = make_timesteps(t_start, a.steps)
-        records = sample_trajectory(model.eps, schedule, x_start, ts, a.sampler, a.eta, g)
+        records = sample_trajectory(eps_model, schedule, x_start, ts, a.sampler, a.eta, g)
         bar = tqdm(total=len(ts), desc=f"{a.sampler} {len(ts)} steps", unit="step", file=sys.stderr)
         run = record_run(records, x0, on_step=lambda done, total: bar.update(1))
         bar.close()

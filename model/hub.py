@@ -19,6 +19,9 @@ from model.checkpoint_io import WEIGHTS_PICKLE, WEIGHTS_SAFE, ModelLoadError, _c
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "checkpoints" / "photo-unet"
+# the second bundled model: a class-conditional Fashion-MNIST generator (source name "fashion")
+FASHION_MODEL = REPO_ROOT / "checkpoints" / "fashion-unet"
+BUNDLED_SOURCES = {"bundled": BUNDLED_MODEL, "fashion": FASHION_MODEL}
 
 # progress(done, total, description): ``done``/``total`` in the bar's unit (bytes or files);
 # ``total`` is None while unknown. Called from download threads; must be cheap.
@@ -57,11 +60,14 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 def parse_source(source: str | Path | None) -> tuple[str, str]:
     """Classify a model source as ``("bundled", path)``, ``("local", path)`` or ``("hub", repo_id)``.
 
-    ``None``, ``""`` and ``"bundled"`` mean the bundled model. An existing folder is local;
-    otherwise ``owner/name`` (or ``hf://owner/name``) is a Hub id.
+    ``None``, ``""`` and ``"bundled"`` mean the bundled photo model, ``"fashion"`` the bundled
+    Fashion-MNIST generator. An existing folder is local; otherwise ``owner/name`` (or
+    ``hf://owner/name``) is a Hub id.
     """
     if source is None or str(source).strip() in ("", "bundled"):
         return "bundled", str(BUNDLED_MODEL)
+    if str(source).strip() == "fashion":
+        return "bundled", str(FASHION_MODEL)
     text = str(source).strip()
     if text.startswith("hf://"):
         return "hub", text[len("hf://") :].strip("/")

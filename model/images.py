@@ -6,7 +6,8 @@ colour, transparency and orientation handled; see that module) and lets only
 :class:`ImageLoadError` escape, with one sentence a person can act on. The decoding names are
 re-exported here, so ``from model.images import decode_image, ImageLoadError`` keeps working.
 
-Tensor conventions: ``(1, 3, H, W)`` float32 with values in [-1, 1] (0 = mid grey).
+Tensor conventions: ``(1, 3, H, W)`` float32 with values in [-1, 1] (0 = mid grey); a grey model's
+images are ``(1, 1, H, W)`` (:func:`to_channels`), and pictures of them are grey RGB.
 Noise display: a noise tensor (eps, eps_hat, eps_hat - eps) is shown with ONE fixed
 normalisation everywhere: value ``v`` maps to grey level ``0.5 + v / 6`` (so -3 is
 black, 0 is mid grey, +3 is white), clipped. This is :data:`NOISE_RANGE` = 3 sigma.
@@ -77,11 +78,30 @@ def load_image(data: bytes, resolution: int = DEFAULT_RESOLUTION, *, name: str |
         raise ImageLoadError("This image could not be resized; please choose another photo.") from exc
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's convert("L")
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, channels, H, W): RGB to grey by BT.601 luma (as Pillow's ``"L"``), grey to RGB
+    by repeating the channel; unchanged when C already equals ``channels``."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 3 and channels == 1:
+        w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * w).sum(dim=1, keepdim=True)
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    raise ValueError(f"cannot convert {c}-channel images to {channels} channels")
+
+
 def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) in [-1, 1] -> (H, W, 3) uint8, clipped."""
+    """(1, C, H, W) or (C, H, W) in [-1, 1], C = 3 or 1 -> (H, W, 3) uint8, clipped (grey shown as grey RGB)."""
     x = x.detach().float().cpu()
     if x.ndim == 4:
         x = x[0]
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
     arr = ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return arr.permute(1, 2, 0).numpy()
 

@@ -19,7 +19,13 @@ The UNet is built from its ``config.json`` by diffusers' own ``UNet2DModel`` cla
 in a repository is never imported or run (no ``trust_remote_code``, no custom pipelines).
 
 Timestep convention: index ``t`` in ``0 .. T-1``, 0 = the first noising step (see
-:mod:`model.schedule`). Images: ``(B, 3, H, W)`` float32, about [-1, 1] for small t.
+:mod:`model.schedule`). Images: ``(B, C, H, W)`` float32, about [-1, 1] for small t, with
+C = :attr:`LoadedModel.channels` (3 for RGB models, 1 for grey ones).
+
+Class-conditional models (``num_class_embeds`` in the config, e.g. the bundled Fashion-MNIST
+generator) take ``class_labels`` (B,) int64. A ``classes.json`` beside the weights names the
+classes and the "no label" index (``null_label``) that classifier-free guidance uses; calls
+without labels use that index, i.e. the unconditional prediction ε̂(x_t, ∅).
 
 Where the parts live: this module holds :class:`LoadedModel`, :func:`load_local`,
 :func:`load_model` and the cache behind :func:`get_model`; reading and writing a folder is
@@ -90,11 +96,42 @@ class LoadedModel:
     resolution: int
     source: str
     device: str = "cpu"
+    classes: tuple[str, ...] | None = None  # class names of a class-conditional model, else None
+    null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
     _costs: dict = field(default_factory=dict, compare=False, repr=False)  # memo for estimate_cost
 
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.unet.parameters())
+
+    @property
+    def channels(self) -> int:
+        """Image channels: 3 (RGB) or 1 (grey)."""
+        return int(getattr(getattr(self.unet, "config", None), "in_channels", 3))
+
+    @property
+    def conditional(self) -> bool:
+        """True for a class-conditional model (it takes ``class_labels``)."""
+        return bool(getattr(getattr(self.unet, "config", None), "num_class_embeds", None))
+
+    @property
+    def guidable(self) -> bool:
+        """True when classifier-free guidance is possible: conditional, with a "no label" index."""
+        return self.conditional and self.null_label is not None
+
+    def labels(self, class_labels, batch: int) -> torch.Tensor | None:
+        """``class_labels`` (None, an int or a (B,) tensor) as a (batch,) LongTensor for the UNet.
+
+        None for an unconditional model. For a conditional model, None means "no label"
+        (:attr:`null_label`, or class 0 for a model without one)."""
+        if not self.conditional:
+            if class_labels is not None:
+                raise ValueError("this model is unconditional: it takes no class label")
+            return None
+        if class_labels is None:
+            class_labels = self.null_label if self.null_label is not None else 0
+        y = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+        return y.expand(batch) if y.numel() == 1 else y
 
     @property
     def size_multiple(self) -> int:
@@ -103,11 +140,12 @@ class LoadedModel:
         return 2 ** (len(blocks) - 1) if blocks else 1
 
     @torch.inference_mode()
-    def raw(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The network's own output for x_t (B, 3, H, W) at timesteps t (B,) LongTensor, on the CPU.
+    def raw(self, x_t: torch.Tensor, t: torch.Tensor, class_labels=None) -> torch.Tensor:
+        """The network's own output for x_t (B, C, H, W) at timesteps t (B,) LongTensor, on the CPU.
 
-        Sizes that are not a multiple of :attr:`size_multiple` are reflect-padded and the
-        output cropped back. A learned-variance head (6 output channels) is cut to its first 3.
+        ``class_labels``: see :meth:`labels`. Sizes that are not a multiple of :attr:`size_multiple`
+        are reflect-padded and the output cropped back. A learned-variance head (2C output channels)
+        is cut to its first C.
         """
         c, h, w = x_t.shape[1:]
         m = self.size_multiple
@@ -116,14 +154,15 @@ class LoadedModel:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        y = self.labels(class_labels, x.shape[0])
         with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
-            out = self.unet(x, torch.as_tensor(t).to(self.device))
+            out = self.unet(x, torch.as_tensor(t).to(self.device), class_labels=None if y is None else y.to(self.device))
         out = out.sample if hasattr(out, "sample") else out
         return out[:, :c, :h, :w].float().cpu()
 
     @torch.inference_mode()
-    def predict(self, x_t: torch.Tensor, t: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(eps_hat, x0_hat) for x_t (B, 3, H, W), from one forward pass.
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps_hat, x0_hat) for x_t (B, C, H, W), from one forward pass (``class_labels``: see :meth:`labels`).
 
         eps_hat comes from the network output by :func:`model.reverse.output_to_eps`;
         x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t)  (eq. 15).
@@ -132,7 +171,7 @@ class LoadedModel:
         if t.numel() == 1 and x_t.shape[0] > 1:
             t = t.expand(x_t.shape[0])
         x_t = x_t.float().cpu()
-        out = self.raw(x_t, t)
+        out = self.raw(x_t, t, class_labels)
         kind = self.schedule.prediction_type
         if bool((t == t[0]).all()):  # the common case (a trajectory step): one t for the whole batch
             tv = int(t[0])
@@ -148,20 +187,20 @@ class LoadedModel:
         return eps, x0
 
     @torch.inference_mode()
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """eps_hat = eps_theta(x_t, t), shaped like x_t; converts v / sample outputs to eps."""
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
+        """eps_hat = eps_theta(x_t, t[, y]), shaped like x_t; converts v / sample outputs to eps."""
         tt = torch.as_tensor(t, dtype=torch.long).reshape(-1)
         if tt.numel() == 1 or bool((tt == tt[0]).all()):  # one t for the batch (every trajectory step): skip x0_hat
             x = x_t.float().cpu()
-            out = self.raw(x, tt.expand(x.shape[0]))
+            out = self.raw(x, tt.expand(x.shape[0]), class_labels)
             kind = self.schedule.prediction_type
             return out if kind == "epsilon" else output_to_eps(self.schedule, out, x, int(tt[0]), kind)
-        return self.predict(x_t, t)[0]
+        return self.predict(x_t, t, class_labels)[0]
 
     @torch.inference_mode()
-    def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
         """x0_hat: x_t with all of eps_hat removed (eq. 15), shaped like x_t."""
-        return self.predict(x_t, t)[1]
+        return self.predict(x_t, t, class_labels)[1]
 
     __call__ = eps
 
@@ -195,7 +234,31 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
         unet = unet.to(memory_format=torch.channels_last)
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
-    return LoadedModel(unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev))
+    classes, null = _read_classes(folder, layout.config, name)
+    return LoadedModel(
+        unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null
+    )
+
+
+def _read_classes(folder: Path, config: dict, name: str) -> tuple[tuple[str, ...] | None, int | None]:
+    """(class names, "no label" index) of a class-conditional model; (None, None) for an unconditional one.
+
+    ``classes.json`` (``{"names": [...], "null_label": 10}``) beside the weights names them; without it the
+    classes are called "class 0", "class 1", ... and there is no "no label" index (so no guidance).
+    """
+    n = config.get("num_class_embeds")
+    if not n:
+        return None, None
+    f = folder / "classes.json"
+    if not f.is_file():
+        return tuple(f"class {i}" for i in range(int(n))), None
+    info = _read_json(f)
+    names, null = info.get("names"), info.get("null_label")
+    if not isinstance(names, list) or not names or len(names) > int(n) or not all(isinstance(s, str) for s in names):
+        raise ModelLoadError(f"classes.json of {name} must list at most {n} class names; re-save the model.")
+    if null is not None and (not isinstance(null, int) or not 0 <= null < int(n) or null < len(names)):
+        raise ModelLoadError(f"classes.json of {name} has a bad null_label {null!r}; re-save the model.")
+    return tuple(names), null
 
 
 # ---------------------------------------------------------------------------------
