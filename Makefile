@@ -27,9 +27,26 @@ app: setup
 	$(BIN)/streamlit run app/streamlit_app.py --server.port $(PORT)
 
 # pytest exits 5 when it collects no tests: a test run that ran nothing is a failure here.
-test: setup-dev browser
+test: setup-dev browser haproxy
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: setup-dev
 	$(BIN)/ruff check app model tests bench
+
+# Several replicas behind a sticky proxy (README: "More than one server process").
+REPLICAS     ?= 3
+CLUSTER_PORT ?= 8600
+
+.PHONY: haproxy cluster cluster-down
+
+haproxy:
+	bash scripts/install_haproxy.sh
+
+# REPLICAS app replicas on loopback ports behind Debian's haproxy on CLUSTER_PORT; returns once all are healthy.
+cluster: setup haproxy
+	REPLICAS=$(REPLICAS) CLUSTER_PORT=$(CLUSTER_PORT) bash scripts/cluster.sh up
+
+# Stops, by PID, every process `make cluster` started (.cluster/replicas.pid, .cluster/haproxy.pid).
+cluster-down:
+	bash scripts/cluster.sh down

@@ -1,0 +1,58 @@
+# Diffusion Lens in a container: one app replica, the bundled checkpoints inside.
+#
+#   docker build -t diffusion-lens .
+#   docker run -p 8501:8501 -v hf-cache:/cache/huggingface diffusion-lens
+#
+# For a GPU image, take torch from PyPI (its Linux x86_64 wheels bundle CUDA) instead of the
+# CPU-only index:  docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t diffusion-lens:gpu .
+# Several replicas need the same server.cookieSecret (STREAMLIT_SERVER_COOKIE_SECRET) and a
+# proxy with session affinity: see deploy/ and README "More than one server process".
+FROM python:3.11-slim-bookworm
+
+# The CPU build of the torch version requirements.txt pins (PyPI's Linux wheel pulls in the CUDA libraries).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    # Hub models picked in the app are downloaded here: mount a volume to keep them.
+    HF_HOME=/cache/huggingface \
+    # Read by model/runtime.py. Inside a container os.sched_getaffinity sees the host's cores,
+    # not the CPU limit, so set THREADS explicitly: CPU limit / CONCURRENCY, at least 1.
+    DIFFUSION_LENS_CONCURRENCY=2 \
+    DIFFUSION_LENS_THREADS=1 \
+    # Empty: the bundled checkpoints/photo-unet; or a model folder / Hub id.
+    DIFFUSION_LENS_MODEL="" \
+    # Streamlit's own settings (.streamlit/config.toml has the rest). Several replicas also
+    # need one STREAMLIT_SERVER_COOKIE_SECRET, set at run time (deploy/secret.yaml), never here.
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_PORT=8501
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app app \
+    && mkdir -p /cache/huggingface \
+    && chown app:app /cache/huggingface
+
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
+
+# The app, the model code, the sample photos, the bundled checkpoints (training state left out
+# by .dockerignore) and the classroom server settings (.streamlit/config.toml, read from WORKDIR).
+COPY .streamlit/ .streamlit/
+COPY assets/ assets/
+COPY checkpoints/ checkpoints/
+COPY model/ model/
+COPY app/ app/
+
+# numeric, so that Kubernetes' runAsNonRoot can check it without reading /etc/passwd
+USER 10001:10001
+VOLUME ["/cache/huggingface"]
+EXPOSE 8501
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('STREAMLIT_SERVER_PORT', '8501'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/_stcore/health', timeout=4).status != 200)"]
+
+CMD ["streamlit", "run", "app/streamlit_app.py"]
