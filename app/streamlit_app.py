@@ -22,6 +22,7 @@ PAGES = [
     st.Page("views/forward.py", title="Forward process", icon=":material/blur_on:", url_path="forward", default=True),
     st.Page("views/denoise.py", title="Denoise one step", icon=":material/auto_fix_high:", url_path="denoise"),
     st.Page("views/trajectory.py", title="Reverse trajectory", icon=":material/fast_rewind:", url_path="trajectory"),
+    st.Page("views/inside.py", title="Inside the network", icon=":material/hub:", url_path="inside"),
     st.Page("views/objective.py", title="Training objective", icon=":material/functions:", url_path="objective"),
     st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
 ]
