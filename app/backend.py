@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from model import forward, network, runtime
-from model.images import ImageLoadError, load_image
+from model.images import ImageLoadError, load_image, to_channels
 from model.schedule import Schedule, make_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,14 @@ SAMPLES: dict[str, Path] = {
     "coffee": ASSETS / "coffee.jpg",
     "chelsea": ASSETS / "chelsea.jpg",
     "rocket": ASSETS / "rocket.jpg",
+    # Fashion-MNIST test images (grey, 32 px), the natural inputs of the Fashion generator
+    "sneaker": ASSETS / "fashion-sneaker.png",
+    "dress": ASSETS / "fashion-dress.png",
+    "bag": ASSETS / "fashion-bag.png",
+    "t-shirt": ASSETS / "fashion-t-shirt.png",
 }
+PHOTO_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+FASHION_SAMPLES = ("sneaker", "dress", "bag", "t-shirt")
 RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224, 256)
 
 
@@ -51,15 +58,20 @@ def image_tensor(image_key: str, resolution: int, _data: bytes) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class CurrentImage:
-    key: str  # sha256 of the bytes
+    key: str  # sha256 of the bytes (+ ":grey" when converted for a grey model)
     name: str  # shown to the user
     resolution: int
-    x0: torch.Tensor  # (1, 3, R, R) in [-1, 1]
+    x0: torch.Tensor  # (1, C, R, R) in [-1, 1]; C = 3, or 1 for a grey model
+
+    @property
+    def grey(self) -> bool:
+        return self.x0.shape[1] == 1
 
 
-def current_image() -> CurrentImage | None:
+def current_image(channels: int = 3) -> CurrentImage | None:
     """The image chosen in the sidebar at the chosen resolution, or None if there is none yet.
 
+    ``channels=1`` (a grey model) converts it to grey (BT.601 luma); its cache key then ends in ":grey".
     Raises :class:`ImageLoadError` (a message for the user) for a bad upload.
     """
     ss = st.session_state
@@ -69,9 +81,14 @@ def current_image() -> CurrentImage | None:
             return None
         key, data, name = ss["upload_digest"], ss["upload_bytes"], ss["upload_name"] or "your upload"
     else:
+        if ss["sample_name"] not in SAMPLES:  # e.g. a stale name from an old link
+            ss["sample_name"] = "astronaut"
         key, data = sample_bytes(ss["sample_name"])
         name = ss["sample_name"]
-    return CurrentImage(key=key, name=name, resolution=res, x0=image_tensor(key, res, data))
+    x0 = image_tensor(key, res, data)
+    if channels != x0.shape[1]:
+        x0, key = to_channels(x0, channels), f"{key}:grey" if channels == 1 else key
+    return CurrentImage(key=key, name=name, resolution=res, x0=x0)
 
 
 @st.cache_resource(show_spinner=False)
@@ -116,6 +133,12 @@ def model_source() -> str | None:
     if src in (None, "", "bundled"):
         return os.environ.get("DIFFUSION_LENS_MODEL") or None
     return src
+
+
+def get_bundled(name: str) -> network.LoadedModel:
+    """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
+    runtime.configure_threads()
+    return network.get_model(name)
 
 
 def current_model() -> network.LoadedModel:

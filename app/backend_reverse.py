@@ -17,8 +17,10 @@ import streamlit as st
 import torch
 
 from app import backend
-from model import cost, figure
+from model import cost, figure, generate
 from model.forward import q_sample
+from model.guidance import guided_eps
+from model.images import noise_to_uint8, tensor_to_uint8
 from model.network import LoadedModel
 from model.reverse import make_timesteps, predict_x0, sample_trajectory
 
@@ -38,22 +40,32 @@ def fixed_noise(x0: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)
 
 
-def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int):
+def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int, label: int | None = None):
     x_t, _ = q_sample(model.schedule, x0, t, noise=eps)  # eq. 4
-    eps_hat = model.eps(x_t, t)
+    eps_hat = model.eps(x_t, t, label)
     x0_hat = predict_x0(model.schedule, x_t, eps_hat, t)  # eq. 15, unclipped: what the network implies
     return x_t, eps_hat, x0_hat
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def denoise_at(image_key: str, resolution: int, model: str, t: int, seed: int, _x0: torch.Tensor, _model: LoadedModel):
-    """One denoising step at t: ``dict(x_t, eps, eps_hat, x0_hat, mse, psnr)``; tensors (1, 3, R, R).
+def denoise_at(
+    image_key: str,
+    resolution: int,
+    model: str,
+    t: int,
+    seed: int,
+    _x0: torch.Tensor,
+    _model: LoadedModel,
+    label: int | None = None,
+):
+    """One denoising step at t: ``dict(x_t, eps, eps_hat, x0_hat, mse, psnr)``; tensors (1, C, R, R).
 
-    ``mse`` = mean((eps_hat - eps)^2); ``psnr`` = PSNR(x0_hat, x_0) in dB.
+    ``label``: the class for a class-conditional model (None: "no label"). ``mse`` = mean((eps_hat - eps)^2);
+    ``psnr`` = PSNR(x0_hat, x_0) in dB.
     """
     eps = fixed_noise(_x0, seed)
     with torch.inference_mode():
-        x_t, eps_hat, x0_hat = _one_step(_model, _x0, eps, int(t))
+        x_t, eps_hat, x0_hat = _one_step(_model, _x0, eps, int(t), label)
     return dict(
         x_t=x_t,
         eps=eps,
@@ -73,7 +85,9 @@ def sweep_timesteps(T: int, points: int = SWEEP_POINTS) -> list[int]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel):
+def sweep(
+    image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel, label=None
+):
     """eps-MSE and x0_hat PSNR at :data:`SWEEP_POINTS` values of t, same noise as :func:`denoise_at`.
 
     :returns: ``(ts, mse, psnr)`` as lists.
@@ -88,7 +102,7 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
             n = len(chunk)
             x0_b, eps_b = _x0.expand(n, -1, -1, -1), eps.expand(n, -1, -1, -1)
             x_t, _ = q_sample(_model.schedule, x0_b, chunk, noise=eps_b)  # eq. 4, one t per row
-            eps_hat, _ = _model.predict(x_t, chunk)
+            eps_hat, _ = _model.predict(x_t, chunk, None if label is None else torch.full((n,), int(label)))
             for i, t in enumerate(chunk.tolist()):
                 x0_hat = predict_x0(_model.schedule, x_t[i : i + 1], eps_hat[i : i + 1], t)  # eq. 15, unclipped
                 mse.append(float((eps_hat[i : i + 1] - eps).square().mean()))
@@ -127,11 +141,18 @@ def trajectory(
     seed: int,
     _x0: torch.Tensor | None,
     _model: LoadedModel,
-) -> figure.Run:
+    label: int | None = None,
+    guidance: float = 0.0,
+) -> tuple[figure.Run, tuple | None]:
     """Run the reverse process once per exact setting and keep it as a compact :class:`model.figure.Run`.
 
     ``image_key``/``_x0`` None means "from pure noise" (t_start = T - 1). A progress bar
     advances with the trajectory generator. At most 4 runs are cached per process.
+    ``label``/``guidance``: class and classifier-free guidance scale w for a class-conditional model.
+
+    :returns: ``(run, parts)``; with guidance, ``parts[k]`` holds the pictures (uint8, noise scale) of
+        ε̂(x_t, y) and ε̂(x_t, ∅) at the k-th kept step (``run.kept``), else ``parts`` is None. They come
+        from the same forward passes as the guided ε̃ that the sampler used (nothing is recomputed).
     """
     schedule = _model.schedule
     ts = make_timesteps(int(t_start), int(steps))
@@ -143,9 +164,49 @@ def trajectory(
         if done % every == 0 or done == total:
             bar.progress(done / total, text=f"{sampler.upper()}: step {done} of {total}")
 
+    seen: list[tuple] = []  # this run's (cond, uncond) pictures, one per step; local to the call
+
+    def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        g = guided_eps(_model, x_t, t, label, float(guidance))
+        if guidance:
+            seen.append((noise_to_uint8(g.eps_cond[0]), noise_to_uint8(g.eps_uncond[0])))
+        return g.eps_hat
+
     with torch.inference_mode():
-        x_start, g = figure.start_sample(schedule, _x0, int(t_start), int(seed), (1, 3, resolution, resolution))
-        records = sample_trajectory(_model.eps, schedule, x_start, ts, sampler, float(eta), g)
+        shape = (1, _model.channels, resolution, resolution)
+        x_start, g = figure.start_sample(schedule, _x0, int(t_start), int(seed), shape)
+        records = sample_trajectory(eps_model, schedule, x_start, ts, sampler, float(eta), g)
         run = figure.record_run(records, _x0, on_step=on_step)
     bar.empty()
-    return run
+    parts = tuple(seen[i] for i in run.kept) if guidance else None
+    return run, parts
+
+
+EMERGE_ROWS = 8  # steps shown in the "one of each class" figure
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: int, seed: int, _model: LoadedModel):
+    """One sample of every class in one batch (cond + uncond passes batched together).
+
+    :returns: ``dict(final=[uint8 (R, R, 3)] per class, rows=[(t, [x0_hat uint8 per class])] at
+        :data:`EMERGE_ROWS` evenly spaced steps, seconds=wall time)``.
+    """
+    import time
+
+    labels = list(range(len(_model.classes)))
+    ts = make_timesteps(_model.schedule.T - 1, int(steps))
+    show = set(figure.pick_rows(len(ts), EMERGE_ROWS))
+    bar = st.progress(0.0, text=f"One of each class: step 0 of {len(ts)}")
+    t0 = time.perf_counter()
+    rows, last = [], None
+    g = torch.Generator().manual_seed(int(seed))
+    with torch.inference_mode():
+        for rec in generate.trajectory(_model, labels, guidance, steps, sampler, eta, g):
+            if rec.index in show:
+                rows.append((rec.t, [tensor_to_uint8(rec.x0_hat[i]) for i in range(len(labels))]))
+            last = rec
+            bar.progress((rec.index + 1) / rec.num_steps, text=f"One of each class: step {rec.index + 1} of {rec.num_steps}")
+    bar.empty()
+    final = [tensor_to_uint8(last.x_prev[i]) for i in range(len(labels))]
+    return dict(final=final, rows=rows, seconds=time.perf_counter() - t0)

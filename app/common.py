@@ -9,10 +9,18 @@ from model.images import ImageLoadError
 from model.network import ModelLoadError
 
 
-def require_image() -> backend.CurrentImage:
-    """The current image, or a friendly message and ``st.stop()``."""
+def model_channels() -> int:
+    """Channels of the chosen model (1 for a grey model), or 3 while no model can be loaded."""
     try:
-        img = backend.current_image()
+        return backend.current_model().channels
+    except ModelLoadError:
+        return 3
+
+
+def require_image() -> backend.CurrentImage:
+    """The current image (grey when the chosen model is grey), or a friendly message and ``st.stop()``."""
+    try:
+        img = backend.current_image(model_channels())
     except ImageLoadError as exc:
         st.error(f"{exc}")
         st.stop()

@@ -20,6 +20,11 @@ from model import network
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list
 BUDGET_S = 20.0  # suggested steps are those that fit in this many seconds
+# the two bundled models: source name -> (label, what it is for, native px, a matching sample image)
+BUNDLED_MODELS = {
+    "bundled": ("Photo model", "Denoises your photos (colour, 64 px).", 64, "astronaut"),
+    "fashion": ("Fashion generator", "Generates clothes from nothing (grey, 32 px, 10 classes).", 32, "sneaker"),
+}
 
 
 def _hub_label(repo_id: str) -> str:
@@ -33,7 +38,8 @@ def _init_from_source() -> None:
     """First run of a session: point the widgets at whatever model_source already says."""
     src = st.session_state.get("model_source", "bundled")
     kind, where = BUNDLED, None
-    if src not in (None, "", "bundled"):
+    state.set_default("mp_bundled", src if src in BUNDLED_MODELS else "bundled")
+    if src not in (None, "", *BUNDLED_MODELS):
         try:
             kind, where = network.parse_source(src)
         except network.ModelLoadError:
@@ -49,11 +55,30 @@ def _init_from_source() -> None:
     state.set_default("mp_error", None)
 
 
+def use_bundled(name: str) -> None:
+    """Switch to a bundled model, and to its native resolution and a matching sample image, so that its
+    first picture is a good one (the photo model at 64 px on a photo, the Fashion generator at 32 px on a
+    garment). An uploaded image stays; it is converted to grey for the grey model."""
+    ss = st.session_state
+    ss["model_source"] = name
+    ss["mp_bundled"] = name
+    ss["mp_error"] = None
+    _, _, px, sample = BUNDLED_MODELS[name]
+    ss["resolution"] = px
+    if ss.get("image_source") != "Upload":
+        wanted = backend.FASHION_SAMPLES if name == "fashion" else backend.PHOTO_SAMPLES
+        if ss.get("sample_name") not in wanted:
+            ss["sample_name"] = sample
+
+
 def _on_kind_change() -> None:
     """Choosing "Bundled" takes effect at once (nothing to download)."""
     if st.session_state["mp_kind"] == BUNDLED:
-        st.session_state["model_source"] = "bundled"
-        st.session_state["mp_error"] = None
+        use_bundled(st.session_state.get("mp_bundled", "bundled"))
+
+
+def _on_bundled_change() -> None:
+    use_bundled(st.session_state["mp_bundled"])
 
 
 def _chosen_source() -> str:
@@ -62,7 +87,7 @@ def _chosen_source() -> str:
         return (ss["mp_hub_custom"] if ss["mp_hub_choice"] == OTHER else ss["mp_hub_choice"]).strip()
     if ss["mp_kind"] == LOCAL:
         return ss["mp_local_path"].strip()
-    return "bundled"
+    return ss.get("mp_bundled", "bundled")
 
 
 def _load_with_progress(source: str) -> network.LoadedModel:
@@ -120,9 +145,13 @@ def _describe_model_in_use() -> None:
         st.caption(f"Model in use: none yet. {exc}")
         return
     s = model.schedule
+    names = {str(network.BUNDLED_MODEL): "the bundled photo model", str(network.FASHION_MODEL): "the Fashion generator"}
+    kind = "grey" if model.channels == 1 else "colour"
+    if model.conditional:
+        kind += f", {len(model.classes)} classes" + (" + classifier-free guidance" if model.guidable else "")
     st.caption(
-        f"In use: **{'the bundled photo model' if model.source == str(network.BUNDLED_MODEL) else model.source}** · "
-        f"{model.num_parameters / 1e6:.1f}M parameters · native {model.resolution} px · predicts "
+        f"In use: **{names.get(model.source, model.source)}** · "
+        f"{model.num_parameters / 1e6:.1f}M parameters · {kind} · native {model.resolution} px · predicts "
         f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}"
     )
     res = int(ss.get("resolution", model.resolution))
@@ -157,9 +186,18 @@ def model_picker() -> str:
         key="mp_kind",
         horizontal=True,
         on_change=_on_kind_change,
-        help="Bundled: our small photo model. Hub: a published diffusers UNet2DModel (downloaded once). "
+        help="Bundled: our two small models. Hub: a published diffusers UNet2DModel (downloaded once). "
         "Local folder: a diffusers folder (config.json + safetensors + scheduler_config.json).",
     )
+    if ss["mp_kind"] == BUNDLED:
+        st.radio(
+            "Bundled model",
+            list(BUNDLED_MODELS),
+            key="mp_bundled",
+            format_func=lambda k: BUNDLED_MODELS[k][0],
+            captions=[v[1] for v in BUNDLED_MODELS.values()],
+            on_change=_on_bundled_change,
+        )
     if ss["mp_kind"] == HUB:
         choices = [*network.KNOWN_HUB_MODELS, OTHER]
         st.selectbox("Hub model", choices, key="mp_hub_choice", format_func=_hub_label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend
+from app.common import model_channels
 from app.model_picker import model_picker
 from app.render import picture
 from model.images import ImageLoadError
@@ -35,7 +36,12 @@ def render() -> None:
                 on_change=_store_upload,
             )
         else:
-            st.selectbox("Sample photo", list(backend.SAMPLES), key="sample_name", format_func=str.title)
+            st.selectbox(
+                "Sample photo",
+                list(backend.SAMPLES),
+                key="sample_name",
+                format_func=lambda s: f"{s.title()} (Fashion-MNIST)" if s in backend.FASHION_SAMPLES else s.title(),
+            )
         st.select_slider(
             "Working resolution (px)",
             options=list(backend.RESOLUTIONS),
@@ -44,7 +50,7 @@ def render() -> None:
             "64 px is fast everywhere; 128 px and up is sharper but slower on a CPU.",
         )
         try:
-            img = backend.current_image()
+            img = backend.current_image(model_channels())
         except ImageLoadError:
             img = None  # the page shows the message, once, in the main area
         if img is not None:

@@ -41,7 +41,7 @@ class CostEstimate:
         return f"{num_steps} steps × {self.macs_per_step / 1e9:.1f} GMAC: {self.duration(num_steps)} on {self.device}"
 
 
-def count_macs(unet: torch.nn.Module, resolution: int, batch: int = 1, in_channels: int = 3) -> int:
+def count_macs(unet: torch.nn.Module, resolution: int, batch: int = 1, in_channels: int | None = None) -> int:
     """MACs of one forward pass of ``unet`` at ``resolution`` px (FLOPs / 2, per FlopCounterMode).
 
     A diffusers model is rebuilt from its config on the ``meta`` device, so nothing is
@@ -55,10 +55,12 @@ def count_macs(unet: torch.nn.Module, resolution: int, batch: int = 1, in_channe
     if config is not None and hasattr(type(unet), "from_config"):
         with torch.device("meta"):
             net, dev = type(unet).from_config(config), torch.device("meta")
+    in_channels = in_channels or int(getattr(config, "in_channels", 3))
     x = torch.zeros(batch, in_channels, resolution, resolution, device=dev)
     t = torch.full((batch,), 10, dtype=torch.long, device=dev)
+    kw = {"class_labels": torch.zeros(batch, dtype=torch.long, device=dev)} if getattr(config, "num_class_embeds", None) else {}
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net(x, t)
+        net(x, t, **kw)
     return int(counter.get_total_flops() // 2)
 
 
@@ -95,8 +97,8 @@ def estimate_cost(model: LoadedModel, resolution: int | None = None, batch: int 
 
 
 def _timed(model: LoadedModel, size: int, batch: int) -> float:
-    """Wall-clock seconds of one forward of ``model`` on a (batch, 3, size, size) input."""
-    x = torch.zeros(batch, 3, size, size)
+    """Wall-clock seconds of one forward of ``model`` on a (batch, C, size, size) input."""
+    x = torch.zeros(batch, model.channels, size, size)
     t = torch.full((batch,), 10, dtype=torch.long)
     start = time.perf_counter()
     model.raw(x, t)

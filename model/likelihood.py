@@ -315,9 +315,9 @@ def train_step(
 
 
 def codec_bpd(x0: torch.Tensor, jpeg_quality: int = 90) -> dict[str, float]:
-    """Bits/dim of the PNG and JPEG encodings of the same 8-bit picture: bytes * 8 / (3 H W).
+    """Bits/dim of the PNG and JPEG encodings of the same 8-bit picture: bytes * 8 / (C H W).
 
-    :param x0: (1, 3, H, W) or (3, H, W) in [-1, 1] at the working resolution.
+    :param x0: (1, C, H, W) or (C, H, W) in [-1, 1] at the working resolution, C = 3 or 1 (grey).
     :returns: ``{"png": ..., "jpeg": ...}``. PNG is lossless (a true code length for these
         pixels, headers included); JPEG (quality 90, 4:2:0) is lossy, so it is only a rough
         reference. Both include a few hundred bytes of headers, which matter at 64 px.
@@ -328,8 +328,9 @@ def codec_bpd(x0: torch.Tensor, jpeg_quality: int = 90) -> dict[str, float]:
     if x.ndim == 4:
         x = x[0]
     arr = ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    img = Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
-    dims = 3 * arr.shape[0] * arr.shape[1]
+    grey = arr.shape[2] == 1
+    img = Image.fromarray(np.ascontiguousarray(arr[..., 0] if grey else arr), mode="L" if grey else "RGB")
+    dims = arr.shape[2] * arr.shape[0] * arr.shape[1]
     out = {}
     for name, kwargs in (
         ("png", {"format": "PNG", "optimize": True}),

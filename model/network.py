@@ -57,6 +57,8 @@ from model.checkpoint_io import (  # noqa: F401 -- also re-exported: model.netwo
 from model.hub import (  # noqa: F401 -- also re-exported: model.network is the public face
     _CONFIG_FILES,
     BUNDLED_MODEL,
+    BUNDLED_SOURCES,
+    FASHION_MODEL,
     KNOWN_HUB_MODELS,
     REPO_ROOT,
     KnownModel,
@@ -156,7 +158,8 @@ class LoadedModel:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.labels(class_labels, x.shape[0])
         with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
-            out = self.unet(x, torch.as_tensor(t).to(self.device), class_labels=None if y is None else y.to(self.device))
+            tt = torch.as_tensor(t).to(self.device)
+            out = self.unet(x, tt) if y is None else self.unet(x, tt, class_labels=y.to(self.device))
         out = out.sample if hasattr(out, "sample") else out
         return out[:, :c, :h, :w].float().cpu()
 

@@ -63,7 +63,7 @@ def build_unet(arch: str = "photo", sample_size: int = 64):
         out_channels=channels,
         down_block_types=tuple(down),
         up_block_types=tuple(up),
-        attention_head_dim=32 if attn else None,
+        attention_head_dim=min(32, a["block_out_channels"][-1]) if attn else None,
         **a,
     )
 

@@ -52,3 +52,19 @@ def x0_small() -> torch.Tensor:
     """(2, 3, 8, 8) smooth-ish images in [-1, 1]."""
     g = torch.Generator().manual_seed(123)
     return torch.rand((2, 3, 8, 8), generator=g) * 2 - 1
+
+
+@pytest.fixture(scope="session")
+def tiny_cond_model_dir(tmp_path_factory) -> Path:
+    """A tiny grey class-conditional UNet2DModel (Fashion-MNIST's 10 classes + the "no label" index 10)
+    with its classes.json, like checkpoints/fashion-unet."""
+    import json
+
+    from model.fashion import CLASSES, NULL_LABEL
+    from model.network import save_model, tiny_unet
+    from model.schedule import make_schedule
+
+    folder = tmp_path_factory.mktemp("tiny-cond-model")
+    save_model(tiny_unet(32, channels=1, num_class_embeds=len(CLASSES) + 1), make_schedule("linear"), folder)
+    (folder / "classes.json").write_text(json.dumps({"names": list(CLASSES), "null_label": NULL_LABEL}))
+    return folder

@@ -304,6 +304,18 @@ def hub(tmp_path, monkeypatch, saved, reference_unet):
         norm_num_groups=4,
     ).save_pretrained(str(gray))
     remotes["someone/mnist"] = gray
+    four = tmp_path / "remote-four"
+    UNet2DModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).save_pretrained(str(four))
+    remotes["someone/four-channel"] = four
     fake = FakeHub(remotes, tmp_path / "hf-cache")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
     return fake
@@ -329,14 +341,22 @@ def test_hub_bin_only_repo_falls_back_to_bin(hub, reference_unet):
     assert torch.allclose(m.raw(x, t), _direct(reference_unet, x, t), atol=1e-5)
 
 
-def test_hub_latent_or_gray_models_are_refused_before_weights_download(hub):
+def test_hub_latent_or_4_channel_models_are_refused_before_weights_download(hub):
     with pytest.raises(ModelLoadError) as err:
         network.load_model("someone/latent")
     assert "latent" in _one_sentence(err) and "vqvae" in str(err.value)
     with pytest.raises(ModelLoadError) as err:
-        network.load_model("someone/mnist")
-    assert "1-channel" in _one_sentence(err)
+        network.load_model("someone/four-channel")
+    assert "4-channel" in _one_sentence(err)
     assert len(hub.calls) == 2  # one config-only fetch each, no weights
+
+
+def test_hub_grey_model_loads_and_predicts_grey(hub):
+    m = network.load_model("someone/mnist")
+    assert m.channels == 1 and not m.conditional and m.classes is None
+    x = torch.randn(2, 1, 8, 8)
+    eps, x0 = m.predict(x, 500)
+    assert eps.shape == x.shape == x0.shape
 
 
 def test_hub_errors_are_actionable(hub, monkeypatch):

@@ -113,4 +113,4 @@ def test_trajectory_from_pure_noise(tiny_model_dir, sampler):
     run = at.session_state["traj_run"]["run"]
     assert run.psnr is None and run.ts[0] == 999 and run.num_steps == 10
     assert len(at.get("plotly_chart")) == 1  # no PSNR without a photo
-    assert any("photo-like textures" in i.value for i in at.info)
+    assert any("**generates**" in i.value for i in at.info)  # a model of your own: no switch to the Fashion generator

@@ -36,16 +36,31 @@ t = c1.slider(
     help="t = 0 is the first noising step, t = T − 1 the last.",
 )
 seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session"))
+label = None
+if model.conditional:  # the class y is an input of the network, beside x_t and t
+    names = list(model.classes) + (["no label (∅)"] if model.null_label is not None else [])
+    state.set_default("den_class", names[0])
+    if st.session_state["den_class"] not in names:
+        st.session_state["den_class"] = names[0]
+    choice = c1.selectbox(
+        "Class y given to the network",
+        names,
+        key="den_class",
+        persist_state="session",
+        help="A class-conditional network predicts ε̂ = ε_θ(x_t, t, y). Try the right class, a wrong one and none.",
+    )
+    label = None if choice not in model.classes else names.index(choice)
 
 mkey = backend_reverse.model_key()
-r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model)
+r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 ab = float(model.schedule.alpha_bar[t])
 
 st.subheader(f"What the network sees and what it predicts, at t = {t}")
 cols = st.columns(4)
 cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
 cols[1].image(noise_picture(r["eps"]), caption="ε: the true noise", width="stretch")
-cols[2].image(noise_picture(r["eps_hat"]), caption="ε̂ = ε_θ(x_t, t): the predicted noise", width="stretch")
+eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"
+cols[2].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
 cols[3].image(
     noise_picture(r["eps_hat"] - r["eps"]),
     caption=f"ε̂ − ε: the error, MSE = {r['mse']:.4f}",
@@ -70,7 +85,7 @@ with c:
     )
 
 st.subheader("The same step across all of t")
-ts, mse, ps = backend_reverse.sweep(img.key, img.resolution, mkey, seed, img.x0, model)
+ts, mse, ps = backend_reverse.sweep(img.key, img.resolution, mkey, seed, img.x0, model, label)
 st.plotly_chart(plots_reverse.sweep_chart(ts, mse, ps, t, (r["mse"], r["psnr"])), width="stretch")
 st.caption(
     f"{len(ts)} values of t, the same noise ε (seed {seed}) at each; computed once per image, resolution, "

@@ -6,10 +6,11 @@ import math
 
 import streamlit as st
 
-from app import backend_reverse, plots_reverse, state
+from app import backend, backend_reverse, plots_reverse, state
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
-from model import figure
+from model import figure, network
+from model.generate import DEFAULT_GUIDANCE
 from model.images import tensor_to_uint8, to_picture
 from model.reverse import make_timesteps
 
@@ -22,6 +23,8 @@ model = require_model()
 T = model.schedule.T
 mkey = backend_reverse.model_key()
 sec = backend_reverse.seconds_per_step(mkey, img.resolution, model)
+NO_LABEL = "no label (unconditional)"
+substituted = False  # True when pure noise is generated with the Fashion generator instead of the photo model
 
 for key, value in {
     "traj_source": PHOTO,
@@ -32,6 +35,8 @@ for key, value in {
     "traj_seed": 0,
     "traj_step": 1,
     "traj_every": 5,
+    "traj_photo_model_anyway": False,
+    "traj_guidance": DEFAULT_GUIDANCE,
 }.items():
     state.set_default(key, value)
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
@@ -59,10 +64,55 @@ if source == PHOTO:
     )
 else:
     t_start = T - 1
-    c1.info(
-        "From pure noise the model **generates**. The bundled model was trained on small random crops of "
-        "photos, so it makes photo-like textures, colour blobs and edges — not objects, faces or scenes."
-    )
+    photo_model = model.source == str(network.BUNDLED_MODEL)
+    if photo_model and network.FASHION_MODEL.is_dir():
+        anyway = c1.checkbox(
+            "Use the photo model anyway", key="traj_photo_model_anyway", persist_state=KEEP
+        )
+        if not anyway:
+            c1.info(
+                "From pure noise we **generate** with the **Fashion generator**: the bundled photo model learned "
+                "from small crops of 156 photos, so from noise it only makes smears. The Fashion generator learned "
+                "60,000 garments in 10 classes, so a class appears out of the noise."
+            )
+            model = backend.get_bundled("fashion")
+            mkey, T, substituted = "fashion", model.schedule.T, True
+            sec = backend_reverse.seconds_per_step(mkey, model.resolution, model)
+        else:
+            c1.info(
+                "From pure noise the photo model **generates** photo-like textures, colour blobs and edges — not "
+                "objects, faces or scenes: it learned from small random crops of photos."
+            )
+    elif not model.conditional:
+        c1.info("From pure noise the model **generates** a new image of the kind it was trained on.")
+# the resolution of the run: generation with a substituted model runs at that model's own size
+run_res = model.resolution if substituted else img.resolution
+label, guidance = None, 0.0
+if model.conditional:
+    g1, g2 = st.columns([1, 2])
+    names = list(model.classes) + ([NO_LABEL] if model.null_label is not None else [])
+    state.set_default("traj_class", names[0])
+    if st.session_state["traj_class"] not in names:
+        st.session_state["traj_class"] = names[0]
+    choice = g1.selectbox("Class y", names, key="traj_class", persist_state=KEEP, help="The class to generate.")
+    label = None if choice == NO_LABEL else names.index(choice)
+    if model.guidable:
+        guidance = g2.slider(
+            "Guidance scale w",
+            0.0,
+            8.0,
+            step=0.5,
+            key="traj_guidance",
+            persist_state=KEEP,
+            disabled=label is None,
+            help="0: the plain conditional model. Larger: more clearly the class, less varied.",
+        )
+        guidance = float(guidance) if label is not None else 0.0
+        yname = choice.replace("/", "/\\allowbreak ") if label is not None else "y"
+        g2.latex(
+            rf"\tilde\epsilon = \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))"
+            rf" = {1 + guidance:g}\,\hat\epsilon(x_t, \text{{{yname}}}) - {guidance:g}\,\hat\epsilon(x_t, \varnothing)"
+        )
 sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
     "DDIM η",
@@ -81,35 +131,84 @@ seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key
 
 n_eff = len(make_timesteps(t_start, steps))
 eta_used = float(eta) if sampler == "DDIM" else 0.0
-settings = (None if source == NOISE else img.key, img.resolution, mkey, t_start, sampler.lower(), eta_used, n_eff, seed)
+settings = (
+    None if source == NOISE else img.key,
+    run_res,
+    mkey,
+    t_start,
+    sampler.lower(),
+    eta_used,
+    n_eff,
+    seed,
+    label,
+    guidance,
+)
 est = n_eff * sec
-cost = f"{n_eff} steps × {sec * 1000:.0f} ms per step (measured for this model at {img.resolution} px) ≈ {est:.1f} s"
+if guidance:
+    est *= 2  # the conditional and unconditional predictions: one pass on a doubled batch
+cost = f"{n_eff} steps × {sec * 1000:.0f} ms per step{' (×2 for guidance)' if guidance else ''} (measured for this model at {run_res} px) ≈ {est:.1f} s"
 if n_eff < steps:
     cost += f" — only {n_eff} distinct timesteps lie between t_start = {t_start} and 0"
 (st.warning if est > backend_reverse.LONG_RUN_SECONDS else st.caption)(f"This run: {cost}.")
 
+x0_run = None if source == NOISE else img.x0
+if x0_run is not None and x0_run.shape[1] != model.channels:  # defensive: the image follows the model
+    from model.images import to_channels
+
+    x0_run = to_channels(x0_run, model.channels)
 if st.button("Run", type="primary", key="traj_go"):
-    run = backend_reverse.trajectory(
+    run, parts = backend_reverse.trajectory(
         settings[0],
-        img.resolution,
+        run_res,
         mkey,
         t_start,
         sampler.lower(),
         eta_used,
         n_eff,
         seed,
-        None if source == NOISE else img.x0,
+        x0_run,
         model,
+        label,
+        guidance,
     )
     # Only the latest run is kept per session (bounded memory); scrubbing reads it, never recomputes.
     st.session_state[RUN_KEY] = {
         "settings": settings,
         "run": run,
+        "parts": parts,
+        "classes": model.classes,
         "source": source,
         "x0": img.x0 if source == PHOTO else None,
     }
     st.session_state["traj_step"] = 1
     st.session_state["traj_every"] = max(1, math.ceil(len(run.frames) / 10))
+
+if model.conditional and model.guidable:
+    st.subheader("One of each class")
+    st.caption(
+        f"All {len(model.classes)} classes in one batch from pure noise, with the guidance, sampler, steps and seed "
+        "above (the conditional and unconditional passes are batched together)."
+    )
+    if st.button("Generate one of each class", key="traj_each"):
+        w_each = float(st.session_state.get("traj_guidance", DEFAULT_GUIDANCE))
+        st.session_state["traj_each_run"] = (
+            backend_reverse.one_of_each(mkey, w_each, sampler.lower(), eta_used, steps, seed, model),
+            model.classes,
+            w_each,
+        )
+    each = st.session_state.get("traj_each_run")
+    if each is not None:
+        res_each, classes_each, w_each = each
+        cols = st.columns(len(classes_each))
+        for c, name, pic in zip(cols, classes_each, res_each["final"], strict=True):
+            c.image(to_picture(pic, 96), caption=name, width="stretch")
+        st.caption(f"w = {w_each:g}, {len(res_each['rows'])} of the steps below; took {res_each['seconds']:.1f} s.")
+        with st.expander("How each one emerged: x̂₀ at evenly spaced steps (rows) for every class (columns)"):
+            for t_row, pics in res_each["rows"]:
+                cols = st.columns(len(pics))
+                for c, pic in zip(cols, pics, strict=True):
+                    c.image(to_picture(pic, 64), width="stretch")
+                st.caption(f"t = {t_row}")
 
 stored = st.session_state.get(RUN_KEY)
 if stored is None:
@@ -119,11 +218,15 @@ if stored is None:
 run: figure.Run = stored["run"]
 if stored["settings"] != settings:
     st.info("The settings changed since this run. Below is the previous run; press **Run** to compute the new one.")
-s_img, s_res, _, s_t0, s_sampler, s_eta, s_n, s_seed = stored["settings"]
-label = (
+s_img, s_res, s_model, s_t0, s_sampler, s_eta, s_n, s_seed, s_label, s_w = stored["settings"]
+title = (
     f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {s_n} steps from t = {s_t0}, seed {s_seed}"
 )
-st.success(f"{label} — {'from the photo' if s_img else 'from pure noise'}, {s_res} px, took {run.seconds:.1f} s.")
+if s_label is not None:
+    title += f", class {stored['classes'][s_label]}, guidance w = {s_w:g}"
+st.success(
+    f"{title} — {'from the photo' if s_img else 'from pure noise'}, {s_model} model, {s_res} px, took {run.seconds:.1f} s."
+)
 
 
 # --- scrub: one step, the blog figure's row, live ---------------------------------------
@@ -143,6 +246,21 @@ def scrub() -> None:
     cols[1].image(to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̂: predicted noise ({NOISE_CAPTION})", width="stretch")
     p = f", PSNR {run.psnr[f.index]:.1f} dB" if run.psnr is not None else ""
     cols[2].image(to_picture(f.x0_hat, DISPLAY_PX), caption=f"x̂₀: all of ε̂ removed{p}", width="stretch")
+    parts = stored.get("parts")
+    if parts:
+        cond, uncond = parts[pos - 1]
+        w = stored["settings"][-1]
+        st.markdown(f"**What guidance adds at this step** (w = {w:g}): the sampler used the guided noise on the right.")
+        gc = st.columns(3)
+        gc[0].image(to_picture(cond, DISPLAY_PX), caption="ε̂(x_t, y): with the class", width="stretch")
+        gc[1].image(to_picture(uncond, DISPLAY_PX), caption="ε̂(x_t, ∅): without a label", width="stretch")
+        gc[2].image(
+            to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̃ = {1 + w:g}·ε̂(x_t, y) − {w:g}·ε̂(x_t, ∅)", width="stretch"
+        )
+        st.caption(
+            f"All three on the noise scale ({NOISE_CAPTION}). The difference between the first two is what the label "
+            "says; guidance multiplies it, so the sample moves further towards the class."
+        )
 
     step_nums = list(range(1, run.num_steps + 1))
     charts = st.columns(2 if run.psnr is not None else 1)
