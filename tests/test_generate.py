@@ -175,3 +175,29 @@ def test_training_refuses_a_conditional_model_on_photos(tmp_path):
         train(["--data", str(photos), "--arch", "tiny-cond", "--out", str(tmp_path / "o"), "--steps", "1", "--no-progress"])
     with pytest.raises(SystemExit):
         train(["--data", str(photos), "--out", str(tmp_path / "o2"), "--label-dropout", "2", "--no-progress"])
+
+
+def test_build_fashion_copies_the_idx_files_and_writes_a_manifest(tmp_path, monkeypatch):
+    """model.data --fashion-out on a local stand-in of the Debian package (no download)."""
+    import model.data
+    from model.fashion import PACKAGE, PKG_DIR, build_fashion, load_split
+
+    root = tmp_path / "cache" / PACKAGE
+    _tiny_fashion(root / PKG_DIR, n=20)
+    (tmp_path / "cache" / "debs").mkdir(parents=True)
+    (tmp_path / "cache" / "debs" / f"{PACKAGE}_0.0~git20200523.55506a9-1_all.deb").write_bytes(b"")
+    calls = []
+
+    def fake_fetch(cache, packages):
+        calls.append(tuple(packages))
+        return {PACKAGE: root}
+
+    monkeypatch.setattr(model.data, "fetch_debs", fake_fetch)
+    out = tmp_path / "fashion"
+    m = build_fashion(out, tmp_path / "cache")
+    assert calls == [(PACKAGE,)]
+    assert m["counts"] == {"train": 20, "test": 16} and m["classes"][7] == "Sneaker" and "Expat" in m["licence"]
+    assert {r["file"] for r in m["files"]} == {p.name for p in out.glob("*.gz")} and len(m["files"]) == 4
+    assert all(len(r["sha256"]) == 64 and r["package_version"].startswith("0.0~git") for r in m["files"])
+    x, y = load_split(out, "train")
+    assert x.shape == (20, 28, 28) and y.dtype == np.int64
