@@ -1,4 +1,4 @@
-"""Diffusion Lens entry point: page config, shared sidebar, and routing. Nothing else."""
+"""Diffusion Lens entry point: page config, shared sidebar, the address's settings, and routing. Nothing else."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar, state  # noqa: E402
+from app import sidebar, state, urlstate  # noqa: E402
 
 st.set_page_config(page_title="Diffusion Lens", page_icon=":material/biotech:", layout="wide")
 state.init()
@@ -28,5 +28,12 @@ PAGES = [
 ]
 
 nav = st.navigation(PAGES)
+urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 sidebar.render()
+for note in urlstate.take_notes():
+    st.warning(note)
+# The address follows every change. Written before the page (a page that calls st.stop() ends the run, and
+# nothing after it reaches the browser) and again after it (what the page itself changed, e.g. a finished run).
+urlstate.write(nav.url_path)
 nav.run()
+urlstate.write(nav.url_path)

@@ -20,7 +20,9 @@ st.markdown(
     "why a sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
 )
 
-img = require_image()
+# The settings are drawn before the image is read: while an upload is on its way there is no image and the
+# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+# the pictures kept the old t (issue 17).
 model = require_model()
 T = model.schedule.T
 if st.session_state["den_t"] > T - 1:
@@ -51,6 +53,7 @@ if model.conditional:  # the class y is an input of the network, beside x_t and 
     )
     label = None if choice not in model.classes else names.index(choice)
 
+img = require_image()
 mkey = backend_reverse.model_key()
 r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 ab = float(model.schedule.alpha_bar[t])

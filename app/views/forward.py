@@ -19,8 +19,9 @@ st.markdown(
     r"$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$."
 )
 
-img = require_image()
-
+# The settings are drawn before the image is read: while an upload is on its way there is no image and the
+# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+# the pictures kept the old t (issue 17).
 c1, c2, c3 = st.columns([3, 1, 1])
 t = c1.slider(
     "Timestep t",
@@ -33,6 +34,7 @@ t = c1.slider(
 schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True)
 seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session"))
 
+img = require_image()
 schedule = backend.schedule(schedule_name)
 x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
 sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alpha_bar[t])

@@ -26,7 +26,9 @@ st.markdown(
     "from a noisy input to a clean one."
 )
 
-img = require_image()
+# The settings are drawn before the image is read: while an upload is on its way there is no image and the
+# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+# the pictures kept the old t (issue 17).
 model = require_model()
 T = model.schedule.T
 if st.session_state["ins_t"] > T - 1:
@@ -52,6 +54,7 @@ if options:
     )
     label = options[label_name]
 
+img = require_image()
 mkey = backend_reverse.model_key()
 r = backend_inside.inside_pass(img.key, img.resolution, mkey, t, seed, label, img.x0, model)
 arch = backend_inside.architecture(mkey, r.resolution, model)

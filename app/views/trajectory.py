@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from app import backend, backend_reverse, plots_reverse, state
+from app import backend, backend_reverse, plots_reverse, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
 from model import figure, network
@@ -18,11 +18,14 @@ PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": tuple, "run": Run, ...}
 MAX_GRID_ROWS = 50
 
-img = require_image()
+# The settings are drawn before the image is read: while an upload is on its way there is no image and the
+# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+# the pictures kept the old t (issue 17).
 model = require_model()
+res = int(st.session_state["resolution"])
 T = model.schedule.T
 mkey = backend_reverse.model_key()
-sec = backend_reverse.seconds_per_step(mkey, img.resolution, model)
+sec = backend_reverse.seconds_per_step(mkey, res, model)
 NO_LABEL = "no label (unconditional)"
 substituted = False  # True when pure noise is generated with the Fashion generator instead of the photo model
 
@@ -86,7 +89,7 @@ else:
     elif not model.conditional:
         c1.info("From pure noise the model **generates** a new image of the kind it was trained on.")
 # the resolution of the run: generation with a substituted model runs at that model's own size
-run_res = model.resolution if substituted else img.resolution
+run_res = model.resolution if substituted else res
 label, guidance = None, 0.0
 if model.conditional:
     g1, g2 = st.columns([1, 2])
@@ -108,10 +111,10 @@ if model.conditional:
             help="0: the plain conditional model. Larger: more clearly the class, less varied.",
         )
         guidance = float(guidance) if label is not None else 0.0
-        yname = choice.replace("/", "/\\allowbreak ") if label is not None else "y"
-        g2.latex(
-            rf"\tilde\epsilon = \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))"
-            rf" = {1 + guidance:g}\,\hat\epsilon(x_t, \text{{{yname}}}) - {guidance:g}\,\hat\epsilon(x_t, \varnothing)"
+        yname = rf"\text{{{choice}}}" if label is not None else "y"
+        g2.latex(  # two short lines, so the formula fits a narrow column and a phone
+            r"\begin{aligned}\tilde\epsilon &= \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))"
+            rf"\\ &= {1 + guidance:g}\,\hat\epsilon(x_t, {yname}) - {guidance:g}\,\hat\epsilon(x_t, \varnothing)\end{{aligned}}"
         )
 sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
@@ -129,6 +132,7 @@ steps = c2.slider(
 )
 seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="traj_seed", persist_state=KEEP))
 
+img = require_image()
 n_eff = len(make_timesteps(t_start, steps))
 eta_used = float(eta) if sampler == "DDIM" else 0.0
 settings = (
@@ -156,7 +160,14 @@ if x0_run is not None and x0_run.shape[1] != model.channels:  # defensive: the i
     from model.images import to_channels
 
     x0_run = to_channels(x0_run, model.channels)
-if st.button("Run", type="primary", key="traj_go"):
+go = st.button("Run", type="primary", key="traj_go")
+autorun_step = st.session_state.pop(urlstate.AUTORUN_KEY, None)  # a link with run=1: run its settings once
+if autorun_step is not None and not go:
+    if est <= backend_reverse.LONG_RUN_SECONDS:
+        go = True
+    else:
+        st.info(f"The link comes with a finished run, which would take about {est:.0f} s here: press **Run**.")
+if go:
     run, parts = backend_reverse.trajectory(
         settings[0],
         run_res,
@@ -180,7 +191,7 @@ if st.button("Run", type="primary", key="traj_go"):
         "source": source,
         "x0": img.x0 if source == PHOTO else None,
     }
-    st.session_state["traj_step"] = 1
+    st.session_state["traj_step"] = min(int(autorun_step or 1), len(run.frames))
     st.session_state["traj_every"] = max(1, math.ceil(len(run.frames) / 10))
 
 if model.conditional and model.guidable:
@@ -211,6 +222,8 @@ if model.conditional and model.guidable:
                 st.caption(f"t = {t_row}")
 
 stored = st.session_state.get(RUN_KEY)
+# the address carries run=1 (and the step) only while the run shown is the one of the settings shown
+st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
 if stored is None:
     st.info("Choose the settings and press **Run**.")
     st.stop()

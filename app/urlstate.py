@@ -1,0 +1,354 @@
+"""The page's settings in the address bar (``st.query_params``): one table, read once, written every run.
+
+* :func:`restore` runs on the first run of a session (a fresh browser, a reload, a shared link): every known
+  parameter is checked and copied into ``st.session_state`` before any widget is drawn, so the widgets start
+  from it. A bad value is skipped with one sentence (kept in ``st.session_state["url_notes"]``), never a
+  traceback.
+* :func:`write` runs at the end of every run and puts the current page's settings (plus the image,
+  the resolution and the model, which every page shares) back into the address, so a reload keeps them and a
+  copied link opens the same pictures elsewhere.
+
+The page itself is the URL path (``/denoise``), set by ``st.navigation``. Parameter names are the
+page's own (``t`` is the Forward page's t on ``/`` and the Denoise page's t on ``/denoise``).
+An uploaded photo cannot travel in a link: the address says ``img=upload`` and the receiver gets the
+sample photo with one sentence saying so. A local model folder is never put in a link (a path on the
+sender's server means nothing, or something private, on the receiver's); the link falls back to the
+bundled model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+from app import backend
+from app.model_picker import BUNDLED_MODELS
+from model import network
+from model.network import ModelLoadError
+
+NOTES_KEY = "url_notes"  # sentences about the link, shown once at the top of the page
+DONE_KEY = "_url_restored"
+AUTORUN_KEY = "traj_autorun"  # the trajectory page runs the link's settings once, when they are cheap
+LINK_RUN_KEY = "traj_link_run"  # set by the trajectory page: a finished run of the current settings is shown
+MAX_SEED = 2**31 - 1
+NO_LABEL = "none"  # the "no label" choice of a class-conditional model, in the address
+
+
+class BadValue(ValueError):
+    """A value in the address that cannot be used; the message is the sentence shown."""
+
+
+# --- parsers: text from the address -> session value (raise BadValue with a sentence) ----------------------
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise BadValue(f"should be a whole number from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise BadValue(f"should be from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float, step: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadValue(f"should be a number from {lo:g} to {hi:g}") from None
+        if not lo <= value <= hi:  # also refuses nan
+            raise BadValue(f"should be from {lo:g} to {hi:g}")
+        return round(round(value / step) * step, 6)  # onto the slider's grid
+
+    return parse
+
+
+def _choice(options: dict[str, object]) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        value = options.get(text.strip().lower())
+        if value is None:
+            raise BadValue("should be one of " + ", ".join(options))
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "on", "yes"):
+        return True
+    if text.strip().lower() in ("0", "false", "off", "no"):
+        return False
+    raise BadValue("should be 1 or 0")
+
+
+def _class(text: str) -> str:
+    text = text.strip()
+    if not text or len(text) > 60:
+        raise BadValue("should be a class name of the model, or none")
+    return text  # checked against the model's classes in _class_value
+
+
+@dataclass(frozen=True)
+class Field:
+    param: str  # name in the address
+    key: str  # st.session_state key (the widget's key)
+    parse: Callable[[str], object]
+    show: Callable[[object], str] = str  # session value -> text in the address
+
+
+def _show_float(v: object) -> str:
+    return f"{float(v):g}"
+
+
+def _show_bool(v: object) -> str:
+    return "1" if v else "0"
+
+
+def _show_lower(v: object) -> str:
+    return str(v).lower()
+
+
+_SEED = _int(0, MAX_SEED)
+_T = _int(0, 999)
+# The trajectory page's "start from" radio: its labels, by their name in the address.
+SOURCES = {"photo": "Your photo, noised to t_start", "noise": "Pure noise (generate)"}
+
+PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
+    "forward": (
+        Field("t", "fwd_t", _T),
+        Field("schedule", "fwd_schedule", _choice({"linear": "linear", "cosine": "cosine"})),
+        Field("seed", "fwd_seed", _SEED),
+        Field("chain", "fwd_chain", _bool, _show_bool),
+    ),
+    "denoise": (
+        Field("t", "den_t", _T),
+        Field("seed", "den_seed", _SEED),
+        Field("class", "den_class", _class),
+    ),
+    "trajectory": (
+        Field("start", "traj_source", _choice(SOURCES), lambda v: {b: a for a, b in SOURCES.items()}[v]),
+        Field("t_start", "traj_t_start", _T),
+        Field("sampler", "traj_sampler", _choice({"ddim": "DDIM", "ddpm": "DDPM"}), _show_lower),
+        Field("eta", "traj_eta", _float(0.0, 1.0, 0.1), _show_float),
+        Field("steps", "traj_steps", _int(10, 1000)),
+        Field("seed", "traj_seed", _SEED),
+        Field("class", "traj_class", _class),
+        Field("w", "traj_guidance", _float(0.0, 8.0, 0.5), _show_float),
+        Field("photo_model", "traj_photo_model_anyway", _bool, _show_bool),
+    ),
+    "inside": (
+        Field("t", "ins_t", _T),
+        Field("seed", "ins_seed", _SEED),
+        Field("class", "ins_label", _class),
+        Field("block", "ins_block", _class),  # a block name (checked by the page against the model's blocks)
+        Field("attn", "ins_attn", _class),
+        Field("qrow", "ins_qrow", _int(0, 4096)),
+        Field("qcol", "ins_qcol", _int(0, 4096)),
+    ),
+    "objective": (
+        Field("seed", "obj_seed", _SEED),
+        Field("n", "obj_n", _choice({"20": 20, "50": 50, "100": 100, "200": 200})),
+        Field("draws", "obj_draws", _choice({"1": 1, "2": 2, "3": 3, "5": 5})),
+        Field("lr", "obj_lr", _choice({f"{v:g}": v for v in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)}), _show_float),
+    ),
+    "about": (),
+}
+# the "no label" entry of each page's class widget
+_NO_LABEL_SHOWN = {"den_class": "no label (∅)", "traj_class": "no label (unconditional)", "ins_label": "no label (∅)"}
+_CLASS_KEYS = tuple(_NO_LABEL_SHOWN)
+# the trajectory page's step slider and auto-run: only meaningful with a finished run
+STEP = Field("step", "traj_step", _int(1, 1000))
+RES = Field("res", "resolution", _choice({str(r): r for r in backend.RESOLUTIONS}))
+
+
+def page_name(url_path: str) -> str:
+    """The page's name in :data:`PAGE_FIELDS` ("" is the default page: Forward)."""
+    return url_path or "forward"
+
+
+def _note(text: str) -> None:
+    st.session_state.setdefault(NOTES_KEY, []).append(text)
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+def _restore_image(params: dict[str, str]) -> None:
+    img = params.get("img")
+    if img is None:
+        return
+    ss = st.session_state
+    if img == "upload":
+        ss["image_source"] = "Sample photo"
+        _note(
+            f"This link was made with an uploaded photo, which cannot travel in a link: you see the sample photo "
+            f"“{ss['sample_name']}” instead (upload your own in the sidebar)."
+        )
+    elif img in backend.SAMPLES:
+        ss["image_source"], ss["sample_name"] = "Sample photo", img
+    else:
+        _note(
+            f"The link's photo “{img[:40]}” is not one of the samples ({', '.join(backend.SAMPLES)}); "
+            f"showing “{ss['sample_name']}”."
+        )
+
+
+def _restore_model(params: dict[str, str]) -> None:
+    text = params.get("model")
+    if text is None:
+        return
+    ss = st.session_state
+    text = text.strip()
+    if text in BUNDLED_MODELS:
+        ss["model_source"] = text
+        return
+    try:
+        kind, where = network.parse_source(text)
+    except ModelLoadError:
+        kind, where = "bad", text
+    if kind != "hub":
+        _note(
+            f"The link's model “{text[:60]}” is not a bundled model or a Hub id (owner/name); "
+            "a link cannot choose a folder on the server. Using the bundled photo model."
+        )
+        return
+    ss["model_source"] = where
+
+
+def _class_model(key: str):
+    """The model whose classes the widget ``key`` lists, or None when it cannot load. Generating from pure noise
+    on the Reverse trajectory page with the photo model uses the Fashion generator instead."""
+    ss = st.session_state
+    try:
+        model = backend.current_model()
+        if (
+            key == "traj_class"
+            and not model.conditional
+            and ss.get("traj_source") == SOURCES["noise"]
+            and not ss.get("traj_photo_model_anyway")
+            and model.source == str(network.BUNDLED_MODEL)
+            and network.FASHION_MODEL.is_dir()
+        ):
+            model = backend.get_bundled("fashion")
+        return model
+    except ModelLoadError:
+        return None
+
+
+def _class_value(key: str, text: str) -> str | None:
+    """The class widget's value for a class named in the address, or None (with a note) if the model has none."""
+    model = _class_model(key)
+    if model is None:
+        return None  # the page says why the model cannot load
+    if not model.conditional:
+        _note(f"The link names the class “{text}”, but this model has no classes; ignored.")
+        return None
+    classes = list(model.classes or ())
+    if text.lower() == NO_LABEL and model.null_label is not None:
+        return _NO_LABEL_SHOWN[key]
+    if text not in classes:
+        _note(
+            f"The link's class “{text}” is not one of this model's classes ({', '.join(classes)}); using {classes[0]}."
+        )
+        return None
+    return f"{classes.index(text)}: {text}" if key == "ins_label" else text
+
+
+def restore(url_path: str) -> None:
+    """Copy the address's settings into the session, once per session (call before any widget is drawn)."""
+    ss = st.session_state
+    if ss.get(DONE_KEY):
+        return
+    ss[DONE_KEY] = True
+    params = {k: st.query_params.get(k) for k in st.query_params}
+    if not params:
+        return
+    _restore_image(params)
+    _restore_model(params)
+    page = page_name(url_path)
+    fields = (RES, *PAGE_FIELDS.get(page, ()), *((STEP,) if page == "trajectory" else ()))
+    for f in fields:
+        if f.param not in params:
+            continue
+        try:
+            value = f.parse(params[f.param])
+        except BadValue as exc:
+            _note(
+                f"In the link, {f.param}={params[f.param][:40]} {exc}; using {f.show(ss.get(f.key, '—'))} instead."
+                if f.key in ss
+                else f"In the link, {f.param}={params[f.param][:40]} {exc}; ignored."
+            )
+            continue
+        if f.key in _CLASS_KEYS:
+            value = _class_value(f.key, value)
+            if value is None:
+                continue
+        ss[f.key] = value
+    if page == "trajectory" and _bool_or_false(params.get("run")):
+        ss[AUTORUN_KEY] = int(ss.get("traj_step", 1))
+
+
+def _bool_or_false(text: str | None) -> bool:
+    try:
+        return text is not None and _bool(text)
+    except BadValue:
+        return False
+
+
+def take_notes() -> list[str]:
+    """The sentences about the link (each shown once)."""
+    return st.session_state.pop(NOTES_KEY, [])
+
+
+# --- writing -------------------------------------------------------------------------------------------------
+def _class_text(key: str, value: object) -> str | None:
+    if value == _NO_LABEL_SHOWN[key]:
+        return NO_LABEL
+    if key == "ins_label":
+        return str(value).split(": ", 1)[-1]
+    return str(value)
+
+
+def current_params(url_path: str) -> dict[str, str]:
+    """The address's query parameters for the current page and session (what :func:`write` puts there)."""
+    ss = st.session_state
+    out: dict[str, str] = {}
+    if ss.get("image_source") == "Upload":
+        out["img"] = "upload"
+    elif ss.get("sample_name") in backend.SAMPLES:
+        out["img"] = ss["sample_name"]
+    out[RES.param] = str(ss.get("resolution"))
+    src = str(ss.get("model_source") or "bundled")
+    try:
+        kind = "bundled" if src in BUNDLED_MODELS else network.parse_source(src)[0]
+    except ModelLoadError:
+        kind = "bad"
+    if kind in ("bundled", "hub"):
+        out["model"] = src
+    page = page_name(url_path)
+    for f in PAGE_FIELDS.get(page, ()):
+        if f.key not in ss or ss[f.key] is None:
+            continue
+        if f.key in _CLASS_KEYS:
+            model = _class_model(f.key)
+            text = _class_text(f.key, ss[f.key]) if model is not None and model.conditional else None
+            if text is not None:
+                out[f.param] = text
+            continue
+        out[f.param] = f.show(ss[f.key])
+    if page == "trajectory" and ss.get(LINK_RUN_KEY):
+        out["run"] = "1"
+        out[STEP.param] = str(ss.get(STEP.key, 1))
+    if ss.get("present"):
+        out["present"] = "1"
+    return out
+
+
+def write(url_path: str) -> None:
+    """Put the current settings in the address (only when they changed, so the browser history stays calm)."""
+    want = current_params(url_path)
+    have = {k: st.query_params.get(k) for k in st.query_params}
+    if have != want:
+        st.query_params.from_dict(want)
