@@ -15,6 +15,9 @@ from model.schedule import Schedule
 
 SIGNAL_COLOUR = "#1f77b4"
 NOISE_COLOUR = "#d62728"
+# The current-t marker and reference lines: a mid grey that shows on the light and the dark theme alike
+# (black vanished on the dark one).
+MARKER_COLOUR = "#8c8c8c"
 
 
 def layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -37,7 +40,7 @@ def schedule_chart(schedule: Schedule, t: int) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=ts, y=sig, name="√ᾱ_t  (signal weight)", line=dict(color=SIGNAL_COLOUR)))
     fig.add_trace(go.Scatter(x=ts, y=noi, name="√(1−ᾱ_t)  (noise weight)", line=dict(color=NOISE_COLOUR)))
-    fig.add_vline(x=t, line=dict(color="black", dash="dash"))
+    fig.add_vline(x=t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
     fig.add_trace(
         go.Scatter(
             x=[t, t],
@@ -53,8 +56,14 @@ def schedule_chart(schedule: Schedule, t: int) -> go.Figure:
     return layout(fig, f"{schedule.name} schedule: how much of x₀ and of ε is in x_t")
 
 
-def histogram_chart(samples: dict[str, np.ndarray], bins: int = 60, normal: bool = True) -> go.Figure:
-    """Overlaid pixel histograms (as densities), optionally with the N(0, 1) density on top."""
+def histogram_chart(
+    samples: dict[str, np.ndarray],
+    bins: int = 60,
+    normal: bool = True,
+    title: str = "Pixel values of x_t: step by step vs one jump",
+    x_title: str = "pixel value",
+) -> go.Figure:
+    """Overlaid histograms (as densities), optionally with the N(0, 1) density on top."""
     fig = go.Figure()
     lo = min(float(np.min(v)) for v in samples.values())
     hi = max(float(np.max(v)) for v in samples.values())
@@ -72,12 +81,17 @@ def histogram_chart(samples: dict[str, np.ndarray], bins: int = 60, normal: bool
     if normal:
         xs = np.linspace(lo, hi, 300)
         fig.add_trace(
-            go.Scatter(x=xs, y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi), name="N(0, 1)", line=dict(color="black"))
+            go.Scatter(
+                x=xs,
+                y=np.exp(-(xs**2) / 2) / math.sqrt(2 * math.pi),
+                name="N(0, 1)",
+                line=dict(color=MARKER_COLOUR, width=2),
+            )
         )
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="pixel value")
+    fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="density")
-    return layout(fig, "Pixel values of x_t: step by step vs one jump")
+    return layout(fig, title)
 
 
 def line_chart(
@@ -94,7 +108,7 @@ def line_chart(
     for name, ys in series.items():
         fig.add_trace(go.Scatter(x=list(x), y=list(ys), name=name, mode="lines+markers", marker=dict(size=4)))
     if marker_x is not None:
-        fig.add_vline(x=marker_x, line=dict(color="black", dash="dash"))
+        fig.add_vline(x=marker_x, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     return layout(fig, title)

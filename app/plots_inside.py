@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from app.plots import NOISE_COLOUR, SIGNAL_COLOUR, layout
+from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, layout
 from app.render import DISPLAY_PX
 from model.anatomy import Architecture
 from model.images import to_picture
@@ -165,7 +165,7 @@ def time_heatmap(ts: Sequence[int], table: np.ndarray, t: int) -> go.Figure:
             hovertemplate="t = %{x}<br>dimension %{y}<br>value %{z:.3f}<extra></extra>",
         )
     )
-    fig.add_vline(x=t, line=dict(color="black", width=2, dash="dash"))
+    fig.add_vline(x=t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
     fig.update_xaxes(title="timestep t")
     fig.update_yaxes(title="feature dimension", autorange="reversed")
     return layout(fig, f"Sinusoidal time features: every t gets its own pattern (t = {t} dashed)", height=330)

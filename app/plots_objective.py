@@ -37,16 +37,19 @@ def eps_mse_chart(
     s = np.asarray(std, dtype=float)
     lo, hi = np.maximum(m - s, m * 0.05), m + s  # a log axis cannot show <= 0
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"))
+    # The band: a clearly tinted fill with thin edges, plus whiskers on each point, so that even a narrow
+    # spread (the MSE of a whole image varies little between draws) can be seen.
+    edge = dict(width=1, color="rgba(214,39,40,0.6)", dash="dot")
+    fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=edge, showlegend=False, hoverinfo="skip"))
     fig.add_trace(
         go.Scatter(
             x=x,
             y=lo,
             mode="lines",
-            line=dict(width=0),
+            line=edge,
             fill="tonexty",
-            fillcolor="rgba(214,39,40,0.18)",
-            name=f"± 1 std over {n_draws} draws of ε",
+            fillcolor="rgba(214,39,40,0.35)",
+            name=f"± 1 std over {n_draws} draws of ε" if n_draws > 1 else "spread: needs 2 or more draws of ε",
         )
     )
     fig.add_trace(
@@ -56,6 +59,7 @@ def eps_mse_chart(
             mode="lines+markers",
             marker=dict(size=5),
             line=dict(color=MSE_COLOUR),
+            error_y=dict(type="data", symmetric=False, array=hi - m, arrayminus=m - lo, width=4, thickness=1.5),
             name="mean ‖ε − ε_θ(x_t, t)‖² / dim",
         )
     )
@@ -84,7 +88,8 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
             mode="lines" if exact else "markers",
             marker=dict(size=6, color=VLB_COLOUR),
             line=dict(color=VLB_COLOUR),
-            name="L_t = KL(q(x_{t−1}|x_t,x_0) ‖ p_θ(x_{t−1}|x_t))" + ("" if exact else " (sampled t)"),
+            # plain text (a legend cannot typeset LaTeX), and the page's own name for the term: L_{t−1}
+            name="KL term Lₜ₋₁ = KL(q(xₜ₋₁ | xₜ, x₀) ‖ pθ(xₜ₋₁ | xₜ))" + ("" if exact else ", sampled t"),
         )
     )
     if (~kl).any():
@@ -94,7 +99,7 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
                 y=np.maximum(y[~kl], FLOOR),
                 mode="markers",
                 marker=dict(size=11, symbol="diamond", color=DECODER_COLOUR),
-                name="L_0 = −log p_θ(x_0|x_1), the decoder",
+                name="L₀ = −log pθ(x₀ | x₁), the decoder",
             )
         )
     fig.update_xaxes(title="timestep t", range=[-5, (T - 1) if T else float(x.max()) if len(x) else 1])

@@ -9,11 +9,10 @@ import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from app.plots import NOISE_COLOUR, SIGNAL_COLOUR
+from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR
 from app.plots import layout as _layout
-
-MARKER_COLOUR = "black"
 
 
 def _finite(values: Sequence[float]) -> list[float | None]:
@@ -28,56 +27,55 @@ def sweep_chart(
     current_t: int,
     current: tuple[float, float] | None = None,
 ) -> go.Figure:
-    """eps-MSE (left axis, log) and x0_hat PSNR (right axis) against t, with the current t marked.
+    """eps-MSE (top panel, log y) and x0_hat PSNR (bottom panel) against the same t axis, the current t marked.
+
+    Two stacked panels rather than two y-axes on one plot: each curve has its own axis right beside it, and the
+    log axis writes its ticks as powers of ten (1e-4), not with SI prefixes ("100µ").
 
     :param current: ``(mse, psnr)`` at ``current_t``, drawn as big markers when given.
     """
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=list(ts),
-            y=_finite(mse),
-            name="ε-MSE: mean (ε̂ − ε)²",
-            mode="lines+markers",
-            marker=dict(size=4),
-            line=dict(color=NOISE_COLOUR),
-            yaxis="y",
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for row, values, name, colour in (
+        (1, mse, "ε-MSE: mean (ε̂ − ε)²", NOISE_COLOUR),
+        (2, psnr, "PSNR(x̂₀, x₀) in dB", SIGNAL_COLOUR),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=list(ts),
+                y=_finite(values),
+                name=name,
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color=colour),
+            ),
+            row=row,
+            col=1,
         )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=list(ts),
-            y=_finite(psnr),
-            name="PSNR(x̂₀, x₀) in dB",
-            mode="lines+markers",
-            marker=dict(size=4),
-            line=dict(color=SIGNAL_COLOUR),
-            yaxis="y2",
-        )
-    )
-    if current is not None:  # the current t's two values, each on its own axis
-        for value, axis, colour, name in (
-            (current[0], "y", NOISE_COLOUR, "current ε-MSE"),
-            (current[1], "y2", SIGNAL_COLOUR, "current PSNR"),
+    if current is not None:  # the current t's two values, each in its own panel
+        for row, value, colour, name in (
+            (1, current[0], NOISE_COLOUR, "current ε-MSE"),
+            (2, current[1], SIGNAL_COLOUR, "current PSNR"),
         ):
             fig.add_trace(
                 go.Scatter(
                     x=[current_t],
                     y=_finite([value]),
                     mode="markers",
-                    yaxis=axis,
                     showlegend=False,
-                    marker=dict(size=11, color=colour, line=dict(color="black", width=1)),
+                    marker=dict(size=11, color=colour, line=dict(color=MARKER_COLOUR, width=1)),
                     name=name,
-                )
+                ),
+                row=row,
+                col=1,
             )
-    fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, dash="dash"))
-    fig.update_layout(
-        xaxis=dict(title="timestep t  (0 = first noising step)", range=[0, max(ts) if len(ts) else 1]),
-        yaxis=dict(title=dict(text="ε-MSE", font=dict(color=NOISE_COLOUR)), type="log"),
-        yaxis2=dict(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), overlaying="y", side="right"),
+    fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"), row="all", col=1)
+    fig.update_xaxes(range=[0, max(ts) if len(ts) else 1])
+    fig.update_xaxes(title="timestep t  (0 = first noising step)", row=2, col=1)
+    fig.update_yaxes(
+        title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), type="log", exponentformat="power", row=1, col=1
     )
-    return _layout(fig, "How good is one step? ε-MSE and x̂₀ PSNR across t")
+    fig.update_yaxes(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), row=2, col=1)
+    return _layout(fig, "How good is one step? ε-MSE and x̂₀ PSNR across t", height=460)
 
 
 def step_chart(

@@ -15,6 +15,11 @@ DISPLAY_PX = 256  # small images are upscaled to about this size with nearest-ne
 NOISE_CAPTION = f"grey = 0, black = −{NOISE_RANGE:g}, white = +{NOISE_RANGE:g}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 step"``, ``"2 steps"``; ``many`` for an irregular plural."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def picture(x: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
     """An image tensor in [-1, 1] as an upscaled (no smoothing) Pillow picture."""
     return to_picture(tensor_to_uint8(x), size)

@@ -13,7 +13,9 @@ import streamlit as st  # noqa: E402
 
 from app import sidebar, state, urlstate  # noqa: E402
 
-st.set_page_config(page_title="Diffusion Lens", page_icon=":material/biotech:", layout="wide")
+# The favicon is a file in the app (a Material icon as favicon is fetched from a web font host, which logs an
+# error on every page load in an offline classroom).
+st.set_page_config(page_title="Diffusion Lens", page_icon=str(ROOT / "app" / "favicon.png"), layout="wide")
 state.init()
 
 # Material Symbols ship with Streamlit's frontend, so the icons show on any machine

@@ -40,7 +40,7 @@ def test_default_page_shows_pictures_chart_and_formula():
     # sidebar thumbnail + x0, eps, x_t; the Markov-chain panel is off until toggled
     assert _image_count(at) == 4
     assert len(at.get("plotly_chart")) == 1
-    assert "x_{250}" in at.latex[0].value
+    assert "(t = 250)" in at.latex[0].value
     assert not at.error
 
 
@@ -69,12 +69,12 @@ def test_moving_t_and_switching_schedule_updates_formula():
     at.slider(key="fwd_t").set_value(999).run()
     assert not at.exception
     linear = at.latex[0].value
-    assert "x_{999}" in linear and "0.006" in linear  # sqrt(alpha_bar_999) = 0.0064 for the linear schedule
+    assert "(t = 999)" in linear and "0.006" in linear  # sqrt(alpha_bar_999) = 0.0064 for the linear schedule
     at.radio(key="fwd_schedule").set_value("cosine").run()
     assert not at.exception
     assert at.latex[0].value != linear
     at.slider(key="fwd_t").set_value(0).run()
-    assert "x_{0}" in at.latex[0].value and "1.000" in at.latex[0].value
+    assert "(t = 0)" in at.latex[0].value and "1.000" in at.latex[0].value
 
 
 @pytest.mark.parametrize("sample", ["coffee", "chelsea", "rocket"])
@@ -98,7 +98,7 @@ def test_upload_png_and_move_t():
     before = _url(at, "x_t at t")
     at.slider(key="fwd_t").set_value(600).run()
     assert not at.exception
-    assert "x_{600}" in at.latex[0].value
+    assert "(t = 600)" in at.latex[0].value
     assert _url(at, "x_t at t") != before, "x_t should change when t moves"
 
 

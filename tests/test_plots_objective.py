@@ -21,6 +21,10 @@ def test_eps_mse_chart_mean_band_and_log_axis():
     assert lo.fill == "tonexty" and "3 draws" in lo.name
     assert all(lo.y[i] <= m.y[i] <= hi.y[i] for i in range(4))
     assert tuple(fig.layout.xaxis.range) == (0, 999)
+    # the spread is visible: a tinted fill, edges drawn, and whiskers on the points
+    assert "0.35" in lo.fillcolor and lo.line.width == 1 and list(m.error_y.array)[0] == pytest.approx(0.1)
+    one = po.eps_mse_chart(ts, mean, [0.0] * 4, n_draws=1, T=1000)
+    assert "2 or more draws" in one.data[1].name
 
 
 def test_bound_terms_chart_separates_the_decoder_and_sorts():
@@ -28,6 +32,8 @@ def test_bound_terms_chart_separates_the_decoder_and_sorts():
     kl, dec = fig.data
     assert list(kl.x) == [2, 5, 5] and kl.mode == "markers"
     assert list(dec.x) == [0] and list(dec.y) == [2.0] and "decoder" in dec.name
+    # the legend calls the term what the page's formula calls it, in plain text (no raw LaTeX braces)
+    assert "Lₜ₋₁" in kl.name and "{" not in kl.name and "_" not in kl.name
     assert fig.layout.yaxis.type == "log"
     line = po.bound_terms_chart([3, 2, 1], [0.1, 0.2, 0.3], exact=True)
     assert len(line.data) == 1 and line.data[0].mode == "lines"

@@ -13,21 +13,24 @@ def _vlines(fig: go.Figure) -> list[float]:
     return [s.x0 for s in fig.layout.shapes if s.x0 == s.x1 and s.type == "line"]
 
 
-def test_sweep_chart_two_axes_and_marker():
+def test_sweep_chart_two_panels_and_marker():
     ts = [0, 333, 666, 999]
     fig = pr.sweep_chart(ts, [0.5, 0.2, 0.1, 0.05], [35.0, 20.0, 12.0, math.inf], 333, (0.2, 20.0))
     assert isinstance(fig, go.Figure)
-    assert [tr.yaxis for tr in fig.data] == ["y", "y2", "y", "y2"]
+    assert [tr.yaxis for tr in fig.data] == ["y", "y2", "y", "y2"]  # MSE in the top panel, PSNR in the bottom one
     assert list(fig.data[0].x) == ts and list(fig.data[0].y) == [0.5, 0.2, 0.1, 0.05]
     assert fig.data[1].y[-1] is None  # inf PSNR is a gap, not a crash
     assert list(fig.data[2].x) == [333] and list(fig.data[3].y) == [20.0]
-    assert fig.layout.yaxis2.overlaying == "y" and fig.layout.yaxis.type == "log"
-    assert _vlines(fig) == [333]
+    # two panels, not two y-axes over one plot; powers of ten on the log axis, not "100µ"
+    assert fig.layout.yaxis2.overlaying is None and fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.exponentformat == "power"
+    assert fig.layout.yaxis.domain != fig.layout.yaxis2.domain
+    assert _vlines(fig) == [333, 333]  # the current t in both panels
 
 
 def test_sweep_chart_without_current_point():
     fig = pr.sweep_chart([0, 10], [1.0, 0.5], [30.0, 10.0], 10)
-    assert len(fig.data) == 2 and _vlines(fig) == [10]
+    assert len(fig.data) == 2 and _vlines(fig) == [10, 10]
 
 
 def test_psnr_chart_marks_step_and_carries_t():

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import backend, backend_reverse, plots_reverse, state, urlstate
 from app.common import require_image, require_model
-from app.render import DISPLAY_PX, NOISE_CAPTION
+from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model import figure, network
 from model.generate import DEFAULT_GUIDANCE
 from model.images import tensor_to_uint8, to_picture
@@ -17,6 +17,8 @@ from model.reverse import make_timesteps
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": tuple, "run": Run, ...}
 MAX_GRID_ROWS = 50
+# From t_start = 700 every photo ended in a blob (issue 17): ~300 keeps enough of the photo to recover it.
+DEFAULT_T_START = 300
 
 # The settings are drawn before the image is read: while an upload is on its way there is no image and the
 # page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
@@ -31,7 +33,7 @@ substituted = False  # True when pure noise is generated with the Fashion genera
 
 for key, value in {
     "traj_source": PHOTO,
-    "traj_t_start": min(700, T - 1),
+    "traj_t_start": min(DEFAULT_T_START, T - 1),
     "traj_sampler": "DDIM",
     "traj_eta": 0.0,
     "traj_steps": backend_reverse.default_steps(sec),  # fewer for big models / resolutions
@@ -65,13 +67,15 @@ if source == PHOTO:
         persist_state=KEEP,
         help="How far the photo is noised before we go back.",
     )
+    c1.caption(
+        "From a small t_start the model recovers your photo; from a high one so little of it is left that the "
+        "model invents a new photo instead."
+    )
 else:
     t_start = T - 1
     photo_model = model.source == str(network.BUNDLED_MODEL)
     if photo_model and network.FASHION_MODEL.is_dir():
-        anyway = c1.checkbox(
-            "Use the photo model anyway", key="traj_photo_model_anyway", persist_state=KEEP
-        )
+        anyway = c1.checkbox("Use the photo model anyway", key="traj_photo_model_anyway", persist_state=KEEP)
         if not anyway:
             c1.info(
                 "From pure noise we **generate** with the **Fashion generator**: the bundled photo model learned "
@@ -150,9 +154,9 @@ settings = (
 est = n_eff * sec
 if guidance:
     est *= 2  # the conditional and unconditional predictions: one pass on a doubled batch
-cost = f"{n_eff} steps × {sec * 1000:.0f} ms per step{' (×2 for guidance)' if guidance else ''} (measured for this model at {run_res} px) ≈ {est:.1f} s"
+cost = f"{plural(n_eff, 'step')} × {sec * 1000:.0f} ms per step{' (×2 for guidance)' if guidance else ''} (measured for this model at {run_res} px) ≈ {est:.1f} s"
 if n_eff < steps:
-    cost += f" — only {n_eff} distinct timesteps lie between t_start = {t_start} and 0"
+    cost += f" — only {plural(n_eff, 'distinct timestep')} {'lies' if n_eff == 1 else 'lie'} between t_start = {t_start} and 0"
 (st.warning if est > backend_reverse.LONG_RUN_SECONDS else st.caption)(f"This run: {cost}.")
 
 x0_run = None if source == NOISE else img.x0
@@ -232,9 +236,7 @@ run: figure.Run = stored["run"]
 if stored["settings"] != settings:
     st.info("The settings changed since this run. Below is the previous run; press **Run** to compute the new one.")
 s_img, s_res, s_model, s_t0, s_sampler, s_eta, s_n, s_seed, s_label, s_w = stored["settings"]
-title = (
-    f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {s_n} steps from t = {s_t0}, seed {s_seed}"
-)
+title = f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {plural(s_n, 'step')} from t = {s_t0}, seed {s_seed}"
 if s_label is not None:
     title += f", class {stored['classes'][s_label]}, guidance w = {s_w:g}"
 st.success(

@@ -64,3 +64,17 @@ def test_a_link_with_a_bad_value_says_so(page, app_url):
     page.wait_for_selector(IDLE)
     page.locator("[data-testid='stAlert']").filter(has_text="t=banana should be a whole number").wait_for()
     no_traceback(page)
+
+
+def test_nothing_is_fetched_from_outside_the_server(page, app_url):
+    """The favicon used to come from a web font host: offline, every page load logged an error."""
+    outside = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None,
+    )
+    open_app(page, app_url)
+    wait_idle(page)
+    assert outside == []
+    icon = page.locator("link[rel*='icon']").first.get_attribute("href")
+    assert icon and not icon.startswith("http") or icon.startswith(app_url), icon
