@@ -56,6 +56,13 @@ def render() -> None:
         if img is not None:
             st.image(picture(img.x0, 128), caption=f"x₀: {img.name}, {img.resolution}×{img.resolution}", width=128)
         _model_section()
+        st.markdown("### Classroom")
+        st.toggle(
+            "Presentation mode",
+            key="present",
+            help="Larger type, no sidebar, and Play buttons for a projector. The address gets ?present=1, so a "
+            "link opens the same way. Leave it with the button at the top of the page.",
+        )
 
 
 def _model_section() -> None:

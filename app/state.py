@@ -23,14 +23,28 @@ DEFAULTS: dict[str, object] = {
     "fwd_t": 250,
     "fwd_schedule": "linear",
     "fwd_seed": 0,
+    # presentation mode (sidebar toggle or ?present=1)
+    "present": False,
 }
 
 
+PENDING = "_pending_values"
+
+
 def init() -> None:
-    """Fill in every default that is not set yet (call once per run, from the entry file)."""
+    """Fill in every default that is not set yet, and apply values set for this run (call once per run, from the
+    entry file, before any widget)."""
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
+    for key, value in st.session_state.pop(PENDING, {}).items():
+        st.session_state[key] = value
+
+
+def set_next_run(key: str, value) -> None:
+    """Give a widget a value from the next run on (a widget drawn in this run cannot be set), e.g. the t
+    slider after a Play animation; call ``st.rerun()`` afterwards."""
+    st.session_state.setdefault(PENDING, {})[key] = value
 
 
 def set_default(key: str, value) -> None:

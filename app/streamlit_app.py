@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar, state, urlstate  # noqa: E402
+from app import present, sidebar, state, urlstate  # noqa: E402
 
 # The favicon is a file in the app (a Material icon as favicon is fetched from a web font host, which logs an
 # error on every page load in an offline classroom).
@@ -32,6 +32,7 @@ PAGES = [
 nav = st.navigation(PAGES)
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 sidebar.render()
+present.apply()
 for note in urlstate.take_notes():
     st.warning(note)
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and

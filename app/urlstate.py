@@ -286,6 +286,8 @@ def restore(url_path: str) -> None:
             if value is None:
                 continue
         ss[f.key] = value
+    if "present" in params:
+        ss["present"] = _bool_or_false(params["present"])
     if page == "trajectory" and _bool_or_false(params.get("run")):
         ss[AUTORUN_KEY] = int(ss.get("traj_step", 1))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
-from app import backend, plots
+from app import backend, plots, present, state
 from app.common import require_image
 from app.render import NOISE_CAPTION, noise_picture, picture, plural
 
@@ -35,6 +37,12 @@ t = c1.slider(
 )
 schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True)
 seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session"))
+play = c1.button(
+    "Play: t from 0 to 999",
+    key="fwd_play",
+    icon=":material/play_arrow:",
+    help="Animates x_t and the formula through t.",
+)
 
 img = require_image()
 schedule = backend.schedule(schedule_name)
@@ -44,13 +52,31 @@ sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alp
 cols = st.columns(3)
 cols[0].image(picture(img.x0), caption="x₀ — the clean photo", width="stretch")
 cols[1].image(noise_picture(eps), caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})", width="stretch")
-cols[2].image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
+x_t_slot = cols[2].empty()
+x_t_slot.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
+formula_slot = st.empty()
 
-# The symbols keep t (with t = 0, "x_0 = ... x_0" would clash: index 0 is the first noising step, not the photo).
-st.latex(
-    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon"
-    rf" = {sab:.3f}\,x_0 + {s1ab:.3f}\,\epsilon \qquad (t = {t})"
-)
+
+def show_formula(tt: int) -> None:
+    a, b = float(schedule.sqrt_alpha_bar[tt]), float(schedule.sqrt_one_minus_alpha_bar[tt])
+    # The symbols keep t (with t = 0, "x_0 = ... x_0" would clash: index 0 is the first noising step, not the photo).
+    formula_slot.latex(
+        r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon"
+        rf" = {a:.3f}\,x_0 + {b:.3f}\,\epsilon \qquad (t = {tt})"
+    )
+
+
+show_formula(t)
+if play:  # the photo drowning, frame by frame; then the slider moves to the last frame
+    shown = present.frames(0, 999)
+    for tt in shown:
+        x_play, _ = backend.forward_jump(img.key, img.resolution, schedule_name, tt, seed, img.x0)
+        x_t_slot.image(picture(x_play), caption=f"x_t at t = {tt}", width="stretch")
+        show_formula(tt)
+        time.sleep(present.FRAME_SECONDS)
+    st.session_state["fwd_played"] = shown  # what the last animation showed (read by the tests)
+    state.set_next_run("fwd_t", shown[-1])  # the slider ends where the animation did
+    st.rerun()
 if t == 0:
     st.caption(
         "t = 0 is the first noising step (the diffusers index), so x_t at t = 0 is the photo after one step of "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, plots_reverse, state, urlstate
+from app import backend, backend_reverse, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model import figure, network
@@ -249,18 +250,40 @@ def scrub() -> None:
     k = len(run.frames)
     if st.session_state.get("traj_step", 1) > k:
         st.session_state["traj_step"] = k
-    pos = st.slider("Step", 1, k, key="traj_step", persist_state=KEEP) if k > 1 else 1
-    f = run.frames[pos - 1]
+    if k > 1:
+        s1, s2 = st.columns([5, 1])
+        pos = s1.slider("Step", 1, k, key="traj_step", persist_state=KEEP)
+        play = s2.button("Play", key="traj_play", icon=":material/play_arrow:", help="Steps through the run.")
+    else:
+        pos, play = 1, False
     stored_note = "" if k == run.num_steps else f" (every {run.kept[1] - run.kept[0]}-th step is stored)"
-    t_prev = run.t_prevs[f.index]
-    st.markdown(
-        f"**Step {f.index + 1} of {run.num_steps}**: t = {f.t} → {t_prev if t_prev >= 0 else 'clean'}{stored_note}"
-    )
+    label_slot = st.empty()
     cols = st.columns(3)
-    cols[0].image(to_picture(f.x_t, DISPLAY_PX), caption=f"x_t, t = {f.t}", width="stretch")
-    cols[1].image(to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̂: predicted noise ({NOISE_CAPTION})", width="stretch")
-    p = f", PSNR {run.psnr[f.index]:.1f} dB" if run.psnr is not None else ""
-    cols[2].image(to_picture(f.x0_hat, DISPLAY_PX), caption=f"x̂₀: all of ε̂ removed{p}", width="stretch")
+    slots = [c.empty() for c in cols]
+
+    def show(i: int) -> None:
+        f = run.frames[i]
+        t_prev = run.t_prevs[f.index]
+        label_slot.markdown(
+            f"**Step {f.index + 1} of {run.num_steps}**: t = {f.t} → {t_prev if t_prev >= 0 else 'clean'}{stored_note}"
+        )
+        slots[0].image(to_picture(f.x_t, DISPLAY_PX), caption=f"x_t, t = {f.t}", width="stretch")
+        slots[1].image(
+            to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̂: predicted noise ({NOISE_CAPTION})", width="stretch"
+        )
+        p = f", PSNR {run.psnr[f.index]:.1f} dB" if run.psnr is not None else ""
+        slots[2].image(to_picture(f.x0_hat, DISPLAY_PX), caption=f"x̂₀: all of ε̂ removed{p}", width="stretch")
+
+    show(pos - 1)
+    if play:  # from the first step to the last, then the slider stays on the last one
+        shown = present.frames(1, k)
+        for i in shown:
+            show(i - 1)
+            time.sleep(present.FRAME_SECONDS)
+        st.session_state["traj_played"] = shown
+        state.set_next_run("traj_step", shown[-1])  # the slider ends where the animation did
+        st.rerun()
+    f = run.frames[pos - 1]
     parts = stored.get("parts")
     if parts:
         cond, uncond = parts[pos - 1]
