@@ -85,9 +85,7 @@ def sweep_timesteps(T: int, points: int = SWEEP_POINTS) -> list[int]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def sweep(
-    image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel, label=None
-):
+def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel, label=None):
     """eps-MSE and x0_hat PSNR at :data:`SWEEP_POINTS` values of t, same noise as :func:`denoise_at`.
 
     :returns: ``(ts, mse, psnr)`` as lists.
@@ -206,7 +204,70 @@ def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: in
             if rec.index in show:
                 rows.append((rec.t, [tensor_to_uint8(rec.x0_hat[i]) for i in range(len(labels))]))
             last = rec
-            bar.progress((rec.index + 1) / rec.num_steps, text=f"One of each class: step {rec.index + 1} of {rec.num_steps}")
+            bar.progress(
+                (rec.index + 1) / rec.num_steps, text=f"One of each class: step {rec.index + 1} of {rec.num_steps}"
+            )
     bar.empty()
     final = [tensor_to_uint8(last.x_prev[i]) for i in range(len(labels))]
     return dict(final=final, rows=rows, seconds=time.perf_counter() - t0)
+
+
+SWEEP_T_STARTS = tuple(range(100, 1000, 100))  # the t_start sweep: 100, 200, ..., 900
+
+
+def sweep_t_starts(T: int) -> list[int]:
+    """The t_start values of the sweep that exist for a model with T steps."""
+    return [t for t in SWEEP_T_STARTS if t <= T - 1]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def t_start_sweep(
+    image_key: str,
+    resolution: int,
+    model: str,
+    sampler: str,
+    eta: float,
+    steps: int,
+    seed: int,
+    _x0: torch.Tensor,
+    _model: LoadedModel,
+    label: int | None = None,
+    guidance: float = 0.0,
+) -> list[dict]:
+    """How much of the photo survives: the same reverse process started from t_start = 100, 200, ..., 900.
+
+    Each start uses the same seed (so the same ε for the noising, the same sampler noise), ``steps`` reverse steps
+    (fewer when fewer timesteps lie below t_start) and the given sampler.
+
+    :returns: one ``dict(t_start, steps, start, final, psnr)`` per start: ``start`` = x_{t_start} and ``final``
+        = the sample after the last step, both uint8 (R, R, C->3); ``psnr`` = PSNR(final, x_0) in dB.
+    """
+    starts = sweep_t_starts(_model.schedule.T)
+    plans = [(t0, make_timesteps(t0, int(steps))) for t0 in starts]
+    total = sum(len(ts) for _, ts in plans)
+    bar = st.progress(0.0, text=f"t_start sweep: 0 of {total} steps")
+    done, rows = 0, []
+    with torch.inference_mode():
+        for t0, ts in plans:
+            x_start, g = figure.start_sample(_model.schedule, _x0, t0, int(seed))
+
+            def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return guided_eps(_model, x_t, t, label, float(guidance)).eps_hat
+
+            last = None
+            for rec in sample_trajectory(eps_model, _model.schedule, x_start, ts, sampler, float(eta), g):
+                last = rec
+                done += 1
+                if done % max(1, total // PROGRESS_UPDATES) == 0 or done == total:
+                    bar.progress(done / total, text=f"t_start sweep: from t = {t0}, {done} of {total} steps")
+            rows.append(
+                dict(
+                    t_start=t0,
+                    steps=len(ts),
+                    start=tensor_to_uint8(x_start),
+                    final=tensor_to_uint8(last.x_prev),
+                    psnr=figure.psnr(last.x_prev, _x0),
+                )
+            )
+    bar.empty()
+    return rows

@@ -136,3 +136,38 @@ def eps_norm_chart(
         reference_name="true ε: RMS ≈ 1",
         colour=NOISE_COLOUR,
     )
+
+
+def compare_chart(runs: dict, current_t: int) -> go.Figure:
+    """Two (or more) runs on one t axis: PSNR(x̂₀, x₀) when every run has it, else ‖ε̂‖ RMS; t decreasing to the right.
+
+    :param runs: ``{name: model.figure.Run}``.
+    """
+    use_psnr = all(r.psnr is not None for r in runs.values())
+    fig = go.Figure()
+    for (name, run), colour in zip(runs.items(), (SIGNAL_COLOUR, NOISE_COLOUR, "#2ca02c", "#9467bd"), strict=False):
+        fig.add_trace(
+            go.Scatter(
+                x=list(run.ts),
+                y=_finite(run.psnr if use_psnr else run.eps_rms),
+                name=name,
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color=colour),
+            )
+        )
+    fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
+    fig.update_xaxes(title="timestep t (the reverse process runs right to left → 0)", autorange="reversed")
+    fig.update_yaxes(title="PSNR(x̂₀, x₀) (dB)" if use_psnr else "‖ε̂‖ RMS per pixel")
+    title = "The x₀ estimate of both runs against t" if use_psnr else "‖ε̂‖ of both runs against t"
+    return _layout(fig, title, height=320)
+
+
+def sweep_psnr_chart(t_starts: Sequence[int], psnr: Sequence[float]) -> go.Figure:
+    """PSNR(final sample, x₀) against the t_start the reverse process started from."""
+    fig = go.Figure(
+        go.Scatter(x=list(t_starts), y=_finite(psnr), mode="lines+markers", line=dict(color=SIGNAL_COLOUR), name="PSNR")
+    )
+    fig.update_xaxes(title="t_start")
+    fig.update_yaxes(title="PSNR(final, x₀) (dB)")
+    return _layout(fig, "Recovered or invented? The final image against your photo, per t_start", height=300)

@@ -333,6 +333,29 @@ def record_run(
     )
 
 
+def keep_recent(runs: Sequence[Run], new: Run, max_runs: int = 4, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Run]:
+    """The runs a session keeps to compare: ``new`` first, then the older ones (newest first), as many as fit.
+
+    At most ``max_runs`` runs and, together, at most ``max_bytes`` of panels (the same cap as one run, so a
+    session never holds more than before); ``new`` is always kept, and ``runs`` already holding ``new`` (the same
+    object) do not keep it twice.
+    """
+    kept, total = [new], new.nbytes
+    for run in runs:
+        if run is new:
+            continue
+        if len(kept) >= max_runs or total + run.nbytes > max_bytes:
+            break
+        kept.append(run)
+        total += run.nbytes
+    return kept
+
+
+def frame_near_t(run: Run, t: int) -> Frame:
+    """The stored frame whose t is closest to ``t`` (ties: the earlier step), for comparing runs on one t axis."""
+    return min(run.frames, key=lambda f: (abs(f.t - int(t)), f.index))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m model.figure``: see :mod:`model.figure_cli`."""
     from model.figure_cli import main as cli_main

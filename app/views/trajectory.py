@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, plots_reverse, present, state, urlstate
+from app import backend, backend_reverse, compare, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model import figure, network
@@ -196,6 +196,7 @@ if go:
         "source": source,
         "x0": img.x0 if source == PHOTO else None,
     }
+    compare.remember(st.session_state[RUN_KEY])  # the last few runs, for "Compare two runs"
     st.session_state["traj_step"] = min(int(autorun_step or 1), len(run.frames))
     st.session_state["traj_every"] = max(1, math.ceil(len(run.frames) / 10))
 
@@ -229,8 +230,13 @@ if model.conditional and model.guidable:
 stored = st.session_state.get(RUN_KEY)
 # the address carries run=1 (and the step) only while the run shown is the one of the settings shown
 st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
+sweep_settings = dict(
+    image_key=settings[0], res=run_res, mkey=mkey, sampler=sampler.lower(), eta=eta_used, steps=int(steps),
+    seed=seed, label=label, guidance=guidance, x0=x0_run, model=model, sec=sec,
+)  # fmt: skip
 if stored is None:
     st.info("Choose the settings and press **Run**.")
+    compare.render_sweep(sweep_settings)
     st.stop()
 
 run: figure.Run = stored["run"]
@@ -347,3 +353,6 @@ d2.download_button(
     key="traj_dl_gif",
 )
 st.caption("The same pictures as `python -m model.figure IMAGE ... --out figure.png --gif anim.gif` makes.")
+
+compare.render_compare()
+compare.render_sweep(sweep_settings)

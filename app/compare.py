@@ -1,0 +1,125 @@
+"""Compare on the Reverse trajectory page: the last few runs of this session side by side on one t axis, and the
+t_start sweep (where recovering your photo turns into inventing a new one).
+
+The runs are kept in ``st.session_state["traj_history"]`` (newest first), trimmed by
+:func:`model.figure.keep_recent` to at most 4 runs and, together, the 48 MB cap one run had before.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import backend_reverse, plots_reverse
+from app.render import DISPLAY_PX, plural
+from model import figure
+from model.images import to_picture
+from model.reverse import make_timesteps
+
+HISTORY_KEY = "traj_history"
+MAX_RUNS = 4
+
+
+def describe(stored: dict) -> str:
+    """A run's settings in one line: sampler, η, steps, t_start, seed (and class, guidance)."""
+    _img, res, mkey, t0, sampler, eta, n, seed, label, w = stored["settings"]
+    text = f"{sampler.upper()}{f' η = {eta:g}' if sampler == 'ddim' else ''}, {plural(n, 'step')} from t = {t0}, seed {seed}"
+    if label is not None:
+        text += f", class {stored['classes'][label]}, w = {w:g}"
+    return text + f" ({'photo' if _img else 'noise'}, {res} px)"
+
+
+def remember(stored: dict) -> None:
+    """Put a finished run first in the session's history (one entry per exact setting), within the memory cap."""
+    ss = st.session_state
+    history = [h for h in ss.get(HISTORY_KEY, []) if h["settings"] != stored["settings"]]
+    by_run = {id(h["run"]): h for h in history}
+    kept = figure.keep_recent([h["run"] for h in history], stored["run"], max_runs=MAX_RUNS)
+    ss[HISTORY_KEY] = [stored] + [by_run[id(r)] for r in kept[1:]]
+
+
+def render_compare() -> None:
+    history = st.session_state.get(HISTORY_KEY, [])
+    st.subheader("Compare two runs")
+    if len(history) < 2:
+        st.caption(
+            f"Run with other settings (DDIM vs DDPM, 10 vs 50 steps, two η values) and the last {MAX_RUNS} runs "
+            "appear here side by side."
+        )
+        return
+    labels = [describe(h) for h in history]
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Run A", range(len(history)), index=1, format_func=lambda i: labels[i], key="cmp_a")
+    b = c2.selectbox("Run B", range(len(history)), index=0, format_func=lambda i: labels[i], key="cmp_b")
+    runs = [history[a]["run"], history[b]["run"]]
+    t_hi = max(r.ts[0] for r in runs)
+    t = st.slider(
+        "Compare at t",
+        0,
+        max(t_hi, 1),
+        value=t_hi // 2,
+        key="cmp_t",
+        help="Both runs on the same axis: each shows its stored step closest to this t.",
+    )
+    cols = st.columns(2)
+    for col, name, run in zip(cols, ("A", "B"), runs, strict=True):
+        f = figure.frame_near_t(run, t)
+        p = f", PSNR {run.psnr[f.index]:.1f} dB" if run.psnr is not None else ""
+        col.markdown(f"**{name}**: step {f.index + 1} of {run.num_steps}, t = {f.t}")
+        inner = col.columns(3)
+        inner[0].image(to_picture(f.x_t, DISPLAY_PX), caption=f"x_t, t = {f.t}", width="stretch")
+        inner[1].image(to_picture(f.eps_hat, DISPLAY_PX), caption="ε̂", width="stretch")
+        inner[2].image(to_picture(f.x0_hat, DISPLAY_PX), caption=f"x̂₀{p}", width="stretch")
+    series = {f"A: {labels[a]}": runs[0], f"B: {labels[b]}": runs[1]}
+    st.plotly_chart(plots_reverse.compare_chart(series, t), width="stretch")
+
+
+def render_sweep(settings: dict) -> None:
+    """The t_start sweep for the current photo and sampler settings (``settings``: image, model and sampler)."""
+    st.subheader("How much of your photo survives? A t_start sweep")
+    st.markdown(
+        "The same reverse process started from t_start = 100, 200, …, 900: one row per start with the noised "
+        "photo, the final image and its PSNR against your photo. Somewhere in the middle the final image stops "
+        "being your photo and becomes one the model invents."
+    )
+    if settings["x0"] is None:
+        st.caption("The sweep needs a photo: choose “Your photo, noised to t_start” above.")
+        return
+    model = settings["model"]
+    starts = backend_reverse.sweep_t_starts(model.schedule.T)
+    n_total = sum(len(make_timesteps(t0, settings["steps"])) for t0 in starts)
+    est = n_total * settings["sec"] * (2 if settings["guidance"] else 1)
+    key = (
+        settings["image_key"],
+        settings["res"],
+        settings["mkey"],
+        settings["sampler"],
+        settings["eta"],
+        settings["steps"],
+        settings["seed"],
+        settings["label"],
+        settings["guidance"],
+    )
+    pressed = st.button(
+        f"Run the sweep ({len(starts)} runs, {plural(n_total, 'step')}, about {est:.0f} s)", key="traj_sweep_go"
+    )
+    if pressed:
+        rows = backend_reverse.t_start_sweep(*key[:7], settings["x0"], model, *key[7:])
+        st.session_state["traj_sweep"] = (key, rows)
+    stored = st.session_state.get("traj_sweep")
+    if stored is None:
+        return
+    if stored[0] != key:
+        st.info("The settings changed since this sweep; press the button to sweep them.")
+    rows = stored[1]
+    head = st.columns([1, 2, 2, 2])
+    for c, text in zip(head, ("t_start", "x_t_start: the start", "the final image", "PSNR(final, x₀)"), strict=True):
+        c.markdown(f"**{text}**")
+    for r in rows:
+        c = st.columns([1, 2, 2, 2], vertical_alignment="center")
+        c[0].markdown(f"**{r['t_start']}**  \n{plural(r['steps'], 'step')}")
+        c[1].image(to_picture(r["start"], 96), width=96)
+        c[2].image(to_picture(r["final"], 96), width=96)
+        c[3].markdown(f"{r['psnr']:.1f} dB")
+    st.plotly_chart(
+        plots_reverse.sweep_psnr_chart([r["t_start"] for r in rows], [r["psnr"] for r in rows]), width="stretch"
+    )
