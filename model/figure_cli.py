@@ -2,6 +2,7 @@
 
     python -m model.figure IMAGE --t-start 999 --steps 50 --sampler ddim [--eta 0] [--rows 10]
         [--res 64] [--seed 0] [--model DIR_OR_HUB_ID] --out figure.png [--gif anim.gif]
+        [--slide slide.png [--transpose] [--title "..."]]
     python -m model.figure noise --model fashion --label sneaker [--guidance 2] --out sneaker.png
 
 Writes the same grid as the app (rows are steps, columns x_t | eps_hat | x0_hat) from the
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.figure import Run, gif_bytes, grid_image, pick_rows, record_run, start_sample
+from model.figure import Run, gif_bytes, grid_image, pick_rows, record_run, slide_image, start_sample
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--out", required=True, help="grid PNG to write")
     ap.add_argument("--gif", default=None, help="also write an animated GIF of the three panels")
+    ap.add_argument("--slide", default=None, help="also write a 16:9 slide (1920x1080 PNG) with a title line")
+    ap.add_argument(
+        "--transpose", action="store_true", help="the slide shows steps as columns (x_t, eps_hat, x0_hat as rows)"
+    )
+    ap.add_argument("--title", default=None, help="the slide's title line (default: the settings)")
     return ap
 
 
@@ -111,6 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)
     print(f"{out}  {grid.width}x{grid.height} px  ({len(_grid_rows(run, a.rows))} rows x 3 panels)")
+    if a.slide:
+        title = a.title or (
+            f"{a.sampler.upper()}{f' η = {a.eta:g}' if a.sampler == 'ddim' else ''}, {len(ts)} steps from "
+            f"t = {t_start}, seed {a.seed} · {'from ' + Path(a.image).name if x0 is not None else 'from pure noise'}, "
+            f"{a.model or 'bundled'} model, {res} px"
+        )
+        spath = Path(a.slide)
+        spath.parent.mkdir(parents=True, exist_ok=True)
+        slide_rows = min(a.rows, 8 if a.transpose else 5, len(run.frames))
+        slide = slide_image(run.frames, title, indices=_grid_rows(run, slide_rows), transposed=a.transpose)
+        slide.save(spath)
+        layout = f"{slide_rows} steps as columns" if a.transpose else f"{slide_rows} rows x 3 panels"
+        print(f"{spath}  {slide.width}x{slide.height} px  (slide, {layout})")
     if a.gif:
         gpath = Path(a.gif)
         gpath.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
         run = at.session_state["traj_run"]["run"]
         assert run.num_steps == 10 and run.ts[0] == 400 and run.t_prevs[-1] == -1
         assert len(at.get("plotly_chart")) == 2  # PSNR and ‖ε̂‖ (from a photo)
-        assert {d.key for d in at.get("download_button")} == {"traj_dl_png", "traj_dl_gif"}
+        assert {d.key for d in at.get("download_button")} == {"traj_dl_png", "traj_dl_gif", "traj_dl_slide"}
 
         # scrubbing reads the stored run: no network calls at all
         calls.clear()

@@ -340,7 +340,8 @@ grid_png = grids[every]
 st.image(grid_png, caption=f"{len(rows)} rows: x_t | ε̂ | x̂₀", width="content")
 
 name = f"reverse-{s_sampler}-{s_n}steps-t{s_t0}-seed{s_seed}"
-d1, d2 = st.columns(2)
+slide_title = f"{title} · {'from the photo' if s_img else 'from pure noise'}, {s_model} model, {s_res} px"
+d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download the grid (PNG)", grid_png, file_name=f"{name}.png", mime="image/png", on_click="ignore", key="traj_dl_png"
 )
@@ -351,6 +352,18 @@ d2.download_button(
     mime="image/gif",
     on_click="ignore",
     key="traj_dl_gif",
+)
+transposed = d3.toggle("Slide: steps as columns", key="traj_slide_t", persist_state=KEEP)
+d3.download_button(
+    "Download a 16:9 slide (PNG)",
+    lambda: figure.png_bytes(  # built only when clicked
+        figure.slide_image(run.frames, slide_title, rows=8 if transposed else 5, transposed=transposed)
+    ),
+    file_name=f"{name}-slide{'-columns' if transposed else ''}.png",
+    mime="image/png",
+    on_click="ignore",
+    key="traj_dl_slide",
+    help="1920 × 1080 px: a title line with the settings, panels labelled xₜ, ε̂, x̂₀.",
 )
 st.caption("The same pictures as `python -m model.figure IMAGE ... --out figure.png --gif anim.gif` makes.")
 
