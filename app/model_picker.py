@@ -13,7 +13,7 @@ import threading
 
 import streamlit as st
 
-from app import backend, state
+from app import backend, sources, state
 from model import cost as costs
 from model import network
 
@@ -30,7 +30,9 @@ BUNDLED_MODELS = {
 def _hub_label(repo_id: str) -> str:
     if repo_id == OTHER:
         return "Other Hub id…"
-    known = network.KNOWN_HUB_MODELS[repo_id]
+    known = network.KNOWN_HUB_MODELS.get(repo_id)
+    if known is None:  # on a classroom server's allow-list
+        return repo_id
     return f"{repo_id} ({known.resolution} px)"
 
 
@@ -127,6 +129,10 @@ def _apply() -> None:
     if not source:
         ss["mp_error"] = "Type a Hub id (owner/name) or a folder path first."
         return
+    refusal = sources.policy().refusal(source)  # the classroom lock: one sentence, nothing loaded
+    if refusal:
+        ss["mp_error"] = refusal
+        return
     try:
         _load_with_progress(source)
     except network.ModelLoadError as exc:
@@ -180,9 +186,20 @@ def model_picker() -> str:
     """Draw the picker (call inside ``st.sidebar``) and return the model source in use."""
     _init_from_source()
     ss = st.session_state
+    pol = sources.policy()
+    kinds = [BUNDLED, *([HUB] if pol.hub else []), *([LOCAL] if pol.local else [])]
+    if ss["mp_kind"] not in kinds:
+        ss["mp_kind"] = BUNDLED
+    hub_choices = [*network.KNOWN_HUB_MODELS, OTHER] if pol.hub_any else list(pol.hub_ids)
+    if hub_choices and ss["mp_hub_choice"] not in hub_choices:
+        ss["mp_hub_choice"] = hub_choices[0]
+    if pol.problem:
+        st.warning(pol.problem)
+    if pol.locked:
+        st.caption(pol.why)
     st.radio(
         "Model source",
-        [BUNDLED, HUB, LOCAL],
+        kinds,
         key="mp_kind",
         horizontal=True,
         on_change=_on_kind_change,
@@ -199,11 +216,10 @@ def model_picker() -> str:
             on_change=_on_bundled_change,
         )
     if ss["mp_kind"] == HUB:
-        choices = [*network.KNOWN_HUB_MODELS, OTHER]
-        st.selectbox("Hub model", choices, key="mp_hub_choice", format_func=_hub_label)
+        st.selectbox("Hub model", hub_choices, key="mp_hub_choice", format_func=_hub_label)
         if ss["mp_hub_choice"] == OTHER:
             st.text_input("Hub repo id", key="mp_hub_custom", placeholder="owner/name")
-        else:
+        elif ss["mp_hub_choice"] in network.KNOWN_HUB_MODELS:
             known = network.KNOWN_HUB_MODELS[ss["mp_hub_choice"]]
             st.caption(f"{known.description} {known.params_m:.0f}M parameters, {known.params_m * 4:.0f} MB.")
     elif ss["mp_kind"] == LOCAL:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app import backend
+from app import backend, sources
 from app.model_picker import BUNDLED_MODELS
 from model import network
 from model.network import ModelLoadError
@@ -213,6 +213,10 @@ def _restore_model(params: dict[str, str]) -> None:
             f"The link's model “{text[:60]}” is not a bundled model or a Hub id (owner/name); "
             "a link cannot choose a folder on the server. Using the bundled photo model."
         )
+        return
+    refusal = sources.policy().refusal(where)
+    if refusal:
+        _note(f"The link asks for the model {where}. {refusal}")
         return
     ss["model_source"] = where
 

@@ -9,6 +9,13 @@ from streamlit.testing.v1 import AppTest
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.fixture(autouse=True)
+def every_source_allowed(monkeypatch):
+    """These tests are about loading; the classroom lock (tests/test_sources.py) would refuse folders and
+    arbitrary Hub ids, because AppTest, like a plain `streamlit run`, does not listen on loopback only."""
+    monkeypatch.setenv("DIFFUSION_LENS_SOURCES", "all")
+
+
 def _app() -> AppTest:
     at = AppTest.from_file(APP_ENTRY, default_timeout=120)
     at.session_state["resolution"] = 32
