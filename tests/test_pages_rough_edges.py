@@ -82,3 +82,27 @@ def test_the_favicon_is_a_local_file():
     entry = Path(APP_ENTRY).read_text()
     assert ":material/" not in entry.split("set_page_config", 1)[1].split("\n", 1)[0]
     assert (Path(APP_ENTRY).parent / "favicon.png").is_file()
+
+
+def test_current_t_markers_show_on_a_dark_background():
+    """The black dashed marker vanished on Streamlit's dark theme: every marker is a mid grey now."""
+    import numpy as np
+
+    from app import plots, plots_inside, plots_reverse
+    from model.schedule import make_schedule
+
+    figs = [
+        plots.schedule_chart(make_schedule("linear"), 300),
+        plots.line_chart([1, 2], {"a": [1.0, 2.0]}, "t", "x", "y", marker_x=1),
+        plots.histogram_chart({"a": np.zeros(10)}),
+        plots_reverse.sweep_chart([0, 10], [1.0, 0.5], [30.0, 10.0], 10, (0.5, 10.0)),
+        plots_reverse.psnr_chart([1, 2], [10.0, 12.0], [999, 0], marker_step=1),
+        plots_inside.time_heatmap([0, 1], np.zeros((2, 4)), 1),
+    ]
+    for fig in figs:
+        colours = [s.line.color for s in fig.layout.shapes] + [tr.line.color for tr in fig.data if hasattr(tr, "line")]
+        colours += [tr.marker.line.color for tr in fig.data if getattr(tr, "marker", None) is not None]
+        assert "black" not in colours and plots.MARKER_COLOUR in colours + [s.line.color for s in fig.layout.shapes]
+    # mid grey: far enough from both the light (#ffffff) and the dark (#0e1117) background
+    grey = int(plots.MARKER_COLOUR[1:3], 16)
+    assert 0x60 <= grey <= 0xA0
