@@ -18,15 +18,19 @@ NOISE_COLOUR = "#d62728"
 # The current-t marker and reference lines: a mid grey that shows on the light and the dark theme alike
 # (black vanished on the dark one).
 MARKER_COLOUR = "#8c8c8c"
+LEGEND_PX = 40  # room below the x axis for the legend
 
 
 def layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
-    """The house style every chart shares: title, compact margins, legend on top, white template."""
+    """The house style every chart shares: title on top, legend below the x axis, compact margins, white template.
+
+    The legend sits below the chart (not beside the title), so on a phone's narrow chart the two never overlap.
+    """
     fig.update_layout(
         title=title,
-        height=height,
-        margin=dict(l=40, r=20, t=50, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        height=height + LEGEND_PX,
+        margin=dict(l=40, r=20, t=50, b=40 + LEGEND_PX),
+        legend=dict(orientation="h", yanchor="top", y=-0.16 * 320 / height, xanchor="left", x=0.0),
         template="plotly_white",
     )
     return fig

@@ -29,7 +29,7 @@ def test_forward_at_t0_does_not_write_x0_on_both_sides_and_counts_in_words(tiny_
     at.run()
     assert not at.exception
     latex = [e.value for e in at.latex]
-    assert any(r"x_t = \sqrt{\bar\alpha_t}" in v and "(t = 0)" in v for v in latex), latex
+    assert any(r"x_t &= \sqrt{\bar\alpha_t}" in v and "(t = 0)" in v for v in latex), latex
     assert not any("x_{0} =" in v for v in latex)
     text = _text(at)
     assert "first noising step" in text and "the photo itself is x₀" in text
@@ -72,7 +72,7 @@ def test_denoise_formula_keeps_x_t_symbolic(tiny_model_dir):
     at.run()
     assert not at.exception
     latex = [e.value for e in at.latex]
-    assert any(r"\hat x_0 = \frac{x_t" in v and "(t = 0)" in v for v in latex), latex
+    assert any(r"\hat x_0 &= \frac{x_t" in v and "(t = 0)" in v for v in latex), latex
     assert not any("x_{0} -" in v for v in latex)
 
 

@@ -76,9 +76,9 @@ a, b, c = st.columns([1, 1, 2])
 a.image(picture(img.x0), caption="x₀: the clean photo", width="stretch")
 b.image(picture(r["x0_hat"]), caption=f"x̂₀: the estimate, PSNR {r['psnr']:.1f} dB", width="stretch")
 with c:
-    st.latex(  # x_t stays a symbol: at t = 0, "x_0" would read as the clean photo
-        r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}}"
-        rf" = \frac{{x_t - {(1 - ab) ** 0.5:.3f}\,\hat\epsilon}}{{{ab**0.5:.3f}}} \qquad (t = {t})"
+    st.latex(  # x_t stays a symbol: at t = 0, "x_0" would read as the clean photo; two lines fit a phone
+        r"\begin{aligned} \hat x_0 &= \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}} \\"
+        rf" &= \frac{{x_t - {(1 - ab) ** 0.5:.3f}\,\hat\epsilon}}{{{ab**0.5:.3f}}} \qquad (t = {t}) \end{{aligned}}"
     )
     st.metric("ε-MSE  mean (ε̂ − ε)²", f"{r['mse']:.4f}")
     st.metric("PSNR(x̂₀, x₀)", f"{r['psnr']:.1f} dB")

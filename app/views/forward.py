@@ -60,9 +60,9 @@ formula_slot = st.empty()
 def show_formula(tt: int) -> None:
     a, b = float(schedule.sqrt_alpha_bar[tt]), float(schedule.sqrt_one_minus_alpha_bar[tt])
     # The symbols keep t (with t = 0, "x_0 = ... x_0" would clash: index 0 is the first noising step, not the photo).
-    formula_slot.latex(
-        r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon"
-        rf" = {a:.3f}\,x_0 + {b:.3f}\,\epsilon \qquad (t = {tt})"
+    formula_slot.latex(  # two lines, each short enough for a phone
+        r"\begin{aligned} x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\"
+        rf" &= {a:.3f}\,x_0 + {b:.3f}\,\epsilon \qquad (t = {tt}) \end{{aligned}}"
     )
 
 

@@ -1,0 +1,62 @@
+"""Every page at the three sizes of issue 17 (a laptop 1400×1000, a projector 1920×1080 in presentation mode, a
+phone 400×850): screenshots to tests/e2e/artifacts/, and on the phone no picture or formula sticks out past the
+screen. The Training objective page's long derivations still need sideways scrolling on a phone (a known gap:
+the test checks that it sees them, so it notices when they are fixed), so there only pictures are checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import ARTIFACTS, IDLE
+from .test_browser import no_traceback
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["", "denoise", "trajectory", "inside", "objective", "about"]
+SIZES = {"laptop": (1400, 1000, ""), "projector": (1920, 1080, "?present=1"), "phone": (400, 850, "")}
+PHONE_FORMULAS_TOO_WIDE = {"objective"}  # not fixed yet: eight long derivation steps
+
+OVERFLOW_JS = """() => {
+  const W = document.documentElement.clientWidth, bad = [];
+  for (const e of document.querySelectorAll("[data-testid=stMain] [data-testid=stImage] img")) {
+    if (e.getBoundingClientRect().right > W + 1) bad.push("picture");
+  }
+  for (const e of document.querySelectorAll("[data-testid=stMain] .katex-display")) {
+    // the formula's own width against the room its element has (KaTeX's box is itself ~2 px wider than its
+    // fitted container, so compare with the element container, not with .katex-display)
+    const k = e.querySelector(".katex") || e;
+    const room = (e.closest("[data-testid=stElementContainer]") || e.parentElement).clientWidth;
+    if (k.scrollWidth > room + 2 || k.getBoundingClientRect().right > W + 1) bad.push("formula");
+  }
+  return bad;
+}"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_at_three_sizes(browser, app_url, size):
+    w, h, query = SIZES[size]
+    phone = size == "phone"
+    context = browser.new_context(viewport={"width": w, "height": h}, is_mobile=phone, has_touch=phone)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    problems = {}
+    try:
+        for path in PAGES:
+            page.goto(f"{app_url}/{path}{query}")
+            page.wait_for_selector(IDLE)
+            page.wait_for_selector("[data-testid='stMain'] [data-testid='stHeading']")
+            page.wait_for_timeout(800)  # charts and formulas lay out
+            page.wait_for_selector(IDLE)
+            no_traceback(page)
+            page.screenshot(path=str(ARTIFACTS / f"size-{size}-{path or 'forward'}.png"), full_page=True)
+            if phone:
+                bad = page.evaluate(OVERFLOW_JS)
+                if path in PHONE_FORMULAS_TOO_WIDE:
+                    assert "formula" in bad  # the check sees a too-wide formula (and the gap is still there)
+                    bad = [b for b in bad if b != "formula"]
+                if bad:
+                    problems[path or "forward"] = bad
+    finally:
+        context.close()
+    assert problems == {}, problems
