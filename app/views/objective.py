@@ -64,9 +64,11 @@ draws = c3.select_slider(
 
 # --- 1. the model -------------------------------------------------------------------------------
 st.header("1. A chain of Gaussians")
+# Every long formula on this page is broken into short lines (gathered), so that it fits a phone's 400 px.
 st.latex(
-    r"p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t),\qquad "
-    r"p(x_T)=\mathcal N(0, I),\quad p_\theta(x_{t-1}\mid x_t)=\mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
+    r"\begin{gathered} p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t) \\ "
+    r"p(x_T)=\mathcal N(0, I) \\ p_\theta(x_{t-1}\mid x_t)=\mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)"
+    r" \end{gathered}"
 )
 st.caption(
     f"This model: T = {T} steps, {sched.name} schedule, σ_t² = {'β̃_t' if 'small' in sched.variance_type else 'β_t'} "
@@ -83,13 +85,13 @@ st.caption(
 # --- 2. NLL and the bound -----------------------------------------------------------------------
 st.header("2. The negative log-likelihood, and a bound on it")
 st.latex(
-    r"-\log p_\theta(x_0) = -\log\!\int p_\theta(x_{0:T})\,dx_{1:T}"
-    r"\;\le\; \mathbb E_q\!\left[-\log\frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right] =: L"
+    r"\begin{aligned} -\log p_\theta(x_0) &= -\log\!\int p_\theta(x_{0:T})\,dx_{1:T} \\"
+    r" &\le \mathbb E_q\!\left[-\log\frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)}\right] =: L \end{aligned}"
 )
 st.latex(
-    r"L = \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T}"
-    r" + \sum_{t>1}\underbrace{D_{KL}\big(q(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}"
-    r" \underbrace{-\,\log p_\theta(x_0\mid x_1)}_{L_0}"
+    r"\begin{aligned} L = {} & \underbrace{D_{KL}\big(q(x_T\mid x_0)\,\|\,p(x_T)\big)}_{L_T} \\"
+    r" & + \sum_{t>1}\underbrace{D_{KL}\big(q(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}"
+    r" \\ & \underbrace{-\,\log p_\theta(x_0\mid x_1)}_{L_0} \end{aligned}"
 )
 st.markdown(
     "The integral over every path $x_{1:T}$ is intractable; Jensen's inequality with the forward process $q$ "
@@ -152,14 +154,14 @@ else:
 # --- 3. the KL terms ----------------------------------------------------------------------------
 st.header("3. Each term is a KL divergence between two Gaussians")
 st.latex(
-    r"q(x_{t-1}\mid x_t,x_0) = \mathcal N\big(\tilde\mu_t,\ \tilde\beta_t I\big),\quad "
+    r"\begin{gathered} q(x_{t-1}\mid x_t,x_0) = \mathcal N\big(\tilde\mu_t,\ \tilde\beta_t I\big) \\ "
     r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}x_0 + "
-    r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad "
-    r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t"
+    r"\frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t \\ "
+    r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t \end{gathered}"
 )
 st.latex(
-    r"L_{t-1} = D_{KL}\big(\mathcal N(\tilde\mu_t,\tilde\beta_t I)\,\|\,\mathcal N(\mu_\theta,\sigma_t^2 I)\big)"
-    r" = \frac{1}{2\sigma_t^2}\lVert\tilde\mu_t-\mu_\theta(x_t,t)\rVert^2 + C_t"
+    r"\begin{aligned} L_{t-1} &= D_{KL}\big(\mathcal N(\tilde\mu_t,\tilde\beta_t I)\,\|\,\mathcal N(\mu_\theta,\sigma_t^2 I)\big)"
+    r" \\ &= \frac{1}{2\sigma_t^2}\lVert\tilde\mu_t-\mu_\theta(x_t,t)\rVert^2 + C_t \end{aligned}"
 )
 src = full if full is not None else est
 st.plotly_chart(
@@ -184,10 +186,10 @@ st.caption(
 # --- 4. weights ---------------------------------------------------------------------------------
 st.header("4. Predict the noise: each KL is a weighted ε-MSE")
 st.latex(
-    r"\mu_\theta(x_t,t) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}"
-    r"\,\epsilon_\theta(x_t,t)\Big)\;\Rightarrow\;"
+    r"\begin{gathered} \mu_\theta(x_t,t) = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}"
+    r"\,\epsilon_\theta(x_t,t)\Big) \\ \Rightarrow\;"
     r"L_{t-1} = \underbrace{\frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}}_{\lambda_t}"
-    r"\,\lVert\epsilon-\epsilon_\theta(x_t,t)\rVert^2 + C_t"
+    r"\,\lVert\epsilon-\epsilon_\theta(x_t,t)\rVert^2 + C_t \end{gathered}"
 )
 vlb_n, simple_n = weights.normalised()
 others = {}
@@ -213,9 +215,10 @@ st.markdown(
 # --- 5. simple loss -----------------------------------------------------------------------------
 st.header("5. The simple loss")
 st.latex(
-    r"L_\text{simple} = \mathbb E_{t,\,x_0,\,\epsilon}\Big[\big\lVert \epsilon - "
-    r"\epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big)\big\rVert^2\Big],"
-    r"\qquad t\sim\mathcal U\{0,\dots,T-1\},\ \epsilon\sim\mathcal N(0,I)"
+    r"\begin{gathered} L_\text{simple} = \mathbb E_{t,\,x_0,\,\epsilon}\Big[\big\lVert \epsilon - "
+    r"\epsilon_\theta\big(x_t,\ t\big)\big\rVert^2\Big] \\ "
+    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\ "
+    r"t\sim\mathcal U\{0,\dots,T-1\},\ \epsilon\sim\mathcal N(0,I) \end{gathered}"
 )
 curve = bo.eps_mse_curve(img.key, img.resolution, mkey, seed, int(draws), img.x0, model)
 st.plotly_chart(plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], int(draws), T), width="stretch")
@@ -229,8 +232,9 @@ st.caption(
 # --- 6. the reparametrisation trick ---------------------------------------------------------------
 st.header("6. The reparametrisation trick: one real training step")
 st.latex(
-    r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon\quad\Rightarrow\quad "
+    r"\begin{gathered} x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\ \Rightarrow\; "
     r"\nabla_\theta\,\big\lVert\epsilon-\epsilon_\theta(x_t,t)\big\rVert^2 \text{ is an ordinary gradient}"
+    r" \end{gathered}"
 )
 st.markdown(
     "The randomness lives in ε and t, drawn *outside* the network, and x_t is a deterministic, differentiable "
