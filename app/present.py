@@ -14,13 +14,32 @@ PLAY_FRAMES = 40  # a Play animation shows at most this many frames
 
 # Always on: on a phone, display formulas a little smaller (KaTeX draws them at 1.21 em and cannot wrap them),
 # so the two-line formulas of Forward and Denoise fit a 400-px screen without sideways scrolling.
+# A row of pictures in a container keyed "pics_..." stays one row on a phone (Streamlit stacks columns below
+# 640 px, which put x_t two screens below its t slider), and the page links drawn by phone_nav() show only there.
 PHONE_CSS = """
 <style>
+.st-key-phone_nav { display: none !important; }
 @media (max-width: 640px) {
   [data-testid="stMain"] .katex-display > .katex { font-size: 1.02em !important; }
+  .st-key-phone_nav { display: flex !important; }
+  [class*="st-key-pics_"] [data-testid="stHorizontalBlock"] {
+    flex-direction: row !important; flex-wrap: nowrap !important; gap: 0.4rem !important;
+  }
+  [class*="st-key-pics_"] [data-testid="stColumn"] {
+    min-width: 0 !important; width: auto !important; flex: 1 1 0 !important;
+  }
+  [class*="st-key-pics_"] [data-testid="stImageCaption"] { font-size: 0.7rem !important; }
 }
 </style>
 """
+
+
+def phone_nav(pages) -> None:
+    """The pages as links at the top of the main area, shown on a phone only (there the sidebar, which holds the
+    navigation, is folded away behind a small "»")."""
+    with st.container(key="phone_nav", horizontal=True, gap="small"):
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon)
 
 CSS = """
 <style>

@@ -33,6 +33,7 @@ nav = st.navigation(PAGES)
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 sidebar.render()
 present.apply()
+present.phone_nav(PAGES)
 for note in urlstate.take_notes():
     st.warning(note)
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and

@@ -59,7 +59,7 @@ r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, m
 ab = float(model.schedule.alpha_bar[t])
 
 st.subheader(f"What the network sees and what it predicts, at t = {t}")
-cols = st.columns(4)
+cols = st.container(key="pics_den").columns(4)  # "pics_": stays one row on a phone
 cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
 cols[1].image(noise_picture(r["eps"]), caption="ε: the true noise", width="stretch")
 eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"

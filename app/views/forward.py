@@ -49,7 +49,7 @@ schedule = backend.schedule(schedule_name)
 x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
 sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alpha_bar[t])
 
-cols = st.columns(3)
+cols = st.container(key="pics_fwd").columns(3)  # "pics_": stays one row on a phone
 cols[0].image(picture(img.x0), caption="x₀ — the clean photo", width="stretch")
 cols[1].image(noise_picture(eps), caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})", width="stretch")
 x_t_slot = cols[2].empty()

@@ -264,7 +264,7 @@ def scrub() -> None:
         pos, play = 1, False
     stored_note = "" if k == run.num_steps else f" (every {run.kept[1] - run.kept[0]}-th step is stored)"
     label_slot = st.empty()
-    cols = st.columns(3)
+    cols = st.container(key="pics_traj").columns(3)  # "pics_": stays one row on a phone
     slots = [c.empty() for c in cols]
 
     def show(i: int) -> None:

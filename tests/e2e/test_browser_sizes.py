@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import ARTIFACTS, IDLE
-from .test_browser import no_traceback
+from .test_browser import image_with_caption, no_traceback, slider_input
 
 pytestmark = pytest.mark.e2e
 
@@ -48,10 +48,17 @@ def test_every_page_at_three_sizes(browser, app_url, size):
             page.wait_for_selector(IDLE)
             no_traceback(page)
             page.screenshot(path=str(ARTIFACTS / f"size-{size}-{path or 'forward'}.png"), full_page=True)
+            nav = page.locator(".st-key-phone_nav")
+            assert nav.is_visible() is phone  # the page links above the page: on a phone only
             if phone:
                 bad = page.evaluate(OVERFLOW_JS)
                 if bad:
                     problems[path or "forward"] = bad
+            if phone and path == "":
+                # x_t is on the same screen as its t slider (the picture row no longer stacks)
+                slider_top = slider_input(page, "fwd_t").bounding_box()["y"]
+                x_t = image_with_caption(page, "x_t at t =").bounding_box()
+                assert x_t["y"] + x_t["height"] - slider_top < h, (slider_top, x_t)
     finally:
         context.close()
     assert problems == {}, problems
