@@ -41,6 +41,7 @@ def phone_nav(pages) -> None:
         for page in pages:
             st.page_link(page, label=page.title, icon=page.icon)
 
+
 CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {
