@@ -112,3 +112,20 @@ def test_t_start_sweep_rows_and_cache(tiny_model_dir):
     finally:
         hook.remove()
     assert any("t_start" in c.value for c in at.markdown)
+
+
+def test_the_choice_survives_a_shorter_history(tiny_model_dir):
+    at = _app(tiny_model_dir)
+    at.run()
+    at.slider(key="traj_steps").set_value(10)
+    for sampler in ("DDIM", "DDPM"):
+        at.radio(key="traj_sampler").set_value(sampler)
+        at.button(key="traj_go").click().run()
+    at.slider(key="traj_t_start").set_value(200)
+    at.button(key="traj_go").click().run()
+    at.selectbox(key="cmp_a").set_value(2).run()
+    assert at.selectbox(key="cmp_a").value == 2
+    at.session_state["traj_history"] = at.session_state["traj_history"][:2]  # as when the memory cap drops runs
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_a").value in (0, 1)
