@@ -136,9 +136,9 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("eta", "traj_eta", _float(0.0, 1.0, 0.1), _show_float),
         Field("steps", "traj_steps", _int(10, 1000)),
         Field("seed", "traj_seed", _SEED),
+        Field("photo_model", "traj_photo_model_anyway", _bool, _show_bool),  # before class: it picks the model
         Field("class", "traj_class", _class),
         Field("w", "traj_guidance", _float(0.0, 8.0, 0.5), _show_float),
-        Field("photo_model", "traj_photo_model_anyway", _bool, _show_bool),
     ),
     "inside": (
         Field("t", "ins_t", _T),

@@ -164,3 +164,22 @@ def test_a_bundled_model_in_the_link():
     assert at.session_state["model_source"] == "fashion"
     assert at.radio(key="mp_bundled").value == "fashion"
     assert at.query_params["model"] == "fashion"
+
+
+def test_a_generation_link_with_the_fashion_generator_keeps_its_class():
+    """From pure noise the photo model hands over to the Fashion generator: the link's class is one of its classes."""
+    from model import network
+
+    try:
+        network.get_model("fashion")
+    except network.ModelLoadError:
+        pytest.skip("the bundled Fashion generator is not here (checkpoints/fashion-unet is trained separately)")
+    at = AppTest.from_file(APP_ENTRY, default_timeout=240)
+    for k, v in {"model": "bundled", "res": "64", "start": "noise", "class": "Bag", "w": "2", "steps": "10"}.items():
+        at.query_params[k] = v
+    at.switch_page("views/trajectory.py")
+    at.run()
+    _ok(at)
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="traj_class").value == "Bag" and at.slider(key="traj_guidance").value == 2.0
+    assert at.query_params["class"] == "Bag" and at.query_params["start"] == "noise"
