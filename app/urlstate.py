@@ -85,11 +85,13 @@ def _bool(text: str) -> bool:
     raise BadValue("should be 1 or 0")
 
 
-def _class(text: str) -> str:
+def _name(text: str) -> str:
+    """A short name (a class, a block, a layer), checked later against the model (classes in _class_value;
+    blocks and layers by the Inside page, which falls back to its default for a name the model lacks)."""
     text = text.strip()
     if not text or len(text) > 60:
-        raise BadValue("should be a class name of the model, or none")
-    return text  # checked against the model's classes in _class_value
+        raise BadValue("should be a short name (a class of the model, or none)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
     "denoise": (
         Field("t", "den_t", _T),
         Field("seed", "den_seed", _SEED),
-        Field("class", "den_class", _class),
+        Field("class", "den_class", _name),
     ),
     "trajectory": (
         Field("start", "traj_source", _choice(SOURCES), lambda v: {b: a for a, b in SOURCES.items()}[v]),
@@ -137,15 +139,15 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("steps", "traj_steps", _int(10, 1000)),
         Field("seed", "traj_seed", _SEED),
         Field("photo_model", "traj_photo_model_anyway", _bool, _show_bool),  # before class: it picks the model
-        Field("class", "traj_class", _class),
+        Field("class", "traj_class", _name),
         Field("w", "traj_guidance", _float(0.0, 8.0, 0.5), _show_float),
     ),
     "inside": (
         Field("t", "ins_t", _T),
         Field("seed", "ins_seed", _SEED),
-        Field("class", "ins_label", _class),
-        Field("block", "ins_block", _class),  # a block name (checked by the page against the model's blocks)
-        Field("attn", "ins_attn", _class),
+        Field("class", "ins_label", _name),
+        Field("block", "ins_block", _name),
+        Field("attn", "ins_attn", _name),
         Field("qrow", "ins_qrow", _int(0, 4096)),
         Field("qcol", "ins_qcol", _int(0, 4096)),
     ),
