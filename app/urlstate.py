@@ -339,6 +339,10 @@ def current_params(url_path: str) -> dict[str, str]:
     for f in PAGE_FIELDS.get(page, ()):
         if f.key not in ss or ss[f.key] is None:
             continue
+        if f.key == "traj_guidance":  # the guidance scale only means something with a class-conditional model
+            model = _class_model("traj_class")
+            if model is None or not model.conditional:
+                continue
         if f.key in _CLASS_KEYS:
             model = _class_model(f.key)
             text = _class_text(f.key, ss[f.key]) if model is not None and model.conditional else None

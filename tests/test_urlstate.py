@@ -136,6 +136,7 @@ def test_a_trajectory_link_with_a_run_runs_it_and_shows_the_same_step(tiny_model
     assert at.slider(key="traj_step").value == 4
     assert any(m.value.startswith("**Step 4 of 10**") for m in at.markdown)
     assert at.query_params["run"] == "1" and at.query_params["step"] == "4"
+    assert "w" not in at.query_params and "class" not in at.query_params  # no classes: no class, no guidance
     # a changed setting: the shown run no longer matches, so the address drops run=1
     at.slider(key="traj_t_start").set_value(200).run()
     assert "run" not in at.query_params
