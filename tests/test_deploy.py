@@ -200,6 +200,27 @@ def haproxy_log(folder: Path) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def _run_async(make_coro):
+    """asyncio.run in a thread of its own: another test (Playwright's sync API) may leave an event loop
+    running in the main thread, where asyncio.run refuses to start."""
+    import threading
+
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the test's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=target, name="two-tabs")
+    th.start()
+    th.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 async def upload_and_fetch(url: str, name: str, opened: asyncio.Event | None = None) -> tuple[object, object]:
     """One student's tab through the proxy: open, upload a photo, see its pictures."""
     sys.path.insert(0, str(ROOT / "bench"))
@@ -248,7 +269,7 @@ def test_make_cluster_keeps_each_session_on_one_replica(tmp_path, tiny_model_dir
             await asyncio.wait_for(opened.wait(), 120)
             return await asyncio.gather(first, upload_and_fetch(url, "bb.png"))
 
-        (s1, run1), (s2, run2) = asyncio.run(two_tabs())
+        (s1, run1), (s2, run2) = _run_async(two_tabs)
         assert {s1.replica, s2.replica} == {"r1", "r2"}
         for run, name in ((run1, "a.png"), (run2, "bb.png")):
             assert f"x₀: {name}, 64×64" in run.images, run.alerts
