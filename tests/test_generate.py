@@ -63,7 +63,9 @@ def test_guidance_errors_are_one_clear_sentence(tiny_model_dir, tiny_cond_model_
         check_guidance(cond, None, 2.0)
     with pytest.raises(ValueError, match=">= 0"):
         check_guidance(cond, 1, -1.0)
-    assert default_guidance(rgb) == 0.0 and default_guidance(cond) > 0
+    from model.generate import DEFAULT_GUIDANCE
+
+    assert default_guidance(rgb) == 0.0 and default_guidance(cond) == DEFAULT_GUIDANCE
 
 
 def test_resolve_label_names_indices_and_bad_names():
@@ -81,7 +83,10 @@ def test_resolve_label_names_indices_and_bad_names():
 
 def test_cli_writes_npz_and_grid_for_a_conditional_model(tiny_cond_model_dir, tmp_path, capsys):
     out = tmp_path / "gen"
-    rc = main(["--model", str(tiny_cond_model_dir), "--label", "all", "--per-class", "2", "--steps", "3", "--out", str(out)])
+    rc = main(
+        ["--model", str(tiny_cond_model_dir), "--label", "all", "--per-class", "2", "--steps", "3", "--guidance", "1",
+         "--out", str(out)]
+    )
     assert rc == 0
     d = np.load(out / "samples.npz")
     assert d["images"].dtype == np.uint8 and d["images"].shape == (20, 32, 32)

@@ -98,7 +98,8 @@ def test_one_of_each_class_in_one_batch(tiny_cond_model_dir):
 
     at = _app(str(tiny_cond_model_dir))
     at.switch_page("views/trajectory.py").run()
-    at.slider(key="traj_steps").set_value(10).run()
+    at.slider(key="traj_steps").set_value(10)
+    at.slider(key="traj_guidance").set_value(1.0).run()
     unet = network.get_model(str(tiny_cond_model_dir)).unet
     batches = []
     hook = unet.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))

@@ -33,6 +33,10 @@ def test_generate_one_of_each_class_and_a_guided_run(page, app_url, shot):
         assert image_with_caption(page, name).count() >= 1, name
     shot(page, "one-of-each")
 
+    w = slider_input(page, "traj_guidance")
+    w.focus()
+    w.press("ArrowRight")  # w = 0.5: the page then shows the three predictions
+    wait_idle(page)
     page.locator(".st-key-traj_go button").click()
     page.locator("[data-testid='stAlert']").filter(has_text="guidance w =").first.wait_for(timeout=120_000)
     wait_idle(page)
