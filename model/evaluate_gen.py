@@ -3,7 +3,7 @@
     python -m model.evaluate_gen SAMPLES.npz --data data/fashion --judge checkpoints/fashion-judge [--out DIR]
 
 ``SAMPLES.npz`` holds ``images``: uint8 (N, H, W) or (N, H, W, 1) in 0…255 with H = W = 28, or 32 (the
-model resolution: the central 28×28 crop is taken, i.e. 2 px off each side, as :func:`model.fashion.from_model`
+model resolution: the central 28×28 crop is taken, i.e. 2 px off each side, undoing the padding of :func:`model.fashion.to_model`
 does), and ``labels``: int (N,) in 0…9, the class each image was asked for.
 
 Prints a markdown table (the model row and the four reference rows of :func:`model.judge.reference_rows`;
@@ -71,7 +71,7 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}; convert with model.fashion.from_model")
+        raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}; scale [-1, 1] images with (x + 1) * 127.5 and round")
     if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] not in (28, 32):
         raise ValueError(
             f"images must be (N, 28, 28) or (N, 32, 32) (optionally with a last axis of 1), got {images.shape}"

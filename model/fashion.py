@@ -97,29 +97,6 @@ def to_model(x_uint8, res: int = RES) -> torch.Tensor:
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=-1.0)
 
 
-def from_model(x: torch.Tensor, size: int = 28) -> np.ndarray:
-    """(N, 1, H, W) in [-1, 1] -> uint8 (N, size, size), the central crop (undoes :func:`to_model`)."""
-    h, w = x.shape[-2:]
-    y0, x0 = (h - size) // 2, (w - size) // 2
-    c = x[:, 0, y0 : y0 + size, x0 : x0 + size]
-    return ((c.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
-def parse_label(spec) -> int | None:
-    """A class given as a name ("sneaker", "ankle boot", case-insensitive), an index "0".."9", or
-    "all" (-> None). Raises ``ValueError`` with the list of names otherwise."""
-    s = str(spec).strip().lower()
-    if s == "all":
-        return None
-    if s.isdigit() and int(s) < len(CLASSES):
-        return int(s)
-    for i, name in enumerate(CLASSES):
-        if s in (name.lower(), name.lower().replace("/", " ").split()[0], name.lower().replace(" ", "-")):
-            return i
-    names = ", ".join(c.lower() for c in CLASSES)
-    raise ValueError(f"unknown class {spec!r}: use one of {names}, an index 0-9, or 'all'")
-
-
 class LabelledSampler:
     """Random batches (x0 (n, 1, 32, 32) in [-1, 1], y (n,) int64) from the training split, with random
     horizontal flips (a mirrored garment is still that garment)."""

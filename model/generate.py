@@ -117,7 +117,6 @@ def generate(
 ) -> np.ndarray:
     """Final samples as uint8: (N, R, R) for a grey model, (N, R, R, 3) for RGB. One generator
     (``seed``) is drawn from chunk after chunk of ``batch`` samples."""
-    check_guidance(model, None if all(v < 0 for v in labels) else 0, float(guidance))
     g = torch.Generator().manual_seed(int(seed))
     out, done = [], 0
     total = -(-len(labels) // batch) * len(make_timesteps(model.schedule.T - 1, int(steps)))  # chunks x steps

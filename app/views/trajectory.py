@@ -160,11 +160,7 @@ if n_eff < steps:
     cost += f" — only {plural(n_eff, 'distinct timestep')} {'lies' if n_eff == 1 else 'lie'} between t_start = {t_start} and 0"
 (st.warning if est > backend_reverse.LONG_RUN_SECONDS else st.caption)(f"This run: {cost}.")
 
-x0_run = None if source == NOISE else img.x0
-if x0_run is not None and x0_run.shape[1] != model.channels:  # defensive: the image follows the model
-    from model.images import to_channels
-
-    x0_run = to_channels(x0_run, model.channels)
+x0_run = None if source == NOISE else img.x0  # require_image already matches the model's channels
 go = st.button("Run", type="primary", key="traj_go")
 autorun_step = st.session_state.pop(urlstate.AUTORUN_KEY, None)  # a link with run=1: run its settings once
 if autorun_step is not None and not go:
