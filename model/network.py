@@ -157,11 +157,18 @@ class LoadedModel:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.labels(class_labels, x.shape[0])
+        tt = torch.as_tensor(t).to(self.device)
         with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
-            tt = torch.as_tensor(t).to(self.device)
-            out = self.unet(x, tt) if y is None else self.unet(x, tt, class_labels=y.to(self.device))
-        out = out.sample if hasattr(out, "sample") else out
+            out = self._network(x, tt, None if y is None else y.to(self.device))
         return out[:, :c, :h, :w].float().cpu()
+
+    def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """One forward pass of the UNet on ``self.device``: x (B, C, H, W) padded, t (B,), y (B,) or None.
+
+        Returns the raw output tensor (B, C_out, H, W), in whatever dtype the path produced.
+        """
+        out = self.unet(x, t) if y is None else self.unet(x, t, class_labels=y)
+        return out.sample if hasattr(out, "sample") else out
 
     @torch.inference_mode()
     def predict(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
