@@ -47,6 +47,12 @@ COPY checkpoints/ checkpoints/
 COPY model/ model/
 COPY app/ app/
 
+# The project itself, editable (pyproject.toml: the app and model packages, no dependencies of its own), so
+# that `import model` reads /app/model and finds the bundled checkpoints beside it; built with the setuptools
+# that requirements.txt installed.
+COPY pyproject.toml .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e .
+
 # numeric, so that Kubernetes' runAsNonRoot can check it without reading /etc/passwd
 USER 10001:10001
 VOLUME ["/cache/huggingface"]
