@@ -472,12 +472,7 @@ def frame_near_t(run: Run, t: int) -> Frame:
     return min(run.frames, key=lambda f: (abs(f.t - int(t)), f.index))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m model.figure``: see :mod:`model.figure_cli`."""
-    from model.figure_cli import main as cli_main
+if __name__ == "__main__":  # python -m model.figure: the command line lives in model.figure_cli
+    from model.figure_cli import main
 
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -30,13 +30,13 @@ after the network call; the network sees float32. Randomness always comes from a
 explicit ``torch.Generator``: the same generator state gives the same numbers, whatever
 the batch size. Nothing here mutates a model.
 
-Run ``python -m model.likelihood IMAGE`` for the command line (see :func:`main`).
+Run ``python -m model.likelihood IMAGE`` for the command line (:mod:`model.likelihood_cli`).
 
 Where the parts live: the Gaussian building blocks, the model's variance, the per-t
 weights and the terms of the bound (:func:`vb_terms`) are :mod:`model.vlb_terms`; this
 module adds the sampled estimate, the simple loss, one training step and the codec
-reference points; the command line is :mod:`model.likelihood_cli`. Every name is
-re-exported here, so ``from model.likelihood import ...`` keeps working.
+reference points; the command line is :mod:`model.likelihood_cli` (it imports this module,
+never the reverse). Every name of :mod:`model.vlb_terms` is re-exported here.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ import numpy as np
 import torch
 
 from model.forward import q_sample
-from model.likelihood_cli import main, table_rows  # noqa: F401 -- re-exported
-from model.schedule import Schedule, gather
+from model.reverse import training_target
+from model.schedule import Schedule
 from model.vlb_terms import (  # noqa: F401 -- also re-exported: model.likelihood is the public face
     DEFAULT_BATCH_SIZE,
     LN2,
@@ -236,19 +236,6 @@ class TrainStepResult:
     target: str
 
 
-def _training_target(schedule: Schedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    kind = schedule.prediction_type
-    if kind == "epsilon":
-        return eps
-    sa = gather(schedule.sqrt_alpha_bar, t, x0.ndim, x0.dtype)
-    s1 = gather(schedule.sqrt_one_minus_alpha_bar, t, x0.ndim, x0.dtype)
-    if kind == "v_prediction":
-        return sa * eps - s1 * x0  # Salimans & Ho 2022
-    if kind == "sample":
-        return x0
-    raise ValueError(f"unknown prediction_type {kind!r}")
-
-
 def train_step(
     unet: torch.nn.Module,
     schedule: Schedule,
@@ -279,7 +266,7 @@ def train_step(
     eps = _draws(x0, batch_size, generator)
     xb = x0q.expand(batch_size, -1, -1, -1)
     x_t, _ = q_sample(schedule, xb, t, noise=eps)  # differentiable in theta's input, eps fixed
-    target = _training_target(schedule, xb, eps, t)
+    target = training_target(schedule, xb, eps, t)
     dev = next(net.parameters()).device
     x_t, t_dev, target = x_t.to(dev), t.to(dev), target.to(dev)
 
@@ -342,5 +329,7 @@ def codec_bpd(x0: torch.Tensor, jpeg_quality: int = 90) -> dict[str, float]:
     return out
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m model.likelihood: the command line lives in model.likelihood_cli
+    from model.likelihood_cli import main
+
     raise SystemExit(main())

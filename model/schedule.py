@@ -66,6 +66,7 @@ class Schedule:
     variance_type: str = "fixed_small"  # DDPM reverse variance: fixed_small (beta_tilde) | fixed_large (beta)
     clip_sample: bool = True  # clip x0_hat to [-clip_sample_range, clip_sample_range] when sampling
     clip_sample_range: float = 1.0
+    set_alpha_to_one: bool = True  # DDIM: alpha_bar of the clean image is 1 (True) or alpha_bar_0 (False)
     alphas: torch.Tensor = field(init=False)
     alpha_bar: torch.Tensor = field(init=False)
     alpha_bar_prev: torch.Tensor = field(init=False)
@@ -124,6 +125,8 @@ class Schedule:
             "clip_sample": self.clip_sample,
             "clip_sample_range": self.clip_sample_range,
         }
+        if not self.set_alpha_to_one:  # a DDIMScheduler key; DDPMScheduler ignores it
+            cfg["set_alpha_to_one"] = False
         if self.name not in _DIFFUSERS_NAME:
             cfg["beta_schedule"] = "linear"
             cfg["trained_betas"] = self.betas.tolist()
@@ -134,7 +137,7 @@ def make_schedule(name: str = "linear", T: int = 1000, **conventions) -> Schedul
     """Build a named schedule: ``"linear"`` (Ho et al.), ``"cosine"`` (Nichol & Dhariwal) or ``"scaled_linear"``.
 
     ``conventions`` may set ``prediction_type``, ``variance_type``, ``clip_sample``,
-    ``clip_sample_range``, ``beta_start`` and ``beta_end``.
+    ``clip_sample_range``, ``set_alpha_to_one``, ``beta_start`` and ``beta_end``.
     """
     beta_start = conventions.pop("beta_start", None)
     beta_end = conventions.pop("beta_end", None)
@@ -159,8 +162,17 @@ def schedule_from_config(config: dict) -> Schedule:
 
     Understands ``num_train_timesteps``, ``beta_start``, ``beta_end``, ``beta_schedule``
     (linear | scaled_linear | squaredcos_cap_v2), ``trained_betas``, ``prediction_type``,
-    ``variance_type``, ``clip_sample`` and ``clip_sample_range``. Missing keys take
-    diffusers' ``DDPMScheduler`` defaults.
+    ``variance_type``, ``clip_sample``, ``clip_sample_range`` and DDIM's ``set_alpha_to_one``.
+    Missing keys take diffusers' ``DDPMScheduler`` defaults.
+
+    Keys that would change the math but are not implemented are refused with a
+    ``ValueError`` naming the key (``load_local`` turns it into a ``ModelLoadError``):
+    ``rescale_betas_zero_snr: true`` (alpha_bar_{T-1} = 0, where eq. 15 divides by zero),
+    ``thresholding: true`` (dynamic thresholding of x0_hat), a learned variance
+    (``variance_type`` learned / learned_range: the extra output channels are not used here)
+    and ``timestep_spacing: trailing``. The inference timesteps are this project's own
+    (:func:`model.reverse.make_timesteps`: evenly spaced down to 0), so the other
+    ``timestep_spacing`` values, an inference-time choice, are accepted.
     """
     T = int(config.get("num_train_timesteps", 1000))
     conventions = {
@@ -168,9 +180,11 @@ def schedule_from_config(config: dict) -> Schedule:
         "variance_type": config.get("variance_type", "fixed_small") or "fixed_small",
         "clip_sample": bool(config.get("clip_sample", True)),
         "clip_sample_range": float(config.get("clip_sample_range", 1.0) or 1.0),
+        "set_alpha_to_one": bool(config.get("set_alpha_to_one", True)),
     }
     if conventions["prediction_type"] not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"unsupported prediction_type {conventions['prediction_type']!r}")
+    _refuse_unsupported(config, conventions["variance_type"])
     trained = config.get("trained_betas")
     if trained is not None:
         return Schedule(name="trained", betas=torch.tensor(trained, dtype=torch.float64), **conventions)
@@ -182,6 +196,30 @@ def schedule_from_config(config: dict) -> Schedule:
     if name != "cosine":
         kw = {"beta_start": float(config.get("beta_start", 1e-4)), "beta_end": float(config.get("beta_end", 0.02))}
     return make_schedule(name, T, **kw, **conventions)
+
+
+def _refuse_unsupported(config: dict, variance_type: str) -> None:
+    """Raise a ValueError naming the first scheduler-config key whose value this project does not implement."""
+    if config.get("rescale_betas_zero_snr"):
+        raise ValueError(
+            "The scheduler config sets rescale_betas_zero_snr (zero terminal SNR), which Diffusion Lens does not "
+            "implement; pick a model trained without it."
+        )
+    if config.get("thresholding"):
+        raise ValueError(
+            "The scheduler config sets thresholding (dynamic thresholding of x0_hat), which Diffusion Lens does not "
+            "implement; pick a model without it, or set thresholding to false in its scheduler_config.json."
+        )
+    if variance_type in ("learned", "learned_range"):
+        raise ValueError(
+            f"The scheduler config sets variance_type {variance_type!r} (a variance predicted by extra output "
+            "channels), which Diffusion Lens does not implement; pick a model with a fixed variance."
+        )
+    if config.get("timestep_spacing") == "trailing":
+        raise ValueError(
+            "The scheduler config sets timestep_spacing 'trailing', which Diffusion Lens does not implement "
+            "(its timesteps are evenly spaced down to 0); pick a model without it."
+        )
 
 
 def gather(values: torch.Tensor, t: torch.Tensor | int, ndim: int = 4, dtype=torch.float32) -> torch.Tensor:

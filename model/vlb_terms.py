@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from model.forward import q_sample
+from model.reverse import predict_x0, q_posterior
 from model.schedule import Schedule, gather
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -181,13 +182,6 @@ def _draws(x0: torch.Tensor, n: int, generator: torch.Generator | None) -> torch
     return torch.cat([torch.randn(x0.shape, generator=generator, dtype=torch.float32) for _ in range(n)])
 
 
-def _predict_x0(schedule: Schedule, x_t: torch.Tensor, eps_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Batched eq. 15: x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t); t: (B,)."""
-    return (x_t - gather(schedule.sqrt_one_minus_alpha_bar, t, x_t.ndim, x_t.dtype) * eps_hat) / gather(
-        schedule.sqrt_alpha_bar, t, x_t.ndim, x_t.dtype
-    )
-
-
 def vb_terms_bpd(
     schedule: Schedule,
     x0: torch.Tensor,
@@ -212,14 +206,11 @@ def vb_terms_bpd(
     """
     x0, x_t, eps_hat = (v.to(torch.float64) for v in (x0, x_t, eps_hat))
     t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
-    x0_hat = _predict_x0(schedule, x_t, eps_hat, t)
+    x0_hat = predict_x0(schedule, x_t, eps_hat, t)
     if clip_denoised:
         x0_hat = x0_hat.clamp(-1.0, 1.0)
-    c1 = gather(schedule.posterior_mean_coef1, t, 4, torch.float64)
-    c2 = gather(schedule.posterior_mean_coef2, t, 4, torch.float64)
-    true_mean = c1 * x0 + c2 * x_t
-    model_mean = c1 * x0_hat + c2 * x_t
-    true_logvar = gather(schedule.posterior_log_variance_clipped, t, 4, torch.float64)
+    true_mean, _, true_logvar = q_posterior(schedule, x0, x_t, t)
+    model_mean, _, _ = q_posterior(schedule, x0_hat, x_t, t)
     logvar = gather(model_log_variance(schedule), t, 4, torch.float64)
     kl = mean_flat(normal_kl(true_mean, true_logvar, model_mean, logvar)) / LN2
     nll = -mean_flat(discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * logvar)) / LN2

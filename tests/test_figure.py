@@ -14,7 +14,7 @@ import torch
 from conftest import ROOT, png_bytes
 from PIL import Image
 
-from model import figure
+from model import figure, figure_cli
 from model.reverse import make_timesteps, oracle_eps_model, sample_trajectory
 from model.schedule import make_schedule
 
@@ -112,7 +112,7 @@ def test_cli_writes_png_and_gif(tiny_model_dir, tmp_path, capsys):
     photo = tmp_path / "photo.png"
     photo.write_bytes(png_bytes((50, 40)))
     out, gif = tmp_path / "fig.png", tmp_path / "anim.gif"
-    rc = figure.main(
+    rc = figure_cli.main(
         [
             str(photo),
             "--t-start",
@@ -150,7 +150,7 @@ def test_cli_writes_png_and_gif(tiny_model_dir, tmp_path, capsys):
 
 def test_cli_from_noise_ddpm(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "gen.png"
-    rc = figure.main(
+    rc = figure_cli.main(
         ["noise", "--steps", "3", "--sampler", "ddpm", "--res", "32", "--model", str(tiny_model_dir), "--out", str(out)]
     )
     assert rc == 0
@@ -161,7 +161,7 @@ def test_cli_from_noise_ddpm(tiny_model_dir, tmp_path, capsys):
 def test_cli_bad_image_file(tiny_model_dir, tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not a picture")
-    rc = figure.main([str(bad), "--res", "32", "--model", str(tiny_model_dir), "--out", str(tmp_path / "x.png")])
+    rc = figure_cli.main([str(bad), "--res", "32", "--model", str(tiny_model_dir), "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert err.startswith("error: ") and "notes.png" in err and len(err.strip().splitlines()) == 1
@@ -171,7 +171,7 @@ def test_cli_bad_image_file(tiny_model_dir, tmp_path, capsys):
 def test_cli_bad_model(tmp_path, capsys):
     photo = tmp_path / "photo.png"
     photo.write_bytes(png_bytes())
-    rc = figure.main(
+    rc = figure_cli.main(
         [str(photo), "--res", "32", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "x.png")]
     )
     assert rc == 2 and "error:" in capsys.readouterr().err

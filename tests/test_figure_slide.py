@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from model import figure
+from model import figure, figure_cli
 
 RES = 8
 
@@ -82,7 +82,7 @@ def test_cli_writes_a_slide(tiny_model_dir, tmp_path, capsys):
     from conftest import ROOT
 
     out, slide = tmp_path / "grid.png", tmp_path / "slide.png"
-    code = figure.main(
+    code = figure_cli.main(
         [str(ROOT / "assets" / "astronaut.jpg"), "--model", str(tiny_model_dir), "--res", "32", "--steps", "6",
          "--t-start", "300", "--out", str(out), "--slide", str(slide), "--transpose"]
     )  # fmt: skip

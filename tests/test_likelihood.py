@@ -14,6 +14,7 @@ import torch
 from conftest import ROOT
 
 from model import likelihood as lk
+from model import likelihood_cli
 from model.reverse import q_posterior
 from model.schedule import gather, make_schedule
 
@@ -292,14 +293,14 @@ def test_cli_prints_table_and_bits_per_dim_last(tmp_path, capsys):
     from conftest import png_bytes
 
     img.write_bytes(png_bytes((48, 40)))
-    assert lk.main([str(img), "--model", str(folder), "--res", "32", "--timesteps", "all"]) == 0
+    assert likelihood_cli.main([str(img), "--model", str(folder), "--res", "32", "--timesteps", "all"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"bits/dim: \d+\.\d{3}", out[-1])
     assert any(line.split()[:1] == ["39"] for line in out)  # the table reaches the last index
-    assert lk.main([str(img), "--model", str(folder), "--res", "32", "--timesteps", "5"]) == 0
+    assert likelihood_cli.main([str(img), "--model", str(folder), "--res", "32", "--timesteps", "5"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"bits/dim: \d+\.\d{3}", out[-1]) and any("standard error" in x for x in out)
-    assert lk.main([str(img), "--model", str(folder), "--timesteps", "lots"]) == 2
+    assert likelihood_cli.main([str(img), "--model", str(folder), "--timesteps", "lots"]) == 2
     assert "timesteps" in capsys.readouterr().err
 
 
