@@ -158,7 +158,8 @@ def _describe_model_in_use() -> None:
     st.caption(
         f"In use: **{names.get(model.source, model.source)}** · "
         f"{model.num_parameters / 1e6:.1f}M parameters · {kind} · native {model.resolution} px · predicts "
-        f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}"
+        f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}, "
+        f"arithmetic: {network.precision_label(model)}"
     )
     res = int(ss.get("resolution", model.resolution))
     try:

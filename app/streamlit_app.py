@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import streamlit as st
+
+from app import present, sidebar, state, urlstate
+from model import precision
+
+# Server policy, set once here at the app's edge: models load with the fastest arithmetic that passes the
+# fidelity guard (model/precision.py); DIFFUSION_LENS_PRECISION=fp32 forces plain fp32.
+precision.set_policy("auto")
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app import present, sidebar, state, urlstate  # noqa: E402
 
 # The favicon is a file in the app (a Material icon as favicon is fetched from a web font host, which logs an
 # error on every page load in an offline classroom).

@@ -66,7 +66,9 @@ from model.hub import (  # noqa: F401 -- also re-exported: model.network is the 
     download_hub_model,
     parse_source,
 )
-from model.reverse import output_to_eps, predict_x0
+from model.reverse import output_to_eps, output_to_x0
+from model import precision
+from model.precision import PrecisionChoice
 from model.runtime import inference_slot
 from model.schedule import Schedule, make_schedule, schedule_from_config
 
@@ -100,6 +102,7 @@ class LoadedModel:
     device: str = "cpu"
     classes: tuple[str, ...] | None = None  # class names of a class-conditional model, else None
     null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
+    precision: PrecisionChoice | None = field(default=None, compare=False)  # None: plain fp32 (model/precision.py)
     _costs: dict = field(default_factory=dict, compare=False, repr=False)  # memo for estimate_cost
 
     @property
@@ -165,47 +168,36 @@ class LoadedModel:
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """One forward pass of the UNet on ``self.device``: x (B, C, H, W) padded, t (B,), y (B,) or None.
 
+        Runs under the precision path chosen at load (:mod:`model.precision`; None = plain fp32).
         Returns the raw output tensor (B, C_out, H, W), in whatever dtype the path produced.
         """
-        out = self.unet(x, t) if y is None else self.unet(x, t, class_labels=y)
-        return out.sample if hasattr(out, "sample") else out
+
+        def call() -> torch.Tensor:
+            out = self.unet(x, t) if y is None else self.unet(x, t, class_labels=y)
+            return out.sample if hasattr(out, "sample") else out
+
+        return call() if self.precision is None else self.precision.path_for(t).forward(call)
 
     @torch.inference_mode()
     def predict(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(eps_hat, x0_hat) for x_t (B, C, H, W), from one forward pass (``class_labels``: see :meth:`labels`).
+        """(eps_hat, x0_hat) for x_t (B, C, H, W) at t (an int or a (B,) LongTensor), from one forward pass
+        (``class_labels``: see :meth:`labels`).
 
-        eps_hat comes from the network output by :func:`model.reverse.output_to_eps`;
-        x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t)  (eq. 15).
+        eps_hat comes from the network output by :func:`model.reverse.output_to_eps`, x0_hat by
+        :func:`model.reverse.output_to_x0` (eq. 15 for an eps-predictor; straight from the output,
+        as diffusers does, for v- and sample-predictors).
         """
-        t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
-        if t.numel() == 1 and x_t.shape[0] > 1:
-            t = t.expand(x_t.shape[0])
+        t = torch.as_tensor(t, dtype=torch.long).reshape(-1).expand(x_t.shape[0])
         x_t = x_t.float().cpu()
         out = self.raw(x_t, t, class_labels)
-        kind = self.schedule.prediction_type
-        if bool((t == t[0]).all()):  # the common case (a trajectory step): one t for the whole batch
-            tv = int(t[0])
-            eps = out if kind == "epsilon" else output_to_eps(self.schedule, out, x_t, tv, kind)
-            return eps, predict_x0(self.schedule, x_t, eps, tv)
-        eps = out if kind == "epsilon" else torch.empty_like(out)
-        x0 = torch.empty_like(out)
-        for tv in t.unique().tolist():
-            sel = t == tv
-            if kind != "epsilon":
-                eps[sel] = output_to_eps(self.schedule, out[sel], x_t[sel], int(tv), kind)
-            x0[sel] = predict_x0(self.schedule, x_t[sel], eps[sel], int(tv))
-        return eps, x0
+        return output_to_eps(self.schedule, out, x_t, t), output_to_x0(self.schedule, out, x_t, t)
 
     @torch.inference_mode()
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
         """eps_hat = eps_theta(x_t, t[, y]), shaped like x_t; converts v / sample outputs to eps."""
-        tt = torch.as_tensor(t, dtype=torch.long).reshape(-1)
-        if tt.numel() == 1 or bool((tt == tt[0]).all()):  # one t for the batch (every trajectory step): skip x0_hat
-            x = x_t.float().cpu()
-            out = self.raw(x, tt.expand(x.shape[0]), class_labels)
-            kind = self.schedule.prediction_type
-            return out if kind == "epsilon" else output_to_eps(self.schedule, out, x, int(tt[0]), kind)
-        return self.predict(x_t, t, class_labels)[0]
+        t = torch.as_tensor(t, dtype=torch.long).reshape(-1).expand(x_t.shape[0])
+        x = x_t.float().cpu()
+        return output_to_eps(self.schedule, self.raw(x, t, class_labels), x, t)
 
     @torch.inference_mode()
     def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
@@ -245,9 +237,15 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     classes, null = _read_classes(folder, layout.config, name)
-    return LoadedModel(
+    model = LoadedModel(
         unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null
     )
+    return precision.apply(model)  # the fastest path that passes the fidelity guard, if the policy says "auto"
+
+
+def precision_label(model: LoadedModel) -> str:
+    """Which arithmetic runs ``model``'s forward pass, in one line (the sidebar shows it)."""
+    return model.precision.label if model.precision is not None else "fp32"
 
 
 def _read_classes(folder: Path, config: dict, name: str) -> tuple[tuple[str, ...] | None, int | None]:
