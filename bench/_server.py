@@ -20,8 +20,6 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 CHROMIUM = os.environ.get("DIFFUSION_LENS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

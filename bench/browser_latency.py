@@ -18,13 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, percentile, server_env  # noqa: E402
+from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, percentile, server_env
 
 CAPTIONS = {"forward": "x_t at t = {t}", "denoise": "x_t: the input at t = {t}"}
 SLIDERS = {"forward": "fwd_t", "denoise": "den_t"}

@@ -15,18 +15,16 @@ import argparse
 import contextlib
 import random
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
+import torch
+
+from model import runtime
+from model.train import build_unet
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from model import runtime  # noqa: E402
-from model.train import build_unet  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

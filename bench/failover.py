@@ -55,11 +55,9 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import load  # noqa: E402
-from _server import OUT, ROOT, RssSampler, load_average, percentile, server_env  # noqa: E402
-from ws_client import XSRF_COOKIE, StreamlitSession  # noqa: E402
+import load
+from _server import OUT, ROOT, RssSampler, load_average, percentile, server_env
+from ws_client import XSRF_COOKIE, StreamlitSession
 
 AFFINITY_COOKIE = "DLREPLICA"  # scripts/cluster.sh: haproxy's `cookie DLREPLICA insert`
 REPLICA_HEADER = "X-Diffusion-Lens-Replica"  # ... and the header naming the replica that answered

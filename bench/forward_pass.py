@@ -15,13 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PARAM_BUDGET = 8_000_000
 LATENCY_BUDGET_MS_128 = 80.0

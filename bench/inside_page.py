@@ -30,14 +30,12 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from model import probe, runtime
+from model.network import load_model
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from model import probe, runtime  # noqa: E402
-from model.network import load_model  # noqa: E402
 
 BUDGET_MS = 300.0
 APP = str(ROOT / "app" / "streamlit_app.py")

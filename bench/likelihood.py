@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from model import likelihood as lk
+from model.images import load_image
+from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model, tiny_unet
+from model.schedule import make_schedule
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from model import likelihood as lk  # noqa: E402
-from model.images import load_image  # noqa: E402
-from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model, tiny_unet  # noqa: E402
-from model.schedule import make_schedule  # noqa: E402
 
 
 def pick_model(res: int) -> tuple[LoadedModel, str]:

@@ -42,14 +42,10 @@ import io
 import json
 import random
 import statistics
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _server import (  # noqa: E402
+from _server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     IDLE,
@@ -61,7 +57,7 @@ from _server import (  # noqa: E402
     percentile,
     server_env,
 )
-from ws_client import StreamlitError, StreamlitSession  # noqa: E402
+from ws_client import StreamlitError, StreamlitSession
 
 ACTION_TIMEOUT_MS = 60_000
 FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"

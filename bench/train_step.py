@@ -27,8 +27,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 MODES = ("fp32", "fp32-cl", "bf16", "bf16-cl")
 
 

@@ -39,15 +39,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from model import runtime
+from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model
+from model.schedule import make_schedule, schedule_from_config
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from model import runtime  # noqa: E402
-from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model  # noqa: E402
-from model.schedule import make_schedule, schedule_from_config  # noqa: E402
 
 SETUPS = [("ddim", 50, 64), ("ddim", 50, 128), ("ddpm", 1000, 64)]
 

@@ -183,8 +183,7 @@ def haproxy_or_skip() -> None:
 
 
 def port_block(n: int) -> int:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from failover import free_port_block
+    from failover import free_port_block  # bench/failover.py: bench/ is on pytest's pythonpath (pyproject.toml)
 
     return free_port_block(n)
 
@@ -223,7 +222,6 @@ def _run_async(make_coro):
 
 async def upload_and_fetch(url: str, name: str, opened: asyncio.Event | None = None) -> tuple[object, object]:
     """One student's tab through the proxy: open, upload a photo, see its pictures."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from failover import ProxiedSession
 
     async with ProxiedSession(url, timeout=120) as s:

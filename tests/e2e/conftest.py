@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
+# bench/ is on sys.path through pytest's `pythonpath` setting (pyproject.toml)
+from _server import CHROMIUM_ARGS, IDLE, RUNNING, free_port  # noqa: F401  (shared with bench/; re-exported)
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DIFFUSION_LENS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-sys.path.insert(0, str(ROOT / "bench"))
-from _server import CHROMIUM_ARGS, IDLE, RUNNING, free_port  # noqa: E402, F401  (shared with bench/; re-exported)
 
 SERVER_START_TIMEOUT_S = 120
 
