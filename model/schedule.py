@@ -203,22 +203,22 @@ def _refuse_unsupported(config: dict, variance_type: str) -> None:
     if config.get("rescale_betas_zero_snr"):
         raise ValueError(
             "The scheduler config sets rescale_betas_zero_snr (zero terminal SNR), which Diffusion Lens does not "
-            "implement; pick a model trained without it."
+            "implement; pick a model trained without it"
         )
     if config.get("thresholding"):
         raise ValueError(
             "The scheduler config sets thresholding (dynamic thresholding of x0_hat), which Diffusion Lens does not "
-            "implement; pick a model without it, or set thresholding to false in its scheduler_config.json."
+            "implement; pick a model without it, or set thresholding to false in its scheduler_config.json"
         )
     if variance_type in ("learned", "learned_range"):
         raise ValueError(
             f"The scheduler config sets variance_type {variance_type!r} (a variance predicted by extra output "
-            "channels), which Diffusion Lens does not implement; pick a model with a fixed variance."
+            "channels), which Diffusion Lens does not implement; pick a model with a fixed variance"
         )
     if config.get("timestep_spacing") == "trailing":
         raise ValueError(
             "The scheduler config sets timestep_spacing 'trailing', which Diffusion Lens does not implement "
-            "(its timesteps are evenly spaced down to 0); pick a model without it."
+            "(its timesteps are evenly spaced down to 0); pick a model without it"
         )
 
 
