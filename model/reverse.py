@@ -154,9 +154,7 @@ def training_target(
 # ---------------------------------------------------------------------------------
 
 
-def q_posterior(
-    schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Timestep, t_prev: Timestep | None = None
-):
+def q_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Timestep, t_prev: Timestep | None = None):
     """Mean and variance of q(x_{t_prev} | x_t, x_0).
 
     With the default ``t_prev = t - 1`` this is eq. 7:

@@ -224,7 +224,9 @@ def test_ddpm_step_adds_no_noise_exactly_on_the_step_to_the_clean_image(variance
         state = g.get_state()
         a = ddpm_step(s, eps_hat, t, x_t, g, t_prev=-1).prev_sample
         assert torch.equal(g.get_state(), state)  # no noise drawn
-        torch.testing.assert_close(a, ddpm_step(s, eps_hat, t, x_t, torch.Generator().manual_seed(2), t_prev=-1).prev_sample)
+        torch.testing.assert_close(
+            a, ddpm_step(s, eps_hat, t, x_t, torch.Generator().manual_seed(2), t_prev=-1).prev_sample
+        )
     # and on every other step noise is drawn, as diffusers' DDPMScheduler.step does for t > 0
     x_t, _ = q_sample(s, x0, 1, noise=eps)
     ref = DDPMScheduler(num_train_timesteps=1000, variance_type=variance_type, clip_sample=False)
