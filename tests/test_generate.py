@@ -147,6 +147,7 @@ def test_idx_round_trip_and_bad_files(tmp_path):
         read_idx(tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_training_smoke_run_class_conditional(tmp_path):
     from model.train import train
 

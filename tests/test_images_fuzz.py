@@ -156,6 +156,7 @@ def test_seeds_are_valid_images():
         assert load_image(data, RESOLUTION).shape == (1, 3, RESOLUTION, RESOLUTION)
 
 
+@pytest.mark.slow
 def test_fuzz_only_image_load_error_escapes(record_property):
     start = time.perf_counter()
     _only_image_load_error_escapes()

@@ -363,6 +363,7 @@ def test_unknown_block_types_take_their_shapes_from_the_forward_pass():
     assert not cap.notes  # their ResNet blocks are diffusers' ResnetBlock2D: all shown
 
 
+@pytest.mark.slow
 def test_anatomy_and_probe_import_no_ui_library():
     code = (
         "import sys; import model.anatomy, model.probe\n"

@@ -211,6 +211,7 @@ def test_reference_rows_order_and_sizes(tiny_data, tiny_judge, one_torch_thread)
 # ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_gen_cli_prints_the_table_and_writes_eval_json(tiny_data, tiny_judge, tmp_path, capsys):
     x, y = _test_images(tiny_data)
     idx = np.concatenate([np.flatnonzero(y[100:] == k)[:PER_CLASS] + 100 for k in range(10)])
@@ -247,6 +248,7 @@ def test_evaluate_gen_cli_refuses_bad_npz(arrays, message, tiny_data, tiny_judge
     assert err.startswith("error:") and "\n" not in err and message in err
 
 
+@pytest.mark.slow
 def test_evaluate_gen_module_exits_2_on_a_missing_file_and_imports_no_ui(tmp_path):
     code = (
         "import runpy, sys\n"

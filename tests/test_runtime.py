@@ -210,6 +210,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - p0)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt tuning is glibc-only")
 def test_allocator_tuning_stops_page_faulting_a_recorded_trajectory():
     """With glibc's defaults, a 128-px trajectory that keeps its records page-faults its UNet
@@ -232,6 +233,7 @@ def test_allocator_tuning_stops_page_faulting_a_recorded_trajectory():
     assert tuned * 5 < default, (tuned, default)
 
 
+@pytest.mark.slow
 def test_configure_allocator_is_once_per_process_and_can_be_switched_off():
     import subprocess
 

@@ -352,6 +352,7 @@ def test_fp16_without_a_gpu_is_refused_with_a_clear_message(tmp_path, capsys):
     assert "fp16 needs a CUDA GPU" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluation_reports_each_photos_paired_margin_against_bm3d():
     """Per-photo model − BM3D margins (to check a small mean margin photo by photo) are in photo order."""
     from model.evaluate import evaluate, format_per_photo, per_photo
