@@ -161,8 +161,15 @@ class LoadedModel:
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
         y = self.labels(class_labels, x.shape[0])
         tt = torch.as_tensor(t).to(self.device)
-        with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
-            out = self._network(x, tt, None if y is None else y.to(self.device))
+        y = None if y is None else y.to(self.device)
+        from model import batching  # (local: this method is the batcher's only caller here)
+
+        batcher = batching.active()  # None unless the app enabled batching (server policy)
+        if batcher is not None:  # rides with other sessions' passes on this model and shape, one slot per batch
+            out = batcher.run(self._network, x, tt, y)
+        else:
+            with inference_slot():  # process-wide fair queue on concurrent forward passes (model/runtime.py)
+                out = self._network(x, tt, y)
         return out[:, :c, :h, :w].float().cpu()
 
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -286,6 +286,11 @@ def inference_slot() -> Iterator[SlotTicket]:
         sem.release()
 
 
+def holds_slot() -> bool:
+    """True if this thread is inside :func:`inference_slot` now (a pass nested in another)."""
+    return getattr(_held, "depth", 0) > 0
+
+
 def queue_stats() -> dict[str, float]:
     """Queue health: slots, in use, waiting now, served, and recent p50/p95/max waits (s)."""
     sem = _get_semaphore()
@@ -300,6 +305,7 @@ __all__ = [
     "concurrency",
     "configure_allocator",
     "configure_threads",
+    "holds_slot",
     "inference_slot",
     "queue_stats",
     "reset",

@@ -417,5 +417,11 @@ def train(argv=None) -> dict:
     return {"step": step, "elapsed_s": total, "params": n_params}
 
 
+def main(argv=None) -> int:
+    """``python -m model.train`` and the ``diffusion-lens-train`` command: :func:`train`, exit status 0."""
+    train(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    train()
+    raise SystemExit(main())
