@@ -12,7 +12,9 @@ Results are returned as plain lists and floats.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import streamlit as st
@@ -25,6 +27,7 @@ from model.network import LoadedModel
 MSE_POINTS = 16  # timesteps in the eps-MSE chart
 DEFAULT_DRAWS = 3  # noise draws per timestep in the eps-MSE chart
 DEFAULT_SAMPLED_T = 50  # timesteps in the default bound estimate
+CHUNK_AT_64 = 8  # timesteps per progressive chunk at 64 px (scaled by pixel count): about 0.2-0.4 s on 2 cores
 
 
 def model_key() -> str:
@@ -48,61 +51,27 @@ def _bar(text: str):
     return bar, progress
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def eps_mse_curve(
     image_key: str, resolution: int, model: str, seed: int, n_draws: int, _x0: torch.Tensor, _model: LoadedModel
 ) -> dict:
-    """eps-MSE per t over ``n_draws`` draws: ``dict(ts, mean, std, seconds)`` (lists of floats)."""
-    ts = mse_timesteps(_model.schedule.T)
-    bar, progress = _bar(f"ε-MSE at {len(ts)} values of t × {n_draws} draws:")
-    start = time.perf_counter()
-    res = lk.simple_loss_per_t(
-        _model.eps,
-        _model.schedule,
-        _x0,
-        ts,
-        n_draws,
-        torch.Generator().manual_seed(seed),
-        batch_size=lk.default_batch_size(resolution),
-        progress=progress,
-    )
-    bar.empty()
-    return dict(ts=ts, mean=res.mean.tolist(), std=res.std.tolist(), seconds=time.perf_counter() - start)
+    """eps-MSE per t over ``n_draws`` draws: ``dict(ts, mean, std, seconds)`` (lists of floats), in one go.
+
+    The last item of :func:`eps_mse_steps` (whose chunks are cached); the page draws the items as they come.
+    """
+    *_, last = eps_mse_steps(image_key, resolution, model, seed, n_draws, _x0, _model)
+    return last
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def bound_estimate(
     image_key: str, resolution: int, model: str, seed: int, n: int, _x0: torch.Tensor, _model: LoadedModel
 ) -> dict:
     """The bound from ``n`` importance-sampled t plus the exact L_0 (see :func:`model.likelihood.estimate_bpd`).
 
+    The last item of :func:`bound_estimate_steps` (whose chunks are cached); the page draws the items as they come.
     :returns: ``dict(total, stderr, decoder, prior, ts, terms, n, seconds, seconds_per_term)``.
     """
-    bar, progress = _bar(f"Bound terms at {n} sampled t + L_0:")
-    start = time.perf_counter()
-    est = lk.estimate_bpd(
-        _model.eps,
-        _model.schedule,
-        _x0,
-        n,
-        torch.Generator().manual_seed(seed),
-        batch_size=lk.default_batch_size(resolution),
-        progress=progress,
-        proposal="importance",
-    )
-    bar.empty()
-    secs = time.perf_counter() - start
-    return dict(
-        total=est.total_bpd,
-        stderr=est.stderr,
-        decoder=est.decoder_bpd,
-        prior=est.prior_bpd,
-        ts=est.terms.timesteps.tolist(),
-        terms=est.terms.terms_bpd.tolist(),
-        n=est.n,
-        seconds=secs,
-        seconds_per_term=secs / (est.n + 1),
-    )
+    *_, last = bound_estimate_steps(image_key, resolution, model, seed, n, _x0, _model)
+    return last
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -156,3 +125,132 @@ def train_step(
         target=r.target,
         seconds=time.perf_counter() - start,
     )
+
+
+# ---------------------------------------------------------------------------------
+# Progressive versions: the same numbers, computed in small cached chunks, so the page can
+# draw partial charts that fill in (issue 20: no first visit waits more than 2 s for its charts).
+# ---------------------------------------------------------------------------------
+
+
+def chunk_size(resolution: int) -> int:
+    """Timesteps per progressive chunk: :data:`CHUNK_AT_64` at 64 px, scaled by pixel count (at least 1)."""
+    return int(max(1, round(CHUNK_AT_64 * (64 / resolution) ** 2)))
+
+
+def _slices(n: int, size: int) -> list[slice]:
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _chunk(
+    image_key: str,
+    resolution: int,
+    model: str,
+    seed: int,
+    kind: str,
+    count: int,
+    k: int,
+    ts: tuple[int, ...],
+    _x0: torch.Tensor,
+    _model: LoadedModel,
+    _state: torch.Tensor,
+) -> dict:
+    """Chunk ``k`` of a progressive computation: the network at the timesteps ``ts``, one noise draw each.
+
+    ``kind`` is "bound" (:func:`model.likelihood.vb_terms`) or "mse" (:func:`model.likelihood.simple_loss_per_t`,
+    one draw); ``count`` is the bound's n (0 for "mse"). ``_state`` is the generator's state before
+    this chunk, which the key (seed, kind, count, k) determines, so it is not hashed. Both library functions draw
+    their noise one timestep at a time, so chunk after chunk with the carried state draws exactly the noise of one
+    call over all the timesteps (only the network's batch size differs: float32 rounding). :returns: ``dict(values, eps_mse, prior, state, seconds)``, ``state`` after it.
+    """
+    g = torch.Generator()
+    g.set_state(_state)
+    start = time.perf_counter()
+    bs = max(1, len(ts))
+    if kind == "bound":
+        res = lk.vb_terms(_model.eps, _model.schedule, _x0, list(ts), g, batch_size=bs)
+        out = dict(values=res.terms_bpd.tolist(), eps_mse=res.eps_mse.tolist(), prior=res.prior_bpd)
+    else:
+        res = lk.simple_loss_per_t(_model.eps, _model.schedule, _x0, list(ts), 1, g, batch_size=bs)
+        out = dict(values=res.values[0].tolist(), eps_mse=[], prior=0.0)
+    return dict(out, state=g.get_state(), seconds=time.perf_counter() - start)
+
+
+def bound_estimate_steps(
+    image_key: str, resolution: int, model: str, seed: int, n: int, x0: torch.Tensor, net: LoadedModel
+) -> Iterator[dict]:
+    """:func:`bound_estimate` chunk by chunk: yields ``dict(ts, terms, prior, done, of, seconds)`` after each
+    chunk (ts in evaluation order: the sampled t, largest first, then 0), and last the complete result with the
+    keys of :func:`bound_estimate` and ``done == of``.
+
+    The same draws as :func:`model.likelihood.estimate_bpd` with ``proposal="importance"``: the generator draws
+    the timesteps, then one noise per timestep in order; the total is L_0 + mean(L_t / p(t)) + L_T.
+    """
+    sched = net.schedule
+    g = torch.Generator().manual_seed(seed)
+    if sched.T < 2:
+        ts, sampled, p = [0], None, None
+    else:
+        n = max(2, int(n))
+        p = lk.proposal_probs(sched, "importance")
+        sampled = (torch.multinomial(p, n, replacement=True, generator=g) + 1).sort(descending=True).values
+        ts = sampled.tolist() + [0]
+    state, terms, seconds, prior = g.get_state(), [], 0.0, 0.0
+    for k, sl in enumerate(_slices(len(ts), chunk_size(resolution))):
+        c = _chunk(image_key, resolution, model, seed, "bound", n, k, tuple(ts[sl]), x0, net, state)
+        state, seconds, prior = c["state"], seconds + c["seconds"], c["prior"]
+        terms += c["values"]
+        if len(terms) < len(ts):  # the complete result follows
+            yield dict(
+                ts=ts[: len(terms)], terms=list(terms), prior=prior, done=len(terms), of=len(ts), seconds=seconds
+            )
+    decoder = float(terms[-1])
+    if sampled is None:
+        total, stderr, n_used = decoder + prior, 0.0, 0
+    else:
+        ratios = torch.tensor(terms[:-1], dtype=torch.float64) / p[sampled - 1]
+        total = decoder + float(ratios.mean()) + prior
+        stderr, n_used = float(ratios.std(unbiased=True)) / math.sqrt(n), n
+    yield dict(
+        total=total,
+        stderr=stderr,
+        decoder=decoder,
+        prior=prior,
+        ts=ts,
+        terms=terms,
+        n=n_used,
+        seconds=seconds,
+        seconds_per_term=seconds / (n_used + 1),
+        done=len(ts),
+        of=len(ts),
+    )
+
+
+def eps_mse_steps(
+    image_key: str, resolution: int, model: str, seed: int, n_draws: int, x0: torch.Tensor, net: LoadedModel
+) -> Iterator[dict]:
+    """:func:`eps_mse_curve` chunk by chunk: yields ``dict(ts, mean, std, draws, done, of, seconds)`` after each
+    chunk, over the draws complete so far (the first yield has part of draw 1: its ts are those done), and last
+    the complete curve. Draw-major, as :func:`model.likelihood.simple_loss_per_t`: draw 1 at every t, then draw 2…
+    """
+    ts = mse_timesteps(net.schedule.T)
+    n_draws = max(1, int(n_draws))
+    state = torch.Generator().manual_seed(seed).get_state()
+    rows: list[list[float]] = []
+    seconds, k, size = 0.0, 0, chunk_size(resolution)
+    for _ in range(n_draws):
+        row: list[float] = []
+        for sl in _slices(len(ts), size):
+            # count 0: draw d is the same whatever the number of draws (draw-major), so more draws reuse the first
+            c = _chunk(image_key, resolution, model, seed, "mse", 0, k, tuple(ts[sl]), x0, net, state)
+            state, seconds, k = c["state"], seconds + c["seconds"], k + 1
+            row += c["values"]
+            if not rows and len(row) < len(ts):  # part of the first draw: the points done so far
+                yield dict(ts=ts[: len(row)], mean=list(row), std=[0.0] * len(row), draws=1, done=len(row),
+                           of=len(ts) * n_draws, seconds=seconds)  # fmt: skip
+        rows.append(row)
+        values = np.array(rows)
+        std = values.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(len(ts))
+        yield dict(ts=ts, mean=values.mean(axis=0).tolist(), std=std.tolist(), draws=len(rows),
+                   done=len(ts) * len(rows), of=len(ts) * n_draws, seconds=seconds)  # fmt: skip

@@ -138,12 +138,18 @@ def weights_chart(
     return _layout(fig, "Two weightings of the same ε-MSE")
 
 
-def bits_chart(values: dict[str, float], errors: dict[str, float] | None = None) -> go.Figure:
-    """Horizontal bars of bits/dim (the bound beside PNG and JPEG), with optional ± error bars."""
+def bits_chart(
+    values: dict[str, float], errors: dict[str, float] | None = None, first_is_bound: bool = True
+) -> go.Figure:
+    """Horizontal bars of bits/dim (the bound beside PNG and JPEG), with optional ± error bars.
+
+    The first bar is the bound's colour; ``first_is_bound=False`` (the references alone, while the bound is being
+    computed) draws every bar grey.
+    """
     names = list(values)
     vals = [float(values[k]) for k in names]
     err = [float((errors or {}).get(k, 0.0)) for k in names]
-    colours = [VLB_COLOUR if i == 0 else "#7f7f7f" for i in range(len(names))]
+    colours = [VLB_COLOUR if i == 0 and first_is_bound else "#7f7f7f" for i in range(len(names))]
     fig = go.Figure(
         go.Bar(
             x=vals,

@@ -101,55 +101,69 @@ st.markdown(
 )
 
 all_settings = (img.key, img.resolution, mkey, seed)
-est = bo.bound_estimate(img.key, img.resolution, mkey, seed, int(n), img.x0, model)
 full = None
 if st.session_state.get(ALL_KEY) == all_settings:
     full = bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
 codec = bo.codecs(img.key, img.resolution, img.x0)
+# The network's numbers (sections 2, 3 and 5) are computed chunk by chunk at the end of the page, which first
+# lays out everything else; each box below is redrawn after every chunk, so partial charts fill in (issue 20).
+bound_box = st.empty()
 
-m1, m2, m3, m4 = st.columns(4)
-if full is not None:
-    m1.metric("Bound L, all t (bits/dim)", f"{full['total']:.3f}", help=f"All {T} terms, one noise draw each.")
-else:
-    m1.metric(
-        "Bound L (bits/dim)",
-        f"{est['total']:.2f} ± {est['stderr']:.2f}",
-        help=f"Estimated from {est['n']} sampled t. Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn "
-        "with p(t) ∝ λ_t (section 4), ± one standard error.",
-    )
-m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
-m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
-m4.metric("L_0, the decoder (bits/dim)", f"{(full or est)['decoder']:.3f}")
-total, err = (full["total"], 0.0) if full is not None else (est["total"], est["stderr"])
-st.plotly_chart(
-    plots_objective.bits_chart(
-        {"diffusion bound L": total, "PNG": codec["png"], "JPEG q90": codec["jpeg"], "raw 8-bit": 8.0},
-        {"diffusion bound L": err},
-    ),
-    width="stretch",
-)
-st.caption(
-    f"All numbers at the working resolution {img.resolution} px, image quantised to 8 bits. "
-    "PNG is an exact code for the same pixels (headers included, which weigh at small sizes); JPEG throws "
-    "detail away, so it is only a rough reference. A well-trained model's bound beats PNG; the prior term "
-    f"L_T = {est['prior']:.1e} bits/dim is negligible."
-)
-if full is None:
-    secs = est["seconds_per_term"] * T
+
+def show_bound(est: dict) -> None:
+    """Section 2's metrics, chart and captions from ``est``, an item of ``bo.bound_estimate_steps`` (maybe partial)."""
+    partial = est["done"] < est["of"]
+    with bound_box.container():
+        _show_bound(est, partial)
+
+
+def _show_bound(est: dict, partial: bool) -> None:
+    m1, m2, m3, m4 = st.columns(4)
+    if full is not None:
+        m1.metric("Bound L, all t (bits/dim)", f"{full['total']:.3f}", help=f"All {T} terms, one noise draw each.")
+    elif partial:
+        m1.metric("Bound L (bits/dim)", "…", help=f"Computing: {est['done']} of {est['of']} terms so far.")
+    else:
+        m1.metric(
+            "Bound L (bits/dim)",
+            f"{est['total']:.2f} ± {est['stderr']:.2f}",
+            help=f"Estimated from {est['n']} sampled t. Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn "
+            "with p(t) ∝ λ_t (section 4), ± one standard error.",
+        )
+    m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
+    m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
+    m4.metric("L_0, the decoder (bits/dim)", "…" if partial and full is None else f"{(full or est)['decoder']:.3f}")
+    bars, errors = {"PNG": codec["png"], "JPEG q90": codec["jpeg"], "raw 8-bit": 8.0}, {}
+    if full is not None or not partial:  # the bound's bar comes first, once it is known
+        total, err = (full["total"], 0.0) if full is not None else (est["total"], est["stderr"])
+        bars, errors = {"diffusion bound L": total, **bars}, {"diffusion bound L": err}
+    st.plotly_chart(plots_objective.bits_chart(bars, errors, first_is_bound=bool(errors)), width="stretch")
     st.caption(
-        f"Estimate: {est['n']} sampled t + L_0 in {est['seconds']:.1f} s. All {T} terms would take about "
-        f"{secs:.0f} s here."
+        f"All numbers at the working resolution {img.resolution} px, image quantised to 8 bits. "
+        "PNG is an exact code for the same pixels (headers included, which weigh at small sizes); JPEG throws "
+        "detail away, so it is only a rough reference. A well-trained model's bound beats PNG; the prior term "
+        f"L_T = {est['prior']:.1e} bits/dim is negligible."
     )
-    if st.button(f"Compute all {T} terms (about {secs:.0f} s)", key="obj_all_go"):
-        st.session_state[ALL_KEY] = all_settings
-        full = bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
-        st.rerun()
-else:
-    st.caption(
-        f"All {T} terms in {full['seconds']:.1f} s (one noise draw per t, as improved-diffusion's "
-        "calc_bpd_loop). The sampled estimate was "
-        f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim."
-    )
+    if partial:
+        text = f"Bound terms at {est['of'] - 1} sampled t + L_0: {est['done']}/{est['of']}"
+        st.progress(est["done"] / est["of"], text=text)
+    elif full is None:
+        secs = est["seconds_per_term"] * T
+        st.caption(
+            f"Estimate: {est['n']} sampled t + L_0 in {est['seconds']:.1f} s. All {T} terms would take about "
+            f"{secs:.0f} s here."
+        )
+        if st.button(f"Compute all {T} terms (about {secs:.0f} s)", key="obj_all_go"):
+            st.session_state[ALL_KEY] = all_settings
+            bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
+            st.rerun()
+    else:
+        st.caption(
+            f"All {T} terms in {full['seconds']:.1f} s (one noise draw per t, as improved-diffusion's "
+            "calc_bpd_loop). The sampled estimate was "
+            f"{est['total']:.2f} ± {est['stderr']:.2f} bits/dim."
+        )
+
 
 # --- 3. the KL terms ----------------------------------------------------------------------------
 st.header("3. Each term is a KL divergence between two Gaussians")
@@ -163,20 +177,28 @@ st.latex(
     r"\begin{aligned} L_{t-1} &= D_{KL}\big(\mathcal N(\tilde\mu_t,\tilde\beta_t I)\,\|\,\mathcal N(\mu_\theta,\sigma_t^2 I)\big)"
     r" \\ &= \frac{1}{2\sigma_t^2}\lVert\tilde\mu_t-\mu_\theta(x_t,t)\rVert^2 + C_t \end{aligned}"
 )
-src = full if full is not None else est
-st.plotly_chart(
-    plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T), width="stretch"
-)
-ts_arr, terms_arr = np.asarray(src["ts"]), np.asarray(src["terms"])
-if full is not None:
-    cut = max(1, T // 10)
-    share = float(terms_arr[ts_arr < cut].sum() / max(terms_arr.sum(), 1e-12))
-    st.caption(
-        f"The first {cut} timesteps (including L_0) carry {share:.0%} of the bound: almost all the bits "
-        "are spent describing fine detail that only the last denoising steps decide."
-    )
-else:
-    st.caption("Points: the sampled t (drawn more often where the terms are large). The diamond is L_0.")
+terms_box = st.empty()
+
+
+def show_terms(est: dict) -> None:
+    """Section 3's chart of the terms: all T of them, or the sampled ones done so far."""
+    src = full if full is not None else est
+    with terms_box.container():
+        st.plotly_chart(
+            plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T), width="stretch"
+        )
+        ts_arr, terms_arr = np.asarray(src["ts"]), np.asarray(src["terms"])
+        if full is not None:
+            cut = max(1, T // 10)
+            share = float(terms_arr[ts_arr < cut].sum() / max(terms_arr.sum(), 1e-12))
+            st.caption(
+                f"The first {cut} timesteps (including L_0) carry {share:.0%} of the bound: almost all the bits "
+                "are spent describing fine detail that only the last denoising steps decide."
+            )
+        else:
+            st.caption("Points: the sampled t (drawn more often where the terms are large). The diamond is L_0.")
+
+
 st.caption(
     "Timestep index t runs 0 … T−1 and index 0 is the first noising step, so the point at index t is "
     "Ho et al.'s L_t: the KL from x_t to x_{t−1} in index terms, and L_0 at index 0. x̂₀ is clipped to "
@@ -220,14 +242,30 @@ st.latex(
     r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\ "
     r"t\sim\mathcal U\{0,\dots,T-1\},\ \epsilon\sim\mathcal N(0,I) \end{gathered}"
 )
-curve = bo.eps_mse_curve(img.key, img.resolution, mkey, seed, int(draws), img.x0, model)
-st.plotly_chart(plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], int(draws), T), width="stretch")
-avg = float(np.trapezoid(curve["mean"], curve["ts"]) / max(curve["ts"][-1] - curve["ts"][0], 1))
-st.caption(
-    f"{len(curve['ts'])} values of t × {draws} draws of ε ({curve['seconds']:.1f} s, cached per image, model, "
-    f"resolution and seed). Averaged over t, L_simple on this image ≈ {avg:.4f} per dimension "
-    "(a network that always answers 0 scores 1)."
-)
+mse_box = st.empty()
+
+
+def show_mse(curve: dict) -> None:
+    """Section 5's chart from an item of ``bo.eps_mse_steps``: the draws done so far, then all of them."""
+    with mse_box.container():
+        st.plotly_chart(
+            plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], curve["draws"], T), width="stretch"
+        )
+        if curve["done"] < curve["of"]:
+            text = f"ε-MSE at {curve['of'] // int(draws)} values of t × {draws} draws: {curve['done']}/{curve['of']}"
+            st.progress(curve["done"] / curve["of"], text=text)
+        else:
+            _mse_caption(curve)
+
+
+def _mse_caption(curve: dict) -> None:
+    avg = float(np.trapezoid(curve["mean"], curve["ts"]) / max(curve["ts"][-1] - curve["ts"][0], 1))
+    st.caption(
+        f"{len(curve['ts'])} values of t × {draws} draws of ε ({curve['seconds']:.1f} s, cached per image, model, "
+        f"resolution and seed). Averaged over t, L_simple on this image ≈ {avg:.4f} per dimension "
+        "(a network that always answers 0 scores 1)."
+    )
+
 
 # --- 6. the reparametrisation trick ---------------------------------------------------------------
 st.header("6. The reparametrisation trick: one real training step")
@@ -275,3 +313,19 @@ else:
         f"{r['seconds']:.1f} s. One step on one batch overfits that batch a little; real training repeats this "
         "millions of times over many images."
     )
+
+# --- the network's numbers, chunk by chunk --------------------------------------------------------
+# Everything above is on screen already; the first chunk of the bound and of the ε-MSE put a partial chart in each
+# box, then the rest fills them in (each chunk is cached, so a rerun with the same settings replays them at once).
+bound_steps = bo.bound_estimate_steps(img.key, img.resolution, mkey, seed, int(n), img.x0, model)
+mse_steps = bo.eps_mse_steps(img.key, img.resolution, mkey, seed, int(draws), img.x0, model)
+est = next(bound_steps)
+show_bound(est)
+show_terms(est)
+show_mse(next(mse_steps))
+for est in bound_steps:
+    show_bound(est)
+    if full is None or est["done"] == est["of"]:  # all T terms, when shown, do not change
+        show_terms(est)
+for curve in mse_steps:
+    show_mse(curve)
