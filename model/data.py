@@ -46,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,19 @@ from PIL import Image
 
 from model import gcompris
 
-Image.MAX_IMAGE_PIXELS = None
+
+@contextmanager
+def _no_pixel_limit():
+    """Lift PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, meant for untrusted uploads) while our
+    own source files are read: some wallpapers and photos of a training folder are larger. The old value comes
+    back on exit, so importing this module changes nothing for the rest of the process. Also a decorator."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
 
 DEB_PACKAGES = (
     "mate-backgrounds",
@@ -187,6 +200,7 @@ def _save_png(img: Image.Image, dst: Path, max_side: int) -> tuple[int, int]:
     return img.size
 
 
+@_no_pixel_limit()
 def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> list[dict]:
     """Assemble the training set in ``out`` and write its manifest. Returns the manifest rows."""
     import skimage
@@ -269,6 +283,7 @@ def build_train(out: Path, cache: Path | None = None, max_side: int = 1024) -> l
     return rows
 
 
+@_no_pixel_limit()
 def build_eval(out: Path) -> list[dict]:
     """Copy the held-out evaluation photos (scikit-learn + matplotlib sample photos) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -328,6 +343,7 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+@_no_pixel_limit()
 def load_images(folder: Path) -> list[torch.Tensor]:
     """All images of ``folder`` as uint8 tensors (3, H, W)."""
     ims = []

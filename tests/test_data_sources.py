@@ -151,3 +151,29 @@ def test_activity_photos_keeps_credited_free_photos_and_reports_the_rest(tmp_pat
     ]
     assert kept[0][2]["author"] == "Nicolas Perrault III"
     assert skipped == ["explore.rcc:a.webp (CC-BY-NC-2.0)", "explore.rcc:uncredited.webp (no credit)"]
+
+
+def test_importing_model_data_leaves_pils_pixel_limit_alone():
+    """The decompression-bomb limit is lifted only while model.data reads its own files, never on import."""
+    import subprocess
+    import sys
+
+    code = (
+        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import model.data; "
+        "assert Image.MAX_IMAGE_PIXELS == before, Image.MAX_IMAGE_PIXELS; print(before)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() not in ("", "None")
+
+
+def test_the_pixel_limit_is_lifted_while_reading_a_training_folder_and_restored(tmp_path, monkeypatch):
+    from model import data
+
+    seen = []
+    monkeypatch.setattr(data, "list_images", lambda folder: seen.append(Image.MAX_IMAGE_PIXELS) or [])
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(FileNotFoundError):
+        data.load_images(tmp_path)  # an empty folder: raises, and the limit still comes back
+    assert seen == [None]
+    assert Image.MAX_IMAGE_PIXELS == before
