@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from model import precision
 from model.figure import Run, gif_bytes, grid_image, pick_rows, record_run, slide_image, start_sample
 
 
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "--transpose", action="store_true", help="the slide shows steps as columns (x_t, eps_hat, x0_hat as rows)"
     )
     ap.add_argument("--title", default=None, help="the slide's title line (default: the settings)")
+    ap.add_argument(
+        "--precision",
+        choices=precision.POLICIES,
+        default="auto",
+        help="auto: the fastest arithmetic that passes the fidelity guard (model/precision.py); fp32: plain fp32",
+    )
     return ap
 
 
@@ -74,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    precision.set_policy(a.precision)  # this command's policy, set at its edge
     if a.steps < 1 or a.rows < 1:
         return fail("--steps and --rows must be at least 1.")
     if a.eta < 0:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from model import precision
 from model.guidance import check_guidance, guided_eps_model
 from model.images import tensor_to_uint8
 from model.reverse import StepRecord, make_timesteps, sample_trajectory
@@ -177,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--res", type=int, default=None, help="resolution in px (default: the model's own)")
     ap.add_argument("--out", required=True, type=Path, help="output folder for samples.npz and grid.png")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument(
+        "--precision",
+        choices=precision.POLICIES,
+        default="auto",
+        help="auto: the fastest arithmetic that passes the fidelity guard (model/precision.py); fp32: plain fp32",
+    )
     return ap
 
 
@@ -191,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    precision.set_policy(a.precision)  # this command's policy, set at its edge
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.steps < 1 or a.batch < 1 or a.per_class < 1:

@@ -332,7 +332,7 @@ def _fingerprint(kind: str, where: str) -> tuple:
 
 
 def _cache_key(kind: str, where: str, device: torch.device) -> tuple:
-    return (kind, where, str(device))
+    return (kind, where, str(device), precision.policy())  # a model loaded under "fp32" is not the "auto" one
 
 
 class ModelCache:

@@ -15,6 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ENTRY = str(ROOT / "app" / "streamlit_app.py")
 
 
+@pytest.fixture(autouse=True)
+def _fp32_unless_a_test_asks():
+    """The library default is plain fp32; the app's entry file and the commands set "auto" at their edge.
+    Put the default back after every test, so one test's policy never leaks into the next."""
+    from model import precision
+
+    yield
+    precision.set_policy("fp32")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: one intra-op thread is ~10x faster than two on a busy 2-core machine."""
