@@ -20,6 +20,7 @@ in a repository is never imported or run (no ``trust_remote_code``, no custom pi
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,10 @@ def save_model(unet: torch.nn.Module, schedule: Schedule, folder: str | Path, la
     """Write a diffusers folder: config.json, safetensors weights and the scheduler config.
 
     ``layout="flat"`` writes everything in ``folder``; ``"pipeline"`` writes
-    ``model_index.json``, ``unet/`` and ``scheduler/`` as ``DDPMPipeline`` does.
+    ``model_index.json``, ``unet/`` and ``scheduler/`` as ``DDPMPipeline`` does. The weights are
+    written to a temporary folder and moved into place, then the configs, so a reader (or a
+    training run killed mid-save) never sees half a weights file. The project's one checkpoint
+    writer: ``python -m model.train`` saves through it too.
     """
     folder = Path(folder)
     if layout not in ("flat", "pipeline"):
@@ -198,7 +202,11 @@ def save_model(unet: torch.nn.Module, schedule: Schedule, folder: str | Path, la
     sched_dir = folder if layout == "flat" else folder / "scheduler"
     for d in (folder, unet_dir, sched_dir):
         d.mkdir(parents=True, exist_ok=True)
-    unet.save_pretrained(str(unet_dir), safe_serialization=True)
+    tmp = unet_dir / ".tmp_save"
+    unet.save_pretrained(str(tmp), safe_serialization=True)
+    for f in tmp.iterdir():
+        os.replace(f, unet_dir / f.name)
+    tmp.rmdir()
     (sched_dir / "scheduler_config.json").write_text(json.dumps(schedule.to_scheduler_config(), indent=2) + "\n")
     if layout == "pipeline":
         index = {

@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from model.data import center_square, list_images, load_images
-from model.schedule import gather, schedule_from_config
+from model.figure import psnr as image_psnr
+from model.forward import q_sample
+from model.reverse import output_to_eps, predict_x0
 
 DEFAULT_TS = (25, 50, 100, 200, 400, 600, 800, 950)
 BLUR_SIGMAS = (
@@ -62,15 +64,13 @@ BLUR_SIGMAS = (
 
 # --------------------------------------------------------------------------- metrics
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of images in [-1, 1] (both clipped), peak-to-peak 2; one value per leading-batch item.
+    """:func:`model.figure.psnr` (dB, images in [-1, 1] clipped, peak-to-peak 2) of each image.
 
-    Accepts (C, H, W) (returns a 0-d tensor) or (B, C, H, W) (returns shape (B,)). Identical images give inf.
+    Accepts (C, H, W) (returns a 0-d float64 tensor) or (B, C, H, W) (returns shape (B,)). Identical images give inf.
     """
-    x = x.clamp(-1, 1).double()
-    ref = ref.clamp(-1, 1).double()
-    dims = tuple(range(x.ndim - 3, x.ndim))
-    mse = ((x - ref) ** 2).mean(dim=dims)
-    return 10 * torch.log10(4.0 / mse)
+    if x.ndim == 3:
+        return torch.tensor(image_psnr(x, ref), dtype=torch.float64)
+    return torch.tensor([image_psnr(a, b) for a, b in zip(x, ref, strict=True)], dtype=torch.float64)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -123,38 +123,17 @@ def bm3d_denoise(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- model
 def load_checkpoint(path):
-    """(unet, schedule). Uses model.network.load_model when it exists, else the diffusers folder directly."""
-    try:
-        from model import network  # written by the lead
+    """(unet, schedule) of a diffusers folder or Hub id, loaded by :func:`model.network.load_model`."""
+    from model.network import load_model
 
-        loaded = network.load_model(str(path))
-        if isinstance(loaded, tuple) and len(loaded) >= 2:
-            return loaded[0], loaded[1]
-        unet = getattr(loaded, "unet", None)
-        sched = getattr(loaded, "schedule", None)
-        if unet is not None and sched is not None:
-            return unet, sched
-    except (ImportError, AttributeError):
-        pass
-    from diffusers import UNet2DModel
-
-    unet = UNet2DModel.from_pretrained(str(path))
-    sched = schedule_from_config(json.loads((Path(path) / "scheduler_config.json").read_text()))
-    return unet, sched
+    loaded = load_model(str(path))
+    return loaded.unet, loaded.schedule
 
 
 def predict_eps(unet, sched, xt: torch.Tensor, t: int) -> torch.Tensor:
-    """The model's ε̂ at integer timestep t, whatever its prediction_type."""
+    """The model's ε̂ at integer timestep t, whatever its prediction_type (:func:`model.reverse.output_to_eps`)."""
     tt = torch.full((xt.shape[0],), t, dtype=torch.long)
-    out = unet(xt, tt).sample.float()
-    a, b = gather(sched.sqrt_alpha_bar, t), gather(sched.sqrt_one_minus_alpha_bar, t)
-    if sched.prediction_type == "epsilon":
-        return out
-    if sched.prediction_type == "v_prediction":
-        return b * xt + a * out
-    if sched.prediction_type == "sample":
-        return (xt - a * out) / b
-    raise ValueError(sched.prediction_type)
+    return output_to_eps(sched, unet(xt, tt).sample.float(), xt, t)
 
 
 def make_noisy(x0: torch.Tensor, sched, t: int, seeds: int, base_seed: int = 0):
@@ -162,7 +141,7 @@ def make_noisy(x0: torch.Tensor, sched, t: int, seeds: int, base_seed: int = 0):
     clean = x0.repeat_interleave(seeds, dim=0)
     g = torch.Generator().manual_seed(base_seed * 100_003 + t)
     eps = torch.randn(clean.shape, generator=g)
-    xt = gather(sched.sqrt_alpha_bar, t) * clean + gather(sched.sqrt_one_minus_alpha_bar, t) * eps
+    xt, _ = q_sample(sched, clean, t, noise=eps)  # eq. 4
     return clean, eps, xt
 
 
@@ -185,9 +164,8 @@ def evaluate(
         t0 = time.time()
         clean, eps, xt = make_noisy(x0, sched, t, seeds, base_seed)
         eps_hat = torch.cat([predict_eps(unet, sched, xt[i : i + batch], t) for i in range(0, len(xt), batch)])
-        a, b = gather(sched.sqrt_alpha_bar, t), gather(sched.sqrt_one_minus_alpha_bar, t)
-        x0_hat = ((xt - b * eps_hat) / a).clamp(-1, 1)
-        rescaled = xt / a
+        x0_hat = predict_x0(sched, xt, eps_hat, t).clamp(-1, 1)  # eq. 15
+        rescaled = xt / sched.alpha_bar_floats[t] ** 0.5
         sigma = float((sched.sqrt_one_minus_alpha_bar[t] / sched.sqrt_alpha_bar[t]).item())
         s_blur, p_blur, _ = blur_oracle(rescaled, clean)
         p_model = psnr(x0_hat, clean)

@@ -366,8 +366,9 @@ def start_sample(
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """PSNR in dB between images in [-1, 1], both clipped (peak-to-peak 2); same as app.render.psnr."""
-    mse = float(((x.clamp(-1, 1) - ref.clamp(-1, 1)) ** 2).mean())
+    """PSNR in dB between images in [-1, 1], both clipped (peak-to-peak 2): 10 log10(4 / MSE), MSE over all
+    of ``x``; inf for identical images. The project's one PSNR (pages, figures and ``model.evaluate``)."""
+    mse = float(((x.clamp(-1, 1).double() - ref.clamp(-1, 1).double()) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
 
 

@@ -17,6 +17,8 @@ from model.schedule import Schedule, gather
 
 def _check_t(schedule: Schedule, t) -> None:
     tt = torch.as_tensor(t)
+    if tt.device.type != "cpu":  # checking a GPU tensor would wait for the GPU (training draws t there)
+        return
     if bool((tt < 0).any()) or bool((tt >= schedule.T).any()):
         raise ValueError(f"timestep index must lie in 0..{schedule.T - 1}, got {t}")
 

@@ -38,10 +38,12 @@ Timestep = int | torch.Tensor  # an int index, or a (B,) LongTensor with one ind
 
 def _per_row(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor, at_minus_one: float) -> torch.Tensor:
     """``values[t]`` per row as (B, 1, 1, ...) in ``like``'s dtype and device (improved-diffusion's
-    ``_extract_into_tensor``); rows with t = -1 get ``at_minus_one``. Values are gathered in float64."""
-    idx = t.to(torch.long).reshape(-1).cpu()
-    v = torch.where(idx < 0, torch.full(idx.shape, at_minus_one, dtype=torch.float64), values[idx.clamp(min=0)])
-    return v.to(like.device, like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+    ``_extract_into_tensor``); rows with t = -1 get ``at_minus_one``. The values are cast to ``like``'s
+    dtype and indexed on t's device (no host round trip: training on a GPU never waits for it)."""
+    idx = t.to(torch.long).reshape(-1)
+    picked = values.to(device=idx.device, dtype=like.dtype)[idx.clamp(min=0)]
+    v = torch.where(idx < 0, torch.full_like(picked, at_minus_one), picked)
+    return v.to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def _is_int(t: Timestep) -> bool:

@@ -229,5 +229,5 @@ def gather(values: torch.Tensor, t: torch.Tensor | int, ndim: int = 4, dtype=tor
     (or (1, 1, 1, 1) for an int) in ``dtype``.
     """
     idx = torch.as_tensor(t, dtype=torch.long).reshape(-1)
-    out = values[idx].to(dtype)
+    out = values.to(device=idx.device, dtype=dtype)[idx]  # on t's device: a GPU batch never waits for the host
     return out.reshape(-1, *([1] * (ndim - 1)))

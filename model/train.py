@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -41,7 +42,9 @@ import torch
 
 from model.data import CropSampler, load_images
 from model.fashion import CLASSES, NULL_LABEL, LabelledSampler, is_fashion_folder, load_split, to_model
-from model.schedule import gather, make_schedule
+from model.forward import q_sample
+from model.reverse import output_to_eps
+from model.schedule import make_schedule
 from model.train_lib import (  # re-exported: the training building blocks live in model/train_lib.py
     ARCHS,
     EMA,
@@ -63,6 +66,7 @@ __all__ = [
     "parse_t_focus",
     "sample_t",
     "save_checkpoint",
+    "main",
     "train",
 ]
 
@@ -184,138 +188,164 @@ def _settle_prediction(ap: argparse.ArgumentParser, a) -> str:
     return a.prediction or found or "epsilon"
 
 
-def train(argv=None) -> dict:
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+# ---------------------------------------------------------------------------------
+# The parts of a run: the model, the data, the loss, the saved state, the log
+# ---------------------------------------------------------------------------------
 
-    a = parse_args(argv)
-    acc = Accelerator(mixed_precision=a.mixed_precision)
-    if acc.device.type == "cpu" and a.threads:
-        torch.set_num_threads(a.threads)
-    out: Path = a.out
-    state_dir = out / "train_state"
-    resuming = (state_dir / "extra.pt").exists()
-    set_seed(a.seed + acc.process_index)
 
-    sched = make_schedule("linear", prediction_type=a.prediction)
-    sqrt_ab = sched.sqrt_alpha_bar.float().to(acc.device)
-    sqrt_1mab = sched.sqrt_one_minus_alpha_bar.float().to(acc.device)
-    snr = sched.snr.float().to(acc.device)
+def _build_model(a, acc, state_dir: Path, resuming: bool):
+    """(UNet2DModel, its config dict): the run being resumed, a warm start from ``--init-from``, or a fresh preset."""
+    from diffusers import UNet2DModel
 
-    if resuming:
-        from diffusers import UNet2DModel
-
+    if resuming:  # parse_args already matched --prediction to run.json
         unet_config = json.loads((state_dir / "unet_config.json").read_text())
-        model = UNet2DModel.from_config(unet_config)  # parse_args already matched --prediction to run.json
-    elif a.init_from is not None:  # warm start from a saved diffusers folder (e.g. the committed checkpoint)
-        from diffusers import UNet2DModel
-
+        return UNet2DModel.from_config(unet_config), unet_config
+    if a.init_from is not None:  # warm start from a saved diffusers folder (e.g. the committed checkpoint)
         model = UNet2DModel.from_pretrained(str(a.init_from), torch_dtype=torch.float32)
-        unet_config = dict(model.config)
         acc.print(f"initialised from {a.init_from} (weights and EMA); optimizer and step count start afresh")
-    else:
-        model = build_unet(a.arch, a.res)
-        unet_config = dict(model.config)
-    n_params = sum(p.numel() for p in model.parameters())
+        return model, dict(model.config)
+    model = build_unet(a.arch, a.res)
+    return model, dict(model.config)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
-    model, opt = acc.prepare(model, opt)
-    ema = EMA(acc.unwrap_model(model), a.ema_decay)
-    # on a GPU the photos live there, so the random crops and their antialiased resizes run on it too
+
+def _make_sampler(a, acc, unet_config: dict):
+    """(sampler, number of images, labelled?): labelled Fashion-MNIST batches, or random crops of photos.
+
+    On a GPU the images live there, so the random crops and their antialiased resizes run on it too."""
     labelled = is_fashion_folder(a.data)
-    conditional = bool(unet_config.get("num_class_embeds"))
-    if conditional and not labelled:
+    if unet_config.get("num_class_embeds") and not labelled:
         raise SystemExit(f"error: a class-conditional model needs labelled data; {a.data} holds no Fashion-MNIST files")
-    if acc.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    seed = a.seed * 1000 + acc.process_index
     if labelled:
         xs, ys = load_split(a.data, "train")
         images = to_model(xs, a.res).to(acc.device)  # (N, 1, res, res) in [-1, 1]
-        sampler = LabelledSampler(images, torch.from_numpy(ys).to(acc.device), seed=a.seed * 1000 + acc.process_index)
         if images.shape[1] != unet_config["in_channels"]:
             raise SystemExit(f"error: {a.data} is grey but the model has {unet_config['in_channels']} channels")
-    else:
-        images = [im.to(acc.device) for im in load_images(a.data)]
-        sampler = CropSampler(
-            images,
-            a.res,
-            seed=a.seed * 1000 + acc.process_index,
-            min_side=a.min_crop,
-            p_whole=a.p_whole,
-            dihedral=a.dihedral,
-        )
+        return LabelledSampler(images, torch.from_numpy(ys).to(acc.device), seed=seed), len(images), True
+    images = [im.to(acc.device) for im in load_images(a.data)]
+    sampler = CropSampler(images, a.res, seed=seed, min_side=a.min_crop, p_whole=a.p_whole, dihedral=a.dihedral)
+    return sampler, len(images), False
 
-    step, elapsed_before = 0, 0.0
-    if resuming:
-        acc.load_state(str(state_dir / "accelerate"))
+
+def _batch(a, sampler, labelled: bool, conditional: bool, progress: float, device):
+    """(x0 (B, C, res, res) in [-1, 1], class labels (B,) or None) for one step."""
+    if not labelled:
+        sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
+        return sampler.batch(a.batch).to(device), None
+    x0, y = sampler.batch(a.batch)
+    if not conditional:
+        return x0, None
+    # label dropout: the same network learns eps(x_t, y) and eps(x_t, no label)
+    drop = torch.rand(y.shape, device=y.device) < a.label_dropout
+    return x0, torch.where(drop, torch.full_like(y, NULL_LABEL), y)
+
+
+def _loss(model, sched, x0: torch.Tensor, y, t: torch.Tensor, snr: torch.Tensor, spec: str):
+    """(weighted loss, per-image eps-MSE (B,)) of one batch: x_t by eq. 4, the output turned into eps_hat,
+    eps-MSE weighted over t by ``--loss-weight`` (see the module docstring)."""
+    eps = torch.randn_like(x0)
+    x_t, _ = q_sample(sched, x0, t, noise=eps)  # eq. 4
+    eps_hat = output_to_eps(sched, model(x_t, t, class_labels=y).sample, x_t, t)
+    per = ((eps_hat - eps) ** 2).mean(dim=(1, 2, 3))
+    return (loss_weight(spec, snr[t]) * per).mean(), per
+
+
+@dataclasses.dataclass
+class _Run:
+    """What a run carries from step to step, and the bookkeeping it saves."""
+
+    a: argparse.Namespace
+    acc: object  # accelerate.Accelerator
+    out: Path
+    unet_config: dict
+    ema: EMA
+    sched: object  # model.schedule.Schedule
+    sampler: object
+    n_params: int
+    conditional: bool
+    step: int = 0
+    elapsed_before: float = 0.0  # training seconds of earlier sessions of this run
+    t_start: float = dataclasses.field(default_factory=time.time)
+    last_save: float = dataclasses.field(default_factory=time.time)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out / "train_state"
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.t_start
+
+    def resume(self) -> None:
+        """Load the accelerate state, the EMA, the step count and every sampler's RNG from ``train_state/``."""
+        a, acc = self.a, self.acc
+        acc.load_state(str(self.state_dir / "accelerate"))
         # extra.pt holds only tensors, numbers and dicts: no pickled code is needed to read it
-        extra = torch.load(state_dir / "extra.pt", map_location="cpu", weights_only=True)
-        step, elapsed_before = extra["step"], extra["elapsed_s"]
-        ema.load_state_dict(extra["ema"])
+        extra = torch.load(self.state_dir / "extra.pt", map_location="cpu", weights_only=True)
+        self.step, self.elapsed_before = extra["step"], extra["elapsed_s"]
+        self.ema.load_state_dict(extra["ema"])
         if acc.process_index < len(extra["sampler_rng"]):
-            sampler.g.set_state(extra["sampler_rng"][acc.process_index])
+            self.sampler.g.set_state(extra["sampler_rng"][acc.process_index])
         else:  # resumed with more processes than were saved: give the new ones their own stream
-            sampler.g.manual_seed(a.seed * 1000 + acc.process_index + 7919 * step)
-        acc.print(f"resumed from {state_dir} at step {step} ({elapsed_before / 60:.1f} min trained)")
+            self.sampler.g.manual_seed(a.seed * 1000 + acc.process_index + 7919 * self.step)
+        acc.print(f"resumed from {self.state_dir} at step {self.step} ({self.elapsed_before / 60:.1f} min trained)")
 
-    budget_s = a.max_minutes * 60 if a.max_minutes else float("inf")
-    if acc.is_main_process:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / "unet_config.json").write_text(json.dumps(unet_config, indent=2, default=list))
-        (state_dir / "run.json").write_text(
-            json.dumps(
-                {
-                    **{k: str(v) for k, v in vars(a).items()},
-                    "prediction": a.prediction,
-                    "params": n_params,
-                    "num_processes": acc.num_processes,
-                    "device": str(acc.device),
-                },
-                indent=2,
-            )
-        )
+    def write_run_files(self, n_images: int, labelled: bool) -> None:
+        """unet_config.json and run.json in ``train_state/``, and the one-line summary (main process only)."""
+        a, acc = self.a, self.acc
+        if not acc.is_main_process:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "unet_config.json").write_text(json.dumps(self.unet_config, indent=2, default=list))
+        run = {
+            **{k: str(v) for k, v in vars(a).items()},
+            "prediction": a.prediction,
+            "params": self.n_params,
+            "num_processes": acc.num_processes,
+            "device": str(acc.device),
+        }
+        (self.state_dir / "run.json").write_text(json.dumps(run, indent=2))
         acc.print(
-            f"UNet2DModel {n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
-            f"{len(images)} {'labelled images' if labelled else 'photos'}, res {a.res}, batch {a.batch} x {acc.num_processes}"
-            + (f", label dropout {a.label_dropout}" if conditional else "")
+            f"UNet2DModel {self.n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
+            f"{n_images} {'labelled images' if labelled else 'photos'}, res {a.res}, batch {a.batch} x {acc.num_processes}"
+            + (f", label dropout {a.label_dropout}" if self.conditional else "")
         )
-    log_path = state_dir / "loss.csv"
-    log_new = not log_path.exists()
-    logf = open(log_path, "a", newline="") if acc.is_main_process else None
-    logw = csv.writer(logf) if logf else None
-    if logw and log_new:
-        logw.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse", "res"])
 
-    def save():
+    def clock(self) -> tuple[float, float]:
+        """(training time so far, seconds since the last save), both as seen by the main process.
+
+        With several processes every rank must take the same decisions (stop, save, LR) at the same
+        step, or their collectives mismatch and the run deadlocks: rank 0's clock is broadcast."""
+        now = torch.tensor([self.elapsed(), time.time() - self.last_save], dtype=torch.float64)
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            now = broadcast(now.to(self.acc.device), from_process=0).cpu()
+        return float(now[0]), float(now[1])
+
+    def save(self) -> None:
+        """The resumable state (every process takes part) and the diffusers folder (main process)."""
+        a, acc = self.a, self.acc
         acc.wait_for_everyone()
         # every process sends its sampler RNG state to the main one
-        sampler_states = [sampler.g.get_state()]
+        sampler_states = [self.sampler.g.get_state()]
         if acc.num_processes > 1:
             from accelerate.utils import gather_object
 
             sampler_states = gather_object(sampler_states)
-        acc.save_state(str(state_dir / "accelerate"))
+        acc.save_state(str(self.state_dir / "accelerate"))
         if acc.is_main_process:
-            torch.save(
-                {
-                    "step": step,
-                    "elapsed_s": elapsed_before + (time.time() - t_start),
-                    "ema": ema.state_dict(),
-                    "sampler_rng": sampler_states,
-                },
-                state_dir / "extra.pt.tmp",
-            )
-            os.replace(state_dir / "extra.pt.tmp", state_dir / "extra.pt")
-            save_checkpoint(out, unet_config, ema, sched, a.save_dtype)
-            if conditional:  # the class names travel with the weights
-                (out / "classes.json").write_text(
+            extra = {"step": self.step, "elapsed_s": self.elapsed(), "ema": self.ema.state_dict()}
+            torch.save({**extra, "sampler_rng": sampler_states}, self.state_dir / "extra.pt.tmp")
+            os.replace(self.state_dir / "extra.pt.tmp", self.state_dir / "extra.pt")
+            save_checkpoint(self.out, self.unet_config, self.ema, self.sched, a.save_dtype)
+            if self.conditional:  # the class names travel with the weights
+                (self.out / "classes.json").write_text(
                     json.dumps({"names": list(CLASSES), "null_label": NULL_LABEL}, indent=2) + "\n"
                 )
             meta = {
-                "step": step,
-                "elapsed_min": round((elapsed_before + time.time() - t_start) / 60, 2),
-                "params": n_params,
+                "step": self.step,
+                "elapsed_min": round(self.elapsed() / 60, 2),
+                "params": self.n_params,
                 "loss_weight": a.loss_weight,
                 "prediction": a.prediction,
                 "res": a.res,
@@ -324,101 +354,110 @@ def train(argv=None) -> dict:
                 "device": str(acc.device),
                 "num_processes": acc.num_processes,
             }
-            (state_dir / "last_save.json").write_text(json.dumps(meta, indent=2))
+            (self.state_dir / "last_save.json").write_text(json.dumps(meta, indent=2))
         acc.wait_for_everyone()
 
-    t_start = time.time()
-    last_save = t_start
-    bar = tqdm(total=a.steps, initial=step, disable=a.no_progress or not acc.is_main_process, dynamic_ncols=True)
-    run_loss, run_eps, run_n = 0.0, 0.0, 0
+
+class _LossLog:
+    """Running means of the loss and eps-MSE, shown on the bar and appended to ``train_state/loss.csv``
+    every 25 steps (read back only then: a ``.item()`` per step stalls a GPU)."""
+
+    EVERY = 25
+
+    def __init__(self, path: Path, main_process: bool):
+        new = not path.exists()
+        self.file = open(path, "a", newline="") if main_process else None  # noqa: SIM115 -- closed by close()
+        self.writer = csv.writer(self.file) if self.file else None
+        if self.writer and new:
+            self.writer.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse", "res"])
+        self.loss, self.eps, self.n = 0.0, 0.0, 0
+
+    def add(self, run: _Run, bar, loss: torch.Tensor, per: torch.Tensor, lr: float, res: int) -> None:
+        self.loss += loss.detach()
+        self.eps += per.detach().mean()
+        self.n += 1
+        bar.update(1)
+        if run.step % self.EVERY:
+            return
+        loss_mean, eps_mean = float(self.loss) / self.n, float(self.eps) / self.n
+        bar.set_postfix(loss=f"{loss_mean:.4f}", eps=f"{eps_mean:.4f}", lr=f"{lr:.1e}", res=run.a.res)
+        if self.writer:
+            row = [run.step, f"{run.elapsed() / 60:.2f}", f"{lr:.3e}", f"{loss_mean:.5f}", f"{eps_mean:.5f}", res]
+            self.writer.writerow(row)
+            self.file.flush()
+        self.loss, self.eps, self.n = 0.0, 0.0, 0
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
+def train(argv=None) -> dict:
+    """Run ``python -m model.train`` with ``argv``; returns ``{"step", "elapsed_s", "params"}``."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    a = parse_args(argv)
+    acc = Accelerator(mixed_precision=a.mixed_precision)
+    if acc.device.type == "cpu" and a.threads:
+        torch.set_num_threads(a.threads)
+    if acc.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    resuming = (a.out / "train_state" / "extra.pt").exists()
+    set_seed(a.seed + acc.process_index)
+
+    sched = make_schedule("linear", prediction_type=a.prediction)
+    # the loss gathers its per-row coefficients on t's device: a copy of the schedule lives there
+    dev_sched = sched if acc.device.type == "cpu" else dataclasses.replace(sched, betas=sched.betas.to(acc.device))
+    snr = dev_sched.snr.float()
+    model, unet_config = _build_model(a, acc, a.out / "train_state", resuming)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    model, opt = acc.prepare(model, opt)
+    ema = EMA(acc.unwrap_model(model), a.ema_decay)
+    sampler, n_images, labelled = _make_sampler(a, acc, unet_config)
+    conditional = bool(unet_config.get("num_class_embeds"))
+    run = _Run(a, acc, a.out, unet_config, ema, sched, sampler, n_params, conditional)
+    if resuming:
+        run.resume()
+    run.write_run_files(n_images, labelled)
+
+    budget_s = a.max_minutes * 60 if a.max_minutes else float("inf")
+    log = _LossLog(run.state_dir / "loss.csv", acc.is_main_process)
+    run.t_start = run.last_save = time.time()
+    bar = tqdm(total=a.steps, initial=run.step, disable=a.no_progress or not acc.is_main_process, dynamic_ncols=True)
     model.train()
-
-    def clock() -> tuple[float, float]:
-        """(training time so far, seconds since the last save), both as seen by the main process.
-
-        With several processes every rank must take the same decisions (stop, save, LR) at the same
-        step, or their collectives mismatch and the run deadlocks: rank 0's clock is broadcast."""
-        now = torch.tensor([elapsed_before + time.time() - t_start, time.time() - last_save], dtype=torch.float64)
-        if acc.num_processes > 1:
-            from accelerate.utils import broadcast
-
-            now = broadcast(now.to(acc.device), from_process=0).cpu()
-        return float(now[0]), float(now[1])
-
-    while step < a.steps:
-        elapsed, since_save = clock()
+    while run.step < a.steps:
+        elapsed, since_save = run.clock()
         if elapsed >= budget_s:
             break
-        progress = max(step / a.steps, elapsed / budget_s)
-        lr = lr_at(a, step, progress)
+        progress = max(run.step / a.steps, elapsed / budget_s)
+        lr = lr_at(a, run.step, progress)
         for g in opt.param_groups:
             g["lr"] = lr
-
-        if labelled:
-            x0, y = sampler.batch(a.batch)
-            if conditional:  # label dropout: the same network learns eps(x_t, y) and eps(x_t, no label)
-                drop = torch.rand(y.shape, device=y.device) < a.label_dropout
-                y = torch.where(drop, torch.full_like(y, NULL_LABEL), y)
-            else:
-                y = None
-        else:
-            sampler.res = a.res_early if (a.res_early and progress < a.early_frac) else a.res
-            x0, y = sampler.batch(a.batch).to(acc.device), None
+        x0, y = _batch(a, sampler, labelled, conditional, progress, acc.device)
         t = sample_t(x0.shape[0], sched.T, a.t_focus, device=acc.device)
-        eps = torch.randn_like(x0)
-        ca, cb = gather(sqrt_ab, t), gather(sqrt_1mab, t)
-        xt = ca * x0 + cb * eps
-        pred = model(xt, t, class_labels=y).sample
-        if a.prediction == "epsilon":
-            eps_hat = pred
-        else:  # v = sqrt(ab) eps - sqrt(1-ab) x0  ->  eps = sqrt(1-ab) x_t + sqrt(ab) v
-            eps_hat = cb * xt + ca * pred
-        per = ((eps_hat - eps) ** 2).mean(dim=(1, 2, 3))
-        w = loss_weight(a.loss_weight, snr[t])
-        loss = (w * per).mean()
+        loss, per = _loss(model, dev_sched, x0, y, t, snr, a.loss_weight)
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema.update(acc.unwrap_model(model))
-        step += 1
-
-        run_loss += loss.detach()  # read back every 25 steps only: a .item() per step stalls a GPU
-        run_eps += per.detach().mean()
-        run_n += 1
-        bar.update(1)
-        if step % 25 == 0:
-            run_loss, run_eps = float(run_loss), float(run_eps)
-            bar.set_postfix(
-                loss=f"{run_loss / run_n:.4f}", eps=f"{run_eps / run_n:.4f}", lr=f"{lr:.1e}", res=a.res
-            )
-            if logw:
-                logw.writerow(
-                    [
-                        step,
-                        f"{(elapsed_before + time.time() - t_start) / 60:.2f}",
-                        f"{lr:.3e}",
-                        f"{run_loss / run_n:.5f}",
-                        f"{run_eps / run_n:.5f}",
-                        a.res if labelled else sampler.res,
-                    ]
-                )
-                logf.flush()
-            run_loss, run_eps, run_n = 0.0, 0.0, 0
+        run.step += 1
+        log.add(run, bar, loss, per, lr, a.res if labelled else sampler.res)
         if since_save >= a.save_every_min * 60:
-            save()
-            last_save = time.time()
+            run.save()
+            run.last_save = time.time()
     bar.close()
-    save()
-    if logf:
-        logf.close()
-    total = elapsed_before + time.time() - t_start
-    acc.print(f"done: step {step}, {total / 60:.1f} min trained in total; saved to {out}")
-    return {"step": step, "elapsed_s": total, "params": n_params}
+    run.save()
+    log.close()
+    acc.print(f"done: step {run.step}, {run.elapsed() / 60:.1f} min trained in total; saved to {a.out}")
+    return {"step": run.step, "elapsed_s": run.elapsed(), "params": n_params}
 
 
 def main(argv=None) -> int:
-    """``python -m model.train`` and the ``diffusion-lens-train`` command: :func:`train`, exit status 0."""
+    """The ``diffusion-lens-train`` entry point: :func:`train`, exit status 0."""
     train(argv)
     return 0
 

@@ -7,9 +7,7 @@ Pure torch (diffusers is imported where a UNet is built); no I/O except :func:`s
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -112,20 +110,16 @@ class EMA:
 
 
 def save_checkpoint(out: Path, unet_config: dict, ema: EMA, sched, dtype: str = "float16") -> None:
-    """Write the diffusers folder (EMA weights, stored as ``dtype`` to keep the folder small):
-    weights first, then configs. Load it with ``UNet2DModel.from_pretrained(out, torch_dtype=torch.float32)``."""
+    """Write the diffusers folder of the EMA weights, stored as ``dtype`` to keep the folder small, with
+    :func:`model.checkpoint_io.save_model`. Load it with :func:`model.network.load_model` (or
+    ``UNet2DModel.from_pretrained(out, torch_dtype=torch.float32)``)."""
     from diffusers import UNet2DModel
+
+    from model.checkpoint_io import save_model
 
     m = UNet2DModel.from_config(unet_config)
     m.load_state_dict({k: v.to(torch.float32) for k, v in ema.shadow.items()})
-    m = m.to(getattr(torch, dtype))
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".tmp_save"
-    m.save_pretrained(tmp, safe_serialization=True)
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
-    (out / "scheduler_config.json").write_text(json.dumps(sched.to_scheduler_config(), indent=2) + "\n")
+    save_model(m.to(getattr(torch, dtype)), sched, out)
 
 
 def parse_t_focus(spec: str) -> tuple[float, int]:
