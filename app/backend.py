@@ -135,6 +135,11 @@ def model_source() -> str | None:
     return src
 
 
+def model_key() -> str:
+    """The model part of a cache key: "bundled" or the folder / Hub id (every page uses this one)."""
+    return model_source() or "bundled"
+
+
 def get_bundled(name: str) -> network.LoadedModel:
     """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
     runtime.configure_threads()

@@ -30,11 +30,6 @@ DEFAULT_SAMPLED_T = 50  # timesteps in the default bound estimate
 CHUNK_AT_64 = 8  # timesteps per progressive chunk at 64 px (scaled by pixel count): about 0.2-0.4 s on 2 cores
 
 
-def model_key() -> str:
-    """The model part of a cache key: "bundled" or the folder / Hub id."""
-    return backend.model_source() or "bundled"
-
-
 def mse_timesteps(T: int, points: int = MSE_POINTS) -> list[int]:
     """``points`` indices from 0 to T - 1, denser at small t where the eps-MSE changes fast."""
     u = np.linspace(0.0, 1.0, points)

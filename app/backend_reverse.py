@@ -30,11 +30,6 @@ LONG_RUN_SECONDS = 30.0  # warn before runs estimated longer than this
 PROGRESS_UPDATES = 50  # at most this many progress-bar updates per run
 
 
-def model_key() -> str:
-    """The model part of a cache key: "bundled" or the folder / Hub id."""
-    return backend.model_source() or "bundled"
-
-
 def fixed_noise(x0: torch.Tensor, seed: int) -> torch.Tensor:
     """The eps ~ N(0, I) used at every t for this seed, shaped like x0 (so moving t keeps the noise)."""
     return torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)

@@ -168,7 +168,6 @@ def _describe_model_in_use() -> None:
         st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")
         return
     steps = costs.suggested_steps(cost, budget_s=BUDGET_S)
-    ss["model_suggested_steps"] = steps
     text = (
         f"Cost at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC per step, ~{cost.seconds_per_step:.2f} s on "
         f"{cost.device}; 50 steps: {cost.duration(50)}."

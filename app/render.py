@@ -30,7 +30,3 @@ def noise_picture(eps: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
     return to_picture(noise_to_uint8(eps), size)
 
 
-def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
-    """PSNR in dB between two images in [-1, 1] (both clipped; peak-to-peak 2)."""
-    mse = float(((x.clamp(-1, 1) - ref.clamp(-1, 1)) ** 2).mean())
-    return float("inf") if mse == 0 else 10.0 * torch.log10(torch.tensor(4.0 / mse)).item()

@@ -1,6 +1,6 @@
 """An honest judge for the class-conditional Fashion-MNIST generator: a small CNN classifier and four numbers.
 
-Train it (command line in :mod:`model.judge_cli`)::
+Train it (command line in :mod:`model.judge_cli`, training loop in :mod:`model.judge_train`)::
 
     python -m model.judge --data data/fashion --out checkpoints/fashion-judge
 
@@ -12,15 +12,15 @@ the diversity. Images everywhere in this module are grey uint8 (N, 28, 28) in 0�
 The four numbers of a set of generated images with the classes they were asked for
 (:func:`evaluate_samples`):
 
-* **agreement**: share of images the judge classifies as the class asked for (:func:`agreement`).
+* **agreement**: share of images the judge classifies as the class asked for (:func:`model.gen_metrics.agreement`).
 * **FID**: Fréchet distance between Gaussians fitted to judge features of the images and of the real
-  images of test[half:] (the second half of the test split; :func:`fid`).
+  images of test[half:] (the second half of the test split; :func:`model.gen_metrics.fid`).
 * **diversity / real**: mean over classes of the mean pairwise feature distance within the class
-  (:func:`diversity`), divided by the same number for ``per_class`` real images per class drawn from
+  (:func:`model.gen_metrics.diversity`), divided by the same number for ``per_class`` real images per class drawn from
   test[half:]. 1 means as varied as real garments; near 0 means one image per class, repeated.
 * **near-copies**: share of images whose nearest TRAINING image (L2 over the 784 pixels scaled to
   [0, 1]) is closer than a threshold calibrated on real data: the 1st percentile of the nearest-training-
-  image distances of the real images of test[half:] (:func:`calibrate_copy_threshold`). Real unseen
+  image distances of the real images of test[half:] (:func:`model.gen_metrics.calibrate_copy_threshold`). Real unseen
   images therefore score about 1 % by construction; a generator that memorises scores more.
 
 :func:`reference_rows` gives the same numbers for four reference sets of ``per_class`` images per class,
@@ -30,26 +30,31 @@ real images, real images with a Gaussian blur of σ = 1 px, ½ real + ½ uniform
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from model.fashion import CLASSES, load_split
+from model.gen_metrics import (
+    COPY_QUANTILE,
+    agreement,
+    calibrate_copy_threshold,
+    diversity_per_class,
+    feature_stats,
+    fid_from_stats,
+    near_copy_rate,
+)
 
 ARCH = "judge-cnn"
 WEIGHTS = "judge.safetensors"
 META = "judge.json"
 SIZE = 28  # the judge sees 28×28 images
-COPY_QUANTILE = 0.01  # near-copy threshold: this quantile of real test images' nearest-train distances
 BLUR_SIGMA = 1.0  # reference row "blurred": Gaussian σ in px (kernel radius 2, edges replicated)
 
 
@@ -127,7 +132,7 @@ class Judge(nn.Module):
 
 
 # ---------------------------------------------------------------------------------
-# Saving, loading, training
+# Saving and loading
 # ---------------------------------------------------------------------------------
 
 
@@ -181,205 +186,6 @@ def accuracy(judge: Judge, images_uint8, labels) -> tuple[float, list[float]]:
         float((pred[y == k] == k).mean()) if (y == k).any() else float("nan") for k in range(judge.config.num_classes)
     ]
     return agreement(pred, y), per
-
-
-def train_judge(
-    folder: Path,
-    out_dir: Path,
-    epochs: int = 4,
-    seed: int = 0,
-    *,
-    batch_size: int = 128,
-    lr: float = 2e-3,
-    max_steps: int | None = None,
-    config: JudgeConfig | None = None,
-    log: Callable[[str], None] | None = None,
-) -> dict:
-    """Train a :class:`Judge` on ``load_split(folder, "train")`` only and save it to ``out_dir``.
-
-    Adam (``lr``, cosine decay to 0 over the run), batches of ``batch_size`` drawn without replacement
-    each epoch, random horizontal flips. Randomness (init, order, flips, dropout) comes from ``seed``
-    inside :func:`torch.random.fork_rng`, so the global RNG is untouched. ``max_steps`` cuts the run
-    short (tests). Afterwards it measures the test accuracy and calibrates the near-copy threshold
-    (:func:`calibrate_copy_threshold`) and writes both into ``judge.json``, which it also returns.
-    """
-    say = log or (lambda s: None)
-    x, y = load_split(folder, "train")
-    xt, yt = load_split(folder, "test")
-    t_start = _dt.datetime.now(_dt.UTC)
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        judge = Judge(config)
-        xs, ys = judge.normalise(x), torch.from_numpy(y)  # (N, 1, 28, 28) float32, (N,) int64
-        opt = torch.optim.Adam(judge.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-        g = torch.Generator().manual_seed(seed)
-        judge.train()
-        step, running = 0, []
-        for epoch in range(epochs):
-            perm = torch.randperm(len(xs), generator=g)
-            for i in range(0, len(xs), batch_size):
-                if step >= total:
-                    break
-                idx = perm[i : i + batch_size]
-                xb, yb = xs[idx], ys[idx]
-                flip = torch.rand(len(idx), generator=g) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-                loss = F.cross_entropy(judge(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                running.append(loss.item())
-                step += 1
-            say(f"epoch {epoch + 1}/{epochs}: {step} steps, mean loss {np.mean(running):.4f}")
-            running = []
-    judge.eval()
-    acc, per_class = accuracy(judge, xt, yt)
-    say(f"test accuracy {acc * 100:.2f} % ({len(xt)} test images)")
-    half = len(xt) // 2
-    threshold = calibrate_copy_threshold(xt[half:], x)
-    say(f"near-copy threshold {threshold:.4f} (1st percentile of test[{half}:]'s nearest-train L2 distance)")
-    meta = {
-        "test_accuracy": acc,
-        "test_accuracy_per_class": dict(zip(CLASSES, per_class, strict=True)),
-        "epochs": epochs,
-        "steps": step,
-        "seed": seed,
-        "batch_size": batch_size,
-        "lr": lr,
-        "optimizer": "Adam, cosine decay to 0, random horizontal flips",
-        "train_images": int(len(x)),
-        "test_images": int(len(xt)),
-        "date": t_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "near_copy": {
-            "threshold": threshold,
-            "quantile": COPY_QUANTILE,
-            "calibrated_on": f"test[{half}:]",
-            "distance": "L2 over the 784 pixels scaled to [0, 1], to the nearest training image",
-            "data_fingerprint": data_fingerprint(x, xt),
-        },
-    }
-    save_judge(judge, out_dir, meta)
-    return {"arch": ARCH, "config": asdict(judge.config), **meta}
-
-
-# ---------------------------------------------------------------------------------
-# The four numbers
-# ---------------------------------------------------------------------------------
-
-
-def agreement(pred, asked) -> float:
-    """Share in [0, 1] of ``pred == asked``; both int (N,). An empty set gives nan."""
-    pred, asked = np.asarray(pred), np.asarray(asked)
-    if pred.shape != asked.shape or pred.ndim != 1:
-        raise ValueError(f"predictions {pred.shape} and asked labels {asked.shape} must both be (N,)")
-    return float((pred == asked).mean()) if len(pred) else float("nan")
-
-
-def feature_stats(feats) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (D,), covariance (D, D)) in float64 of features (N, D), N ≥ 2 (unbiased covariance)."""
-    f = np.asarray(feats, dtype=np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"need features (N >= 2, D), got {f.shape}")
-    return f.mean(0), np.cov(f, rowvar=False)
-
-
-def _psd_sqrt(a: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric positive semi-definite matrix via eigh (negative round-off clipped to 0)."""
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def fid_from_stats(mu_a, sigma_a, mu_b, sigma_b) -> float:
-    """Fréchet distance of N(mu_a, sigma_a) and N(mu_b, sigma_b) (Heusel et al. 2017, eq. 6):
-
-        ||mu_a - mu_b||² + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^½)
-
-    in float64. Tr((sigma_a sigma_b)^½) is computed as Tr((S sigma_b S)^½) with S = sigma_a^½ (same
-    eigenvalues, but symmetric, so eigh applies and nothing turns complex).
-    """
-    mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
-    sigma_a, sigma_b = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
-    s = _psd_sqrt(sigma_a)
-    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(s @ sigma_b @ s), 0, None)).sum())
-    diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_sqrt)
-
-
-def fid(feat_a, feat_b) -> float:
-    """FID between two feature sets (N_a, D) and (N_b, D): :func:`fid_from_stats` of their fitted Gaussians."""
-    return fid_from_stats(*feature_stats(feat_a), *feature_stats(feat_b))
-
-
-def diversity_per_class(feats, labels) -> dict[int, float]:
-    """{class: mean Euclidean distance over all pairs i < j of features (N, D) with that label}; classes
-    with fewer than 2 images are left out."""
-    f, y = torch.as_tensor(np.asarray(feats, np.float64)), np.asarray(labels)
-    out = {}
-    for k in np.unique(y):
-        fk = f[torch.from_numpy(y == k)]
-        n = len(fk)
-        if n >= 2:
-            d = torch.cdist(fk, fk)  # (n, n), zero diagonal
-            out[int(k)] = float(d.sum() / (n * (n - 1)))
-    return out
-
-
-def diversity(feats, labels) -> float:
-    """Mean over classes of :func:`diversity_per_class` (feature-space units; compare as a ratio to real)."""
-    per = diversity_per_class(feats, labels)
-    return float(np.mean(list(per.values()))) if per else float("nan")
-
-
-def _flat01(images_uint8) -> torch.Tensor:
-    a = np.asarray(images_uint8)
-    if a.dtype != np.uint8 or a.ndim != 3:
-        raise ValueError(f"need uint8 images (N, H, W), got {a.dtype} {a.shape}")
-    return torch.from_numpy(a.reshape(len(a), -1).astype(np.float32) / 255.0)
-
-
-def nearest_train_distance(samples_uint8, train_uint8, chunk: int = 8192) -> np.ndarray:
-    """float64 (N,): L2 distance (pixels scaled to [0, 1], so at most 28 for 28×28) from each sample to
-    its nearest training image.
-
-    ``||a - b||² = ||a||² + ||b||² - 2 a·b`` with the training set in chunks of ``chunk`` rows, so memory
-    stays at N × chunk floats; the winner's distance is then recomputed exactly in float64 (the float32
-    expansion loses about 1e-2 near 0, which would blur the line between a copy and a near copy).
-    """
-    a, b = _flat01(samples_uint8), _flat01(train_uint8)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"samples have {a.shape[1]} pixels, training images {b.shape[1]}")
-    if len(a) == 0:
-        return np.zeros(0)
-    a2 = (a * a).sum(1, keepdim=True)  # (N, 1)
-    best = torch.full((len(a),), float("inf"))
-    arg = torch.zeros(len(a), dtype=torch.long)
-    for i in range(0, len(b), chunk):
-        bc = b[i : i + chunk]
-        d2 = a2 + (bc * bc).sum(1)[None] - 2 * a @ bc.T  # (N, chunk)
-        m, j = d2.min(1)
-        better = m < best
-        best, arg = torch.where(better, m, best), torch.where(better, j + i, arg)
-    ra = np.asarray(samples_uint8).reshape(len(a), -1).astype(np.float64)
-    rb = np.asarray(train_uint8).reshape(len(b), -1)[arg.numpy()].astype(np.float64)
-    return np.sqrt((((ra - rb) / 255.0) ** 2).sum(1))  # float64 from the uint8 pixels
-
-
-def calibrate_copy_threshold(real_uint8, train_uint8, quantile: float = COPY_QUANTILE) -> float:
-    """The near-copy threshold: the ``quantile`` (default 1st percentile) of the nearest-training-image
-    distances of real images NOT in the training set (test images). Under that definition a set of
-    unseen real images has a near-copy rate of about ``quantile``."""
-    return float(np.quantile(nearest_train_distance(real_uint8, train_uint8), quantile))
-
-
-def near_copy_rate(samples_uint8, train_uint8, threshold: float) -> float:
-    """Share in [0, 1] of samples (N, 28, 28) uint8 whose nearest training image (L2 on [0, 1] pixels,
-    :func:`nearest_train_distance`) is closer than ``threshold`` (strictly)."""
-    d = nearest_train_distance(samples_uint8, train_uint8)
-    return float((d < threshold).mean()) if len(d) else float("nan")
 
 
 # ---------------------------------------------------------------------------------
@@ -550,12 +356,7 @@ def reference_rows(
     return {name: evaluate_samples(x, y, judge, reference=ref) for name, (x, y) in reference_images(ref).items()}
 
 
-def main(argv=None) -> int:
-    """``python -m model.judge``: see :mod:`model.judge_cli`."""
-    from model.judge_cli import main as cli_main
+if __name__ == "__main__":  # ``python -m model.judge``: the command line lives in model.judge_cli
+    from model.judge_cli import main
 
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -15,7 +15,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from model.fashion import is_fashion_folder
-    from model.judge import train_judge
+    from model.judge_train import train_judge
 
     p = argparse.ArgumentParser(prog="python -m model.judge", description=main.__doc__)
     p.add_argument("--data", default="data/fashion", help="Fashion-MNIST folder (default data/fashion)")
@@ -48,3 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU"
     )
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,22 +14,24 @@ import torch
 
 from model import evaluate_gen
 from model.fashion import FILES, to_model, write_idx
-from model.judge import (
-    JudgeLoadError,
+from model.gen_metrics import (
     agreement,
-    build_reference,
     calibrate_copy_threshold,
     diversity,
     diversity_per_class,
-    evaluate_samples,
     fid,
-    gaussian_blur,
-    load_judge,
     near_copy_rate,
     nearest_train_distance,
-    reference_rows,
-    train_judge,
 )
+from model.judge import (
+    JudgeLoadError,
+    build_reference,
+    evaluate_samples,
+    gaussian_blur,
+    load_judge,
+    reference_rows,
+)
+from model.judge_train import train_judge
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CLASS = 5  # reference images per class on the tiny data (test[:100] has 10 per class)

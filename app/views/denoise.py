@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend_reverse, plots_reverse, state
+from app import backend, backend_reverse, plots_reverse, state
 from app.common import require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
@@ -54,7 +54,7 @@ if model.conditional:  # the class y is an input of the network, beside x_t and 
     label = None if choice not in model.classes else names.index(choice)
 
 img = require_image()
-mkey = backend_reverse.model_key()
+mkey = backend.model_key()
 r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 ab = float(model.schedule.alpha_bar[t])
 

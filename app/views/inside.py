@@ -8,7 +8,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import backend_inside, backend_reverse, plots_inside, state
+from app import backend, backend_inside, backend_reverse, plots_inside, state
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
 from model.images import to_picture
@@ -55,7 +55,7 @@ if options:
     label = options[label_name]
 
 img = require_image()
-mkey = backend_reverse.model_key()
+mkey = backend.model_key()
 r = backend_inside.inside_pass(img.key, img.resolution, mkey, t, seed, label, img.x0, model)
 arch = backend_inside.architecture(mkey, r.resolution, model)
 cap = r.capture

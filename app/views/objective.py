@@ -35,7 +35,7 @@ try:
 except ValueError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     st.stop()
-mkey = bo.model_key()
+mkey = backend.model_key()
 D = 3 * img.resolution**2
 
 c1, c2, c3 = st.columns(3)
