@@ -29,6 +29,12 @@ writes the same as JSON under bench/out/. Targets (issue 6, this 2-core machine)
 
     .venv/bin/python bench/load.py [--sessions 30] [--seconds 120] [--model auto]
 
+With and without the dynamic batcher (model/batching.py), 30 and 60 students, one fresh
+server per run, then all four side by side with the batch sizes the server saw
+(``--batch-ms 0`` runs the server without the batcher)::
+
+    .venv/bin/python bench/load.py --sessions 30 60 --batch-ms 5 0
+
 Whatever the client, it runs on the same 2 cores as the server (and here a training job
 too), so the figures are pessimistic for a real classroom, where each student's device
 does its own client work.
@@ -40,10 +46,12 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import random
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from _server import (
     CHROMIUM,
@@ -58,6 +66,8 @@ from _server import (
     server_env,
 )
 from ws_client import StreamlitError, StreamlitSession
+
+from model.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
 
 ACTION_TIMEOUT_MS = 60_000
 FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"
@@ -322,7 +332,7 @@ async def classroom(url: str, args, res: Results, sampler: RssSampler) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description="30 real browser sessions against one Streamlit server")
     ap.add_argument("--client", choices=["ws", "browser"], default="ws", help="websocket clients or real browsers")
-    ap.add_argument("--sessions", type=int, default=30)
+    ap.add_argument("--sessions", type=int, nargs="+", default=[30], help="one run per value, e.g. 30 60")
     ap.add_argument("--seconds", type=float, default=120.0, help="how long students keep acting")
     ap.add_argument("--ramp", type=float, default=20.0, help="seconds over which students arrive")
     ap.add_argument("--max-actions", type=int, default=40, help="per student, upload and page switches included")
@@ -330,24 +340,47 @@ def main() -> None:
     ap.add_argument("--think-max", type=float, default=4.0)
     ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
     ap.add_argument("--env", action="append", default=[], help="extra server env, NAME=VALUE (repeatable)")
+    ap.add_argument(
+        "--batch-ms",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_BATCH_MS],
+        help="the server's DIFFUSION_LENS_BATCH_MS, one run per value (0: no batcher), e.g. 5 0",
+    )
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
     env, model_label = server_env(args.model, args.env)
-    res = Results()
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    reports = []
+    for sessions in args.sessions:
+        for batch_ms in args.batch_ms:
+            run_args = argparse.Namespace(**{**vars(args), "sessions": sessions, "batch_ms": batch_ms})
+            tag = f"{stamp}-{sessions}s-{batch_ms:g}ms" if len(args.sessions) * len(args.batch_ms) > 1 else stamp
+            reports.append(run_once(run_args, env, model_label, tag))
+    if len(reports) > 1:
+        print_comparison(reports)
+        (OUT / f"load-{stamp}-all.json").write_text(json.dumps(reports, indent=2))
+
+
+def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
+    """One server, ``args.sessions`` students, batching per ``args.batch_ms``; prints and returns the report."""
+    res = Results()
+    stats_file = OUT / f"load-{tag}-server-stats.json"
+    stats_file.unlink(missing_ok=True)
+    env = {**env, BATCH_MS_ENV: f"{args.batch_ms:g}", STATS_FILE_ENV: str(stats_file)}
     print(
-        f"load: {args.sessions} {args.client} sessions x {args.seconds:.0f} s, model: {model_label}, env {env or '-'}"
+        f"\nload: {args.sessions} {args.client} sessions x {args.seconds:.0f} s, model: {model_label}, "
+        f"batcher: {f'{args.batch_ms:g} ms' if args.batch_ms > 0 else 'off'}, env {env}"
     )
     print(f"load average before: {load_average()}")
-    with Server(env, OUT / f"load-{stamp}-server.log") as server:
+    with Server(env, OUT / f"load-{tag}-server.log") as server:
         print(f"server up in {server.wait_healthy():.1f} s at {server.url}")
-        import os
-
         sampler = RssSampler({"server": server.proc.pid, "clients": (os.getpid(), server.proc.pid)})
         run = ws_classroom if args.client == "ws" else classroom
         summary = asyncio.run(run(server.url, args, res, sampler))
         peaks = sampler.stop()
+        server_stats = read_server_stats(stats_file)
     print(f"load average after: {load_average()}")
 
     rows = {}
@@ -379,20 +412,85 @@ def main() -> None:
     print(f"server peak RSS: {peaks['server'] / 2**30:.2f} GiB (target <= 3 GB); "
           f"load-client peak RSS: {peaks['clients'] / 2**30:.2f} GiB")  # fmt: skip
     print(f"actions done: {summary['actions']} in {summary['wall_s']:.0f} s")
+    print(f"server: {describe_server_stats(server_stats)}")
+    first = res.latency.get("to_denoise (1st)", [])
     report = {
         "args": vars(args),
         "model": model_label,
         "actions": rows,
+        "slider_step_p50_s": statistics.median(steps) if steps else float("nan"),
         "slider_step_p95_s": p95_step,
+        "first_denoise_p50_s": statistics.median(first) if first else float("nan"),
+        "first_denoise_p95_s": percentile(first, 0.95),
+        "server_stats": server_stats,
         "errors": res.errors,
         "js_errors": res.js_errors,
         "server_peak_rss_bytes": peaks["server"],
         "clients_peak_rss_bytes": peaks["clients"],
         **summary,
     }
-    (OUT / f"load-{stamp}.json").write_text(json.dumps(report, indent=2))
+    (OUT / f"load-{tag}.json").write_text(json.dumps(report, indent=2))
     ok = not res.errors and p95_step <= 3.0 and peaks["server"] <= 3e9
     print("PASS" if ok else "MISS: see above")
+    return report
+
+
+def read_server_stats(path: Path, timeout: float = 5.0) -> dict:
+    """The server's inference stats (model/batching.py writes them every second): waits for a fresh copy."""
+    start = time.time()
+    time.sleep(1.5)  # the writer's period is 1 s: what it writes now covers the last passes
+    while time.time() - start < timeout:
+        try:
+            if path.stat().st_mtime >= start:
+                return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return {}
+
+
+def describe_server_stats(s: dict) -> str:
+    """One line: batches and the requests per batch seen, and the inference queue's waits."""
+    if not s:
+        return "no stats (the server wrote none)"
+    q = s.get("queue", {})
+    queue = f"queue: {q.get('served', 0)} slot grants, wait p50 {q.get('p50_wait_s', 0):.2f} s, " \
+        f"p95 {q.get('p95_wait_s', 0):.2f} s, max {q.get('max_wait_s', 0):.2f} s"  # fmt: skip
+    if not s.get("enabled"):
+        return f"batcher off; {queue}"
+    sizes = " ".join(f"{k}x{v}" for k, v in s.get("requests_per_batch", {}).items())
+    return (
+        f"{s['batches']} batches for {s['requests']} requests ({s['mean_requests_per_batch']:.2f} per batch, "
+        f"max {s['max_requests_per_batch']}; requests per batch x batches: {sizes or '-'}), "
+        f"{s['direct']} unbatched; {queue}"
+    )
+
+
+def print_comparison(reports: list[dict]) -> None:
+    """All runs side by side (issue 20's targets at 60 sessions: slider step p95 <= 1 s, 1st Denoise p95 <= 3 s)."""
+    print("\nside by side (s = seconds; 1st denoise = first visit to Denoise one step):")
+    head = ["sessions", "batch ms", "step p50", "step p95", "1st denoise p50", "1st denoise p95", "errors"]
+    head += ["batches", "req/batch", "max req"]
+    print("  ".join(f"{h:>{max(len(h), 8)}}" for h in head))
+    for r in reports:
+        s = r.get("server_stats") or {}
+        batched = bool(s.get("enabled"))
+        cells = [
+            r["args"]["sessions"],
+            f"{r['args']['batch_ms']:g}" if r["args"]["batch_ms"] > 0 else "off",
+            f"{r['slider_step_p50_s']:.2f}",
+            f"{r['slider_step_p95_s']:.2f}",
+            f"{r['first_denoise_p50_s']:.2f}",
+            f"{r['first_denoise_p95_s']:.2f}",
+            len(r["errors"]),
+            s.get("batches", "-") if batched else "-",
+            f"{s['mean_requests_per_batch']:.2f}" if batched else "-",
+            s.get("max_requests_per_batch", "-") if batched else "-",
+        ]
+        print("  ".join(f"{c!s:>{max(len(h), 8)}}" for c, h in zip(cells, head, strict=True)))
+    for r in reports:
+        print(f"  {r['args']['sessions']} sessions, batch ms {r['args']['batch_ms']:g}: "
+              f"{describe_server_stats(r.get('server_stats') or {})}")  # fmt: skip
 
 
 if __name__ == "__main__":
