@@ -154,6 +154,21 @@ def test_slot_is_released_when_the_body_raises():
         pass
 
 
+def test_holds_slot_is_per_thread_and_follows_nesting():
+    seen = []
+    assert not runtime.holds_slot()
+    with inference_slot():
+        assert runtime.holds_slot()
+        with inference_slot():
+            assert runtime.holds_slot()
+        assert runtime.holds_slot()
+        th = threading.Thread(target=lambda: seen.append(runtime.holds_slot()))
+        th.start()
+        th.join(timeout=5)
+    assert seen == [False]  # another thread holds nothing
+    assert not runtime.holds_slot()
+
+
 def test_concurrency_and_threads_from_environment(monkeypatch):
     monkeypatch.setenv("DIFFUSION_LENS_CONCURRENCY", "3")
     runtime.reset()
