@@ -20,7 +20,6 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend
 from model import likelihood as lk
 from model.network import LoadedModel
 

@@ -16,7 +16,6 @@ import math
 import streamlit as st
 import torch
 
-from app import backend
 from model import cost, figure, generate
 from model.forward import q_sample
 from model.guidance import guided_eps

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import backend, backend_inside, backend_reverse, plots_inside, state
+from app import backend, backend_inside, plots_inside, state
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
 from model.images import to_picture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from app import backend, plots_objective, state
 from app import backend_objective as bo
-from app import plots_objective, state
 from app.common import require_image, require_model
 from model import likelihood as lk
 
