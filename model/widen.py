@@ -30,7 +30,6 @@ Shapes: conv weights are (out, in, kh, kw), linear weights (out, in), norms and 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
@@ -159,6 +158,7 @@ def main(argv=None) -> int:
 
     from diffusers import UNet2DModel
 
+    from model.forward import q_sample
     from model.network import load_model
 
     old = UNet2DModel.from_pretrained(str(a.checkpoint), torch_dtype=torch.float32).eval()
@@ -180,9 +180,7 @@ def main(argv=None) -> int:
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
     x0 = torch.stack([torch.sin(3 * xx), torch.cos(2 * yy), xx * yy]).unsqueeze(0)
     for t in (25, 100, 400, 800):
-        eps = torch.randn(x0.shape, generator=gen)
-        ab = float(m_old.schedule.alpha_bar[t])
-        x_t = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+        x_t, eps = q_sample(m_old.schedule, x0, t, generator=gen)  # eq. 4
         e_old, e_new = m_old.eps(x_t, t), m_new.eps(x_t, t)
         print(
             f"t={t}: eps MSE vs the old model {float(((e_new - e_old) ** 2).mean()):.2e}; "
