@@ -5,8 +5,10 @@ the shipped UNet architecture ("photo", random weights) with a little think time
 between; every pass goes through ``model.runtime.inference_slot``. For each setting of
 (slots, torch threads) it prints the p50/p95 latency of a request, queue wait included,
 and the throughput. "unlimited" bypasses the queue (what happens without it).
+``--batch-ms 5`` adds the same slot settings with the dynamic batcher (model/batching.py)
+in front of the queue, and prints the batch sizes it formed.
 
-    .venv/bin/python bench/concurrency.py [--clients 12] [--seconds 15] [--res 64]
+    .venv/bin/python bench/concurrency.py [--clients 12] [--seconds 15] [--res 64] [--batch-ms 5]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from model import runtime
+from model.batching import DynamicBatcher
 from model.train import build_unet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +35,15 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int) -> dict:
+def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int, batcher=None) -> dict:
     runtime.reset(slots or 1)
     runtime.configure_threads(threads)
     latencies: list[float] = []
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
+
+    def network(x, t, y):  # what LoadedModel._network is to the app: (x, t, y) -> output tensor
+        return unet(x, t).sample
 
     def client(i: int) -> None:
         rnd = random.Random(i)
@@ -46,9 +52,13 @@ def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res
         while time.perf_counter() < stop:
             time.sleep(rnd.uniform(0.0, 0.3))  # think time: a slider being dragged
             start = time.perf_counter()
-            guard = runtime.inference_slot() if slots else contextlib.nullcontext()
-            with guard, torch.inference_mode():
-                unet(x, t)
+            if batcher is not None:  # the batcher takes one slot per batch itself
+                with torch.inference_mode():
+                    batcher.run(network, x, t)
+            else:
+                guard = runtime.inference_slot() if slots else contextlib.nullcontext()
+                with guard, torch.inference_mode():
+                    unet(x, t)
             with lock:
                 latencies.append(time.perf_counter() - start)
 
@@ -71,6 +81,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--res", type=int, default=64)
     ap.add_argument("--reverse", action="store_true", help="run the settings in reverse order (load drift check)")
+    ap.add_argument("--batch-ms", type=float, default=0.0, help="also run with the dynamic batcher (0: don't)")
     args = ap.parse_args()
     cores = runtime.available_cores()
     unet = build_unet("photo", args.res).eval().requires_grad_(False)
@@ -81,10 +92,19 @@ def main() -> None:
     settings = [(1, cores), (2, cores), (2, max(1, cores // 2)), (1, max(1, cores // 2)), (None, 1), (None, cores)]
     if args.reverse:
         settings.reverse()
-    for slots, threads in settings:
-        r = run(unet, slots, threads, args.clients, args.seconds, args.res)
-        label = "unlimited" if slots is None else str(slots)
-        print(f"{label:>9} {threads:>7} {r['n']:>8} {r['p50'] * 1e3:>8.0f} {r['p95'] * 1e3:>8.0f} {r['per_s']:>6.1f}")
+    runs = [(slots, threads, None) for slots, threads in settings]
+    if args.batch_ms > 0:
+        runs += [(slots, threads, "batched") for slots, threads in settings if slots]
+    for slots, threads, batched in runs:
+        batcher = DynamicBatcher(args.batch_ms) if batched else None
+        r = run(unet, slots, threads, args.clients, args.seconds, args.res, batcher)
+        label = ("unlimited" if slots is None else str(slots)) + (" +batch" if batched else "")
+        line = f"{label:>9} {threads:>7} {r['n']:>8} {r['p50'] * 1e3:>8.0f} {r['p95'] * 1e3:>8.0f} {r['per_s']:>6.1f}"
+        if batcher is not None:
+            s = batcher.stats()
+            sizes = " ".join(f"{k}x{v}" for k, v in s["requests_per_batch"].items())
+            line += f"   {s['mean_requests_per_batch']:.2f} requests per batch ({sizes})"
+        print(line)
 
 
 if __name__ == "__main__":
