@@ -36,8 +36,8 @@ def fixed_noise(x0: torch.Tensor, seed: int) -> torch.Tensor:
 
 def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int, label: int | None = None):
     x_t, _ = q_sample(model.schedule, x0, t, noise=eps)  # eq. 4
-    eps_hat = model.eps(x_t, t, label)
-    x0_hat = predict_x0(model.schedule, x_t, eps_hat, t)  # eq. 15, unclipped: what the network implies
+    # x0_hat unclipped, what the network implies: eq. 15 for an eps-network, straight from a v- or x0-output
+    eps_hat, x0_hat = model.predict(x_t, t, label)
     return x_t, eps_hat, x0_hat
 
 
@@ -94,11 +94,11 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
             n = len(chunk)
             x0_b, eps_b = _x0.expand(n, -1, -1, -1), eps.expand(n, -1, -1, -1)
             x_t, _ = q_sample(_model.schedule, x0_b, chunk, noise=eps_b)  # eq. 4, one t per row
-            eps_hat, _ = _model.predict(x_t, chunk, None if label is None else torch.full((n,), int(label)))
-            for i, t in enumerate(chunk.tolist()):
-                x0_hat = predict_x0(_model.schedule, x_t[i : i + 1], eps_hat[i : i + 1], t)  # eq. 15, unclipped
+            y = None if label is None else torch.full((n,), int(label))
+            eps_hat, x0_hat = _model.predict(x_t, chunk, y)  # one t per row; x0_hat unclipped
+            for i in range(n):
                 mse.append(float((eps_hat[i : i + 1] - eps).square().mean()))
-                ps.append(figure.psnr(x0_hat, _x0))
+                ps.append(figure.psnr(x0_hat[i : i + 1], _x0))
             done = start + n
             bar.progress(done / len(ts), text=f"Sweeping t: {done}/{len(ts)}")
     bar.empty()

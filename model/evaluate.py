@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.data import center_square, list_images, load_images
+from model.crops import center_square, list_images, load_images
 from model.figure import psnr as image_psnr
 from model.forward import q_sample
 from model.reverse import output_to_eps, predict_x0

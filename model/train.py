@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from model.data import CropSampler, load_images
+from model.crops import CropSampler, load_images
 from model.fashion import CLASSES, NULL_LABEL, LabelledSampler, is_fashion_folder, load_split, to_model
 from model.forward import q_sample
 from model.reverse import output_to_eps

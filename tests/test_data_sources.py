@@ -168,12 +168,12 @@ def test_importing_model_data_leaves_pils_pixel_limit_alone():
 
 
 def test_the_pixel_limit_is_lifted_while_reading_a_training_folder_and_restored(tmp_path, monkeypatch):
-    from model import data
+    from model import crops
 
     seen = []
-    monkeypatch.setattr(data, "list_images", lambda folder: seen.append(Image.MAX_IMAGE_PIXELS) or [])
+    monkeypatch.setattr(crops, "list_images", lambda folder: seen.append(Image.MAX_IMAGE_PIXELS) or [])
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(FileNotFoundError):
-        data.load_images(tmp_path)  # an empty folder: raises, and the limit still comes back
+        crops.load_images(tmp_path)  # an empty folder: raises, and the limit still comes back
     assert seen == [None]
     assert Image.MAX_IMAGE_PIXELS == before

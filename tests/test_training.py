@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.data import CropSampler, center_square, load_images, random_crop
+from model.crops import CropSampler, center_square, load_images, random_crop
 from model.evaluate import blur_oracle, gaussian_blur, make_noisy, predict_eps, psnr
 from model.schedule import gather, make_schedule
 
