@@ -21,7 +21,7 @@ from model.forward import q_sample
 from model.guidance import guided_eps
 from model.images import noise_to_uint8, tensor_to_uint8
 from model.network import LoadedModel
-from model.reverse import make_timesteps, predict_x0, sample_trajectory
+from model.reverse import make_timesteps, sample_trajectory
 
 SWEEP_POINTS = 40  # values of t in the denoise page's sweep
 TARGET_RUN_SECONDS = 20.0  # the default step count keeps a run about this short
