@@ -132,8 +132,23 @@ def chunk_size(resolution: int) -> int:
     return int(max(1, round(CHUNK_AT_64 * (64 / resolution) ** 2)))
 
 
-def _slices(n: int, size: int) -> list[slice]:
-    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+def chunk_sizes(resolution: int) -> Iterator[int]:
+    """Sizes of the successive chunks: small first, so the first partial chart comes quickly (a quarter, a half,
+    then one :func:`chunk_size`), then twice that, so the later ones redraw the charts less often."""
+    size = chunk_size(resolution)
+    yield from (max(1, size // 4), max(1, size // 2), size)
+    while True:
+        yield 2 * size
+
+
+def _slices(n: int, sizes: Iterator[int]) -> list[slice]:
+    """Consecutive slices of range(n) whose lengths are taken from ``sizes`` (the last one may be shorter)."""
+    out, a = [], 0
+    while a < n:
+        b = min(n, a + next(sizes))
+        out.append(slice(a, b))
+        a = b
+    return out
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
@@ -191,7 +206,7 @@ def bound_estimate_steps(
         sampled = (torch.multinomial(p, n, replacement=True, generator=g) + 1).sort(descending=True).values
         ts = sampled.tolist() + [0]
     state, terms, seconds, prior = g.get_state(), [], 0.0, 0.0
-    for k, sl in enumerate(_slices(len(ts), chunk_size(resolution))):
+    for k, sl in enumerate(_slices(len(ts), chunk_sizes(resolution))):
         c = _chunk(image_key, resolution, model, seed, "bound", n, k, tuple(ts[sl]), x0, net, state)
         state, seconds, prior = c["state"], seconds + c["seconds"], c["prior"]
         terms += c["values"]
@@ -232,10 +247,10 @@ def eps_mse_steps(
     n_draws = max(1, int(n_draws))
     state = torch.Generator().manual_seed(seed).get_state()
     rows: list[list[float]] = []
-    seconds, k, size = 0.0, 0, chunk_size(resolution)
+    seconds, k, sizes = 0.0, 0, chunk_sizes(resolution)
     for _ in range(n_draws):
         row: list[float] = []
-        for sl in _slices(len(ts), size):
+        for sl in _slices(len(ts), sizes):
             # count 0: draw d is the same whatever the number of draws (draw-major), so more draws reuse the first
             c = _chunk(image_key, resolution, model, seed, "mse", 0, k, tuple(ts[sl]), x0, net, state)
             state, seconds, k = c["state"], seconds + c["seconds"], k + 1

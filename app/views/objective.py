@@ -107,17 +107,24 @@ if st.session_state.get(ALL_KEY) == all_settings:
 codec = bo.codecs(img.key, img.resolution, img.x0)
 # The network's numbers (sections 2, 3 and 5) are computed chunk by chunk at the end of the page, which first
 # lays out everything else; each box below is redrawn after every chunk, so partial charts fill in (issue 20).
-bound_box = st.empty()
+bound_box, bits_box, note_box = st.empty(), st.empty(), st.empty()
+bits_drawn: list[bool] = []  # the bits chart's states drawn so far (partial: False, final: True)
 
 
 def show_bound(est: dict) -> None:
     """Section 2's metrics, chart and captions from ``est``, an item of ``bo.bound_estimate_steps`` (maybe partial)."""
     partial = est["done"] < est["of"]
     with bound_box.container():
-        _show_bound(est, partial)
+        _show_metrics(est, partial)
+    if (full is not None or not partial) not in bits_drawn:  # the chart changes once: when the bound is known
+        bits_drawn.append(full is not None or not partial)
+        with bits_box.container():
+            _show_bits(est, partial)
+    with note_box.container():
+        _show_note(est, partial)
 
 
-def _show_bound(est: dict, partial: bool) -> None:
+def _show_metrics(est: dict, partial: bool) -> None:
     m1, m2, m3, m4 = st.columns(4)
     if full is not None:
         m1.metric("Bound L, all t (bits/dim)", f"{full['total']:.3f}", help=f"All {T} terms, one noise draw each.")
@@ -133,6 +140,9 @@ def _show_bound(est: dict, partial: bool) -> None:
     m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
     m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
     m4.metric("L_0, the decoder (bits/dim)", "…" if partial and full is None else f"{(full or est)['decoder']:.3f}")
+
+
+def _show_bits(est: dict, partial: bool) -> None:
     bars, errors = {"PNG": codec["png"], "JPEG q90": codec["jpeg"], "raw 8-bit": 8.0}, {}
     if full is not None or not partial:  # the bound's bar comes first, once it is known
         total, err = (full["total"], 0.0) if full is not None else (est["total"], est["stderr"])
@@ -144,6 +154,9 @@ def _show_bound(est: dict, partial: bool) -> None:
         "detail away, so it is only a rough reference. A well-trained model's bound beats PNG; the prior term "
         f"L_T = {est['prior']:.1e} bits/dim is negligible."
     )
+
+
+def _show_note(est: dict, partial: bool) -> None:
     if partial:
         text = f"Bound terms at {est['of'] - 1} sampled t + L_0: {est['done']}/{est['of']}"
         st.progress(est["done"] / est["of"], text=text)
@@ -185,7 +198,9 @@ def show_terms(est: dict) -> None:
     src = full if full is not None else est
     with terms_box.container():
         st.plotly_chart(
-            plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T), width="stretch"
+            plots_objective.bound_terms_chart(src["ts"], src["terms"], exact=full is not None, T=T),
+            width="stretch",
+            key=f"obj_terms_{'all' if full is not None else est['done']}",
         )
         ts_arr, terms_arr = np.asarray(src["ts"]), np.asarray(src["terms"])
         if full is not None:
@@ -249,7 +264,9 @@ def show_mse(curve: dict) -> None:
     """Section 5's chart from an item of ``bo.eps_mse_steps``: the draws done so far, then all of them."""
     with mse_box.container():
         st.plotly_chart(
-            plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], curve["draws"], T), width="stretch"
+            plots_objective.eps_mse_chart(curve["ts"], curve["mean"], curve["std"], curve["draws"], T),
+            width="stretch",
+            key=f"obj_mse_{curve['done']}",
         )
         if curve["done"] < curve["of"]:
             text = f"ε-MSE at {curve['of'] // int(draws)} values of t × {draws} draws: {curve['done']}/{curve['of']}"
@@ -325,7 +342,7 @@ show_terms(est)
 show_mse(next(mse_steps))
 for est in bound_steps:
     show_bound(est)
-    if full is None or est["done"] == est["of"]:  # all T terms, when shown, do not change
+    if full is None:  # all T terms, when shown, do not change
         show_terms(est)
 for curve in mse_steps:
     show_mse(curve)
