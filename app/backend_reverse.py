@@ -16,7 +16,8 @@ import math
 import streamlit as st
 import torch
 
-from model import cost, figure, generate
+from app import estimates
+from model import figure, generate
 from model.forward import q_sample
 from model.guidance import guided_eps
 from model.images import noise_to_uint8, tensor_to_uint8
@@ -105,13 +106,10 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
     return ts, mse, ps
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def seconds_per_step(model: str, resolution: int, _model: LoadedModel) -> float:
-    """Seconds of one eps_hat forward pass at this resolution, measured once per (model, resolution).
-
-    The same measurement the sidebar shows (:func:`model.cost.estimate_cost`, memoised per model).
-    """
-    return float(cost.estimate_cost(_model, resolution).seconds_per_step)
+def seconds_per_step(model: LoadedModel, resolution: int) -> float:
+    """Seconds per step of a recorded run at this resolution: the sidebar's figure
+    (:func:`app.estimates.sidebar_step`: a measured forward pass plus the loop's work, memoised per model)."""
+    return estimates.sidebar_step(model, resolution).per_pass()
 
 
 def default_steps(sec_per_step: float, target: float = TARGET_RUN_SECONDS) -> int:

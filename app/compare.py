@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend_reverse, plots_reverse
+from app import backend_reverse, estimates, plots_reverse
 from app.render import DISPLAY_PX, plural
 from model import figure
 from model.images import to_picture
@@ -86,8 +86,11 @@ def render_sweep(settings: dict) -> None:
         return
     model = settings["model"]
     starts = backend_reverse.sweep_t_starts(model.schedule.T)
-    n_total = sum(len(make_timesteps(t0, settings["steps"])) for t0 in starts)
-    est = n_total * settings["sec"] * (2 if settings["guidance"] else 1)
+    plan = [t for t0 in starts for t in make_timesteps(t0, settings["steps"])]  # every start's steps, in turn
+    n_total = len(plan)
+    est = estimates.trajectory(
+        model, settings["res"], plan, settings["sampler"], bool(settings["guidance"]), record=False
+    ).seconds
     key = (
         settings["image_key"],
         settings["res"],

@@ -13,9 +13,10 @@ import threading
 
 import streamlit as st
 
-from app import backend, sources, state
+from app import backend, estimates, sources, state
 from model import cost as costs
 from model import network
+from model.reverse import make_timesteps
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list
@@ -163,17 +164,19 @@ def _describe_model_in_use() -> None:
     )
     res = int(ss.get("resolution", model.resolution))
     try:
-        cost = costs.estimate_cost(model, res)
+        macs = costs.count_macs(model.unet, res)
+        run = estimates.sidebar_step(model, res)  # measured once per model, resolution and process
     except Exception as exc:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
         st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")
         return
-    steps = costs.suggested_steps(cost, budget_s=BUDGET_S)
+    steps = costs.suggested_steps(run.per_pass(), budget_s=BUDGET_S)
     text = (
-        f"Cost at {res} px: {cost.macs_per_step / 1e9:.1f} GMAC per step, ~{cost.seconds_per_step:.2f} s on "
-        f"{cost.device}; 50 steps: {cost.duration(50)}."
+        f"Cost at {res} px: {macs / 1e9:.1f} GMAC per step, ~{run.per_pass():.2f} s per step on "
+        f"{model.device} (measured); {estimates.SIDEBAR_STEPS} steps: {run.text()}."
     )
-    if steps < 50:
-        text += f" That is slow, so use about {steps} steps ({cost.duration(steps)})."
+    if steps < estimates.SIDEBAR_STEPS:
+        short = estimates.trajectory(model, res, make_timesteps(model.schedule.T - 1, steps))
+        text += f" That is slow, so use about {steps} steps ({short.text()})."
     st.caption(text)
     if res != model.resolution:
         st.caption(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import backend, plots_objective, state
+from app import backend, estimates, plots_objective, state
 from app import backend_objective as bo
 from app.common import require_image, require_model
 from model import likelihood as lk
@@ -161,7 +161,8 @@ def _show_note(est: dict, partial: bool) -> None:
         text = f"Bound terms at {est['of'] - 1} sampled t + L_0: {est['done']}/{est['of']}"
         st.progress(est["done"] / est["of"], text=text)
     elif full is None:
-        secs = est["seconds_per_term"] * T
+        # a measured pass at the batch the terms use × the passes, plus the loop's own work
+        secs = estimates.all_terms(model, img.resolution).seconds
         st.caption(
             f"Estimate: {est['n']} sampled t + L_0 in {est['seconds']:.1f} s. All {T} terms would take about "
             f"{secs:.0f} s here."

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, compare, plots_reverse, present, state, urlstate
+from app import backend, backend_reverse, compare, estimates, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model import figure, network
@@ -28,7 +28,7 @@ model = require_model()
 res = int(st.session_state["resolution"])
 T = model.schedule.T
 mkey = backend.model_key()
-sec = backend_reverse.seconds_per_step(mkey, res, model)
+sec = backend_reverse.seconds_per_step(model, res)  # for the default step count
 NO_LABEL = "no label (unconditional)"
 substituted = False  # True when pure noise is generated with the Fashion generator instead of the photo model
 
@@ -85,7 +85,6 @@ else:
             )
             model = backend.get_bundled("fashion")
             mkey, T, substituted = "fashion", model.schedule.T, True
-            sec = backend_reverse.seconds_per_step(mkey, model.resolution, model)
         else:
             c1.info(
                 "From pure noise the photo model **generates** photo-like textures, colour blobs and edges — not "
@@ -152,10 +151,11 @@ settings = (
     label,
     guidance,
 )
-est = n_eff * sec
-if guidance:
-    est *= 2  # the conditional and unconditional predictions: one pass on a doubled batch
-cost = f"{plural(n_eff, 'step')} × {sec * 1000:.0f} ms per step{' (×2 for guidance)' if guidance else ''} (measured for this model at {run_res} px) ≈ {est:.1f} s"
+# measured for this model at this size and batch (guidance: both predictions in one doubled batch), plus the loop
+run_est = estimates.trajectory(model, run_res, make_timesteps(t_start, steps), sampler, bool(guidance))
+est = run_est.seconds
+per = f"{run_est.per_pass() * 1000:.0f} ms per step" + (" (both predictions in one pass)" if guidance else "")
+cost = f"{plural(n_eff, 'step')} × {per} (measured for this model at {run_res} px) ≈ {est:.1f} s"
 if n_eff < steps:
     cost += f" — only {plural(n_eff, 'distinct timestep')} {'lies' if n_eff == 1 else 'lie'} between t_start = {t_start} and 0"
 (st.warning if est > backend_reverse.LONG_RUN_SECONDS else st.caption)(f"This run: {cost}.")
@@ -228,7 +228,7 @@ stored = st.session_state.get(RUN_KEY)
 st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
 sweep_settings = dict(
     image_key=settings[0], res=run_res, mkey=mkey, sampler=sampler.lower(), eta=eta_used, steps=int(steps),
-    seed=seed, label=label, guidance=guidance, x0=x0_run, model=model, sec=sec,
+    seed=seed, label=label, guidance=guidance, x0=x0_run, model=model,
 )  # fmt: skip
 if stored is None:
     st.info("Choose the settings and press **Run**.")

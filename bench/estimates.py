@@ -1,0 +1,165 @@
+"""Benchmark: every time estimate the app shows, beside the measured time of the same work.
+
+    PYTHONPATH=. .venv/bin/python bench/estimates.py [--quick] [--threads N] [--standin-steps 3] [--standin-terms 6]
+
+Issue 20's bar: every estimate lands within ±30 % of the measured time, for
+
+* **bundled**: the bundled photo model (checkpoints/photo-unet) at its 64 px;
+* **local copy**: the same folder copied to a temporary directory and loaded by its path
+  (what "Local folder" in the picker does);
+* **256-px stand-in**: a Hub-sized UNet2DModel at 256 px with random weights, the architecture of
+  google/ddpm-ema-church-256 (113.7M parameters; speed does not depend on the weights).
+  ``--quick`` makes it a quarter as wide (a smoke run, not the bar).
+
+Per model, the work the app quotes before running it (estimates from :mod:`app.estimates`, the
+same functions the pages call; each measurement they need is made first, as on a server):
+
+* **one step**: a one-step run with the record the Reverse trajectory keeps (the sidebar's s per step);
+* **DDIM 50** from pure noise, every step recorded (the Reverse trajectory's run);
+* **DDPM 1000** at 64 px (``--standin-steps`` DDPM steps for the stand-in);
+* **all terms**: the Training objective's "Compute all T terms" (:func:`model.likelihood.vb_terms`
+  with the app's batch size); ``--standin-terms`` terms for the stand-in, a full run there takes hours.
+
+The measured runs go through the same code as the pages (``model.figure.start_sample``,
+``model.reverse.sample_trajectory``, ``model.figure.record_run``; ``vb_terms`` with ``model.eps``),
+without Streamlit. Prints estimate, measured and their ratio; the load average is printed beside
+them, since both depend on what else runs on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from app import estimates
+from model import figure, runtime
+from model import likelihood as lk
+from model.images import load_image
+from model.network import BUNDLED_MODEL, LoadedModel, load_local, load_model
+from model.reverse import make_timesteps, sample_trajectory
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO = ROOT / "assets" / "astronaut.jpg"
+BAND = 0.30  # issue 20: within ±30 %
+
+
+def standin_256(width: int = 128) -> LoadedModel:
+    """google/ddpm-ema-church-256's UNet2DModel (``width`` 128) with random weights, at 256 px, on the CPU."""
+    from diffusers import UNet2DModel
+
+    from model.schedule import make_schedule
+
+    w = width
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = UNet2DModel(
+            sample_size=256,
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(w, w, 2 * w, 2 * w, 4 * w, 4 * w),
+            layers_per_block=2,
+            down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4,
+        ).eval()
+    unet = unet.requires_grad_(False).to(memory_format=torch.channels_last)
+    return LoadedModel(unet=unet, schedule=make_schedule("linear"), resolution=256, source=f"stand-in-256-w{w}")
+
+
+def timed(call, repeats: int = 1) -> float:
+    """Median wall seconds of ``call()`` over ``repeats`` runs."""
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - start)
+    return statistics.median(out)
+
+
+def run_trajectory(model: LoadedModel, res: int, ts: list[int], sampler: str) -> None:
+    """What the Reverse trajectory's Run does (app/backend_reverse.trajectory without the progress bar)."""
+    with torch.inference_mode():
+        x_start, g = figure.start_sample(model.schedule, None, ts[0], 0, (1, model.channels, res, res))
+        figure.record_run(sample_trajectory(model.eps, model.schedule, x_start, ts, sampler, 0.0, g), None)
+
+
+def run_terms(model: LoadedModel, res: int, x0: torch.Tensor, ts: list[int] | None) -> None:
+    """What "Compute all T terms" does (app/backend_objective.bound_all without the progress bar)."""
+    batch = lk.default_batch_size(res)
+    lk.vb_terms(model.eps, model.schedule, x0, ts, generator=torch.Generator().manual_seed(0), batch_size=batch)
+
+
+def bench_model(name: str, model: LoadedModel, res: int, ddpm_steps: int, terms: int | None, repeats: int) -> list:
+    T = model.schedule.T
+    x0 = load_image(PHOTO.read_bytes(), res)
+    if model.channels == 1:
+        x0 = x0.mean(1, keepdim=True)
+    term_ts = None if terms is None else list(range(T - 1, -1, -1))[:terms]
+    work = [
+        ("one step (t = T-1)", lambda: estimates.trajectory(model, res, [T - 1]), lambda: run_trajectory(model, res, [T - 1], "ddim")),
+        ("DDIM 50 steps", lambda: estimates.trajectory(model, res, make_timesteps(T - 1, 50)), lambda: run_trajectory(model, res, make_timesteps(T - 1, 50), "ddim")),
+        (f"DDPM {ddpm_steps} steps", lambda: estimates.trajectory(model, res, make_timesteps(T - 1, ddpm_steps), "ddpm"), lambda: run_trajectory(model, res, make_timesteps(T - 1, ddpm_steps), "ddpm")),
+        (f"{'all ' + str(T) if terms is None else str(terms)} terms of the bound", lambda: estimates.all_terms(model, res, term_ts), lambda: run_terms(model, res, x0, term_ts)),
+    ]  # fmt: skip
+    rows = []
+    for label, est_fn, run_fn in work:
+        start = time.perf_counter()
+        est = est_fn()  # measures what it needs first, as the first visitor of a page would
+        calib = time.perf_counter() - start
+        measured = timed(run_fn, repeats)
+        rows.append((name, label, est.seconds, measured, calib))
+        ratio = est.seconds / measured
+        flag = "" if abs(ratio - 1) <= BAND else "  <-- outside ±30 %"
+        print(
+            f"{name:<16} {label:<26} estimate {est.seconds:9.2f} s  measured {measured:9.2f} s  "
+            f"ratio {ratio:5.2f}  (measuring took {calib:.2f} s){flag}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: a narrow stand-in, DDPM 100 at 64 px")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's choice)")
+    ap.add_argument("--repeats", type=int, default=1, help="measured runs per row (median)")
+    ap.add_argument("--standin-steps", type=int, default=3, help="DDPM steps for the 256-px stand-in")
+    ap.add_argument("--standin-terms", type=int, default=6, help="bound terms for the 256-px stand-in")
+    a = ap.parse_args(argv)
+
+    threads = runtime.configure_threads(a.threads)  # the app's thread count and allocator settings
+    apply = None
+    try:
+        from model import precision  # the app picks its arithmetic at load (issue 20, item 1)
+
+        precision.set_policy("auto")
+        apply = precision.apply  # a Hub model gets the same choice when it loads
+    except ImportError:
+        pass
+    print(f"threads {threads}, load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}", flush=True)
+    ddpm = 100 if a.quick else 1000
+    rows = []
+    bundled = load_model(None)
+    rows += bench_model("bundled", bundled, bundled.resolution, ddpm, None, a.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "photo-unet-copy"
+        shutil.copytree(BUNDLED_MODEL, copy)
+        local = load_local(copy)
+        rows += bench_model("local copy", local, local.resolution, ddpm, None, a.repeats)
+    standin = standin_256(32 if a.quick else 128)
+    standin = apply(standin) if apply is not None else standin
+    rows += bench_model("256-px stand-in", standin, 256, a.standin_steps, a.standin_terms, a.repeats)
+    worst = max(rows, key=lambda r: abs(r[2] / r[3] - 1))
+    ratio = worst[2] / worst[3]
+    print(f"worst: {worst[0]} / {worst[1]}: ratio {ratio:.2f}; load average now {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
