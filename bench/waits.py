@@ -161,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objective-256", action="store_true", help="also the Training objective's first visit at 256 px")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import logging
 
     logging.disable(logging.WARNING)  # AppTest's "no runtime" and "missing ScriptRunContext" warnings
