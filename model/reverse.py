@@ -8,8 +8,12 @@ Conventions
 * Timestep indices ``t`` run 0 .. T-1; index 0 is the first noising step
   (see :mod:`model.schedule`). A step goes from index ``t`` to ``t_prev < t``;
   ``t_prev = -1`` means "to the clean image", where alpha_bar is taken as 1.
+* The reparametrisations and the posterior take ``t`` as an int or as a (B,) LongTensor
+  (one index per image; improved-diffusion's ``_extract_into_tensor`` pattern), so
+  training, evaluation, the bound and the pages all call these one formulas.
 * ``eps_model(x_t, t)`` is any callable taking ``x_t`` (B, C, H, W) and a LongTensor
-  ``t`` of shape (B,), and returning eps_hat shaped like ``x_t``.
+  ``t`` of shape (B,), and returning eps_hat shaped like ``x_t``, or the pair
+  ``(eps_hat, x0_hat)`` (``LoadedModel.predict``), whose x0_hat the steps then use.
 * Steps are pure functions: nothing is mutated, so one model and one schedule can
   serve every session at once.
 """
