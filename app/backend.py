@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from model import forward, network, runtime
+from model import forward, network
 from model.images import ImageLoadError, load_image, to_channels
 from model.schedule import Schedule, make_schedule
 
@@ -142,13 +142,11 @@ def model_key() -> str:
 
 def get_bundled(name: str) -> network.LoadedModel:
     """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
-    runtime.configure_threads()
     return network.get_model(name)
 
 
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
-    runtime.configure_threads()  # once per process: torch threads = cores // inference slots
     return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/network.py)
 
 

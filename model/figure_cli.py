@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model import precision
+from model import precision, runtime
 from model.figure import Run, gif_bytes, grid_image, pick_rows, record_run, slide_image, start_sample
 
 
@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     precision.set_policy(a.precision)  # this command's policy, set at its edge
+    runtime.configure_allocator()  # freed tensor memory kept for reuse (model/runtime.py)
     if a.steps < 1 or a.rows < 1:
         return fail("--steps and --rows must be at least 1.")
     if a.eta < 0:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from model import precision
+from model import precision, runtime
 from model.guidance import check_guidance, guided_eps_model
 from model.images import tensor_to_uint8
 from model.reverse import StepRecord, make_timesteps, sample_trajectory
@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     precision.set_policy(a.precision)  # this command's policy, set at its edge
+    runtime.configure_allocator()  # freed tensor memory kept for reuse (model/runtime.py)
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.steps < 1 or a.batch < 1 or a.per_class < 1:

@@ -260,7 +260,8 @@ def inference_slot() -> Iterator[SlotTicket]:
             eps_hat = unet(x_t, t)
         ticket.waited_s                     # seconds spent queueing
 
-    Also configures torch's thread count on first use. Re-entrant per thread.
+    Re-entrant per thread. Changes no process-wide setting: threads and the allocator are the
+    caller's policy (:func:`configure_threads`, called once by the app's entry file or a command).
     """
     ticket = SlotTicket()
     if getattr(_held, "depth", 0) > 0:  # this thread already holds a slot
@@ -271,7 +272,6 @@ def inference_slot() -> Iterator[SlotTicket]:
         finally:
             _held.depth -= 1
         return
-    configure_threads()
     sem = _get_semaphore()
     stats = _stats
     ticket.queued_behind = sem.waiting

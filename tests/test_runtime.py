@@ -260,3 +260,17 @@ def test_configure_allocator_is_once_per_process_and_can_be_switched_off():
         assert out.returncode == 0, out.stderr
         want = expected if platform.libc_ver()[0] == "glibc" or value == "default" else "False False"
         assert out.stdout.strip() == want
+
+
+def test_a_forward_pass_changes_no_process_wide_setting(monkeypatch):
+    """Policy lives at the edge: holding an inference slot leaves torch's thread count as the caller set it."""
+    monkeypatch.setattr(runtime, "_threads_set", None)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        with runtime.inference_slot():
+            pass
+        assert torch.get_num_threads() == 3
+        assert runtime._threads_set is None  # configure_threads was not called behind the caller's back
+    finally:
+        torch.set_num_threads(before)
