@@ -1,16 +1,25 @@
 """The building blocks of ``python -m model.train``: UNet presets, the loss weighting over t,
-the timestep sampler, the learning-rate schedule, the EMA of the weights and the checkpoint writer.
+the timestep sampler, the learning-rate schedule, the EMA of the weights, the checkpoint writer,
+and a run's saved state (:class:`RunState`) and loss log (:class:`LossLog`).
 
-Pure torch (diffusers is imported where a UNet is built); no I/O except :func:`save_checkpoint`.
+Pure torch (diffusers and accelerate are imported where they are used); the I/O is
+:func:`save_checkpoint`, :class:`RunState` and :class:`LossLog`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import json
 import math
+import os
+import time
 from pathlib import Path
 
 import torch
+
+from model.fashion import CLASSES, NULL_LABEL
 
 # Architecture presets. "photo-wide" is the shipped model: "photo" with its full-resolution
 # level widened to 32 channels by ``python -m model.widen`` after 87 min of training (the
@@ -158,3 +167,147 @@ def lr_at(a, step: int, progress: float) -> float:
     if a.lr_decay == "constant":
         return a.lr * warm
     return a.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@dataclasses.dataclass
+class RunState:
+    """What a ``python -m model.train`` run carries from step to step, and how it is saved and resumed:
+    the accelerate state, the EMA, the step count and each process's sampler RNG in ``OUT/train_state/``,
+    and the diffusers folder of the EMA weights in ``OUT``."""
+
+    a: argparse.Namespace
+    acc: object  # accelerate.Accelerator
+    out: Path
+    unet_config: dict
+    ema: EMA
+    sched: object  # model.schedule.Schedule
+    sampler: object
+    n_params: int
+    conditional: bool
+    step: int = 0
+    elapsed_before: float = 0.0  # training seconds of earlier sessions of this run
+    t_start: float = dataclasses.field(default_factory=time.time)
+    last_save: float = dataclasses.field(default_factory=time.time)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out / "train_state"
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.t_start
+
+    def resume(self) -> None:
+        """Load the accelerate state, the EMA, the step count and every sampler's RNG from ``train_state/``."""
+        a, acc = self.a, self.acc
+        acc.load_state(str(self.state_dir / "accelerate"))
+        # extra.pt holds only tensors, numbers and dicts: no pickled code is needed to read it
+        extra = torch.load(self.state_dir / "extra.pt", map_location="cpu", weights_only=True)
+        self.step, self.elapsed_before = extra["step"], extra["elapsed_s"]
+        self.ema.load_state_dict(extra["ema"])
+        if acc.process_index < len(extra["sampler_rng"]):
+            self.sampler.g.set_state(extra["sampler_rng"][acc.process_index])
+        else:  # resumed with more processes than were saved: give the new ones their own stream
+            self.sampler.g.manual_seed(a.seed * 1000 + acc.process_index + 7919 * self.step)
+        acc.print(f"resumed from {self.state_dir} at step {self.step} ({self.elapsed_before / 60:.1f} min trained)")
+
+    def write_run_files(self, n_images: int, labelled: bool) -> None:
+        """unet_config.json and run.json in ``train_state/``, and the one-line summary (main process only)."""
+        a, acc = self.a, self.acc
+        if not acc.is_main_process:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "unet_config.json").write_text(json.dumps(self.unet_config, indent=2, default=list))
+        run = {
+            **{k: str(v) for k, v in vars(a).items()},
+            "prediction": a.prediction,
+            "params": self.n_params,
+            "num_processes": acc.num_processes,
+            "device": str(acc.device),
+        }
+        (self.state_dir / "run.json").write_text(json.dumps(run, indent=2))
+        acc.print(
+            f"UNet2DModel {self.n_params / 1e6:.2f}M params, {a.prediction}, loss weight {a.loss_weight}, "
+            f"{n_images} {'labelled images' if labelled else 'photos'}, res {a.res}, batch {a.batch} x {acc.num_processes}"
+            + (f", label dropout {a.label_dropout}" if self.conditional else "")
+        )
+
+    def clock(self) -> tuple[float, float]:
+        """(training time so far, seconds since the last save), both as seen by the main process.
+
+        With several processes every rank must take the same decisions (stop, save, LR) at the same
+        step, or their collectives mismatch and the run deadlocks: rank 0's clock is broadcast."""
+        now = torch.tensor([self.elapsed(), time.time() - self.last_save], dtype=torch.float64)
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            now = broadcast(now.to(self.acc.device), from_process=0).cpu()
+        return float(now[0]), float(now[1])
+
+    def save(self) -> None:
+        """The resumable state (every process takes part) and the diffusers folder (main process)."""
+        a, acc = self.a, self.acc
+        acc.wait_for_everyone()
+        # every process sends its sampler RNG state to the main one
+        sampler_states = [self.sampler.g.get_state()]
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            sampler_states = gather_object(sampler_states)
+        acc.save_state(str(self.state_dir / "accelerate"))
+        if acc.is_main_process:
+            extra = {"step": self.step, "elapsed_s": self.elapsed(), "ema": self.ema.state_dict()}
+            torch.save({**extra, "sampler_rng": sampler_states}, self.state_dir / "extra.pt.tmp")
+            os.replace(self.state_dir / "extra.pt.tmp", self.state_dir / "extra.pt")
+            save_checkpoint(self.out, self.unet_config, self.ema, self.sched, a.save_dtype)
+            if self.conditional:  # the class names travel with the weights
+                (self.out / "classes.json").write_text(
+                    json.dumps({"names": list(CLASSES), "null_label": NULL_LABEL}, indent=2) + "\n"
+                )
+            meta = {
+                "step": self.step,
+                "elapsed_min": round(self.elapsed() / 60, 2),
+                "params": self.n_params,
+                "loss_weight": a.loss_weight,
+                "prediction": a.prediction,
+                "res": a.res,
+                "batch": a.batch * acc.num_processes,
+                "lr": a.lr,
+                "device": str(acc.device),
+                "num_processes": acc.num_processes,
+            }
+            (self.state_dir / "last_save.json").write_text(json.dumps(meta, indent=2))
+        acc.wait_for_everyone()
+
+
+class LossLog:
+    """Running means of the loss and eps-MSE, shown on the bar and appended to ``train_state/loss.csv``
+    every 25 steps (read back only then: a ``.item()`` per step stalls a GPU)."""
+
+    EVERY = 25
+
+    def __init__(self, path: Path, main_process: bool):
+        new = not path.exists()
+        self.file = open(path, "a", newline="") if main_process else None  # noqa: SIM115 -- closed by close()
+        self.writer = csv.writer(self.file) if self.file else None
+        if self.writer and new:
+            self.writer.writerow(["step", "elapsed_min", "lr", "loss", "eps_mse", "res"])
+        self.loss, self.eps, self.n = 0.0, 0.0, 0
+
+    def add(self, run: RunState, bar, loss: torch.Tensor, per: torch.Tensor, lr: float, res: int) -> None:
+        self.loss += loss.detach()
+        self.eps += per.detach().mean()
+        self.n += 1
+        bar.update(1)
+        if run.step % self.EVERY:
+            return
+        loss_mean, eps_mean = float(self.loss) / self.n, float(self.eps) / self.n
+        bar.set_postfix(loss=f"{loss_mean:.4f}", eps=f"{eps_mean:.4f}", lr=f"{lr:.1e}", res=run.a.res)
+        if self.writer:
+            row = [run.step, f"{run.elapsed() / 60:.2f}", f"{lr:.3e}", f"{loss_mean:.5f}", f"{eps_mean:.5f}", res]
+            self.writer.writerow(row)
+            self.file.flush()
+        self.loss, self.eps, self.n = 0.0, 0.0, 0
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
