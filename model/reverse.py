@@ -265,7 +265,7 @@ def ddpm_step(
         noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
         if schedule.variance_type == "fixed_large":
             var = 1.0 - _ab(schedule, t) / _ab(schedule, t_prev)
-        elif schedule.variance_type not in ("fixed_small", "fixed_small_log", "learned", "learned_range"):
+        elif schedule.variance_type not in ("fixed_small", "fixed_small_log"):  # learned variances are refused too
             raise ValueError(f"unsupported variance_type {schedule.variance_type!r}")
         mean = mean + max(var, 1e-20) ** 0.5 * noise
     return StepOutput(prev_sample=mean, x0_hat=x0_hat)

@@ -205,6 +205,13 @@ def test_unsupported_keys_are_refused(key, value, tmp_path):
         load_local(folder, device="cpu")
 
 
+def test_ddpm_step_refuses_a_learned_variance_it_is_not_given():
+    s = make_schedule("linear", variance_type="learned_range")
+    x0, eps, eps_hat = _tensors(11)
+    with pytest.raises(ValueError, match="learned_range"):
+        ddpm_step(s, eps_hat, 5, x0, torch.Generator().manual_seed(0))
+
+
 def test_default_keys_are_accepted():
     for cls in (DDPMScheduler, DDIMScheduler):
         s = schedule_from_config(dict(cls(num_train_timesteps=1000, timestep_spacing="leading").config))
