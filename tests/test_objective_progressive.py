@@ -154,7 +154,9 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     want = np.sort(np.maximum(ref.terms.terms_bpd.numpy(), 1e-12))
     np.testing.assert_allclose(np.sort(ys), want, rtol=1e-5)
     assert at.metric[0].value == f"{ref.total_bpd:.2f} ± {ref.stderr:.2f}"
-    mse = lk.simple_loss_per_t(net.eps, net.schedule, x0, bo.mse_timesteps(T_SHORT), 2, torch.Generator().manual_seed(0))
+    mse = lk.simple_loss_per_t(
+        net.eps, net.schedule, x0, bo.mse_timesteps(T_SHORT), 2, torch.Generator().manual_seed(0)
+    )
     chart = _chart(at, "simple loss at each t")
     line = next(tr for tr in chart["data"] if tr.get("mode") == "lines+markers")
     np.testing.assert_allclose(_values(line["y"]), mse.mean.numpy(), rtol=1e-5)
