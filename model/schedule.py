@@ -202,23 +202,23 @@ def _refuse_unsupported(config: dict, variance_type: str) -> None:
     """Raise a ValueError naming the first scheduler-config key whose value this project does not implement."""
     if config.get("rescale_betas_zero_snr"):
         raise ValueError(
-            "The scheduler config sets rescale_betas_zero_snr (zero terminal SNR), which Diffusion Lens does not "
-            "implement; pick a model trained without it"
+            "rescale_betas_zero_snr is set (zero terminal SNR), which Diffusion Lens does not implement; "
+            "pick a model trained without it"
         )
     if config.get("thresholding"):
         raise ValueError(
-            "The scheduler config sets thresholding (dynamic thresholding of x0_hat), which Diffusion Lens does not "
-            "implement; pick a model without it, or set thresholding to false in its scheduler_config.json"
+            "thresholding is set (dynamic thresholding of x0_hat), which Diffusion Lens does not implement; "
+            "pick a model without it, or set thresholding to false in its scheduler_config.json"
         )
     if variance_type in ("learned", "learned_range"):
         raise ValueError(
-            f"The scheduler config sets variance_type {variance_type!r} (a variance predicted by extra output "
-            "channels), which Diffusion Lens does not implement; pick a model with a fixed variance"
+            f"variance_type is {variance_type!r} (a variance predicted by extra output channels), which "
+            "Diffusion Lens does not implement; pick a model with a fixed variance"
         )
     if config.get("timestep_spacing") == "trailing":
         raise ValueError(
-            "The scheduler config sets timestep_spacing 'trailing', which Diffusion Lens does not implement "
-            "(its timesteps are evenly spaced down to 0); pick a model without it"
+            "timestep_spacing is 'trailing', which Diffusion Lens does not implement (its timesteps are evenly "
+            "spaced down to 0); pick a model without it"
         )
 
 
