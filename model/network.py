@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from model import precision
 from model.checkpoint_io import (  # noqa: F401 -- also re-exported: model.network is the public face
     MAX_PARAMETERS,
     WEIGHTS_PICKLE,
@@ -66,9 +67,8 @@ from model.hub import (  # noqa: F401 -- also re-exported: model.network is the 
     download_hub_model,
     parse_source,
 )
-from model.reverse import output_to_eps, output_to_x0
-from model import precision
 from model.precision import PrecisionChoice
+from model.reverse import output_to_eps, output_to_x0
 from model.runtime import inference_slot
 from model.schedule import Schedule, make_schedule, schedule_from_config
 
