@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
+
 import streamlit as st
 
 from app import backend
@@ -38,3 +41,24 @@ def require_model():
     except ModelLoadError as exc:
         st.error(f"{exc}")
         st.stop()
+
+
+SLOW_CHUNK_S = 0.05  # a partial result that took longer was computed, not read from the cache
+
+
+def progressive(items: Iterable[dict]) -> Iterator[dict]:
+    """The items of a progressive computation worth drawing (each a dict with ``done`` and ``of``).
+
+    Every partial item (``done < of``) that took more than :data:`SLOW_CHUNK_S` to come (so it was computed), and
+    the complete one. A chunk from the cache comes at once, so a rerun with the same settings draws the result
+    once instead of replaying every partial chart.
+    """
+    it = iter(items)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        if item["done"] >= item["of"] or time.perf_counter() - start > SLOW_CHUNK_S:
+            yield item

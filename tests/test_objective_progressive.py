@@ -44,8 +44,12 @@ def net(short_model_dir):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of 1, 2, 4, then 8 timesteps at 32 px, so every computation below takes several chunks."""
+    """Chunks of 1, 2, 4, then 8 timesteps at 32 px, so every computation below takes several chunks; the page
+    draws every partial result (the tiny model computes a chunk faster than a cached one usually comes)."""
+    from app import common
+
     monkeypatch.setattr(bo, "CHUNK_AT_64", 1)
+    monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.0)
     st.cache_data.clear()
     yield
     st.cache_data.clear()
@@ -140,6 +144,13 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     assert any(t and t.startswith("ε-MSE at") for t in texts), texts
     assert not at.get("progress")  # gone once complete
     assert len(at.get("plotly_chart")) == 4
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    from app import common
+
+    monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.05)
+    texts.clear()
+    at.run()  # the same settings: every chunk comes from the cache, so only the complete result is drawn
+    assert texts == [] and [c.proto.spec for c in at.get("plotly_chart")] == charts
 
     # the complete charts are those of the one-shot computation
     img = at.session_state["sample_name"]
@@ -149,7 +160,7 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     net = load_model(str(short_model_dir))
     x0 = load_image(backend.SAMPLES[img].read_bytes(), RES)
     ref = lk.estimate_bpd(net.eps, net.schedule, x0, 20, torch.Generator().manual_seed(0), proposal="importance")
-    terms = _chart(at, "bits per dimension")
+    terms = _chart(at, "Each term of the bound")
     ys = np.concatenate([_values(tr["y"]) for tr in terms["data"]])
     want = np.sort(np.maximum(ref.terms.terms_bpd.numpy(), 1e-12))
     np.testing.assert_allclose(np.sort(ys), want, rtol=1e-5)
@@ -157,6 +168,6 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     mse = lk.simple_loss_per_t(
         net.eps, net.schedule, x0, bo.mse_timesteps(T_SHORT), 2, torch.Generator().manual_seed(0)
     )
-    chart = _chart(at, "simple loss at each t")
+    chart = _chart(at, "simple loss")
     line = next(tr for tr in chart["data"] if tr.get("mode") == "lines+markers")
     np.testing.assert_allclose(_values(line["y"]), mse.mean.numpy(), rtol=1e-5)

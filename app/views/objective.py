@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import backend, estimates, plots_objective, state
 from app import backend_objective as bo
-from app.common import require_image, require_model
+from app.common import progressive, require_image, require_model
 from model import likelihood as lk
 
 state.set_default("obj_seed", 0)
@@ -334,9 +334,9 @@ else:
 
 # --- the network's numbers, chunk by chunk --------------------------------------------------------
 # Everything above is on screen already; the first chunk of the bound and of the ε-MSE put a partial chart in each
-# box, then the rest fills them in (each chunk is cached, so a rerun with the same settings replays them at once).
-bound_steps = bo.bound_estimate_steps(img.key, img.resolution, mkey, seed, int(n), img.x0, model)
-mse_steps = bo.eps_mse_steps(img.key, img.resolution, mkey, seed, int(draws), img.x0, model)
+# box, then the rest fills them in (each chunk is cached, so a rerun with the same settings draws the result once).
+bound_steps = progressive(bo.bound_estimate_steps(img.key, img.resolution, mkey, seed, int(n), img.x0, model))
+mse_steps = progressive(bo.eps_mse_steps(img.key, img.resolution, mkey, seed, int(draws), img.x0, model))
 est = next(bound_steps)
 show_bound(est)
 show_terms(est)
