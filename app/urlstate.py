@@ -30,6 +30,7 @@ from model.network import ModelLoadError
 
 NOTES_KEY = "url_notes"  # sentences about the link, shown once at the top of the page
 DONE_KEY = "_url_restored"
+LINK_KEYS = "_url_link_keys"  # session key -> the address's text, for values a page checks (see from_link)
 AUTORUN_KEY = "traj_autorun"  # the trajectory page runs the link's settings once, when they are cheap
 LINK_RUN_KEY = "traj_link_run"  # set by the trajectory page: a finished run of the current settings is shown
 MAX_SEED = 2**31 - 1
@@ -87,7 +88,8 @@ def _bool(text: str) -> bool:
 
 def _name(text: str) -> str:
     """A short name (a class, a block, a layer), checked later against the model (classes in _class_value;
-    blocks and layers by the Inside page, which falls back to its default for a name the model lacks)."""
+    blocks and layers by the Inside page, which says so (see from_link) and falls back to its default for a
+    name the model lacks)."""
     text = text.strip()
     if not text or len(text) > 60:
         raise BadValue("should be a short name (a class of the model, or none)")
@@ -292,6 +294,7 @@ def restore(url_path: str) -> None:
             if value is None:
                 continue
         ss[f.key] = value
+        ss.setdefault(LINK_KEYS, {})[f.key] = params[f.param][:40]  # a page checks names against its model
     if "present" in params:
         ss["present"] = _bool_or_false(params["present"])
     if page == "trajectory" and _bool_or_false(params.get("run")):
@@ -303,6 +306,15 @@ def _bool_or_false(text: str | None) -> bool:
         return text is not None and _bool(text)
     except BadValue:
         return False
+
+
+def from_link(key: str) -> str | None:
+    """The address's text for session key ``key`` if its value came from the link and was not checked yet; once.
+
+    A page that can only check a value against its model (the Inside page's block and attention layer) calls
+    this where it checks, so a name the model lacks gets a sentence when it came from a link, and a name left
+    over from another model does not."""
+    return st.session_state.get(LINK_KEYS, {}).pop(key, None)
 
 
 def take_notes() -> list[str]:

@@ -184,3 +184,23 @@ def test_a_generation_link_with_the_fashion_generator_keeps_its_class():
     assert not at.warning, [w.value for w in at.warning]
     assert at.selectbox(key="traj_class").value == "Bag" and at.slider(key="traj_guidance").value == 2.0
     assert at.query_params["class"] == "Bag" and at.query_params["start"] == "noise"
+
+
+def test_a_block_the_model_lacks_gets_a_sentence_and_the_default(tiny_model_dir):
+    at = _app(tiny_model_dir, {"res": "32", "block": "down 9"}, "views/inside.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(w.value for w in at.warning)
+    assert "block=down 9 is not a block of this model" in text, text
+    assert "shows mid" in text and "its blocks are conv_in, down 0, down 1, mid" in text, text  # the choices
+    assert at.session_state["ins_block"] == "mid" and at.query_params["block"] == "mid"
+    at.run()  # said once; the page goes on with the default
+    assert not any("block=" in w.value for w in at.warning)
+
+
+def test_a_block_the_model_has_is_taken_without_a_sentence(tiny_model_dir):
+    at = _app(tiny_model_dir, {"res": "32", "block": "down 1"}, "views/inside.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("block=" in w.value for w in at.warning)
+    assert at.session_state["ins_block"] == "down 1"

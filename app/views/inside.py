@@ -8,7 +8,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import backend, backend_inside, plots_inside, state
+from app import backend, backend_inside, plots_inside, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
 from model.images import to_picture
@@ -83,8 +83,14 @@ c.caption(f"ε̂ on the noise scale: {NOISE_CAPTION}. One forward pass with the 
 # --- the architecture and the selected block's feature maps ------------------------------------------
 st.subheader("The architecture, read from the model's config")
 part_names = [p.name for p in arch.parts]
+linked = urlstate.from_link("ins_block")
 if st.session_state.get("ins_block") not in part_names:
     st.session_state["ins_block"] = "mid" if "mid" in part_names else part_names[0]
+    if linked is not None:
+        st.warning(
+            f"In the link, block={linked} is not a block of this model, so this page shows "
+            f"{st.session_state['ins_block']}; its blocks are {', '.join(part_names)}."
+        )
 left, right = st.columns([3, 2], gap="large")
 with right:
     block = st.selectbox(
@@ -224,6 +230,12 @@ if not attn_names:
     )
 else:
     own = [n for n in part.attentions if n in attn_names]  # the selected block's own layers come first
+    linked = urlstate.from_link("ins_attn")
+    if linked is not None and st.session_state.get("ins_attn") not in attn_names:
+        st.warning(
+            f"In the link, attn={linked} is not an attention layer of this model, so this page shows "
+            f"{(own or attn_names)[0]}; its attention layers are {', '.join(attn_names)}."
+        )
     if st.session_state.get("ins_attn") not in (own or attn_names):
         st.session_state["ins_attn"] = (own or attn_names)[0]
     aname = st.selectbox("Attention layer", attn_names, key="ins_attn")
