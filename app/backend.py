@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from model import forward, network
+from model import figure, forward, network
 from model.images import ImageLoadError, load_image, to_channels
 from model.schedule import Schedule, make_schedule
 
@@ -148,6 +149,65 @@ def get_bundled(name: str) -> network.LoadedModel:
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
     return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/network.py)
+
+
+SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)
+
+
+def sweep_chunk_size(resolution: int) -> int:
+    """t values per chunk of the sweep: :data:`SWEEP_CHUNK_AT_256` at 256 px, scaled by pixel count (1 to 40)."""
+    return int(min(40, max(1, round(SWEEP_CHUNK_AT_256 * (256 / resolution) ** 2))))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def sweep_chunk(
+    image_key: str,
+    resolution: int,
+    model: str,
+    seed: int,
+    ts: tuple[int, ...],
+    label: int | None,
+    _x0: torch.Tensor,
+    _model: network.LoadedModel,
+) -> tuple[list[float], list[float]]:
+    """eps-MSE and x0_hat PSNR at the timesteps ``ts`` in one forward pass, with Denoise's fixed noise for ``seed``.
+
+    The same numbers as ``app.backend_reverse.sweep`` at those t: x_t from eq. 4 with the one eps, eps_hat and the
+    unclipped x0_hat from the network, ``mse`` = mean((eps_hat - eps)^2), ``psnr`` = PSNR(x0_hat, x_0) in dB.
+    """
+    from app.backend_reverse import fixed_noise  # (backend_reverse imports this module)
+
+    eps = fixed_noise(_x0, seed)
+    t = torch.tensor(ts, dtype=torch.long)
+    n = len(t)
+    with torch.inference_mode():
+        x_t, _ = forward.q_sample(_model.schedule, _x0.expand(n, -1, -1, -1), t, noise=eps.expand(n, -1, -1, -1))
+        eps_hat, x0_hat = _model.predict(x_t, t, None if label is None else torch.full((n,), int(label)))
+    mse = [float((eps_hat[i : i + 1] - eps).square().mean()) for i in range(n)]
+    return mse, [figure.psnr(x0_hat[i : i + 1], _x0) for i in range(n)]
+
+
+def sweep_steps(
+    image_key: str,
+    resolution: int,
+    model: str,
+    seed: int,
+    x0: torch.Tensor,
+    net: network.LoadedModel,
+    label: int | None = None,
+) -> Iterator[dict]:
+    """Denoise's sweep over t chunk by chunk (each chunk cached): yields ``dict(ts, mse, psnr, done, of)`` after
+    every chunk, the t done so far in increasing order; the last item is the whole sweep."""
+    from app.backend_reverse import sweep_timesteps
+
+    ts = sweep_timesteps(net.schedule.T)
+    mse: list[float] = []
+    psnr: list[float] = []
+    size = sweep_chunk_size(resolution)
+    for a in range(0, len(ts), size):
+        m, p = sweep_chunk(image_key, resolution, model, seed, tuple(ts[a : a + size]), label, x0, net)
+        mse, psnr = mse + m, psnr + p
+        yield dict(ts=ts[: len(mse)], mse=mse, psnr=psnr, done=len(mse), of=len(ts))
 
 
 __all__ = ["ImageLoadError", "CurrentImage", "current_image", "current_model", "forward_jump", "forward_chain"]

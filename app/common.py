@@ -44,21 +44,25 @@ def require_model():
 
 
 SLOW_CHUNK_S = 0.05  # a partial result that took longer was computed, not read from the cache
+REDRAW_S = 0.4  # a partial chart is redrawn at most this often (each redraw builds and sends a figure)
 
 
 def progressive(items: Iterable[dict]) -> Iterator[dict]:
     """The items of a progressive computation worth drawing (each a dict with ``done`` and ``of``).
 
-    Every partial item (``done < of``) that took more than :data:`SLOW_CHUNK_S` to come (so it was computed), and
-    the complete one. A chunk from the cache comes at once, so a rerun with the same settings draws the result
-    once instead of replaying every partial chart.
+    The complete one, and a partial one (``done < of``) when it took more than :data:`SLOW_CHUNK_S` to come (so
+    it was computed) and nothing was drawn in the last :data:`REDRAW_S` seconds. A chunk from the cache comes at
+    once, so a rerun with the same settings draws the result once instead of replaying every partial chart.
     """
     it = iter(items)
+    drawn = -float("inf")
     while True:
         start = time.perf_counter()
         try:
             item = next(it)
         except StopIteration:
             return
-        if item["done"] >= item["of"] or time.perf_counter() - start > SLOW_CHUNK_S:
+        now = time.perf_counter()
+        if item["done"] >= item["of"] or (now - start > SLOW_CHUNK_S and now - drawn >= REDRAW_S):
+            drawn = now
             yield item

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend, backend_reverse, plots_reverse, state
-from app.common import require_image, require_model
+from app.common import progressive, require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
 state.set_default("den_t", 500)
@@ -88,9 +88,16 @@ with c:
     )
 
 st.subheader("The same step across all of t")
-ts, mse, ps = backend_reverse.sweep(img.key, img.resolution, mkey, seed, img.x0, model, label)
-st.plotly_chart(plots_reverse.sweep_chart(ts, mse, ps, t, (r["mse"], r["psnr"])), width="stretch")
-st.caption(
-    f"{len(ts)} values of t, the same noise ε (seed {seed}) at each; computed once per image, resolution, "
-    "model and seed. The dashed line is the current t."
-)
+# chunk by chunk, after the pictures: the chart fills in, and a t step during the sweep keeps the chunks done
+sweep_box = st.empty()
+for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
+    with sweep_box.container():
+        chart = plots_reverse.sweep_chart(sw["ts"], sw["mse"], sw["psnr"], t, (r["mse"], r["psnr"]))
+        st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
+        if sw["done"] < sw["of"]:
+            st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")
+        else:
+            st.caption(
+                f"{len(sw['ts'])} values of t, the same noise ε (seed {seed}) at each; computed once per image, "
+                "resolution, model and seed. The dashed line is the current t."
+            )
