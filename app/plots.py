@@ -6,6 +6,7 @@ No Streamlit here; tests build the figures directly.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,17 +20,38 @@ NOISE_COLOUR = "#d62728"
 # (black vanished on the dark one).
 MARKER_COLOUR = "#8c8c8c"
 LEGEND_PX = 40  # room below the x axis for the legend
+TITLE_CHARS = 44  # a title line this long fits a phone's 400-px chart (Plotly never wraps a title itself)
+TITLE_LINE_PX = 22  # the height of one title line, for the top margin
+TOOLBAR_PX = 30  # the row at the top of a chart where Plotly's tool bar appears
+TOP_PX = 62  # the top margin for a one-line title: the tool bar's row, the title and a gap above the plot
+
+
+def wrap_title(title: str, width: int = TITLE_CHARS) -> tuple[str, int]:
+    """``title`` broken at spaces into lines of at most ``width`` characters (joined by ``<br>``), and the
+    number of lines. A longer title ran past the right edge of a phone's chart, where it was cut off."""
+    lines = textwrap.wrap(title, width=width, break_long_words=False, break_on_hyphens=False) or [""]
+    return "<br>".join(lines), len(lines)
 
 
 def layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
     """The house style every chart shares: title on top, legend below the x axis, compact margins, white template.
 
-    The legend sits below the chart (not beside the title), so on a phone's narrow chart the two never overlap.
+    The legend sits below the chart (not beside the title), and a long title is broken into short lines
+    (:func:`wrap_title`) with the top margin grown to hold them, so on a phone's narrow chart the title stays
+    inside the chart and above the plot, and never meets the legend.
     """
+    text, lines = wrap_title(title)
+    extra = TITLE_LINE_PX * (lines - 1)
+    if any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations):  # subplot titles above the plot
+        extra += TITLE_LINE_PX
+    total = height + LEGEND_PX + TOP_PX - 50 + extra
+    # The title block sits in the top margin, below the row of Plotly's tool bar (top right) and above the
+    # plot. Plotly centres a block of <br> lines on its anchor, so the block's middle is placed, in px.
+    middle = TOOLBAR_PX + TITLE_LINE_PX * lines / 2
     fig.update_layout(
-        title=title,
-        height=height + LEGEND_PX,
-        margin=dict(l=40, r=20, t=50, b=40 + LEGEND_PX),
+        title=dict(text=text, yref="container", y=1 - middle / total, yanchor="middle"),
+        height=total,
+        margin=dict(l=40, r=20, t=TOP_PX + extra, b=40 + LEGEND_PX),
         legend=dict(orientation="h", yanchor="top", y=-0.16 * 320 / height, xanchor="left", x=0.0),
         template="plotly_white",
     )
@@ -57,7 +79,7 @@ def schedule_chart(schedule: Schedule, t: int) -> go.Figure:
     )
     fig.update_xaxes(title="timestep t", range=[0, schedule.T - 1])
     fig.update_yaxes(title="weight", range=[0, 1.02])
-    return layout(fig, f"{schedule.name} schedule: how much of x₀ and of ε is in x_t")
+    return layout(fig, f"{schedule.name} schedule: x₀ and ε in x_t")
 
 
 def histogram_chart(

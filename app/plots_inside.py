@@ -168,7 +168,7 @@ def time_heatmap(ts: Sequence[int], table: np.ndarray, t: int) -> go.Figure:
     fig.add_vline(x=t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
     fig.update_xaxes(title="timestep t")
     fig.update_yaxes(title="feature dimension", autorange="reversed")
-    return layout(fig, f"Sinusoidal time features: every t gets its own pattern (t = {t} dashed)", height=330)
+    return layout(fig, f"Sinusoidal features of every t (t = {t} dashed)", height=330)
 
 
 def features_chart(features: np.ndarray, t: int) -> go.Figure:
@@ -255,6 +255,4 @@ def attention_chart(weights: np.ndarray, row: int, col: int) -> go.Figure:
             col=i + 1,
         )
     height = 300 if heads <= 4 else 240
-    return layout(
-        fig, f"Where query position (row {row}, col {col}) looks: its weights over every key position", height
-    )
+    return layout(fig, f"Where query (row {row}, col {col}) looks, per head", height)

@@ -104,7 +104,7 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
         )
     fig.update_xaxes(title="timestep t", range=[-5, (T - 1) if T else float(x.max()) if len(x) else 1])
     fig.update_yaxes(title="bits/dim (log)", type="log")
-    return _layout(fig, "Each term of the bound, in bits per dimension")
+    return _layout(fig, "Each bound term, in bits per dimension")
 
 
 def weights_chart(
@@ -179,4 +179,4 @@ def train_step_chart(loss_before: float, loss_after: float, target: str = "ε") 
         )
     )
     fig.update_yaxes(title=f"MSE against {target} on the batch", rangemode="tozero")
-    return _layout(fig, "One step of gradient descent, on a copy of the model", height=300)
+    return _layout(fig, "One gradient step, on a copy of the model", height=300)

@@ -75,7 +75,7 @@ def sweep_chart(
         title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), type="log", exponentformat="power", row=1, col=1
     )
     fig.update_yaxes(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), row=2, col=1)
-    return _layout(fig, "How good is one step? ε-MSE and x̂₀ PSNR across t", height=460)
+    return _layout(fig, "How good is one step, across t?", height=460)
 
 
 def step_chart(
@@ -170,4 +170,4 @@ def sweep_psnr_chart(t_starts: Sequence[int], psnr: Sequence[float]) -> go.Figur
     )
     fig.update_xaxes(title="t_start")
     fig.update_yaxes(title="PSNR(final, x₀) (dB)")
-    return _layout(fig, "Recovered or invented? The final image against your photo, per t_start", height=300)
+    return _layout(fig, "Recovered or invented? PSNR per t_start", height=300)

@@ -97,7 +97,7 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     before = _url(_image(at, "mid's output"))
     specs = _charts(at)
     assert len(specs) == 5  # time heat-map, features, time MLP, injection, attention
-    assert any("Sinusoidal time features" in s for s in specs)
+    assert any("Sinusoidal features" in s for s in specs)
     assert any("How strongly t enters" in s for s in specs)
 
     at.slider(key="ins_t").set_value(100).run()
@@ -117,7 +117,7 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     at.slider(key="ins_qrow").set_value(3)
     at.slider(key="ins_qcol").set_value(12).run()
     _ok(at)
-    assert any("query position (row 3, col 12)" in s for s in _charts(at))
+    assert any("query (row 3, col 12)" in s for s in _charts(at))
 
 
 def test_the_page_keeps_its_settings_across_pages_and_nothing_big_in_the_session(attention_model_dir):

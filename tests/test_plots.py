@@ -51,3 +51,28 @@ def test_pictures_upscale_without_smoothing_and_noise_normalisation():
     assert list(vals) == [0, 128, 255, 255]
     assert psnr(x, x) == float("inf")
     assert psnr(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)) == pytest.approx(10 * np.log10(4.0))
+
+
+def test_long_titles_wrap_to_fit_a_phone_and_the_margin_holds_them():
+    from app import plots_inside, plots_reverse
+
+    assert plots.wrap_title("short") == ("short", 1)
+    text, lines = plots.wrap_title("Sinusoidal time features: every t gets its own pattern (t = 500 dashed)")
+    assert lines == 2 and text.replace("<br>", " ").startswith("Sinusoidal") and "<br>" in text
+    figs = [
+        plots.schedule_chart(make_schedule("cosine"), 10),
+        plots_inside.time_heatmap([0, 500, 999], np.zeros((3, 8)), 500),
+        plots_inside.attention_chart(np.full((1, 4, 4), 1 / 4), 0, 0),
+        plots_reverse.sweep_psnr_chart([100, 200], [30.0, 20.0]),
+        plots_reverse.sweep_chart([0, 500], [0.1, 0.2], [30.0, 10.0], 500),
+    ]
+    for fig in figs:
+        title_lines = fig.layout.title.text.split("<br>")
+        assert all(len(line) <= plots.TITLE_CHARS for line in title_lines), title_lines
+        # the title sits in the top margin, which grows by a line's height per extra line, and the legend
+        # below the plot: on a narrow phone chart neither runs into the other
+        assert fig.layout.margin.t >= plots.TOP_PX + plots.TITLE_LINE_PX * (len(title_lines) - 1)
+        middle_px = (1 - fig.layout.title.y) * fig.layout.height  # the title block is centred here
+        block = plots.TITLE_LINE_PX * len(title_lines)
+        assert plots.TOOLBAR_PX - 0.5 <= middle_px - block / 2 and middle_px + block / 2 < fig.layout.margin.t
+        assert fig.layout.title.yanchor == "middle" and fig.layout.legend.y < 0

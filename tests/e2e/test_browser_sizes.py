@@ -1,6 +1,7 @@
 """Every page at the three sizes of issue 17 (a laptop 1400×1000, a projector 1920×1080 in presentation mode, a
 phone 400×850): screenshots to tests/e2e/artifacts/, and on the phone no picture or formula sticks out past the
-screen (the long formulas are broken into short lines)."""
+screen (the long formulas are broken into short lines), and every chart's title stays inside its chart, clear of
+its legend, plot and subplot titles."""
 
 from __future__ import annotations
 
@@ -29,6 +30,23 @@ OVERFLOW_JS = """() => {
   return bad;
 }"""
 
+# Every chart's title on a phone: inside the chart, and clear of its legend, its plot area and its subplot titles
+CHART_TITLES_JS = """() => {
+  const bad = [], box = e => e.getBoundingClientRect();
+  const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  for (const c of document.querySelectorAll("[data-testid=stMain] .js-plotly-plot")) {
+    const t = c.querySelector(".gtitle");
+    if (!t || !t.textContent) continue;
+    const tb = box(t), name = t.textContent.slice(0, 40), cb = box(c);
+    if (tb.left < cb.left - 1 || tb.right > cb.right + 1 || tb.top < cb.top - 1) bad.push(`${name}: outside the chart`);
+    const others = [[".legend", "legend"], [".nsewdrag", "plot"], [".annotation", "subplot title"]];
+    for (const [sel, what] of others) {
+      for (const o of c.querySelectorAll(sel)) if (meets(tb, box(o))) bad.push(`${name}: meets the ${what}`);
+    }
+  }
+  return bad;
+}"""
+
 
 @pytest.mark.parametrize("size", list(SIZES))
 def test_every_page_at_three_sizes(browser, app_url, size):
@@ -51,7 +69,7 @@ def test_every_page_at_three_sizes(browser, app_url, size):
             nav = page.locator(".st-key-phone_nav")
             assert nav.is_visible() is phone  # the page links above the page: on a phone only
             if phone:
-                bad = page.evaluate(OVERFLOW_JS)
+                bad = page.evaluate(OVERFLOW_JS) + page.evaluate(CHART_TITLES_JS)
                 if bad:
                     problems[path or "forward"] = bad
             if phone and path == "":
