@@ -6,7 +6,10 @@ model are ``_``-prefixed arguments so they are not hashed. The model is the shar
 read-only one from :func:`app.backend.current_model`; the training step works on a
 deep copy (see :func:`model.likelihood.train_step`).
 
-Progress bars are made *inside* the cached functions, so a cache hit replays them at once.
+The bound estimate and the eps-MSE curve are computed in small cached chunks
+(:func:`bound_estimate_steps`, :func:`eps_mse_steps`): the page draws each partial result, with its
+own progress bar, as it comes. The all-terms bound and the training step make their progress bar or
+spinner *inside* the cached function, so a cache hit replays it at once.
 Results are returned as plain lists and floats.
 """
 
