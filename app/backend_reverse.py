@@ -11,8 +11,6 @@ touch an element made outside it); on a cache hit Streamlit replays them in an i
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 import torch
 
@@ -25,7 +23,6 @@ from model.network import LoadedModel
 from model.reverse import make_timesteps, sample_trajectory
 
 SWEEP_POINTS = 40  # values of t in the denoise page's sweep
-TARGET_RUN_SECONDS = 20.0  # the default step count keeps a run about this short
 LONG_RUN_SECONDS = 30.0  # warn before runs estimated longer than this
 PROGRESS_UPDATES = 50  # at most this many progress-bar updates per run
 
@@ -110,13 +107,6 @@ def seconds_per_step(model: LoadedModel, resolution: int) -> float:
     """Seconds per step of a recorded run at this resolution: the sidebar's figure
     (:func:`app.estimates.sidebar_step`: a measured forward pass plus the loop's work, memoised per model)."""
     return estimates.sidebar_step(model, resolution).per_pass()
-
-
-def default_steps(sec_per_step: float, target: float = TARGET_RUN_SECONDS) -> int:
-    """50 steps, or fewer (a multiple of 10, at least 10) when 50 would take longer than ``target`` s."""
-    if sec_per_step * 50 <= target:
-        return 50
-    return int(max(10, min(50, 10 * math.floor(target / sec_per_step / 10))))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -11,6 +11,7 @@ from app import backend, backend_reverse, compare, estimates, plots_reverse, pre
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model import figure, network
+from model.cost import suggested_steps
 from model.generate import DEFAULT_GUIDANCE
 from model.images import tensor_to_uint8, to_picture
 from model.reverse import make_timesteps
@@ -37,7 +38,7 @@ for key, value in {
     "traj_t_start": min(DEFAULT_T_START, T - 1),
     "traj_sampler": "DDIM",
     "traj_eta": 0.0,
-    "traj_steps": backend_reverse.default_steps(sec),  # fewer for big models / resolutions
+    "traj_steps": suggested_steps(sec),  # the sidebar's suggestion: fewer for big models / resolutions
     "traj_seed": 0,
     "traj_step": 1,
     "traj_every": 5,
