@@ -16,6 +16,12 @@ decided per model by measurement, when the model is loaded (:func:`choose`):
    px (the app's middle working size: the gain grows with the image); the fastest wins if it
    is at least ``MIN_GAIN`` faster than fp32.
 
+**Remembered per machine.** Timings are noisy, and a choice that flipped between runs would change
+the pictures of the same seed. So the choice is stored (``$DIFFUSION_LENS_PRECISION_CACHE``, default
+``~/.cache/diffusion-lens/precision``; ``off`` disables it) under a key made of the model's config
+and weights, torch's version, the CPU model, the device and the thread count, and reused by every
+later load on this machine: same machine, same seed, same pictures, and a faster load.
+
 Policy (the app's edge sets it, not the math): :func:`set_policy` ``"auto"`` (the app and the
 figure / generate commands) or ``"fp32"`` (the library default, so that tests and
 cross-checks against diffusers see exact fp32). The environment variable
@@ -29,15 +35,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 PRECISION_ENV = "DIFFUSION_LENS_PRECISION"
+CACHE_ENV = "DIFFUSION_LENS_PRECISION_CACHE"
 POLICIES = ("fp32", "auto")
 GUARD_MIN_PSNR_DB = 40.0
 GUARD_TIMESTEPS = 16
@@ -216,24 +227,90 @@ def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: flo
     return PrecisionChoice(path=best, t_max=best_t_max, reason=f"{best.name} passed the guard", trials=trials)
 
 
+def cache_dir() -> Path | None:
+    """Where choices are remembered (None: ``$DIFFUSION_LENS_PRECISION_CACHE=off``)."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw.lower() == "off":
+        return None
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "diffusion-lens" / "precision"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key(model) -> str:
+    """A hex key for (this model's config and weights, the schedule, torch, the CPU, device, threads)."""
+    h = hashlib.sha256()
+    config = dict(getattr(model.unet, "config", {}) or {})
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.no_grad():  # a weights fingerprint: the float64 sum of every parameter
+        h.update(repr(sum(float(p.detach().double().sum()) for p in model.unet.parameters())).encode())
+    sched = model.schedule
+    h.update(f"{sched.name}|{sched.prediction_type}|{sched.T}|{float(sched.alpha_bar[-1])!r}".encode())
+    h.update(f"{torch.__version__}|{_cpu_name()}|{model.device}|{torch.get_num_threads()}".encode())
+    return h.hexdigest()[:32]
+
+
+def _load_choice(file: Path, device: str) -> PrecisionChoice | None:
+    try:
+        data = json.loads(file.read_text())
+        by_name = {p.name: p for p in [FP32, *candidates(device)]}
+        return PrecisionChoice(
+            path=by_name[data["path"]], t_max=data["t_max"], reason=data["reason"], trials=data["trials"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, unreadable or from another version: measure again
+
+
+def _save_choice(file: Path, choice: PrecisionChoice) -> None:
+    data = {"path": choice.path.name, "t_max": choice.t_max, "reason": choice.reason, "trials": choice.trials}
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, default=str))
+        tmp.replace(file)
+    except OSError:
+        pass  # a read-only home: the choice is simply measured again next time
+
+
 def apply(model):
-    """``model`` with the path :func:`policy` asks for: :func:`choose`'s under ``"auto"``, else unchanged."""
+    """``model`` with the path :func:`policy` asks for: :func:`choose`'s under ``"auto"``, else unchanged.
+
+    The choice is remembered per machine (see the module docstring) and reused when the key matches.
+    """
     if policy() != "auto":
         return model
-    return dataclasses.replace(model, precision=choose(model))
+    folder = cache_dir()
+    file = folder / f"{machine_key(model)}.json" if folder is not None else None
+    choice = _load_choice(file, model.device) if file is not None else None
+    if choice is None:
+        choice = choose(model)
+        if file is not None:
+            _save_choice(file, choice)
+    return dataclasses.replace(model, precision=choice)
 
 
 __all__ = [
+    "CACHE_ENV",
     "FP32",
     "GUARD_MIN_PSNR_DB",
     "PRECISION_ENV",
     "PrecisionChoice",
     "PrecisionPath",
     "apply",
+    "cache_dir",
     "candidates",
     "choose",
     "guard",
     "guard_image",
+    "machine_key",
     "policy",
     "psnr_db",
     "set_policy",

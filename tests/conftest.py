@@ -15,6 +15,22 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ENTRY = str(ROOT / "app" / "streamlit_app.py")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _precision_choices_in_a_temporary_folder(tmp_path_factory):
+    """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens)."""
+    import os
+
+    from model import precision
+
+    old = os.environ.get(precision.CACHE_ENV)
+    os.environ[precision.CACHE_ENV] = str(tmp_path_factory.mktemp("precision-choices"))
+    yield
+    if old is None:
+        os.environ.pop(precision.CACHE_ENV, None)
+    else:
+        os.environ[precision.CACHE_ENV] = old
+
+
 @pytest.fixture(autouse=True)
 def _fp32_unless_a_test_asks():
     """The library default is plain fp32; the app's entry file and the commands set "auto" at their edge.

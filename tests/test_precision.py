@@ -130,3 +130,31 @@ def test_policy_and_environment(monkeypatch, tmp_path):
     assert load_local(folder).precision is None
     with pytest.raises(ValueError, match="precision policy"):
         precision.set_policy("fast")
+
+
+def test_the_choice_is_remembered_per_machine(monkeypatch, tmp_path):
+    """Same machine, same seed, same pictures: a second load reuses the stored choice instead of re-timing."""
+    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
+    precision.set_policy("auto")
+    model = _model("v_prediction")
+    first = precision.apply(model).precision
+    stored = list((tmp_path / "cache").glob("*.json"))
+    assert len(stored) == 1 and stored[0].stem == precision.machine_key(model)
+
+    def no_measuring(*a, **k):
+        raise AssertionError("choose() ran although a stored choice matched")
+
+    monkeypatch.setattr(precision, "choose", no_measuring)
+    again = precision.apply(model).precision
+    assert (again.path, again.t_max, again.reason) == (first.path, first.t_max, first.reason)
+    # other weights are another key: measured afresh
+    other = dataclasses.replace(model, unet=tiny_unet(sample_size=16, seed=1).eval())
+    assert precision.machine_key(other) != precision.machine_key(model)
+    with pytest.raises(AssertionError, match="stored choice"):
+        precision.apply(other)
+    # a damaged file is measured again, not trusted
+    stored[0].write_text("{not json")
+    monkeypatch.undo()
+    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
+    precision.set_policy("auto")
+    assert isinstance(precision.apply(model).precision, PrecisionChoice)
