@@ -20,6 +20,7 @@ NOISE_COLOUR = "#d62728"
 # (black vanished on the dark one).
 MARKER_COLOUR = "#8c8c8c"
 LEGEND_PX = 40  # room below the x axis for the legend
+AXIS_PX = 64  # room below the plot for the x axis's tick labels and title (the legend goes below them)
 TITLE_CHARS = 44  # a title line this long fits a phone's 400-px chart (Plotly never wraps a title itself)
 TITLE_LINE_PX = 22  # the height of one title line, for the top margin
 TOOLBAR_PX = 30  # the row at the top of a chart where Plotly's tool bar appears
@@ -33,26 +34,28 @@ def wrap_title(title: str, width: int = TITLE_CHARS) -> tuple[str, int]:
     return "<br>".join(lines), len(lines)
 
 
-def layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+def layout(fig: go.Figure, title: str, height: int = 320, axis_px: int = AXIS_PX) -> go.Figure:
     """The house style every chart shares: title on top, legend below the x axis, compact margins, white template.
 
     The legend sits below the chart (not beside the title), and a long title is broken into short lines
     (:func:`wrap_title`) with the top margin grown to hold them, so on a phone's narrow chart the title stays
-    inside the chart and above the plot, and never meets the legend.
+    inside the chart and above the plot, and never meets the legend. ``axis_px``: the room between the plot and
+    the legend for the x axis's tick labels and title (more for slanted labels); the plot keeps its height.
     """
     text, lines = wrap_title(title)
     extra = TITLE_LINE_PX * (lines - 1)
     if any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations):  # subplot titles above the plot
         extra += TITLE_LINE_PX
-    total = height + LEGEND_PX + TOP_PX - 50 + extra
+    plot_px = height - 90  # the plot area's height: what ``height`` has always left it, whatever the margins
+    total = TOP_PX + extra + plot_px + axis_px + LEGEND_PX
     # The title block sits in the top margin, below the row of Plotly's tool bar (top right) and above the
     # plot. Plotly centres a block of <br> lines on its anchor, so the block's middle is placed, in px.
     middle = TOOLBAR_PX + TITLE_LINE_PX * lines / 2
     fig.update_layout(
         title=dict(text=text, yref="container", y=1 - middle / total, yanchor="middle"),
         height=total,
-        margin=dict(l=40, r=20, t=TOP_PX + extra, b=40 + LEGEND_PX),
-        legend=dict(orientation="h", yanchor="top", y=-0.16 * 320 / height, xanchor="left", x=0.0),
+        margin=dict(l=40, r=20, t=TOP_PX + extra, b=axis_px + LEGEND_PX),
+        legend=dict(orientation="h", yanchor="top", y=-(axis_px - 3) / plot_px, xanchor="left", x=0.0),
         template="plotly_white",
     )
     return fig

@@ -210,7 +210,7 @@ def injection_chart(names: Sequence[str], time_rms: Sequence[float], conv1_rms: 
     fig.update_layout(barmode="group")
     fig.update_xaxes(title="ResNet block", tickangle=-45)
     fig.update_yaxes(title="RMS")
-    return layout(fig, "How strongly t enters each ResNet block", height=340)
+    return layout(fig, "How strongly t enters each ResNet block", height=340, axis_px=120)  # slanted names
 
 
 def attention_chart(weights: np.ndarray, row: int, col: int) -> go.Figure:

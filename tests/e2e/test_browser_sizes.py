@@ -30,7 +30,8 @@ OVERFLOW_JS = """() => {
   return bad;
 }"""
 
-# Every chart's title on a phone: inside the chart, and clear of its legend, its plot area and its subplot titles
+# Every chart's title on a phone: inside the chart, and clear of its legend, its plot area and its subplot titles;
+# the legend clear of the x axis's title
 CHART_TITLES_JS = """() => {
   const bad = [], box = e => e.getBoundingClientRect();
   const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
@@ -43,6 +44,8 @@ CHART_TITLES_JS = """() => {
     for (const [sel, what] of others) {
       for (const o of c.querySelectorAll(sel)) if (meets(tb, box(o))) bad.push(`${name}: meets the ${what}`);
     }
+    const l = c.querySelector(".legend");  // and the legend below clears the x axis's title
+    for (const x of c.querySelectorAll(".g-xtitle")) if (l && meets(box(l), box(x))) bad.push(`${name}: legend meets the x title`);
   }
   return bad;
 }"""
