@@ -72,10 +72,11 @@ def standin_256(width: int = 128) -> LoadedModel:
     return LoadedModel(unet=unet, schedule=make_schedule("linear"), resolution=256, source=f"stand-in-256-w{w}")
 
 
-def timed(call, repeats: int = 1) -> float:
-    """Median wall seconds of ``call()`` over ``repeats`` runs."""
+def timed(call, repeats: int = 1, min_total_s: float = 1.0) -> float:
+    """Median wall seconds of ``call()`` over ``repeats`` runs, and more while they add up to under
+    ``min_total_s`` (a one-step run takes milliseconds: one hiccup should not decide its row)."""
     out = []
-    for _ in range(repeats):
+    while len(out) < repeats or (sum(out) < min_total_s and len(out) < 200):
         start = time.perf_counter()
         call()
         out.append(time.perf_counter() - start)
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: a narrow stand-in, DDPM 100 at 64 px")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's choice)")
-    ap.add_argument("--repeats", type=int, default=1, help="measured runs per row (median)")
+    ap.add_argument("--repeats", type=int, default=1, help="measured runs per row (median; short ones: 1 s of runs)")
     ap.add_argument("--standin-steps", type=int, default=3, help="DDPM steps for the 256-px stand-in")
     ap.add_argument("--standin-terms", type=int, default=6, help="bound terms for the 256-px stand-in")
     a = ap.parse_args(argv)
