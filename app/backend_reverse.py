@@ -17,7 +17,7 @@ import torch
 from app import estimates
 from model import figure, generate
 from model.forward import q_sample
-from model.guidance import guided_eps
+from model.guidance import as_prediction, guided_eps
 from model.images import noise_to_uint8, tensor_to_uint8
 from model.network import LoadedModel
 from model.reverse import make_timesteps, sample_trajectory
@@ -146,11 +146,11 @@ def trajectory(
 
     seen: list[tuple] = []  # this run's (cond, uncond) pictures, one per step; local to the call
 
-    def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def eps_model(x_t: torch.Tensor, t: torch.Tensor):
         g = guided_eps(_model, x_t, t, label, float(guidance))
         if guidance:
             seen.append((noise_to_uint8(g.eps_cond[0]), noise_to_uint8(g.eps_uncond[0])))
-        return g.eps_hat
+        return as_prediction(g)  # (eps_tilde, x0_hat): x0_hat straight from the network output
 
     with torch.inference_mode():
         shape = (1, _model.channels, resolution, resolution)
@@ -233,8 +233,8 @@ def t_start_sweep(
         for t0, ts in plans:
             x_start, g = figure.start_sample(_model.schedule, _x0, t0, int(seed))
 
-            def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                return guided_eps(_model, x_t, t, label, float(guidance)).eps_hat
+            def eps_model(x_t: torch.Tensor, t: torch.Tensor):
+                return as_prediction(guided_eps(_model, x_t, t, label, float(guidance)))
 
             last = None
             for rec in sample_trajectory(eps_model, _model.schedule, x_start, ts, sampler, float(eta), g):

@@ -35,6 +35,7 @@ class GuidedEps:
     eps_cond: torch.Tensor  # ε̂(x_t, y)
     eps_uncond: torch.Tensor  # ε̂(x_t, ∅)
     eps_hat: torch.Tensor  # the guided ε̃ that the sampler uses
+    x0_hat: torch.Tensor | None = None  # x̂₀ of ε̃, combined from the two outputs' own x̂₀ (None: use eq. 15)
 
 
 def check_guidance(model, labels, w: float) -> None:
@@ -55,30 +56,39 @@ def check_guidance(model, labels, w: float) -> None:
 
 @torch.inference_mode()
 def guided_eps(model, x_t: torch.Tensor, t, labels, w: float) -> GuidedEps:
-    """ε̂(x_t, y), ε̂(x_t, ∅) and the guided ε̃, from one forward pass on the batch doubled.
+    """ε̂(x_t, y), ε̂(x_t, ∅) and the guided ε̃, from one forward pass on the batch doubled, with x̂₀ of ε̃.
 
     With w = 0 (or an unconditional model) only ε̂(x_t, y) is computed and all three fields hold it.
+    ``x0_hat`` comes from :meth:`LoadedModel.predict` (straight from the network output for v- and
+    sample-predicting networks); x̂₀ is linear in the output, so combining the two x̂₀ with eq. 6's
+    weights is the x̂₀ of ε̃, without a round trip through ε̂.
     """
     check_guidance(model, labels, w)
     b = x_t.shape[0]
     if not w:
-        e = model.eps(x_t, t, labels)
-        return GuidedEps(e, e, e)
+        e, x0 = model.predict(x_t, t, labels)
+        return GuidedEps(e, e, e, x0)
     y = torch.as_tensor(labels, dtype=torch.long).reshape(-1).expand(b)
     tt = torch.as_tensor(t, dtype=torch.long).reshape(-1).expand(b)
-    both = model.eps(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([y, torch.full_like(y, model.null_label)]))
-    cond, uncond = both[:b], both[b:]
-    return GuidedEps(cond, uncond, cfg_combine(cond, uncond, w))
+    null = torch.full_like(y, model.null_label)
+    eps, x0 = model.predict(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([y, null]))
+    cond, uncond = eps[:b], eps[b:]
+    return GuidedEps(cond, uncond, cfg_combine(cond, uncond, w), cfg_combine(x0[:b], x0[b:], w))
 
 
 def guided_eps_model(model, labels, w: float) -> EpsModel:
-    """An ``(x_t, t) -> ε̃`` callable for :func:`model.reverse.sample_trajectory`: the guided prediction
-    for ``labels`` at scale ``w`` (just ``model.eps`` for an unconditional model with w = 0)."""
+    """An ``(x_t, t) -> (ε̃, x̂₀)`` callable for :func:`model.reverse.sample_trajectory`: the guided
+    prediction for ``labels`` at scale ``w`` and its x̂₀ (just ``model.predict`` for an unconditional model)."""
     check_guidance(model, labels, w)
     if not model.conditional:
-        return model.eps
+        return model.predict
 
-    def eps_model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return guided_eps(model, x_t, t, labels, w).eps_hat
+    def eps_model(x_t: torch.Tensor, t: torch.Tensor):
+        return as_prediction(guided_eps(model, x_t, t, labels, w))
 
     return eps_model
+
+
+def as_prediction(g: GuidedEps):
+    """What a sampler takes from :func:`guided_eps`: ``(ε̃, x̂₀)``, or ε̃ alone where x̂₀ is unknown."""
+    return g.eps_hat if g.x0_hat is None else (g.eps_hat, g.x0_hat)

@@ -13,6 +13,7 @@ from model import network
 from model.fashion import CLASSES, NULL_LABEL, read_idx, write_idx
 from model.generate import default_guidance, label_list, main, resolve_label
 from model.guidance import cfg_combine, check_guidance, guided_eps, guided_eps_model
+from model.reverse import predict_x0
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,7 +50,10 @@ def test_guided_eps_batches_cond_and_uncond_in_one_pass(tiny_cond_model_dir):
     # no label means the "no label" index
     torch.testing.assert_close(m.eps(x, 500), uncond)
     # guided_eps_model is what the trajectory generator calls
-    torch.testing.assert_close(guided_eps_model(m, y, 2.5)(x, torch.full((3,), 500)), g.eps_hat)
+    eps_tilde, x0_tilde = guided_eps_model(m, y, 2.5)(x, torch.full((3,), 500))
+    torch.testing.assert_close(eps_tilde, g.eps_hat)
+    # x0_hat of the guided prediction: eq. 15 applied to eps_tilde (the Fashion model predicts eps)
+    torch.testing.assert_close(x0_tilde, predict_x0(m.schedule, x, eps_tilde, 500), atol=1e-4, rtol=1e-4)
 
 
 def test_guidance_errors_are_one_clear_sentence(tiny_model_dir, tiny_cond_model_dir):
