@@ -143,9 +143,12 @@ def path_name(model: LoadedModel, t: int) -> str:
 def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> float:
     """Seconds of one :meth:`LoadedModel.eps` pass on a (batch, C, resolution, resolution) input at timestep t.
 
-    Goes through the model's own call (padding, the precision path, the inference queue), so it
-    measures what a page's pass costs.
+    Goes through the model's own call (padding, the precision path), so it measures what a page's pass
+    costs. The inference slot is taken before the clock starts (it is re-entrant), so time spent queueing
+    behind other sessions' passes is not counted as this model's.
     """
+    from model.runtime import inference_slot
+
     x = torch.zeros(batch, model.channels, resolution, resolution)
     tt = torch.full((batch,), int(t), dtype=torch.long)
 
@@ -154,7 +157,8 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
         if str(model.device).startswith("cuda"):
             torch.cuda.synchronize()
 
-    return time_call(call)
+    with inference_slot():
+        return time_call(call)
 
 
 def _zeros_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
