@@ -133,6 +133,17 @@ def test_the_page_keeps_its_settings_across_pages_and_nothing_big_in_the_session
         assert not isinstance(value, (torch.Tensor, np.ndarray)), key
 
 
+def test_a_link_naming_an_attention_layer_the_model_lacks_gets_a_sentence(attention_model_dir):
+    at = _app(attention_model_dir)
+    at.query_params["res"] = "32"
+    at.query_params["attn"] = "up 9 / attention 0"
+    at.run()
+    _ok(at)
+    text = " ".join(w.value for w in at.warning)
+    assert "attn=up 9 / attention 0 is not an attention layer of this model" in text, text
+    assert "its attention layers are " in text and at.selectbox(key="ins_attn").value in text
+
+
 def test_conditional_grey_model_shows_the_label_embedding(cond_model_dir):
     at = _app(cond_model_dir)
     at.run()
