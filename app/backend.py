@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,36 @@ def model_source() -> str | None:
     if src in (None, "", "bundled"):
         return os.environ.get("DIFFUSION_LENS_MODEL") or None
     return src
+
+
+WARM_UP_ENV = "DIFFUSION_LENS_WARM_UP"  # "0": don't load the default model before the first visitor asks
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def warm_up() -> threading.Thread | None:
+    """Once per process (the app's entry file calls it): load the default model in a background thread.
+
+    The first visitor then finds it loaded (its fidelity guard included) instead of waiting for it;
+    a session that asks while it is loading waits for that one load (the cache's per-model lock).
+    Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
+    """
+    global _warm_thread
+    if os.environ.get(WARM_UP_ENV, "").strip() == "0":
+        return None
+    with _warm_lock:
+        if _warm_thread is not None:
+            return _warm_thread
+
+        def load() -> None:
+            try:
+                network.get_model(os.environ.get("DIFFUSION_LENS_MODEL") or None)
+            except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
+                pass
+
+        _warm_thread = threading.Thread(target=load, name="diffusion-lens-warm-up", daemon=True)
+        _warm_thread.start()
+        return _warm_thread
 
 
 def model_key() -> str:

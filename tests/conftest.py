@@ -24,6 +24,8 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
 
     old = os.environ.get(precision.CACHE_ENV)
     os.environ[precision.CACHE_ENV] = str(tmp_path_factory.mktemp("precision-choices"))
+    # the app's background load of the default model (app.backend.warm_up) stays off in tests that don't ask
+    os.environ.setdefault("DIFFUSION_LENS_WARM_UP", "0")
     yield
     if old is None:
         os.environ.pop(precision.CACHE_ENV, None)
