@@ -34,6 +34,9 @@ def _model_key(model: LoadedModel) -> tuple:
 
 
 def _memoised(key: tuple, measure: Callable[[], float]) -> float:
+    known = _memo.get(key)  # a read needs no lock: sessions never wait behind another model's measurement
+    if known is not None:
+        return known
     with _lock:
         if key not in _memo:
             _memo[key] = float(measure())
