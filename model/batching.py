@@ -234,6 +234,7 @@ _lock = threading.Lock()
 _active: DynamicBatcher | None = None
 _configured = False
 _stats_writer: threading.Thread | None = None
+_stats_sources: dict[str, Callable[[], dict]] = {}  # name -> what else the stats file carries (add_stats_source)
 
 
 def _env_ms() -> float:
@@ -291,8 +292,27 @@ def stats() -> dict:
     return out
 
 
+def add_stats_source(name: str, source: Callable[[], dict]) -> None:
+    """Also write ``source()`` under ``name`` in the ``$DIFFUSION_LENS_STATS_FILE`` file, every second.
+
+    For what only the app can see (app/server_stats.py: Streamlit's media store and sessions). A source that
+    raises writes ``{"error": ...}`` instead. Adding a name again replaces its source.
+    """
+    _stats_sources[name] = source
+
+
+def _snapshot() -> dict:
+    out = stats()
+    for name, source in list(_stats_sources.items()):
+        try:
+            out[name] = source()
+        except Exception as exc:  # a gauge must never stop the writer
+            out[name] = {"error": repr(exc)}
+    return out
+
+
 def _start_stats_writer(path: Path, every_s: float = 1.0) -> None:
-    """Once per process: a daemon thread that rewrites ``path`` with :func:`stats` every ``every_s``."""
+    """Once per process: a daemon thread that rewrites ``path`` with :func:`stats` (and the added sources) every ``every_s``."""
     global _stats_writer
     with _lock:
         if _stats_writer is not None:
@@ -302,7 +322,7 @@ def _start_stats_writer(path: Path, every_s: float = 1.0) -> None:
             tmp = path.with_name(path.name + ".tmp")
             while True:
                 try:
-                    tmp.write_text(json.dumps(stats()))
+                    tmp.write_text(json.dumps(_snapshot()))
                     tmp.replace(path)  # atomic: a reader never sees half a file
                 except OSError:
                     pass
@@ -319,6 +339,7 @@ __all__ = [
     "DynamicBatcher",
     "STATS_FILE_ENV",
     "active",
+    "add_stats_source",
     "disable",
     "enable",
     "stats",
