@@ -1,6 +1,7 @@
 """Benchmark: every time estimate the app shows, beside the measured time of the same work.
 
-    PYTHONPATH=. .venv/bin/python bench/estimates.py [--quick] [--threads N] [--standin-steps 3] [--standin-terms 6]
+    PYTHONPATH=. .venv/bin/python bench/estimates.py [--quick] [--threads N] [--repeats 1] [--standin-steps 5]
+        [--standin-terms 6]
 
 Issue 20's bar: every estimate lands within ±30 % of the measured time, for
 
@@ -16,7 +17,8 @@ same functions the pages call; each measurement they need is made first, as on a
 
 * **one step**: a one-step run with the record the Reverse trajectory keeps (the sidebar's s per step);
 * **DDIM 50** from pure noise, every step recorded (the Reverse trajectory's run);
-* **DDPM 1000** at 64 px (``--standin-steps`` DDPM steps for the stand-in);
+* **DDPM 1000** (``--quick``: 100);
+  the stand-in runs ``--standin-steps`` DDIM and DDPM steps: at full width one pass takes seconds on a CPU;
 * **all terms**: the Training objective's "Compute all T terms" (:func:`model.likelihood.vb_terms`
   with the app's batch size); ``--standin-terms`` terms for the stand-in, a full run there takes hours.
 
@@ -96,7 +98,9 @@ def run_terms(model: LoadedModel, res: int, x0: torch.Tensor, ts: list[int] | No
     lk.vb_terms(model.eps, model.schedule, x0, ts, generator=torch.Generator().manual_seed(0), batch_size=batch)
 
 
-def bench_model(name: str, model: LoadedModel, res: int, ddpm_steps: int, terms: int | None, repeats: int) -> list:
+def bench_model(
+    name: str, model: LoadedModel, res: int, ddim_steps: int, ddpm_steps: int, terms: int | None, repeats: int
+) -> list:
     T = model.schedule.T
     x0 = load_image(PHOTO.read_bytes(), res)
     if model.channels == 1:
@@ -104,7 +108,7 @@ def bench_model(name: str, model: LoadedModel, res: int, ddpm_steps: int, terms:
     term_ts = None if terms is None else list(range(T - 1, -1, -1))[:terms]
     work = [
         ("one step (t = T-1)", lambda: estimates.trajectory(model, res, [T - 1]), lambda: run_trajectory(model, res, [T - 1], "ddim")),
-        ("DDIM 50 steps", lambda: estimates.trajectory(model, res, make_timesteps(T - 1, 50)), lambda: run_trajectory(model, res, make_timesteps(T - 1, 50), "ddim")),
+        (f"DDIM {ddim_steps} steps", lambda: estimates.trajectory(model, res, make_timesteps(T - 1, ddim_steps)), lambda: run_trajectory(model, res, make_timesteps(T - 1, ddim_steps), "ddim")),
         (f"DDPM {ddpm_steps} steps", lambda: estimates.trajectory(model, res, make_timesteps(T - 1, ddpm_steps), "ddpm"), lambda: run_trajectory(model, res, make_timesteps(T - 1, ddpm_steps), "ddpm")),
         (f"{'all ' + str(T) if terms is None else str(terms)} terms of the bound", lambda: estimates.all_terms(model, res, term_ts), lambda: run_terms(model, res, x0, term_ts)),
     ]  # fmt: skip
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: a narrow stand-in, DDPM 100 at 64 px")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's choice)")
     ap.add_argument("--repeats", type=int, default=1, help="measured runs per row (median; short ones: 1 s of runs)")
-    ap.add_argument("--standin-steps", type=int, default=3, help="DDPM steps for the 256-px stand-in")
+    ap.add_argument("--standin-steps", type=int, default=5, help="DDIM and DDPM steps for the 256-px stand-in")
     ap.add_argument("--standin-terms", type=int, default=6, help="bound terms for the 256-px stand-in")
     a = ap.parse_args(argv)
 
@@ -147,15 +151,16 @@ def main(argv=None) -> int:
     ddpm = 100 if a.quick else 1000
     rows = []
     bundled = load_model(None)
-    rows += bench_model("bundled", bundled, bundled.resolution, ddpm, None, a.repeats)
+    rows += bench_model("bundled", bundled, bundled.resolution, 50, ddpm, None, a.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "photo-unet-copy"
         shutil.copytree(BUNDLED_MODEL, copy)
         local = load_local(copy)
-        rows += bench_model("local copy", local, local.resolution, ddpm, None, a.repeats)
+        rows += bench_model("local copy", local, local.resolution, 50, ddpm, None, a.repeats)
     standin = standin_256(32 if a.quick else 128)
     standin = apply(standin) if apply is not None else standin
-    rows += bench_model("256-px stand-in", standin, 256, a.standin_steps, a.standin_terms, a.repeats)
+    steps = a.standin_steps
+    rows += bench_model("256-px stand-in", standin, 256, steps, steps, a.standin_terms, a.repeats)
     worst = max(rows, key=lambda r: abs(r[2] / r[3] - 1))
     ratio = worst[2] / worst[3]
     print(f"worst: {worst[0]} / {worst[1]}: ratio {ratio:.2f}; load average now {os.getloadavg()[0]:.2f}")
