@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import backend, present, server_stats, sidebar, state, urlstate
+from app import backend, janitor, present, server_stats, sidebar, state, urlstate
 from model import batching, precision, runtime
 
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
@@ -18,6 +18,7 @@ precision.set_policy("auto")
 # ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/batching.py);
 # DIFFUSION_LENS_BATCH_MS (default 5) is how long a batch waits for company, 0 turns batching off.
 batching.enable()
+janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)
 backend.warm_up()  # the default model loads in the background at the first request, before anyone needs it
 server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server_stats.py)
 
