@@ -164,7 +164,7 @@ def _describe_model_in_use() -> None:
     )
     res = int(ss.get("resolution", model.resolution))
     try:
-        macs = costs.count_macs(model.unet, res)
+        macs = estimates.macs(model, res)  # counted once per model and resolution
         run = estimates.sidebar_step(model, res)  # measured once per model, resolution and process
     except Exception as exc:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
         st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")

@@ -103,7 +103,6 @@ class LoadedModel:
     classes: tuple[str, ...] | None = None  # class names of a class-conditional model, else None
     null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
     precision: PrecisionChoice | None = field(default=None, compare=False)  # None: plain fp32 (model/precision.py)
-    _costs: dict = field(default_factory=dict, compare=False, repr=False)  # memo for estimate_cost
 
     @property
     def num_parameters(self) -> int:
