@@ -11,6 +11,8 @@ touch an element made outside it); on a cache hit Streamlit replays them in an i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 import torch
 
@@ -107,6 +109,64 @@ def seconds_per_step(model: LoadedModel, resolution: int) -> float:
     """Seconds per step of a recorded run at this resolution: the sidebar's figure
     (:func:`app.estimates.sidebar_step`: a measured forward pass plus the loop's work, memoised per model)."""
     return estimates.sidebar_step(model, resolution).per_pass()
+
+
+@dataclass(frozen=True)
+class TrajectorySettings:
+    """One reverse run's settings, as the "Reverse trajectory" page runs them.
+
+    Frozen, so hashable and equal by value: the page compares the stored run's settings with the current ones,
+    the history keeps one run per exact setting, and the address carries run=1 only while they are equal.
+    """
+
+    image_key: str | None  # sha256 of the photo's bytes; None: from pure noise (t_start = T - 1)
+    resolution: int  # px of the run (a substituted generator runs at its own size)
+    model_key: str  # app.backend.model_key(), or "fashion" for the substituted generator
+    t_start: int  # the start: the photo noised to x_{t_start} (T - 1 from pure noise)
+    sampler: str  # "ddim" or "ddpm"
+    eta: float  # DDIM η: 0 deterministic, 1 as random as DDPM; 0.0 for DDPM
+    steps: int  # reverse steps actually run (network calls): at most t_start + 1
+    seed: int  # seeds the start's noise and the sampler's
+    label: int | None = None  # class y of a class-conditional model; None: unconditional
+    guidance: float = 0.0  # classifier-free guidance scale w; 0.0 without a label
+
+    def trajectory_args(self) -> dict:
+        """The keyword arguments of :func:`trajectory` except the tensors and the model (``_x0``, ``_model``)."""
+        return dict(
+            image_key=self.image_key, resolution=self.resolution, model=self.model_key, t_start=self.t_start,
+            sampler=self.sampler, eta=self.eta, steps=self.steps, seed=self.seed, label=self.label,
+            guidance=self.guidance,
+        )  # fmt: skip
+
+    def sweep(self, steps: int) -> SweepSettings:
+        """The t_start sweep of these settings with ``steps`` (the slider's, before the cut at t_start) per start."""
+        return SweepSettings(
+            self.image_key, self.resolution, self.model_key, self.sampler, self.eta, int(steps), self.seed,
+            self.label, self.guidance,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The settings of a t_start sweep (:func:`t_start_sweep`): a trajectory's, less t_start. Frozen: the page
+    compares the stored sweep's with the current ones."""
+
+    image_key: str | None  # sha256 of the photo's bytes; None: no photo, so no sweep
+    resolution: int  # px
+    model_key: str  # as in TrajectorySettings
+    sampler: str  # "ddim" or "ddpm"
+    eta: float  # DDIM η; 0.0 for DDPM
+    steps: int  # reverse steps per start (fewer where fewer timesteps lie below t_start)
+    seed: int  # the same seed for every start
+    label: int | None = None  # class y; None: unconditional
+    guidance: float = 0.0  # classifier-free guidance scale w
+
+    def sweep_args(self) -> dict:
+        """The keyword arguments of :func:`t_start_sweep` except the tensors and the model (``_x0``, ``_model``)."""
+        return dict(
+            image_key=self.image_key, resolution=self.resolution, model=self.model_key, sampler=self.sampler,
+            eta=self.eta, steps=self.steps, seed=self.seed, label=self.label, guidance=self.guidance,
+        )  # fmt: skip
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -8,11 +8,13 @@ The runs are kept in ``st.session_state["traj_history"]`` (newest first), trimme
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from app import backend_reverse, estimates, plots_reverse
 from app.render import DISPLAY_PX, plural
 from model import figure
 from model.images import to_picture
+from model.network import LoadedModel
 from model.reverse import make_timesteps
 
 HISTORY_KEY = "traj_history"
@@ -21,11 +23,11 @@ MAX_RUNS = 4
 
 def describe(stored: dict) -> str:
     """A run's settings in one line: sampler, η, steps, t_start, seed (and class, guidance)."""
-    _img, res, mkey, t0, sampler, eta, n, seed, label, w = stored["settings"]
-    text = f"{sampler.upper()}{f' η = {eta:g}' if sampler == 'ddim' else ''}, {plural(n, 'step')} from t = {t0}, seed {seed}"
-    if label is not None:
-        text += f", class {stored['classes'][label]}, w = {w:g}"
-    return text + f" ({'photo' if _img else 'noise'}, {res} px)"
+    s: backend_reverse.TrajectorySettings = stored["settings"]
+    text = f"{s.sampler.upper()}{f' η = {s.eta:g}' if s.sampler == 'ddim' else ''}, {plural(s.steps, 'step')} from t = {s.t_start}, seed {s.seed}"
+    if s.label is not None:
+        text += f", class {stored['classes'][s.label]}, w = {s.guidance:g}"
+    return text + f" ({'photo' if s.image_key else 'noise'}, {s.resolution} px)"
 
 
 def remember(stored: dict) -> None:
@@ -73,45 +75,33 @@ def render_compare() -> None:
     st.plotly_chart(plots_reverse.compare_chart(series, t), width="stretch")
 
 
-def render_sweep(settings: dict) -> None:
-    """The t_start sweep for the current photo and sampler settings (``settings``: image, model and sampler)."""
+def render_sweep(settings: backend_reverse.SweepSettings, x0: torch.Tensor | None, model: LoadedModel) -> None:
+    """The t_start sweep for the current photo (``x0``; None: from pure noise, no sweep), model and sampler settings."""
     st.subheader("How much of your photo survives? A t_start sweep")
     st.markdown(
         "The same reverse process started from t_start = 100, 200, …, 900: one row per start with the noised "
         "photo, the final image and its PSNR against your photo. Somewhere in the middle the final image stops "
         "being your photo and becomes one the model invents."
     )
-    if settings["x0"] is None:
+    if x0 is None:
         st.caption("The sweep needs a photo: choose “Your photo, noised to t_start” above.")
         return
-    model = settings["model"]
     starts = backend_reverse.sweep_t_starts(model.schedule.T)
-    plan = [t for t0 in starts for t in make_timesteps(t0, settings["steps"])]  # every start's steps, in turn
+    plan = [t for t0 in starts for t in make_timesteps(t0, settings.steps)]  # every start's steps, in turn
     n_total = len(plan)
     est = estimates.trajectory(
-        model, settings["res"], plan, settings["sampler"], bool(settings["guidance"]), record=False
+        model, settings.resolution, plan, settings.sampler, bool(settings.guidance), record=False
     ).seconds
-    key = (
-        settings["image_key"],
-        settings["res"],
-        settings["mkey"],
-        settings["sampler"],
-        settings["eta"],
-        settings["steps"],
-        settings["seed"],
-        settings["label"],
-        settings["guidance"],
-    )
     pressed = st.button(
         f"Run the sweep ({len(starts)} runs, {plural(n_total, 'step')}, about {est:.0f} s)", key="traj_sweep_go"
     )
     if pressed:
-        rows = backend_reverse.t_start_sweep(*key[:7], settings["x0"], model, *key[7:])
-        st.session_state["traj_sweep"] = (key, rows)
+        rows = backend_reverse.t_start_sweep(_x0=x0, _model=model, **settings.sweep_args())
+        st.session_state["traj_sweep"] = (settings, rows)
     stored = st.session_state.get("traj_sweep")
     if stored is None:
         return
-    if stored[0] != key:
+    if stored[0] != settings:
         st.info("The settings changed since this sweep; press the button to sweep them.")
     rows = stored[1]
     head = st.columns([1, 2, 2, 2])

@@ -80,7 +80,7 @@ def test_two_runs_side_by_side(tiny_model_dir):
     at.button(key="traj_go").click().run()  # the same settings again: not kept twice
     assert not at.exception, [e.value for e in at.exception]
     history = at.session_state["traj_history"]
-    assert len(history) == 2 and history[0]["settings"][4] == "ddpm" and history[1]["settings"][4] == "ddim"
+    assert len(history) == 2 and history[0]["settings"].sampler == "ddpm" and history[1]["settings"].sampler == "ddim"
     assert at.selectbox(key="cmp_a").value == 1 and at.selectbox(key="cmp_b").value == 0
     at.slider(key="cmp_t").set_value(150).run()
     caps = [c for img in at.image for c in img.captions]

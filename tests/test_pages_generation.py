@@ -83,7 +83,8 @@ def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir
     _ok(at)
     assert batches == [2] * 10  # cond and uncond batched together, one pass per step
     stored = at.session_state["traj_run"]
-    assert stored["settings"][-2:] == (7, 3.0) and len(stored["parts"]) == len(stored["run"].frames)
+    assert (stored["settings"].label, stored["settings"].guidance) == (7, 3.0)
+    assert len(stored["parts"]) == len(stored["run"].frames)
     caps = _captions(at)
     assert "ε̂(x_t, y): with the class" in caps and "ε̂(x_t, ∅): without a label" in caps
     assert any(c.startswith("ε̃ = 4·ε̂(x_t, y) − 3·ε̂(x_t, ∅)") for c in caps)
@@ -145,7 +146,7 @@ def test_pure_noise_with_the_photo_model_generates_with_the_fashion_generator():
     at.button(key="traj_go").click().run()
     _ok(at)
     s = at.session_state["traj_run"]["settings"]
-    assert s[2] == "fashion" and s[1] == 32 and s[0] is None
+    assert s.model_key == "fashion" and s.resolution == 32 and s.image_key is None
     # the photo model anyway: no class picker, settings name the photo model
     at.checkbox(key="traj_photo_model_anyway").check().run()
     _ok(at)

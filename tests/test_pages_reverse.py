@@ -67,6 +67,8 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
         assert len(calls) == 10  # one forward pass per step
         run = at.session_state["traj_run"]["run"]
         assert run.num_steps == 10 and run.ts[0] == 400 and run.t_prevs[-1] == -1
+        ran = at.session_state["traj_run"]["settings"]
+        assert (ran.t_start, ran.steps, ran.sampler, ran.eta, ran.label) == (400, 10, "ddim", 0.0, None)
         assert len(at.get("plotly_chart")) == 2  # PSNR and ‖ε̂‖ (from a photo)
         assert {d.key for d in at.get("download_button")} == {"traj_dl_png", "traj_dl_gif", "traj_dl_slide"}
 
@@ -114,3 +116,23 @@ def test_trajectory_from_pure_noise(tiny_model_dir, sampler):
     assert run.psnr is None and run.ts[0] == 999 and run.num_steps == 10
     assert len(at.get("plotly_chart")) == 1  # no PSNR without a photo
     assert any("**generates**" in i.value for i in at.info)  # a model of your own: no switch to the Fashion generator
+
+
+def test_trajectory_settings_are_frozen_hashable_and_equal_by_value():
+    import dataclasses
+
+    from app.backend_reverse import SweepSettings, TrajectorySettings
+
+    a = TrajectorySettings("abc", 32, "tiny", 300, "ddim", 0.0, 10, 0, label=3, guidance=2.0)
+    b = TrajectorySettings("abc", 32, "tiny", 300, "ddim", 0.0, 10, 0, label=3, guidance=2.0)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != dataclasses.replace(a, seed=1) and a != dataclasses.replace(a, guidance=0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.seed = 1  # type: ignore[misc]
+    assert a.trajectory_args() == dict(
+        image_key="abc", resolution=32, model="tiny", t_start=300, sampler="ddim", eta=0.0, steps=10, seed=0,
+        label=3, guidance=2.0,
+    )  # fmt: skip
+    sweep = a.sweep(50.0)  # the slider's steps, not the run's
+    assert sweep == SweepSettings("abc", 32, "tiny", "ddim", 0.0, 50, 0, 3, 2.0) and hash(sweep) == hash(a.sweep(50))
+    assert sweep.sweep_args()["model"] == "tiny" and "t_start" not in sweep.sweep_args()

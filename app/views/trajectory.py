@@ -17,7 +17,7 @@ from model.images import tensor_to_uint8, to_picture
 from model.reverse import make_timesteps
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
-RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": tuple, "run": Run, ...}
+RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": TrajectorySettings, "run": Run, ...}
 MAX_GRID_ROWS = 50
 # From t_start = 700 every photo ended in a blob (issue 17): ~300 keeps enough of the photo to recover it.
 DEFAULT_T_START = 300
@@ -140,17 +140,17 @@ seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key
 img = require_image()
 n_eff = len(make_timesteps(t_start, steps))
 eta_used = float(eta) if sampler == "DDIM" else 0.0
-settings = (
-    None if source == NOISE else img.key,
-    run_res,
-    mkey,
-    t_start,
-    sampler.lower(),
-    eta_used,
-    n_eff,
-    seed,
-    label,
-    guidance,
+settings = backend_reverse.TrajectorySettings(
+    image_key=None if source == NOISE else img.key,
+    resolution=run_res,
+    model_key=mkey,
+    t_start=t_start,
+    sampler=sampler.lower(),
+    eta=eta_used,
+    steps=n_eff,
+    seed=seed,
+    label=label,
+    guidance=guidance,
 )
 # measured for this model at this size and batch (guidance: both predictions in one doubled batch), plus the loop
 run_est = estimates.trajectory(model, run_res, make_timesteps(t_start, steps), sampler, bool(guidance))
@@ -170,20 +170,7 @@ if autorun_step is not None and not go:
     else:
         st.info(f"The link comes with a finished run, which would take about {est:.0f} s here: press **Run**.")
 if go:
-    run, parts = backend_reverse.trajectory(
-        settings[0],
-        run_res,
-        mkey,
-        t_start,
-        sampler.lower(),
-        eta_used,
-        n_eff,
-        seed,
-        x0_run,
-        model,
-        label,
-        guidance,
-    )
+    run, parts = backend_reverse.trajectory(_x0=x0_run, _model=model, **settings.trajectory_args())
     # Only the latest run is kept per session (bounded memory); scrubbing reads it, never recomputes.
     st.session_state[RUN_KEY] = {
         "settings": settings,
@@ -227,24 +214,21 @@ if model.conditional and model.guidable:
 stored = st.session_state.get(RUN_KEY)
 # the address carries run=1 (and the step) only while the run shown is the one of the settings shown
 st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
-sweep_settings = dict(
-    image_key=settings[0], res=run_res, mkey=mkey, sampler=sampler.lower(), eta=eta_used, steps=int(steps),
-    seed=seed, label=label, guidance=guidance, x0=x0_run, model=model,
-)  # fmt: skip
+sweep_settings = settings.sweep(steps)  # the slider's steps per start, not the run's (cut at t_start)
 if stored is None:
     st.info("Choose the settings and press **Run**.")
-    compare.render_sweep(sweep_settings)
+    compare.render_sweep(sweep_settings, x0_run, model)
     st.stop()
 
 run: figure.Run = stored["run"]
 if stored["settings"] != settings:
     st.info("The settings changed since this run. Below is the previous run; press **Run** to compute the new one.")
-s_img, s_res, s_model, s_t0, s_sampler, s_eta, s_n, s_seed, s_label, s_w = stored["settings"]
-title = f"{s_sampler.upper()}{f' η = {s_eta:g}' if s_sampler == 'ddim' else ''}, {plural(s_n, 'step')} from t = {s_t0}, seed {s_seed}"
-if s_label is not None:
-    title += f", class {stored['classes'][s_label]}, guidance w = {s_w:g}"
+s: backend_reverse.TrajectorySettings = stored["settings"]
+title = f"{s.sampler.upper()}{f' η = {s.eta:g}' if s.sampler == 'ddim' else ''}, {plural(s.steps, 'step')} from t = {s.t_start}, seed {s.seed}"
+if s.label is not None:
+    title += f", class {stored['classes'][s.label]}, guidance w = {s.guidance:g}"
 st.success(
-    f"{title} — {'from the photo' if s_img else 'from pure noise'}, {s_model} model, {s_res} px, took {run.seconds:.1f} s."
+    f"{title} — {'from the photo' if s.image_key else 'from pure noise'}, {s.model_key} model, {s.resolution} px, took {run.seconds:.1f} s."
 )
 
 
@@ -290,7 +274,7 @@ def scrub() -> None:
     parts = stored.get("parts")
     if parts:
         cond, uncond = parts[pos - 1]
-        w = stored["settings"][-1]
+        w = stored["settings"].guidance
         st.markdown(f"**What guidance adds at this step** (w = {w:g}): the sampler used the guided noise on the right.")
         gc = st.columns(3)
         gc[0].image(to_picture(cond, DISPLAY_PX), caption="ε̂(x_t, y): with the class", width="stretch")
@@ -336,8 +320,10 @@ if every not in grids:
 grid_png = grids[every]
 st.image(grid_png, caption=f"{len(rows)} rows: x_t | ε̂ | x̂₀", width="content")
 
-name = f"reverse-{s_sampler}-{s_n}steps-t{s_t0}-seed{s_seed}"
-slide_title = f"{title} · {'from the photo' if s_img else 'from pure noise'}, {s_model} model, {s_res} px"
+name = f"reverse-{s.sampler}-{s.steps}steps-t{s.t_start}-seed{s.seed}"
+slide_title = (
+    f"{title} · {'from the photo' if s.image_key else 'from pure noise'}, {s.model_key} model, {s.resolution} px"
+)
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download the grid (PNG)", grid_png, file_name=f"{name}.png", mime="image/png", on_click="ignore", key="traj_dl_png"
@@ -365,4 +351,4 @@ d3.download_button(
 st.caption("The same pictures as `python -m model.figure IMAGE ... --out figure.png --gif anim.gif` makes.")
 
 compare.render_compare()
-compare.render_sweep(sweep_settings)
+compare.render_sweep(sweep_settings, x0_run, model)
