@@ -45,6 +45,7 @@ test-fast: setup-dev
 
 lint: setup-dev
 	$(BIN)/ruff check app model tests bench
+	$(BIN)/ruff format --check app model tests bench
 
 format: setup-dev
 	$(BIN)/ruff format app model tests bench

@@ -29,5 +29,3 @@ def picture(x: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
 def noise_picture(eps: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
     """A noise tensor shown with the fixed ±3 sigma normalisation."""
     return to_picture(noise_to_uint8(eps), size)
-
-

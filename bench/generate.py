@@ -64,7 +64,10 @@ def main() -> None:
     ap.add_argument("--model", default="fashion")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument(
-        "--guidance", type=float, default=1.0, help="w > 0: guided, two predictions per step (speed does not depend on w)"
+        "--guidance",
+        type=float,
+        default=1.0,
+        help="w > 0: guided, two predictions per step (speed does not depend on w)",
     )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's setting)")
@@ -97,7 +100,9 @@ def main() -> None:
     print(f"one of each class, batched cond+uncond (ships): median {mb:.2f} s  ({mb / a.steps * 1000:.1f} ms/step)")
     print(f"one of each class, two passes per step:         median {mt:.2f} s  ({mt / a.steps * 1000:.1f} ms/step)")
     print(f"batched / two passes: {mb / mt:.2f}x")
-    print(f"one of each class, batched, plain fp32:         median {mf:.2f} s  (app's arithmetic / fp32: {mb / mf:.2f}x)")
+    print(
+        f"one of each class, batched, plain fp32:         median {mf:.2f} s  (app's arithmetic / fp32: {mb / mf:.2f}x)"
+    )
     print(f"one sample with guidance (Reverse trajectory):  median {mo:.2f} s  ({mo / a.steps * 1000:.1f} ms/step)")
     print(f"target: one of each class in at most 3 s -> {'met' if mb <= 3.0 else 'NOT met'} ({mb:.2f} s)")
     print(

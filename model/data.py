@@ -141,7 +141,6 @@ SKIMAGE_PHOTOS = [
 SKIMAGE_EXCLUDED = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
 
 
-
 # --------------------------------------------------------------------------- fetching
 def fetch_debs(cache: Path, packages=DEB_PACKAGES) -> dict[str, Path]:
     """``apt-get download`` + ``dpkg -x`` each package into ``cache/<pkg>``; returns the roots."""
@@ -332,7 +331,9 @@ def main(argv=None) -> None:
         from model.fashion import build_fashion
 
         m = build_fashion(a.fashion_out, a.cache)
-        print(f"wrote Fashion-MNIST ({m['counts']['train']} train, {m['counts']['test']} test) + manifest to {a.fashion_out}")
+        print(
+            f"wrote Fashion-MNIST ({m['counts']['train']} train, {m['counts']['test']} test) + manifest to {a.fashion_out}"
+        )
     if a.out:
         rows = build_train(a.out, a.cache, a.max_side)
         print(f"wrote {len(rows)} training photos + manifest to {a.out}")

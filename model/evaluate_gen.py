@@ -71,7 +71,9 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}; scale [-1, 1] images with (x + 1) * 127.5 and round")
+        raise ValueError(
+            f"images must be uint8 in 0..255, got {images.dtype}; scale [-1, 1] images with (x + 1) * 127.5 and round"
+        )
     if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[1] not in (28, 32):
         raise ValueError(
             f"images must be (N, 28, 28) or (N, 32, 32) (optionally with a last axis of 1), got {images.shape}"

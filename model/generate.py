@@ -225,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     npz = a.out / "samples.npz"
     np.savez_compressed(npz, images=images, labels=np.asarray(labels, dtype=np.int64))
-    print(f"{npz}  images {images.shape} uint8, labels {len(labels)}  (guidance {guidance:g}, {a.sampler} {a.steps} steps)")
+    print(
+        f"{npz}  images {images.shape} uint8, labels {len(labels)}  (guidance {guidance:g}, {a.sampler} {a.steps} steps)"
+    )
     grid = grid_png(images, labels, model.classes)
     gpath = a.out / "grid.png"
     grid.save(gpath)

@@ -1,6 +1,6 @@
 """Training the judge of :mod:`model.judge` (command line in :mod:`model.judge_cli`)::
 
-    python -m model.judge --data data/fashion --out checkpoints/fashion-judge
+python -m model.judge --data data/fashion --out checkpoints/fashion-judge
 """
 
 from __future__ import annotations

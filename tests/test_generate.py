@@ -88,8 +88,20 @@ def test_resolve_label_names_indices_and_bad_names():
 def test_cli_writes_npz_and_grid_for_a_conditional_model(tiny_cond_model_dir, tmp_path, capsys):
     out = tmp_path / "gen"
     rc = main(
-        ["--model", str(tiny_cond_model_dir), "--label", "all", "--per-class", "2", "--steps", "3", "--guidance", "1",
-         "--out", str(out)]
+        [
+            "--model",
+            str(tiny_cond_model_dir),
+            "--label",
+            "all",
+            "--per-class",
+            "2",
+            "--steps",
+            "3",
+            "--guidance",
+            "1",
+            "--out",
+            str(out),
+        ]
     )
     assert rc == 0
     d = np.load(out / "samples.npz")
@@ -100,8 +112,34 @@ def test_cli_writes_npz_and_grid_for_a_conditional_model(tiny_cond_model_dir, tm
     assert (out / "grid.png").stat().st_size > 0
     # one class by name; same seed and batch -> same pictures as the first class of "all"? no: different labels,
     # but the same command twice is reproducible
-    main(["--model", str(tiny_cond_model_dir), "--label", "sneaker", "--per-class", "3", "--steps", "3", "--out", str(out / "a")])
-    main(["--model", str(tiny_cond_model_dir), "--label", "7", "--per-class", "3", "--steps", "3", "--out", str(out / "b")])
+    main(
+        [
+            "--model",
+            str(tiny_cond_model_dir),
+            "--label",
+            "sneaker",
+            "--per-class",
+            "3",
+            "--steps",
+            "3",
+            "--out",
+            str(out / "a"),
+        ]
+    )
+    main(
+        [
+            "--model",
+            str(tiny_cond_model_dir),
+            "--label",
+            "7",
+            "--per-class",
+            "3",
+            "--steps",
+            "3",
+            "--out",
+            str(out / "b"),
+        ]
+    )
     a, b = np.load(out / "a" / "samples.npz"), np.load(out / "b" / "samples.npz")
     assert a["labels"].tolist() == [7, 7, 7] and np.array_equal(a["images"], b["images"])
 
@@ -158,8 +196,25 @@ def test_training_smoke_run_class_conditional(tmp_path):
     data = _tiny_fashion(tmp_path / "fashion")
     out = tmp_path / "ckpt"
     r = train(
-        ["--data", str(data), "--arch", "tiny-cond", "--out", str(out), "--res", "32", "--steps", "3", "--batch", "4",
-         "--no-progress", "--warmup", "1", "--label-dropout", "0.5"]
+        [
+            "--data",
+            str(data),
+            "--arch",
+            "tiny-cond",
+            "--out",
+            str(out),
+            "--res",
+            "32",
+            "--steps",
+            "3",
+            "--batch",
+            "4",
+            "--no-progress",
+            "--warmup",
+            "1",
+            "--label-dropout",
+            "0.5",
+        ]
     )
     assert r["step"] == 3
     cfg = json.loads((out / "config.json").read_text())
@@ -168,8 +223,23 @@ def test_training_smoke_run_class_conditional(tmp_path):
     m = network.load_model(str(out))
     assert m.guidable and m.channels == 1
     # resumable: two more steps continue from step 3
-    r = train(["--data", str(data), "--arch", "tiny-cond", "--out", str(out), "--res", "32", "--steps", "5",
-               "--batch", "4", "--no-progress"])
+    r = train(
+        [
+            "--data",
+            str(data),
+            "--arch",
+            "tiny-cond",
+            "--out",
+            str(out),
+            "--res",
+            "32",
+            "--steps",
+            "5",
+            "--batch",
+            "4",
+            "--no-progress",
+        ]
+    )
     assert r["step"] == 5
 
 
@@ -182,7 +252,19 @@ def test_training_refuses_a_conditional_model_on_photos(tmp_path):
     photos.mkdir()
     Image.new("RGB", (40, 40), "red").save(photos / "a.png")
     with pytest.raises(SystemExit, match="labelled data"):
-        train(["--data", str(photos), "--arch", "tiny-cond", "--out", str(tmp_path / "o"), "--steps", "1", "--no-progress"])
+        train(
+            [
+                "--data",
+                str(photos),
+                "--arch",
+                "tiny-cond",
+                "--out",
+                str(tmp_path / "o"),
+                "--steps",
+                "1",
+                "--no-progress",
+            ]
+        )
     with pytest.raises(SystemExit):
         train(["--data", str(photos), "--out", str(tmp_path / "o2"), "--label-dropout", "2", "--no-progress"])
 

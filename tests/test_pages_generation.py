@@ -30,8 +30,11 @@ def _captions(at: AppTest) -> list[str]:
 
 
 def _is_grey(arr: np.ndarray) -> bool:
-    return arr.ndim == 3 and arr.shape[2] == 3 and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(
-        arr[..., 1], arr[..., 2]
+    return (
+        arr.ndim == 3
+        and arr.shape[2] == 3
+        and np.array_equal(arr[..., 0], arr[..., 1])
+        and np.array_equal(arr[..., 1], arr[..., 2])
     )
 
 
