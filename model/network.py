@@ -236,9 +236,7 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
     dev = select_device(device)
     unet = _build_unet(layout, name).to(dev)
     if dev.type == "cpu":
-        # oneDNN runs channels-last convolutions faster on a CPU: the bundled model's forward pass at
-        # 64 / 128 / 256 px takes 15.8 / 46.7 / 153.8 ms instead of 17.9 / 55.4 / 170.4 ms
-        # (bench/forward_pass.py, 2 threads); outputs agree to 2e-5
+        # oneDNN runs channels-last convolutions faster on a CPU (bench/forward_pass.py times both layouts)
         unet = unet.to(memory_format=torch.channels_last)
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)

@@ -21,9 +21,9 @@ It also tunes glibc's allocator once per process (:func:`configure_allocator`): 
 are served from the heap and freed memory is kept for reuse, instead of glibc's default
 of mapping every allocation over 128 KiB afresh (and trimming the heap top), which made a
 forward pass page-fault its activations in again and again once something else held on to
-memory: 88,945 minor page faults per 50-step 128-px trajectory that kept its records,
-against 1 for diffusers' pipeline in the same process, and 5.6 % more time
-(``DIFFUSION_LENS_MALLOC=default bench/trajectory.py --only short``, which prints the counts).
+memory: tens of thousands of minor page faults per 50-step 128-px trajectory that kept its
+records, against about one for diffusers' pipeline in the same process, and several per cent
+more time (``DIFFUSION_LENS_MALLOC=default bench/trajectory.py --only short`` prints the counts).
 
 Queue waits are reported by :func:`queue_stats` (and each ``with inference_slot() as
 wait`` yields a :class:`SlotTicket` whose ``waited_s`` is filled in on entry).
@@ -43,14 +43,10 @@ from dataclasses import dataclass
 
 import torch
 
-# Measured on the 2-core machine with a training job competing (docs/classroom.md):
-# * bench/concurrency.py, 12 clients, photo UNet at 64 px: 2 slots had a lower p95 than
-#   1 slot in all three runs (e.g. 1.31 s vs 2.03 s) and 1.3-1.7x the throughput;
-# * photo UNet at 64 px, seconds per pass: 1 thread 0.10 s, 2 threads 1.24 s (OpenMP
-#   threads spin at barriers when the cores are busy); 2 concurrent passes of 1 thread
-#   each 0.10 s per pass, of 2 threads each 0.22 s.
-# Hence 2 slots of cores // 2 threads each. Override with DIFFUSION_LENS_CONCURRENCY and
-# DIFFUSION_LENS_THREADS.
+# 2 slots of cores // 2 threads each, chosen by measurement: bench/concurrency.py prints p95 and
+# throughput per slot count, and the seconds per pass with 1 and 2 threads when the cores are busy
+# (OpenMP threads spin at barriers); docs/classroom.md has the runs. Override with
+# DIFFUSION_LENS_CONCURRENCY and DIFFUSION_LENS_THREADS.
 DEFAULT_CONCURRENCY = 2
 THREADS_ENV = "DIFFUSION_LENS_THREADS"
 CONCURRENCY_ENV = "DIFFUSION_LENS_CONCURRENCY"
