@@ -195,27 +195,8 @@ def test_training_smoke_run_class_conditional(tmp_path):
 
     data = _tiny_fashion(tmp_path / "fashion")
     out = tmp_path / "ckpt"
-    r = train(
-        [
-            "--data",
-            str(data),
-            "--arch",
-            "tiny-cond",
-            "--out",
-            str(out),
-            "--res",
-            "32",
-            "--steps",
-            "3",
-            "--batch",
-            "4",
-            "--no-progress",
-            "--warmup",
-            "1",
-            "--label-dropout",
-            "0.5",
-        ]
-    )
+    common = ["--data", str(data), "--arch", "tiny-cond", "--out", str(out), "--res", "32", "--batch", "4"]
+    r = train([*common, "--steps", "3", "--no-progress", "--warmup", "1", "--label-dropout", "0.5"])
     assert r["step"] == 3
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["in_channels"] == 1 and cfg["num_class_embeds"] == 11
@@ -223,23 +204,7 @@ def test_training_smoke_run_class_conditional(tmp_path):
     m = network.load_model(str(out))
     assert m.guidable and m.channels == 1
     # resumable: two more steps continue from step 3
-    r = train(
-        [
-            "--data",
-            str(data),
-            "--arch",
-            "tiny-cond",
-            "--out",
-            str(out),
-            "--res",
-            "32",
-            "--steps",
-            "5",
-            "--batch",
-            "4",
-            "--no-progress",
-        ]
-    )
+    r = train([*common, "--steps", "5", "--no-progress"])
     assert r["step"] == 5
 
 
