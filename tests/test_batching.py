@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from thread_helpers import run_threads
 
 from model import batching, runtime
 from model.batching import DynamicBatcher
@@ -46,27 +47,6 @@ def expected(x, t, y=None):
     t = torch.as_tensor(t).reshape(-1).expand(x.shape[0])
     out = 2 * x + t.to(x.dtype).view(-1, 1, 1, 1)
     return out if y is None else out + 100 * y.to(x.dtype).view(-1, 1, 1, 1)
-
-
-def run_threads(n: int, body, before_release=None) -> list[BaseException]:
-    """Run body(i) in n threads; fail the test if any is stuck. ``before_release`` runs while they run."""
-    errors: list[BaseException] = []
-
-    def wrapped(i):
-        try:
-            body(i)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(i,), daemon=True) for i in range(n)]
-    for th in threads:
-        th.start()
-    if before_release is not None:
-        before_release()
-    for th in threads:
-        th.join(timeout=30)
-    assert not any(th.is_alive() for th in threads), "a thread is stuck"
-    return errors
 
 
 class SlotHolder:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from thread_helpers import run_threads
 
 from model import runtime
 from model.runtime import FairSemaphore, inference_slot
@@ -21,24 +22,6 @@ def fresh_queue():
     runtime.reset()
     yield
     runtime.reset()
-
-
-def _run_threads(n: int, body) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def wrapped(i):
-        try:
-            body(i)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=30)
-    assert not any(th.is_alive() for th in threads), "a thread is stuck"
-    return errors
 
 
 @pytest.mark.parametrize("slots", [1, 2, 3])
@@ -57,7 +40,7 @@ def test_limit_is_respected_with_many_threads(slots):
                 with lock:
                     active[0] -= 1
 
-    assert _run_threads(12, body) == []
+    assert run_threads(12, body) == []
     assert peak[0] == slots  # reached, never exceeded
     stats = runtime.queue_stats()
     assert stats["slots"] == slots and stats["served"] == 60 and stats["in_use"] == 0 and stats["waiting"] == 0
