@@ -18,9 +18,11 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from model import figure, forward, network
-from model.images import ImageLoadError, load_image, to_channels
-from model.schedule import Schedule, make_schedule
+from model.diffusion import forward
+from model.diffusion.schedule import Schedule, make_schedule
+from model.images import figure
+from model.images.tensors import ImageLoadError, load_image, to_channels
+from model.nets import network
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -179,7 +181,7 @@ def get_bundled(name: str) -> network.LoadedModel:
 
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
-    return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/network.py)
+    return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/nets/network.py)
 
 
 SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)

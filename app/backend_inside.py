@@ -3,7 +3,7 @@
 Same pattern as :mod:`app.backend_reverse`: ``st.cache_data`` keyed on cheap exact keys (image key =
 sha256 of the bytes, resolution, model key, t, seed, class label); the tensors and the model are
 ``_``-prefixed arguments, not hashed. One forward pass per key, recorded by
-:func:`model.probe.capture`: what is cached are uint8 pictures of a few channels per tensor, the
+:func:`model.nets.probe.capture`: what is cached are uint8 pictures of a few channels per tensor, the
 attention layers' queries and keys (float16) and the small embedding vectors, never whole activations.
 """
 
@@ -17,12 +17,12 @@ import streamlit as st
 import torch
 
 from app.backend_reverse import fixed_noise
-from model import anatomy, probe
-from model.forward import q_sample
-from model.images import noise_to_uint8, tensor_to_uint8, to_channels
-from model.network import LoadedModel
-from model.reverse import output_to_eps
-from model.runtime import inference_slot
+from model.diffusion.forward import q_sample
+from model.diffusion.reverse import output_to_eps
+from model.images.tensors import noise_to_uint8, tensor_to_uint8, to_channels
+from model.nets import anatomy, probe
+from model.nets.network import LoadedModel
+from model.nets.runtime import inference_slot
 
 TIME_TABLE_POINTS = 250  # columns of the time-embedding heat-map (t = 0 … T-1)
 
@@ -81,7 +81,7 @@ def inside_pass(
     pad = size - x0.shape[-1]
     x_in = torch.nn.functional.pad(x_t, (0, pad, 0, pad), mode="reflect") if pad else x_t
     y = _model.labels(label, 1)
-    with inference_slot():  # the process-wide fair queue on forward passes (model/runtime.py)
+    with inference_slot():  # the process-wide fair queue on forward passes (model/nets/runtime.py)
         cap, out = probe.capture(_model.unet, x_in, int(t), y)
     c, r = x0.shape[1], x0.shape[-1]
     out = out[:, :c, :r, :r]  # a learned-variance head's extra channels and any padding off

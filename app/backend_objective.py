@@ -4,7 +4,7 @@ Same pattern as :mod:`app.backend`: ``st.cache_data`` keyed on cheap exact keys 
 key = sha256 of the bytes, resolution, model key, seed, counts); the tensors and the
 model are ``_``-prefixed arguments so they are not hashed. The model is the shared
 read-only one from :func:`app.backend.current_model`; the training step works on a
-deep copy (see :func:`model.likelihood.train_step`).
+deep copy (see :func:`model.diffusion.likelihood.train_step`).
 
 The bound estimate and the eps-MSE curve are computed in small cached chunks
 (:func:`bound_estimate_steps`, :func:`eps_mse_steps`): the page draws each partial result, with its
@@ -23,8 +23,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from model import likelihood as lk
-from model.network import LoadedModel
+from model.diffusion import likelihood as lk
+from model.nets.network import LoadedModel
 
 MSE_POINTS = 16  # timesteps in the eps-MSE chart
 DEFAULT_DRAWS = 3  # noise draws per timestep in the eps-MSE chart
@@ -62,7 +62,7 @@ def eps_mse_curve(
 def bound_estimate(
     image_key: str, resolution: int, model: str, seed: int, n: int, _x0: torch.Tensor, _model: LoadedModel
 ) -> dict:
-    """The bound from ``n`` importance-sampled t plus the exact L_0 (see :func:`model.likelihood.estimate_bpd`).
+    """The bound from ``n`` importance-sampled t plus the exact L_0 (see :func:`model.diffusion.likelihood.estimate_bpd`).
 
     The last item of :func:`bound_estimate_steps` (whose chunks are cached); the page draws the items as they come.
     :returns: ``dict(total, stderr, decoder, prior, ts, terms, n, seconds, seconds_per_term)``.
@@ -170,7 +170,7 @@ def _chunk(
 ) -> dict:
     """Chunk ``k`` of a progressive computation: the network at the timesteps ``ts``, one noise draw each.
 
-    ``kind`` is "bound" (:func:`model.likelihood.vb_terms`) or "mse" (:func:`model.likelihood.simple_loss_per_t`,
+    ``kind`` is "bound" (:func:`model.diffusion.likelihood.vb_terms`) or "mse" (:func:`model.diffusion.likelihood.simple_loss_per_t`,
     one draw); ``count`` is the bound's n (0 for "mse"). ``_state`` is the generator's state before
     this chunk, which the key (seed, kind, count, k) determines, so it is not hashed. Both library functions draw
     their noise one timestep at a time, so chunk after chunk with the carried state draws exactly the noise of one
@@ -196,7 +196,7 @@ def bound_estimate_steps(
     chunk (ts in evaluation order: the sampled t, largest first, then 0), and last the complete result with the
     keys of :func:`bound_estimate` and ``done == of``.
 
-    The same draws as :func:`model.likelihood.estimate_bpd` with ``proposal="importance"``: the generator draws
+    The same draws as :func:`model.diffusion.likelihood.estimate_bpd` with ``proposal="importance"``: the generator draws
     the timesteps, then one noise per timestep in order; the total is L_0 + mean(L_t / p(t)) + L_T.
     """
     sched = net.schedule
@@ -244,7 +244,7 @@ def eps_mse_steps(
 ) -> Iterator[dict]:
     """:func:`eps_mse_curve` chunk by chunk: yields ``dict(ts, mean, std, draws, done, of, seconds)`` after each
     chunk, over the draws complete so far (the first yield has part of draw 1: its ts are those done), and last
-    the complete curve. Draw-major, as :func:`model.likelihood.simple_loss_per_t`: draw 1 at every t, then draw 2…
+    the complete curve. Draw-major, as :func:`model.diffusion.likelihood.simple_loss_per_t`: draw 1 at every t, then draw 2…
     """
     ts = mse_timesteps(net.schedule.T)
     n_draws = max(1, int(n_draws))

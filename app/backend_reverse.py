@@ -17,12 +17,12 @@ import streamlit as st
 import torch
 
 from app import estimates
-from model import figure, generate
-from model.forward import q_sample
-from model.guidance import as_prediction, guided_eps
-from model.images import noise_to_uint8, tensor_to_uint8
-from model.network import LoadedModel
-from model.reverse import make_timesteps, sample_trajectory
+from model.diffusion.forward import q_sample
+from model.diffusion.guidance import as_prediction, guided_eps
+from model.diffusion.reverse import make_timesteps, sample_trajectory
+from model.images import figure, generate
+from model.images.tensors import noise_to_uint8, tensor_to_uint8
+from model.nets.network import LoadedModel
 
 SWEEP_POINTS = 40  # values of t in the denoise page's sweep
 LONG_RUN_SECONDS = 30.0  # warn before runs estimated longer than this
@@ -184,7 +184,7 @@ def trajectory(
     label: int | None = None,
     guidance: float = 0.0,
 ) -> tuple[figure.Run, tuple | None]:
-    """Run the reverse process once per exact setting and keep it as a compact :class:`model.figure.Run`.
+    """Run the reverse process once per exact setting and keep it as a compact :class:`model.images.figure.Run`.
 
     ``image_key``/``_x0`` None means "from pure noise" (t_start = T - 1). A progress bar
     advances with the trajectory generator. At most 4 runs are cached per process.

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 import streamlit as st
 
 from app import backend
-from model.images import ImageLoadError
-from model.network import ModelLoadError
+from model.images.tensors import ImageLoadError
+from model.nets.network import ModelLoadError
 
 
 def model_channels() -> int:

@@ -2,7 +2,7 @@
 t_start sweep (where recovering your photo turns into inventing a new one).
 
 The runs are kept in ``st.session_state["traj_history"]`` (newest first), trimmed by
-:func:`model.figure.keep_recent` to at most 4 runs and, together, the 48 MB cap one run had before.
+:func:`model.images.figure.keep_recent` to at most 4 runs and, together, the 48 MB cap one run had before.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch
 
 from app import backend_reverse, estimates, plots_reverse
 from app.render import DISPLAY_PX, plural
-from model import figure
-from model.images import to_picture
-from model.network import LoadedModel
-from model.reverse import make_timesteps
+from model.diffusion.reverse import make_timesteps
+from model.images import figure
+from model.images.tensors import to_picture
+from model.nets.network import LoadedModel
 
 HISTORY_KEY = "traj_history"
 MAX_RUNS = 4

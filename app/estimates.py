@@ -2,7 +2,7 @@
 
 An estimate is the plan of the work (how many network passes, at which batch and t) times a
 *measured* forward pass of the model in use, at the resolution and batch the work will use,
-plus the measured cost of the loop around the network (see :mod:`model.cost` for the
+plus the measured cost of the loop around the network (see :mod:`model.nets.cost` for the
 measuring). Each measurement is made once per process and kept here, keyed by the model
 (its source, device and network object), the resolution, the batch and the arithmetic path:
 the app's memo, shared by every session, so the first visitor pays a pass or two and
@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from model import cost
-from model.likelihood import default_batch_size
-from model.network import LoadedModel
-from model.reverse import make_timesteps
+from model.diffusion.likelihood import default_batch_size
+from model.diffusion.reverse import make_timesteps
+from model.nets import cost
+from model.nets.network import LoadedModel
 
 SIDEBAR_STEPS = 50  # the sidebar quotes a DDIM run of this many steps from pure noise
 
@@ -44,7 +44,7 @@ def _memoised(key: tuple, measure: Callable[[], float]) -> float:
 
 
 def macs(model: LoadedModel, resolution: int) -> int:
-    """MACs of one forward pass at ``resolution`` px (:func:`model.cost.count_macs`), counted once per process:
+    """MACs of one forward pass at ``resolution`` px (:func:`model.nets.cost.count_macs`), counted once per process:
     counting walks the network on the meta device, 0.2-0.3 s, which every sidebar rerun paid before."""
     return int(
         _memoised((*_model_key(model), "macs", int(resolution)), lambda: cost.count_macs(model.unet, resolution))
@@ -93,7 +93,7 @@ def sidebar_step(model: LoadedModel, resolution: int) -> cost.Estimate:
 
 
 def all_terms(model: LoadedModel, resolution: int, timesteps: Sequence[int] | None = None) -> cost.Estimate:
-    """Every one of the T terms of the bound (:func:`model.likelihood.vb_terms` with its default batch size),
+    """Every one of the T terms of the bound (:func:`model.diffusion.likelihood.vb_terms` with its default batch size),
     or only those at ``timesteps`` (in that order)."""
     res = int(resolution)
     batch = default_batch_size(res)

@@ -14,9 +14,9 @@ import threading
 import streamlit as st
 
 from app import backend, estimates, sources, state
-from model import cost as costs
-from model import network
-from model.reverse import make_timesteps
+from model.diffusion.reverse import make_timesteps
+from model.nets import cost as costs
+from model.nets import network
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from model.schedule import Schedule
+from model.diffusion.schedule import Schedule
 
 SIGNAL_COLOUR = "#1f77b4"
 NOISE_COLOUR = "#d62728"

@@ -14,8 +14,8 @@ from plotly.subplots import make_subplots
 
 from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, layout
 from app.render import DISPLAY_PX
-from model.anatomy import Architecture
-from model.images import to_picture
+from model.images.tensors import to_picture
+from model.nets.anatomy import Architecture
 
 SELECTED_FILL = "#ffe08a"
 ATTENTION_FILL = "#e3f0ff"

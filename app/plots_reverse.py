@@ -141,7 +141,7 @@ def eps_norm_chart(
 def compare_chart(runs: dict, current_t: int) -> go.Figure:
     """Two (or more) runs on one t axis: PSNR(x̂₀, x₀) when every run has it, else ‖ε̂‖ RMS; t decreasing to the right.
 
-    :param runs: ``{name: model.figure.Run}``.
+    :param runs: ``{name: model.images.figure.Run}``.
     """
     use_psnr = all(r.psnr is not None for r in runs.values())
     fig = go.Figure()

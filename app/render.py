@@ -1,7 +1,7 @@
 """Tensor -> picture helpers for the pages (no Streamlit here, so they are testable).
 
 Image tensors are (1, 3, H, W) in [-1, 1]. Noise tensors use the one normalisation
-stated in :mod:`model.images`: grey = 0, black = -3, white = +3.
+stated in :mod:`model.images.tensors`: grey = 0, black = -3, white = +3.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from model.figure import psnr  # noqa: F401 -- the one PSNR; pages call it as render.psnr
-from model.images import NOISE_RANGE, noise_to_uint8, tensor_to_uint8, to_picture
+from model.images.figure import psnr  # noqa: F401 -- the one PSNR; pages call it as render.psnr
+from model.images.tensors import NOISE_RANGE, noise_to_uint8, tensor_to_uint8, to_picture
 
 DISPLAY_PX = 256  # small images are upscaled to about this size with nearest-neighbour
 NOISE_CAPTION = f"grey = 0, black = −{NOISE_RANGE:g}, white = +{NOISE_RANGE:g}"

@@ -7,15 +7,15 @@ from pathlib import Path
 import streamlit as st
 
 from app import backend, janitor, present, server_stats, sidebar, state, urlstate
-from model import batching, precision, runtime
+from model.nets import batching, precision, runtime
 
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
-# * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/runtime.py);
-# * models load with the fastest arithmetic that passes the fidelity guard (model/precision.py);
+# * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/nets/runtime.py);
+# * models load with the fastest arithmetic that passes the fidelity guard (model/nets/precision.py);
 #   DIFFUSION_LENS_PRECISION=fp32 forces plain fp32;
 runtime.configure_threads()
 precision.set_policy("auto")
-# ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/batching.py);
+# ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/nets/batching.py);
 # DIFFUSION_LENS_BATCH_MS (default 5) is how long a batch waits for company, 0 turns batching off.
 batching.enable()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)

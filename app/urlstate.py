@@ -25,8 +25,8 @@ import streamlit as st
 
 from app import backend, sources
 from app.model_picker import BUNDLED_MODELS
-from model import network
-from model.network import ModelLoadError
+from model.nets import network
+from model.nets.network import ModelLoadError
 
 NOTES_KEY = "url_notes"  # sentences about the link, shown once at the top of the page
 DONE_KEY = "_url_restored"

@@ -19,11 +19,11 @@ same functions the pages call; each measurement they need is made first, as on a
 * **DDIM 50** from pure noise, every step recorded (the Reverse trajectory's run);
 * **DDPM 1000** (``--quick``: 100);
   the stand-in runs ``--standin-steps`` DDIM and DDPM steps: at full width one pass takes seconds on a CPU;
-* **all terms**: the Training objective's "Compute all T terms" (:func:`model.likelihood.vb_terms`
+* **all terms**: the Training objective's "Compute all T terms" (:func:`model.diffusion.likelihood.vb_terms`
   with the app's batch size); ``--standin-terms`` terms for the stand-in, a full run there takes hours.
 
-The measured runs go through the same code as the pages (``model.figure.start_sample``,
-``model.reverse.sample_trajectory``, ``model.figure.record_run``; ``vb_terms`` with ``model.eps``),
+The measured runs go through the same code as the pages (``model.images.figure.start_sample``,
+``model.diffusion.reverse.sample_trajectory``, ``model.images.figure.record_run``; ``vb_terms`` with ``model.eps``),
 without Streamlit. Prints estimate, measured and their ratio; the load average is printed beside
 them, since both depend on what else runs on the machine.
 """
@@ -41,11 +41,12 @@ from pathlib import Path
 import torch
 
 from app import estimates
-from model import figure, runtime
-from model import likelihood as lk
-from model.images import load_image
-from model.network import BUNDLED_MODEL, LoadedModel, load_local, load_model
-from model.reverse import make_timesteps, sample_trajectory
+from model.diffusion import likelihood as lk
+from model.diffusion.reverse import make_timesteps, sample_trajectory
+from model.images import figure
+from model.images.tensors import load_image
+from model.nets import runtime
+from model.nets.network import BUNDLED_MODEL, LoadedModel, load_local, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "assets" / "astronaut.jpg"
@@ -56,7 +57,7 @@ def standin_256(width: int = 128) -> LoadedModel:
     """google/ddpm-ema-church-256's UNet2DModel (``width`` 128) with random weights, at 256 px, on the CPU."""
     from diffusers import UNet2DModel
 
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
 
     w = width
     with torch.random.fork_rng(devices=[]):
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     threads = runtime.configure_threads(a.threads)  # the app's thread count and allocator settings
     apply = None
     try:
-        from model import precision  # the app picks its arithmetic at load (issue 20, item 1)
+        from model.nets import precision  # the app picks its arithmetic at load (issue 20, item 1)
 
         precision.set_policy("auto")
         apply = precision.apply  # a Hub model gets the same choice when it loads

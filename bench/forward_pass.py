@@ -5,7 +5,7 @@
 Prints the number of parameters and, per resolution, the median wall time of one
 forward pass (batch 1, torch.inference_mode, after warm-up runs), with the weights as
 ``from_pretrained`` leaves them (contiguous) and as the app holds them on a CPU
-(channels-last, ``model/network.py``), alternating the two. Budget from issue #3:
+(channels-last, ``model/nets/network.py``), alternating the two. Budget from issue #3:
 <= 8M parameters and <= 80 ms at 128x128 on the project's 2-core CPU machine. The
 number depends on what else runs on the machine: the load average is printed beside it.
 """

@@ -3,8 +3,8 @@
     .venv/bin/python bench/generate.py [--model fashion] [--steps 50] [--guidance W] [--repeats 5] [--threads 2]
 
 Ten samples (one per class), 50 DDIM steps, with classifier-free guidance (w = 1 by default), at the
-model's 32 px, through :func:`model.generate.trajectory` (the same generator the app and
-``python -m model.generate`` use; every step's x_t, guided eps_hat and x0_hat are produced). Two ways of
+model's 32 px, through :func:`model.images.generate.trajectory` (the same generator the app and
+``python -m model.cli.generate`` use; every step's x_t, guided eps_hat and x0_hat are produced). Two ways of
 getting the two predictions per step are timed side by side, alternating within each repeat:
 
 * **batched**: ε̂(x_t, y) and ε̂(x_t, ∅) from one forward pass on the doubled batch (what ships);
@@ -12,7 +12,7 @@ getting the two predictions per step are timed side by side, alternating within 
 
 Also times one step of a single sample with guidance (the Reverse trajectory page's run), and the batched
 run once more with the model loaded in plain fp32 (``DIFFUSION_LENS_PRECISION=fp32``), beside the
-arithmetic the app picks at load (model/precision.py: the fastest path that passes the fidelity guard).
+arithmetic the app picks at load (model/nets/precision.py: the fastest path that passes the fidelity guard).
 Prints the median seconds per run and the ratios; the issue's target is at most 3 s for the batched run on the
 project's 2-core CPU. Don't run it while a training job runs: both would be slowed.
 """
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from model import precision, runtime
-from model.generate import DEFAULT_STEPS, trajectory
-from model.guidance import GuidedEps, cfg_combine
-from model.network import load_model, precision_label
+from model.diffusion.guidance import GuidedEps, cfg_combine
+from model.images.generate import DEFAULT_STEPS, trajectory
+from model.nets import precision, runtime
+from model.nets.network import load_model, precision_label
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +46,7 @@ def run_batched(model, labels, w, steps, seed) -> float:
 
 def run_two_passes(model, labels, w, steps, seed) -> float:
     """The same trajectory, but ε̂(x_t, y) and ε̂(x_t, ∅) from two separate forward passes."""
-    import model.guidance as guidance
+    import model.diffusion.guidance as guidance
 
     def two_pass(m, x_t, t, y, scale):
         cond, uncond = m.eps(x_t, t, y), m.eps(x_t, t, m.null_label)

@@ -8,7 +8,7 @@ pictures) takes at most 300 ms server-side. Every repeat uses a new t, so nothin
 Four figures, medians and 90th percentiles over the repeats:
 
 * **forward pass alone**: ``LoadedModel.raw`` on x_t, what the Denoise page pays;
-* **recorded pass**: :func:`model.probe.capture` (the same pass with forward hooks, every ResNet
+* **recorded pass**: :func:`model.nets.probe.capture` (the same pass with forward hooks, every ResNet
   block recomputed stage by stage, every tensor turned into uint8 pictures of its 4 most active channels);
 * **inside_pass**: the page's cached function uncached (noise, recorded pass, ε̂ and x_t pictures, the
   embeddings);
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from model import probe, runtime
-from model.network import load_model
+from model.nets import probe, runtime
+from model.nets.network import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def timesteps(repeats: int, T: int, offset: int) -> list[int]:
 
 def bench_passes(model, res: int, repeats: int) -> dict[str, list[float]]:
     from app import backend_inside
-    from model.images import load_image
+    from model.images.tensors import load_image
 
     x0 = load_image((ROOT / "assets" / "astronaut.jpg").read_bytes(), res)  # (1, 3, R, R); converted if grey
     shape = (1, model.channels, res, res)

@@ -1,8 +1,8 @@
-"""How long does the whole bound take? All T terms of ``model.likelihood.vb_terms`` at 64 px.
+"""How long does the whole bound take? All T terms of ``model.diffusion.likelihood.vb_terms`` at 64 px.
 
 Uses the bundled model (checkpoints/photo-unet) if it is there; otherwise says so and
 times a stand-in with random weights: the architecture of checkpoints/photo-unet/config.json
-if that exists, else the shipped "photo" preset of ``model.train``, else the tiny test UNet.
+if that exists, else the shipped "photo" preset of ``model.training.train``, else the tiny test UNet.
 For each batch size (timesteps per network call) it prints the wall time for all T terms,
 ms per term and the bits/dim, plus the 50-t estimate the page computes by default.
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from model import likelihood as lk
-from model.images import load_image
-from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model, tiny_unet
-from model.schedule import make_schedule
+from model.diffusion import likelihood as lk
+from model.diffusion.schedule import make_schedule
+from model.images.tensors import load_image
+from model.nets.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model, tiny_unet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,10 +42,10 @@ def pick_model(res: int) -> tuple[LoadedModel, str]:
         what = f"stand-in: random weights, architecture of {cfg}"
     else:
         try:
-            from model.train import build_unet
+            from model.training.train import build_unet
 
             unet = build_unet("photo", res)
-            what = 'stand-in: random weights, the shipped "photo" preset of model.train'
+            what = 'stand-in: random weights, the shipped "photo" preset of model.training.train'
         except Exception as exc:  # noqa: BLE001 - any failure: fall back to tiny
             print(f"note: no photo preset ({exc})")
     if unet is None:

@@ -29,7 +29,7 @@ writes the same as JSON under bench/out/. Targets (issue 6, this 2-core machine)
 
     .venv/bin/python bench/load.py [--sessions 30] [--seconds 120] [--model auto]
 
-With and without the dynamic batcher (model/batching.py), 30 and 60 students, one fresh
+With and without the dynamic batcher (model/nets/batching.py), 30 and 60 students, one fresh
 server per run, then all four side by side with the batch sizes the server saw
 (``--batch-ms 0`` runs the server without the batcher)::
 
@@ -67,7 +67,7 @@ from _server import (
 )
 from ws_client import StreamlitError, StreamlitSession
 
-from model.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
+from model.nets.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
 
 ACTION_TIMEOUT_MS = 60_000
 FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"
@@ -436,7 +436,7 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
 
 
 def read_server_stats(path: Path, timeout: float = 5.0) -> dict:
-    """The server's inference stats (model/batching.py writes them every second): waits for a fresh copy."""
+    """The server's inference stats (model/nets/batching.py writes them every second): waits for a fresh copy."""
     start = time.time()
     time.sleep(1.5)  # the writer's period is 1 s: what it writes now covers the last passes
     while time.time() - start < timeout:

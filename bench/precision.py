@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/precision.py [--threads 2] [--seeds 4] [--res 64]
 
-For the bundled photo model and the Fashion generator it runs :func:`model.precision.choose`
+For the bundled photo model and the Fashion generator it runs :func:`model.nets.precision.choose`
 afresh (nothing remembered) and prints, per candidate arithmetic, the x0_hat PSNR against fp32
 at each of the guard's timesteps, the timesteps it passed, the timing at 128 px and the choice,
 with the time the check took.
 
-Then the evaluation table's model column (``python -m model.evaluate``: PSNR of x0_hat against
+Then the evaluation table's model column (``python -m model.cli.evaluate``: PSNR of x0_hat against
 the clean photo at t = 25 ... 950, the same noisy inputs) for the bundled photos in ``assets/``
 (centre-cropped to ``--res``), once in fp32 and once on the chosen path. The issue's rule: every
 PSNR unchanged within 0.05 dB.
@@ -25,17 +25,17 @@ from types import SimpleNamespace
 
 import torch
 
-from model import precision
-from model.crops import center_square, load_images
-from model.evaluate import DEFAULT_TS, evaluate
-from model.network import BUNDLED_MODEL, FASHION_MODEL, load_local, precision_label
+from model.evaluation.evaluate import DEFAULT_TS, evaluate
+from model.nets import precision
+from model.nets.network import BUNDLED_MODEL, FASHION_MODEL, load_local, precision_label
+from model.training.crops import center_square, load_images
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_DB_CHANGE = 0.05
 
 
 class OnPath:
-    """What model.evaluate needs of a UNet (``eval()``, ``parameters()``, ``(x, t) -> .sample``), run on ``model``'s path."""
+    """What model.evaluation.evaluate needs of a UNet (``eval()``, ``parameters()``, ``(x, t) -> .sample``), run on ``model``'s path."""
 
     def __init__(self, model) -> None:
         self.model = model

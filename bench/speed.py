@@ -84,10 +84,10 @@ def whole_process(repeats: int) -> None:
 
 
 def live_step(repeats: int, res: int = 256) -> None:
-    from model import precision
-    from model.forward import q_sample
-    from model.images import load_image, tensor_to_uint8
-    from model.network import load_local, precision_label
+    from model.diffusion.forward import q_sample
+    from model.images.tensors import load_image, tensor_to_uint8
+    from model.nets import precision
+    from model.nets.network import load_local, precision_label
 
     sample = sorted((ROOT / "assets").glob("*.jpg")) + sorted((ROOT / "assets").glob("*.png"))
     x0 = load_image(sample[0].read_bytes(), res)

@@ -2,10 +2,10 @@
 
     python bench/train_step.py [CHECKPOINT] [--batch 32] [--res 64] [--runs 12] [--threads 2]
 
-A step is what ``python -m model.train`` does per batch: forward, v-loss, backward, gradient
+A step is what ``python -m model.cli.train`` does per batch: forward, v-loss, backward, gradient
 clipping and an AdamW update, with the weights in float32. It is timed, alternating the modes:
 
-* ``fp32``          contiguous tensors, float32 throughout (what ``model.train`` did up to now);
+* ``fp32``          contiguous tensors, float32 throughout (what ``model.training.train`` did up to now);
 * ``fp32-cl``       the same in channels-last memory format;
 * ``bf16``          ``torch.autocast("cpu", torch.bfloat16)`` around the forward pass and loss
                     (what ``accelerate``'s ``mixed_precision="bf16"`` does on a CPU);

@@ -7,7 +7,7 @@ bundled model (checkpoints/photo-unet). If that folder has no weights yet, a sta
 UNet2DModel with random weights is built from its config.json (or from ``--arch``) and
 the output says "stand-in": speed does not depend on the weights.
 
-* **ours**: ``model.reverse.sample_trajectory`` with the pipeline scheduler's own
+* **ours**: ``model.diffusion.reverse.sample_trajectory`` with the pipeline scheduler's own
   ``timesteps`` (a fair comparison), every StepRecord kept, i.e. x_t, eps_hat and x0_hat
   recorded at every step (as-is: no copies).
 * **theirs**: the pipeline with the same UNet and number of steps, no recording,
@@ -17,7 +17,7 @@ the output says "stand-in": speed does not depend on the weights.
 Ours and theirs alternate within each repeat so both see the same machine load; the
 table reports medians, each run's minor page faults and the final-image difference (same
 seed, same noise draws). Both run in one process, under the allocator settings of
-``model.runtime.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
+``model.nets.runtime.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
 then the run that keeps its records page-faults the network's activations in afresh at
 every step: 88,945 faults per 50-step run at 128 px against 1, and 1.056x, on 2026-11-28).
 A :class:`NetClock` splits each run into the UNet's forward and the loop's own work.
@@ -41,9 +41,9 @@ from pathlib import Path
 
 import torch
 
-from model import runtime
-from model.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model
-from model.schedule import make_schedule, schedule_from_config
+from model.diffusion.schedule import make_schedule, schedule_from_config
+from model.nets import runtime
+from model.nets.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,10 +67,10 @@ def get_model(a) -> tuple[LoadedModel, str]:
         unet = UNet2DModel.from_config(json.loads(cfg_file.read_text()))
         what = f"stand-in: random weights, architecture from {cfg_file.relative_to(ROOT)}"
     else:
-        from model.train import build_unet
+        from model.training.train import build_unet
 
         unet = build_unet(a.arch, 64)
-        what = f"stand-in: random weights, model.train preset '{a.arch}' (no {cfg_file.relative_to(ROOT)} yet)"
+        what = f"stand-in: random weights, model.training.train preset '{a.arch}' (no {cfg_file.relative_to(ROOT)} yet)"
     sched = (
         schedule_from_config(json.loads(sched_file.read_text())) if sched_file.is_file() else make_schedule("linear")
     )
@@ -80,7 +80,7 @@ def get_model(a) -> tuple[LoadedModel, str]:
 
 def run_ours(model: LoadedModel, scheduler, res: int, seed: int = 0):
     """Our generator on the scheduler's timesteps, every record kept; returns (seconds, final x)."""
-    from model.reverse import sample_trajectory
+    from model.diffusion.reverse import sample_trajectory
 
     sampler = "ddim" if type(scheduler).__name__.startswith("DDIM") else "ddpm"
     ts = scheduler.timesteps.tolist()
@@ -199,8 +199,8 @@ def bench_overhead(model, sampler, steps, res, repeats=7):
 def bench_live(model, res=128, repeats=15):
     """One Denoise-page step: q_sample + eps_hat + x0_hat + three panels to PIL."""
     from app.render import noise_picture, picture
-    from model.forward import q_sample
-    from model.reverse import predict_x0
+    from model.diffusion.forward import q_sample
+    from model.diffusion.reverse import predict_x0
 
     x0 = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
     total, net = [], []
@@ -223,9 +223,9 @@ def bench_scrub(model, res=128, steps=50, repeats=30):
     """A slider move on the trajectory page: a stored step's three uint8 panels to PIL, then encoded
     as st.image encodes an RGB picture (JPEG, quality 100)."""
     from app.render import DISPLAY_PX
-    from model import figure
-    from model.images import to_picture
-    from model.reverse import make_timesteps, sample_trajectory
+    from model.diffusion.reverse import make_timesteps, sample_trajectory
+    from model.images import figure
+    from model.images.tensors import to_picture
 
     with torch.inference_mode():
         x, g = figure.start_sample(model.schedule, None, model.schedule.T - 1, 0, (1, 3, res, res))
@@ -249,7 +249,9 @@ def bench_scrub(model, res=128, steps=50, repeats=30):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled model)")
-    ap.add_argument("--arch", default="photo", help="model.train preset for a stand-in when there is no config")
+    ap.add_argument(
+        "--arch", default="photo", help="model.training.train preset for a stand-in when there is no config"
+    )
     ap.add_argument("--repeats", type=int, default=7, help="repeats of the 50-step setups (median reported)")
     ap.add_argument("--repeats-long", type=int, default=2, help="repeats of the 1000-step setup")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the app's default is 2)")
@@ -264,7 +266,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     runtime.configure_threads(a.threads)  # the inference queue would otherwise reset threads on first use
     allocator = (
-        "glibc tuned by model.runtime.configure_allocator (freed memory kept for reuse)"
+        "glibc tuned by model.nets.runtime.configure_allocator (freed memory kept for reuse)"
         if runtime.configure_allocator()
         else "as the platform sets it (DIFFUSION_LENS_MALLOC=default, or no glibc)"
     )

@@ -32,7 +32,7 @@ declare -A extra=(
 )
 for r in A B C; do
   # shellcheck disable=SC2086
-  timeout "$BACKSTOP" python3 -m model.train "${common[@]}" ${extra[$r]} --out "$RUNS/$r" >"$RUNS/$r.log" 2>&1 &
+  timeout "$BACKSTOP" python3 -m model.cli.train "${common[@]}" ${extra[$r]} --out "$RUNS/$r" >"$RUNS/$r.log" 2>&1 &
 done
 wait
 for r in A B C; do
@@ -43,7 +43,7 @@ done | tee -a "$OUT/summary.txt"
 for r in A B C; do cp "$RUNS/$r/diffusion_pytorch_model.safetensors" "$OUT/$r.safetensors" 2>/dev/null; done
 for r in A B C; do
   if [ -f "$RUNS/$r/diffusion_pytorch_model.safetensors" ]; then
-    CUDA_VISIBLE_DEVICES= python3 -m model.evaluate "$RUNS/$r" --images data/eval --res 64 --seeds 4 --no-bm3d --threads 4 \
+    CUDA_VISIBLE_DEVICES= python3 -m model.cli.evaluate "$RUNS/$r" --images data/eval --res 64 --seeds 4 --no-bm3d --threads 4 \
       >"$RUNS/$r.eval" 2>&1 &
   fi
 done

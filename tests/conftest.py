@@ -20,7 +20,7 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
     """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens)."""
     import os
 
-    from model import precision
+    from model.nets import precision
 
     old = os.environ.get(precision.CACHE_ENV)
     os.environ[precision.CACHE_ENV] = str(tmp_path_factory.mktemp("precision-choices"))
@@ -37,7 +37,7 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
 def _fp32_unless_a_test_asks():
     """The library default is plain fp32; the app's entry file and the commands set "auto" at their edge.
     Put the default back after every test, so one test's policy never leaks into the next."""
-    from model import precision
+    from model.nets import precision
 
     yield
     precision.set_policy("fp32")
@@ -55,8 +55,8 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A flat diffusers folder holding a tiny random UNet2DModel and the linear schedule."""
-    from model.network import save_model, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import save_model, tiny_unet
 
     folder = tmp_path_factory.mktemp("tiny-model")
     save_model(tiny_unet(32), make_schedule("linear"), folder)
@@ -85,9 +85,9 @@ def tiny_cond_model_dir(tmp_path_factory) -> Path:
     with its classes.json, like checkpoints/fashion-unet."""
     import json
 
-    from model.fashion import CLASSES, NULL_LABEL
-    from model.network import save_model, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import save_model, tiny_unet
+    from model.training.fashion import CLASSES, NULL_LABEL
 
     folder = tmp_path_factory.mktemp("tiny-cond-model")
     save_model(tiny_unet(32, channels=1, num_class_embeds=len(CLASSES) + 1), make_schedule("linear"), folder)

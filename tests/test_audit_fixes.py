@@ -17,9 +17,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from model.forward import q_sample
-from model.network import ModelLoadError, load_local, save_model, tiny_unet
-from model.reverse import (
+from model.diffusion.forward import q_sample
+from model.diffusion.reverse import (
     ddim_step,
     ddpm_step,
     output_to_eps,
@@ -29,7 +28,8 @@ from model.reverse import (
     sample_trajectory,
     training_target,
 )
-from model.schedule import make_schedule, schedule_from_config
+from model.diffusion.schedule import make_schedule, schedule_from_config
+from model.nets.network import ModelLoadError, load_local, save_model, tiny_unet
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 TRAINED = torch.linspace(2e-4, 0.03, 1000, dtype=torch.float64) ** 1.1  # an arbitrary monotone beta list

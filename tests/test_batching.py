@@ -1,4 +1,4 @@
-"""model.batching: concurrent forward passes merged into one network call, each caller getting its own rows."""
+"""model.nets.batching: concurrent forward passes merged into one network call, each caller getting its own rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from thread_helpers import run_threads
 
-from model import batching, runtime
-from model.batching import DynamicBatcher
+from model.nets import batching, runtime
+from model.nets.batching import DynamicBatcher
 
 
 @pytest.fixture(autouse=True)
@@ -235,8 +235,8 @@ def test_a_lone_caller_does_not_wait_for_company():
 
 def test_batched_unet_rows_equal_unbatched_rows(one_torch_thread):
     """fp32 tiny UNet through LoadedModel.raw: a row's output does not depend on the other rows."""
-    from model.network import LoadedModel, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import LoadedModel, tiny_unet
 
     models = [
         LoadedModel(unet=tiny_unet(16), schedule=make_schedule("linear"), resolution=16, source="tiny"),

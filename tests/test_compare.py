@@ -1,4 +1,4 @@
-"""Compare on the Reverse trajectory page: the kept runs (model.figure.keep_recent, frame_near_t), two runs side by
+"""Compare on the Reverse trajectory page: the kept runs (model.images.figure.keep_recent, frame_near_t), two runs side by
 side, and the t_start sweep; pure pieces directly, the page through AppTest on the tiny model."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
 from app import plots_reverse
-from model import figure
+from model.images import figure
 
 torch.set_num_threads(1)
 
@@ -90,7 +90,7 @@ def test_two_runs_side_by_side(tiny_model_dir):
 
 
 def test_t_start_sweep_rows_and_cache(tiny_model_dir):
-    from model import network
+    from model.nets import network
 
     at = _app(tiny_model_dir)
     at.run()

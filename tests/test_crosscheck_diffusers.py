@@ -6,9 +6,9 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from model.forward import q_sample
-from model.reverse import ddim_step, ddpm_step, predict_x0
-from model.schedule import make_schedule
+from model.diffusion.forward import q_sample
+from model.diffusion.reverse import ddim_step, ddpm_step, predict_x0
+from model.diffusion.schedule import make_schedule
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 TS = [0, 1, 17, 250, 500, 901, 999]

@@ -9,8 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from model.gcompris import activity_photos, normalise_license, parse_credits
-from model.qt_rcc import RccError, iter_rcc
+from model.training.gcompris import activity_photos, normalise_license, parse_credits
+from model.training.qt_rcc import RccError, iter_rcc
 
 
 def make_rcc(tree: dict, version: int = 2, compressed: frozenset = frozenset()) -> bytes:
@@ -154,12 +154,12 @@ def test_activity_photos_keeps_credited_free_photos_and_reports_the_rest(tmp_pat
 
 
 def test_importing_model_data_leaves_pils_pixel_limit_alone():
-    """The decompression-bomb limit is lifted only while model.data reads its own files, never on import."""
+    """The decompression-bomb limit is lifted only while model.training.data reads its own files, never on import."""
     import subprocess
     import sys
 
     code = (
-        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import model.data; "
+        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import model.training.data; "
         "assert Image.MAX_IMAGE_PIXELS == before, Image.MAX_IMAGE_PIXELS; print(before)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -168,7 +168,7 @@ def test_importing_model_data_leaves_pils_pixel_limit_alone():
 
 
 def test_the_pixel_limit_is_lifted_while_reading_a_training_folder_and_restored(tmp_path, monkeypatch):
-    from model import crops
+    from model.training import crops
 
     seen = []
     monkeypatch.setattr(crops, "list_images", lambda folder: seen.append(Image.MAX_IMAGE_PIXELS) or [])

@@ -35,7 +35,7 @@ def test_chunk_size_scales_with_pixels():
 
 
 def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, small_chunks, tiny_model_dir):
-    from model.network import load_model
+    from model.nets.network import load_model
 
     net = load_model(str(tiny_model_dir))
     x0 = torch.rand((1, 3, RES, RES), generator=torch.Generator().manual_seed(2)) * 2 - 1

@@ -1,4 +1,4 @@
-"""Time estimates (app/estimates.py on model/cost.py) against the measured time of the same work.
+"""Time estimates (app/estimates.py on model/nets/cost.py) against the measured time of the same work.
 
 Issue 20: every estimate shown lands within ±30 % of the measured time. Timings on a shared CI
 machine are noisy, so the band here is wider (a factor 1.6 either way), but an estimate off by
@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from app import estimates
-from model import cost
-from model import likelihood as lk
-from model.checkpoint_io import tiny_unet
-from model.figure import record_run, start_sample
-from model.network import LoadedModel
-from model.reverse import make_timesteps, sample_trajectory
-from model.schedule import make_schedule
+from model.diffusion import likelihood as lk
+from model.diffusion.reverse import make_timesteps, sample_trajectory
+from model.diffusion.schedule import make_schedule
+from model.images.figure import record_run, start_sample
+from model.nets import cost
+from model.nets.checkpoint_io import tiny_unet
+from model.nets.network import LoadedModel
 
 RES = 32
 SLACK = 1.6  # the ±30 % of the issue, widened for a noisy shared machine; 2x still fails
@@ -130,7 +130,7 @@ def test_a_cold_first_call_is_not_taken_for_the_pass(monkeypatch):
 
 
 def test_passes_are_costed_on_the_arithmetic_path_of_their_t():
-    # a model that runs bf16 up to t = 400 and fp32 above (model/precision.py's choice)
+    # a model that runs bf16 up to t = 400 and fp32 above (model/nets/precision.py's choice)
     choice = SimpleNamespace(path_for=lambda t: SimpleNamespace(name="bf16" if int(t.max()) <= 400 else "fp32"))
     model = SimpleNamespace(precision=choice)
     asked = []

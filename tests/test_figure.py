@@ -1,4 +1,4 @@
-"""model/figure.py: the grid PNG, the GIF, the compact Run, and the command line."""
+"""model/images/figure.py: the grid PNG, the GIF, the compact Run, and the command line."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import torch
 from conftest import ROOT, png_bytes
 from PIL import Image
 
-from model import figure, figure_cli
-from model.reverse import make_timesteps, oracle_eps_model, sample_trajectory
-from model.schedule import make_schedule
+from model.cli import figure as figure_cli
+from model.diffusion.reverse import make_timesteps, oracle_eps_model, sample_trajectory
+from model.diffusion.schedule import make_schedule
+from model.images import figure
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 SCHED = make_schedule("linear")

@@ -1,4 +1,4 @@
-"""model.figure.slide_image: the 16:9 slide (title line, the paper's notation, transposed layout), pure PIL;
+"""model.images.figure.slide_image: the 16:9 slide (title line, the paper's notation, transposed layout), pure PIL;
 and the command line's --slide."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from model import figure, figure_cli
+from model.cli import figure as figure_cli
+from model.images import figure
 
 RES = 8
 

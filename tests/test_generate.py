@@ -1,4 +1,4 @@
-"""Math and command line of generation: classifier-free guidance, labels, model.generate, class-conditional
+"""Math and command line of generation: classifier-free guidance, labels, model.images.generate, class-conditional
 training on tiny IDX files the test writes itself, and grey / conditional models through LoadedModel."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from model import network
-from model.fashion import CLASSES, NULL_LABEL, read_idx, write_idx
-from model.generate import default_guidance, label_list, main, resolve_label
-from model.guidance import cfg_combine, check_guidance, guided_eps, guided_eps_model
-from model.reverse import predict_x0
+from model.cli.generate import main
+from model.diffusion.guidance import cfg_combine, check_guidance, guided_eps, guided_eps_model
+from model.diffusion.reverse import predict_x0
+from model.images.generate import default_guidance, label_list, resolve_label
+from model.nets import network
+from model.training.fashion import CLASSES, NULL_LABEL, read_idx, write_idx
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,7 +68,7 @@ def test_guidance_errors_are_one_clear_sentence(tiny_model_dir, tiny_cond_model_
         check_guidance(cond, None, 2.0)
     with pytest.raises(ValueError, match=">= 0"):
         check_guidance(cond, 1, -1.0)
-    from model.generate import DEFAULT_GUIDANCE
+    from model.images.generate import DEFAULT_GUIDANCE
 
     assert default_guidance(rgb) == 0.0 and default_guidance(cond) == DEFAULT_GUIDANCE
 
@@ -191,7 +192,7 @@ def test_idx_round_trip_and_bad_files(tmp_path):
 
 @pytest.mark.slow
 def test_training_smoke_run_class_conditional(tmp_path):
-    from model.train import train
+    from model.training.train import train
 
     data = _tiny_fashion(tmp_path / "fashion")
     out = tmp_path / "ckpt"
@@ -211,7 +212,7 @@ def test_training_smoke_run_class_conditional(tmp_path):
 def test_training_refuses_a_conditional_model_on_photos(tmp_path):
     from PIL import Image
 
-    from model.train import train
+    from model.training.train import train
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -235,9 +236,9 @@ def test_training_refuses_a_conditional_model_on_photos(tmp_path):
 
 
 def test_build_fashion_copies_the_idx_files_and_writes_a_manifest(tmp_path, monkeypatch):
-    """model.data --fashion-out on a local stand-in of the Debian package (no download)."""
-    import model.data
-    from model.fashion import PACKAGE, PKG_DIR, build_fashion, load_split
+    """model.training.data --fashion-out on a local stand-in of the Debian package (no download)."""
+    import model.training.data
+    from model.training.fashion import PACKAGE, PKG_DIR, build_fashion, load_split
 
     root = tmp_path / "cache" / PACKAGE
     _tiny_fashion(root / PKG_DIR, n=20)
@@ -249,7 +250,7 @@ def test_build_fashion_copies_the_idx_files_and_writes_a_manifest(tmp_path, monk
         calls.append(tuple(packages))
         return {PACKAGE: root}
 
-    monkeypatch.setattr(model.data, "fetch_debs", fake_fetch)
+    monkeypatch.setattr(model.training.data, "fetch_debs", fake_fetch)
     out = tmp_path / "fashion"
     m = build_fashion(out, tmp_path / "cache")
     assert calls == [(PACKAGE,)]

@@ -1,4 +1,4 @@
-"""model.images: the one door for untrusted image bytes.
+"""model.images.tensors: the one door for untrusted image bytes.
 
 Each test builds its fixture in the test (Pillow, or a few hand-written bytes for what
 Pillow cannot write, such as 16-bit RGB) and checks the pixels that come out.
@@ -17,8 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from model import decode, images
-from model.images import ImageLoadError, decode_image, load_image
+from model.images import decode
+from model.images import tensors as images
+from model.images.tensors import ImageLoadError, decode_image, load_image
 
 # ----------------------------------------------------------------------------------- helpers
 

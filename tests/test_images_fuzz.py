@@ -1,4 +1,4 @@
-"""Fuzz model.images.load_image: whatever the bytes, only ImageLoadError escapes.
+"""Fuzz model.images.tensors.load_image: whatever the bytes, only ImageLoadError escapes.
 
 At least :data:`N_EXAMPLES` inputs: random bytes (with and without a valid magic
 number) and mutations of small valid PNG, JPEG, GIF, BMP, TIFF and WebP files (bit
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from model.images import ImageLoadError, load_image
+from model.images.tensors import ImageLoadError, load_image
 
 # Pillow warns about the odd tags and sizes of broken files; that is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")

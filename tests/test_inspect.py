@@ -1,4 +1,4 @@
-"""model/anatomy.py and model/probe.py: shapes per block against the config, the ResNet block and attention recomputed
+"""model/nets/anatomy.py and model/nets/probe.py: shapes per block against the config, the ResNet block and attention recomputed
 exactly, the sinusoidal embedding against diffusers' Timesteps, and a capture that keeps pictures only."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from diffusers import UNet2DModel
 from diffusers.models.embeddings import Timesteps
 from diffusers.models.resnet import ResnetBlock2D
 
-from model import anatomy, probe
+from model.nets import anatomy, probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -366,7 +366,7 @@ def test_unknown_block_types_take_their_shapes_from_the_forward_pass():
 @pytest.mark.slow
 def test_anatomy_and_probe_import_no_ui_library():
     code = (
-        "import sys; import model.anatomy, model.probe\n"
+        "import sys; import model.nets.anatomy, model.nets.probe\n"
         "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('streamlit', 'plotly'))\n"
         "assert not bad, bad\n"
     )

@@ -1,4 +1,4 @@
-"""The Fashion-MNIST judge and its four numbers (model.judge) and the evaluate_gen command line, on tiny
+"""The Fashion-MNIST judge and its four numbers (model.evaluation.judge) and the evaluate_gen command line, on tiny
 synthetic IDX data written here (no dependency on data/fashion)."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from model import evaluate_gen
-from model.fashion import FILES, to_model, write_idx
-from model.gen_metrics import (
+from model.cli import evaluate_gen
+from model.evaluation.gen_metrics import (
     agreement,
     calibrate_copy_threshold,
     diversity,
@@ -23,7 +22,7 @@ from model.gen_metrics import (
     near_copy_rate,
     nearest_train_distance,
 )
-from model.judge import (
+from model.evaluation.judge import (
     JudgeLoadError,
     build_reference,
     evaluate_samples,
@@ -31,7 +30,8 @@ from model.judge import (
     load_judge,
     reference_rows,
 )
-from model.judge_train import train_judge
+from model.evaluation.judge_train import train_judge
+from model.training.fashion import FILES, to_model, write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CLASS = 5  # reference images per class on the tiny data (test[:100] has 10 per class)
@@ -70,7 +70,7 @@ def _npz(path: Path, **arrays) -> Path:
 
 
 def _test_images(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    from model.fashion import load_split
+    from model.training.fashion import load_split
 
     return load_split(folder, "test")
 
@@ -133,7 +133,7 @@ def test_nearest_train_distance_matches_brute_force_across_chunks():
 
 
 def test_near_copy_rate_is_one_for_copies_and_zero_for_noise(tiny_data):
-    from model.fashion import load_split
+    from model.training.fashion import load_split
 
     train, _ = load_split(tiny_data, "train")
     test, _ = load_split(tiny_data, "test")
@@ -185,7 +185,7 @@ def test_train_judge_smoke_saves_a_loadable_judge(tiny_data, tiny_judge, tmp_pat
 
 
 def test_load_judge_says_what_to_do(tmp_path):
-    with pytest.raises(JudgeLoadError, match="python -m model.judge"):
+    with pytest.raises(JudgeLoadError, match="python -m model.cli.judge"):
         load_judge(tmp_path)
 
 
@@ -256,7 +256,7 @@ def test_evaluate_gen_module_exits_2_on_a_missing_file_and_imports_no_ui(tmp_pat
         "import runpy, sys\n"
         f"sys.argv = ['x', {str(tmp_path / 'missing.npz')!r}]\n"
         "try:\n"
-        "    runpy.run_module('model.evaluate_gen', run_name='__main__')\n"
+        "    runpy.run_module('model.cli.evaluate_gen', run_name='__main__')\n"
         "finally:\n"
         "    assert not {'streamlit', 'plotly'} & set(sys.modules), 'model imported a UI library'\n"
     )

@@ -13,10 +13,10 @@ import pytest
 import torch
 from conftest import ROOT
 
-from model import likelihood as lk
-from model import likelihood_cli
-from model.reverse import q_posterior
-from model.schedule import gather, make_schedule
+from model.cli import likelihood as likelihood_cli
+from model.diffusion import likelihood as lk
+from model.diffusion.reverse import q_posterior
+from model.diffusion.schedule import gather, make_schedule
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 LIN = make_schedule("linear")
@@ -107,7 +107,7 @@ def test_model_log_variance_follows_improved_diffusion():
 
 
 def test_term_matches_an_independent_computation():
-    """One KL term by hand with model.reverse.q_posterior and torch.distributions."""
+    """One KL term by hand with model.diffusion.reverse.q_posterior and torch.distributions."""
     x0 = lk.quantize_8bit(_x0().double())
     t = 400
     g = torch.Generator().manual_seed(3)
@@ -217,7 +217,7 @@ def test_sampled_estimate_is_unbiased(proposal):
 
 
 def test_estimate_on_a_tiny_network_is_close_to_all_terms(tiny_model_dir):
-    from model.network import load_model
+    from model.nets.network import load_model
 
     m = load_model(tiny_model_dir)
     sched = make_schedule("linear", T=100)  # short chain: keeps the test fast
@@ -250,7 +250,7 @@ def test_simple_loss_per_t_oracle_zero_model_and_spread():
 
 
 def test_training_step_leaves_the_shared_model_untouched_and_lowers_the_loss(tiny_model_dir):
-    from model.network import load_model
+    from model.nets.network import load_model
 
     m = load_model(tiny_model_dir)
     before = {k: v.clone() for k, v in m.unet.state_dict().items()}
@@ -286,7 +286,7 @@ def test_codec_bpd_noise_costs_about_8_bits_and_flat_costs_little():
 
 
 def test_cli_prints_table_and_bits_per_dim_last(tmp_path, capsys):
-    from model.network import save_model, tiny_unet
+    from model.nets.network import save_model, tiny_unet
 
     folder = save_model(tiny_unet(32), make_schedule("linear", T=40), tmp_path / "m")
     img = tmp_path / "img.png"
@@ -305,10 +305,10 @@ def test_cli_prints_table_and_bits_per_dim_last(tmp_path, capsys):
 
 
 def test_module_is_pure():
-    """No streamlit or plotly import anywhere in model/likelihood.py (top level or inside functions)."""
+    """No streamlit or plotly import anywhere in model/diffusion/likelihood.py (top level or inside functions)."""
     import ast
 
-    tree = ast.parse((ROOT / "model" / "likelihood.py").read_text())
+    tree = ast.parse((ROOT / "model" / "diffusion" / "likelihood.py").read_text())
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "torch" in names  # the check sees imports at all

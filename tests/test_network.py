@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import checkpoint_io, network
-from model import cost as costs
-from model.network import LoadedModel, ModelCache, ModelLoadError
-from model.reverse import eps_to_output, predict_x0
-from model.schedule import make_schedule
+from model.diffusion.reverse import eps_to_output, predict_x0
+from model.diffusion.schedule import make_schedule
+from model.nets import checkpoint_io, network
+from model.nets import cost as costs
+from model.nets.network import LoadedModel, ModelCache, ModelLoadError
 
 KINDS = ("epsilon", "v_prediction", "sample")
 RES = 16

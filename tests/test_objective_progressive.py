@@ -2,7 +2,7 @@
 
 The bound estimate and the eps-MSE curve are computed in small cached chunks (app/backend_objective.py) so the page
 can show partial charts after the first chunk (issue 20). Checked here: the complete result equals
-:func:`model.likelihood.estimate_bpd` / :func:`model.likelihood.simple_loss_per_t` in one call (the same draws;
+:func:`model.diffusion.likelihood.estimate_bpd` / :func:`model.diffusion.likelihood.simple_loss_per_t` in one call (the same draws;
 only float32 rounding of a different network batch differs), partial items grow, cached chunks are replayed
 without the network, and the page shows progress bars and ends with the same charts.
 """
@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import backend
 from app import backend_objective as bo
-from model import likelihood as lk
+from model.diffusion import likelihood as lk
 
 T_SHORT = 50
 RES = 32
@@ -29,15 +29,15 @@ RES = 32
 
 @pytest.fixture(scope="module")
 def short_model_dir(tmp_path_factory):
-    from model.network import save_model, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import save_model, tiny_unet
 
     return save_model(tiny_unet(RES), make_schedule("linear", T=T_SHORT), tmp_path_factory.mktemp("short"))
 
 
 @pytest.fixture(scope="module")
 def net(short_model_dir):
-    from model.network import load_model
+    from model.nets.network import load_model
 
     return load_model(str(short_model_dir))
 
@@ -156,8 +156,8 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
 
     # the complete charts are those of the one-shot computation
     img = at.session_state["sample_name"]
-    from model.images import load_image
-    from model.network import load_model
+    from model.images.tensors import load_image
+    from model.nets.network import load_model
 
     net = load_model(str(short_model_dir))
     x0 = load_image(backend.SAMPLES[img].read_bytes(), RES)

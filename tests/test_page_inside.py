@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from test_inspect import _unet, hub_like_unet, tiny_attention_unet
 
 from app import plots_inside
-from model import anatomy, probe
-from model.schedule import make_schedule
+from model.diffusion.schedule import make_schedule
+from model.nets import anatomy, probe
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
@@ -24,7 +24,7 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 @pytest.fixture(scope="module")
 def attention_model_dir(tmp_path_factory):
     """A tiny RGB model with self-attention at 16 px (4 heads) and in the mid block."""
-    from model.network import save_model
+    from model.nets.network import save_model
 
     folder = tmp_path_factory.mktemp("tiny-attention")
     save_model(tiny_attention_unet(), make_schedule("linear"), folder)
@@ -34,7 +34,7 @@ def attention_model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cond_model_dir(tmp_path_factory):
     """A tiny grey class-conditional model with attention and classes.json, like checkpoints/fashion-unet."""
-    from model.network import save_model
+    from model.nets.network import save_model
 
     folder = tmp_path_factory.mktemp("tiny-cond-attention")
     save_model(tiny_attention_unet(in_channels=1, out_channels=1, num_class_embeds=11), make_schedule("linear"), folder)
@@ -45,7 +45,7 @@ def cond_model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hub_like_dir(tmp_path_factory):
     """google/ddpm-cifar10-32's layout (4 levels, attention at the second), at a tiny width."""
-    from model.network import save_model
+    from model.nets.network import save_model
 
     folder = tmp_path_factory.mktemp("hub-like")
     save_model(hub_like_unet(), make_schedule("linear"), folder)
@@ -175,7 +175,7 @@ def test_a_hub_layout_model_at_64_px(hub_like_dir):
 
 
 def test_a_model_without_attention_says_so(tmp_path):
-    from model.network import save_model
+    from model.nets.network import save_model
 
     save_model(_unet(add_attention=False), make_schedule("linear"), tmp_path)
     at = _app(tmp_path)

@@ -15,8 +15,8 @@ T_SHORT = 50
 @pytest.fixture(scope="module")
 def short_model_dir(tmp_path_factory):
     """A tiny random UNet with a 50-step linear schedule, so "all T terms" is quick."""
-    from model.network import save_model, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import save_model, tiny_unet
 
     return save_model(tiny_unet(32), make_schedule("linear", T=T_SHORT), tmp_path_factory.mktemp("short"))
 
@@ -95,8 +95,8 @@ def test_all_terms_button_and_training_step(short_model_dir):
 
 
 def test_learned_variance_model_gets_a_message(tmp_path):
-    from model.network import save_model, tiny_unet
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
+    from model.nets.network import save_model, tiny_unet
 
     folder = save_model(tiny_unet(32), make_schedule("linear", T=T_SHORT, variance_type="learned_range"), tmp_path)
     at = _app(folder)

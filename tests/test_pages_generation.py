@@ -64,7 +64,7 @@ def test_grey_model_turns_the_photo_grey_and_runs_a_trajectory(tiny_cond_model_d
 
 
 def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir):
-    from model import network
+    from model.nets import network
 
     at = _app(str(tiny_cond_model_dir))
     at.switch_page("views/trajectory.py").run()
@@ -98,7 +98,7 @@ def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir
 
 
 def test_one_of_each_class_in_one_batch(tiny_cond_model_dir):
-    from model import network
+    from model.nets import network
 
     at = _app(str(tiny_cond_model_dir))
     at.switch_page("views/trajectory.py").run()
@@ -114,7 +114,7 @@ def test_one_of_each_class_in_one_batch(tiny_cond_model_dir):
     _ok(at)
     assert batches == [20] * 10  # 10 classes x (cond, uncond), 10 steps
     caps = _captions(at)
-    from model.fashion import CLASSES
+    from model.training.fashion import CLASSES
 
     assert all(name in caps for name in CLASSES)
     res, classes, w = at.session_state["traj_each_run"]
@@ -135,7 +135,7 @@ def test_denoise_takes_the_class(tiny_cond_model_dir):
 
 
 def test_pure_noise_with_the_photo_model_generates_with_the_fashion_generator():
-    from model import network
+    from model.nets import network
 
     if not (network.FASHION_MODEL / "config.json").is_file():
         pytest.skip("the Fashion generator checkpoint is not in this checkout")
@@ -157,7 +157,7 @@ def test_pure_noise_with_the_photo_model_generates_with_the_fashion_generator():
 
 
 def test_picker_offers_both_bundled_models_and_switches_resolution_and_sample():
-    from model import network
+    from model.nets import network
 
     if not (network.FASHION_MODEL / "config.json").is_file():
         pytest.skip("the Fashion generator checkpoint is not in this checkout")
@@ -181,7 +181,7 @@ def test_grey_images_keep_their_own_cache_key():
 
     # the same photo as a colour and as a grey image must never share a cached result
     assert backend.SAMPLES["sneaker"].is_file() and backend.SAMPLES["bag"].is_file()
-    from model.images import load_image, to_channels
+    from model.images.tensors import load_image, to_channels
 
     x = load_image(backend.SAMPLES["astronaut"].read_bytes(), 32)
     g = to_channels(x, 1)

@@ -47,7 +47,7 @@ def test_denoise_page(tiny_model_dir):
 
 
 def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
-    from model import network
+    from model.nets import network
 
     at = _app(tiny_model_dir)
     at.switch_page("views/trajectory.py")

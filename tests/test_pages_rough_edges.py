@@ -89,7 +89,7 @@ def test_current_t_markers_show_on_a_dark_background():
     import numpy as np
 
     from app import plots, plots_inside, plots_reverse
-    from model.schedule import make_schedule
+    from model.diffusion.schedule import make_schedule
 
     figs = [
         plots.schedule_chart(make_schedule("linear"), 300),

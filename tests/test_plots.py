@@ -7,7 +7,7 @@ import pytest
 
 from app import plots
 from app.render import noise_picture, picture, psnr
-from model.schedule import make_schedule
+from model.diffusion.schedule import make_schedule
 
 
 def test_schedule_chart_marks_t_and_has_both_weights():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from app import plots_objective as po
-from model import likelihood as lk
-from model.schedule import make_schedule
+from model.diffusion import likelihood as lk
+from model.diffusion.schedule import make_schedule
 
 
 def test_eps_mse_chart_mean_band_and_log_axis():

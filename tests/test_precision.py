@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from model import precision
-from model.checkpoint_io import tiny_unet
-from model.network import LoadedModel, precision_label
-from model.precision import FP32, PrecisionChoice, PrecisionPath
-from model.schedule import make_schedule
+from model.diffusion.schedule import make_schedule
+from model.nets import precision
+from model.nets.checkpoint_io import tiny_unet
+from model.nets.network import LoadedModel, precision_label
+from model.nets.precision import FP32, PrecisionChoice, PrecisionPath
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +116,8 @@ def test_bf16_autocast_passes_the_guard_for_a_v_model_and_stays_close():
 
 
 def test_policy_and_environment(monkeypatch, tmp_path):
-    from model.checkpoint_io import save_model
-    from model.network import load_local
+    from model.nets.checkpoint_io import save_model
+    from model.nets.network import load_local
 
     folder = tmp_path / "tiny"
     torch.manual_seed(0)

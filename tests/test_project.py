@@ -46,3 +46,96 @@ def test_no_source_file_edits_sys_path():
         if edit.search(line) and p != Path(__file__).resolve()
     ]
     assert not offenders, offenders
+
+
+# The sub-packages of model/, lowest first: each may import only the ones before it (and itself). The command
+# lines come last, and only the two README launchers (model/figure.py, model/likelihood.py) import them.
+LAYERS = ["diffusion", "images", "nets", "training", "evaluation", "cli"]
+
+
+def _model_imports(path: Path) -> set[str]:
+    """Every model.* module imported anywhere in ``path`` (top level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "model":
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "model"}
+    return found
+
+
+def test_each_sub_package_imports_only_the_layers_below_it():
+    offenders = []
+    for i, layer in enumerate(LAYERS):
+        allowed = set(LAYERS[: i + 1])
+        for path in sorted((ROOT / "model" / layer).rglob("*.py")):
+            for name in _model_imports(path):
+                parts = name.split(".")
+                if len(parts) > 1 and parts[1] in LAYERS and parts[1] not in allowed:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, offenders
+
+
+def test_model_has_no_import_cycles_between_modules():
+    """Modules as nodes, imports (wherever they are written) as edges: no cycle."""
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (ROOT / "model").rglob("*.py")
+    }
+    graph = {m: {n for n in _model_imports(p) if n in modules and n != m} for m, p in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> list[str] | None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return [*stack, m, n]
+            if n not in state and (cycle := visit(n, [*stack, m])):
+                return cycle
+        state[m] = 2
+        return None
+
+    for m in sorted(modules):
+        if m not in state:
+            assert (cycle := visit(m, [])) is None, " -> ".join(cycle)
+    assert graph["model.figure"] == {"model.cli.figure"}  # the check sees imports at all
+
+
+def test_the_model_package_never_imports_the_app_or_the_ui():
+    offenders = [
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in sorted((ROOT / "model").rglob("*.py"))
+        for n in _imported_top_names(p)
+        if n in {"app", "streamlit", "plotly"}
+    ]
+    assert not offenders, offenders
+
+
+def _imported_top_names(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_python_m_command_in_the_docs_names_a_runnable_module():
+    """`python -m model.X` in the README, the Makefile, the scripts and the code's own help: X exists and runs
+    a main() under ``if __name__ == "__main__"``."""
+    import importlib.util
+
+    texts = [ROOT / "README.md", ROOT / "Makefile", ROOT / "Dockerfile", *(ROOT / "scripts").glob("*.sh")]
+    texts += [*(ROOT / "model").rglob("*.py"), *(ROOT / "app").rglob("*.py")]
+    commands = {m for p in texts for m in re.findall(r"-m (model(?:\.[a-z_0-9]+)+)(?![\w.])", p.read_text())}
+    assert {"model.figure", "model.likelihood", "model.cli.train"} <= commands
+    for name in sorted(commands):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin, f"python -m {name}: no such module"
+        source = Path(spec.origin).read_text()
+        assert 'if __name__ == "__main__":' in source and "main()" in source, f"python -m {name} would do nothing"

@@ -1,13 +1,13 @@
-"""Math of the reverse trajectory (model/reverse.py): closed-form fake models on tiny tensors."""
+"""Math of the reverse trajectory (model/diffusion/reverse.py): closed-form fake models on tiny tensors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from model.forward import q_sample
-from model.reverse import make_timesteps, oracle_eps_model, sample_trajectory
-from model.schedule import make_schedule
+from model.diffusion.forward import q_sample
+from model.diffusion.reverse import make_timesteps, oracle_eps_model, sample_trajectory
+from model.diffusion.schedule import make_schedule
 
 SCHED = make_schedule("linear")
 

@@ -1,4 +1,4 @@
-"""model.runtime: the process-wide fair inference queue and the torch thread setting."""
+"""model.nets.runtime: the process-wide fair inference queue and the torch thread setting."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from thread_helpers import run_threads
 
-from model import runtime
-from model.runtime import FairSemaphore, inference_slot
+from model.nets import runtime
+from model.nets.runtime import FairSemaphore, inference_slot
 
 
 @pytest.fixture(autouse=True)
@@ -188,14 +188,14 @@ def test_runtime_does_not_import_streamlit():
     import re
 
     assert not re.search(r"^\s*(import|from)\s+streamlit", inspect.getsource(runtime), re.M)
-    assert "model.runtime" in sys.modules
+    assert "model.nets.runtime" in sys.modules
 
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from model import runtime
-from model.network import load_model
-from model.reverse import make_timesteps, sample_trajectory
+from model.nets import runtime
+from model.nets.network import load_model
+from model.diffusion.reverse import make_timesteps, sample_trajectory
 runtime.configure_threads(1)
 m = load_model(None)
 x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
@@ -236,7 +236,7 @@ def test_configure_allocator_is_once_per_process_and_can_be_switched_off():
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
-    code = "from model import runtime; print(runtime.configure_allocator(), runtime.configure_allocator())"
+    code = "from model.nets import runtime; print(runtime.configure_allocator(), runtime.configure_allocator())"
     for value, expected in (("default", "False False"), ("", "True True")):
         env = {**os.environ, "DIFFUSION_LENS_MALLOC": value, "PYTHONPATH": str(root)}
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from model.forward import q_chain, q_chain_sample, q_sample, q_step
-from model.schedule import make_schedule, schedule_from_config
+from model.diffusion.forward import q_chain, q_chain_sample, q_sample, q_step
+from model.diffusion.schedule import make_schedule, schedule_from_config
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine", "scaled_linear"])

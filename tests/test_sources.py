@@ -9,7 +9,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from app import sources
-from model import network
+from model.nets import network
 
 KNOWN = list(network.KNOWN_HUB_MODELS)
 

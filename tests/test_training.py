@@ -1,5 +1,5 @@
-"""Fast checks of the training pipeline (model/train.py), the crop sampler (model/data.py)
-and the evaluation metrics (model/evaluate.py). A tiny UNet, a few steps, a few images."""
+"""Fast checks of the training pipeline (model/training/train.py), the crop sampler (model/training/data.py)
+and the evaluation metrics (model/evaluation/evaluate.py). A tiny UNet, a few steps, a few images."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from model.crops import CropSampler, center_square, load_images, random_crop
-from model.evaluate import blur_oracle, gaussian_blur, make_noisy, predict_eps, psnr
-from model.schedule import gather, make_schedule
+from model.diffusion.schedule import gather, make_schedule
+from model.evaluation.evaluate import blur_oracle, gaussian_blur, make_noisy, predict_eps, psnr
+from model.training.crops import CropSampler, center_square, load_images, random_crop
 
 
 def _write_images(folder, n=3, seed=0):
@@ -33,7 +33,7 @@ def _write_images(folder, n=3, seed=0):
 def test_train_writes_checkpoint_and_resumes(tmp_path):
     from diffusers import UNet2DModel
 
-    from model.train import train
+    from model.training.train import train
 
     data = _write_images(tmp_path / "imgs")
     out = tmp_path / "ckpt"
@@ -83,7 +83,7 @@ def test_init_from_warm_starts_from_a_saved_folder(tmp_path):
     """A later session without train_state/ continues from the committed weights, not from scratch."""
     from diffusers import UNet2DModel
 
-    from model.train import train
+    from model.training.train import train
 
     data = _write_images(tmp_path / "imgs")
     common = ["--data", str(data), "--arch", "tiny", "--batch", "2", "--res", "32", "--no-progress", "--threads", "1"]
@@ -105,7 +105,7 @@ def test_init_from_warm_starts_from_a_saved_folder(tmp_path):
 
 
 def test_loss_weights():
-    from model.train import loss_weight
+    from model.training.train import loss_weight
 
     snr = torch.tensor([100.0, 1.0, 0.01])
     assert torch.allclose(loss_weight("eps", snr), torch.ones(3))
@@ -117,7 +117,7 @@ def test_loss_weights():
 
 @pytest.mark.parametrize("arch", ["photo", "photo-wide"])
 def test_photo_presets_fit_the_parameter_budget(arch):
-    from model.train import build_unet
+    from model.training.train import build_unet
 
     m = build_unet(arch, 64)
     n = sum(p.numel() for p in m.parameters())
@@ -130,7 +130,7 @@ def test_photo_presets_fit_the_parameter_budget(arch):
 def test_t_focus_shifts_mass_to_low_t():
     import argparse
 
-    from model.train import parse_t_focus, sample_t
+    from model.training.train import parse_t_focus, sample_t
 
     g = torch.Generator().manual_seed(0)
     uni = sample_t(40_000, 1000, None, generator=g)
@@ -195,7 +195,7 @@ def test_random_crop_dihedral_reaches_all_eight_symmetries():
 def test_training_photo_allow_list_is_well_formed():
     """Every curated training photo comes from a fetched package, has an author and a licence, and
     the lomiri photographs carry one of their copyright file's licences."""
-    from model.data import DEB_PACKAGES, WALLPAPER_PHOTOS
+    from model.training.data import DEB_PACKAGES, WALLPAPER_PHOTOS
 
     assert len(WALLPAPER_PHOTOS) == len({rel for _, rel, _, _ in WALLPAPER_PHOTOS}) == 41
     for pkg, rel, author, lic in WALLPAPER_PHOTOS:
@@ -247,7 +247,7 @@ def test_predict_eps_converts_each_prediction_type():
 def test_ema_update_is_the_moving_average_of_the_float_weights():
     """EMA.update: shadow <- d * shadow + (1 - d) * live for every float tensor (d warms up as
     (1 + n) / (10 + n)); integer buffers are copied."""
-    from model.train import EMA
+    from model.training.train import EMA
 
     m = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     ema = EMA(m, decay=0.9)
@@ -269,7 +269,7 @@ def test_ema_update_is_the_moving_average_of_the_float_weights():
 def test_warm_start_keeps_the_prediction_type_of_its_weights(tmp_path):
     """--init-from a v-predicting folder trains v (and its loss weight) unless told otherwise, and an
     explicit contradiction is refused: training v weights as an ε-predictor silently unlearns them."""
-    from model.train import parse_args
+    from model.training.train import parse_args
 
     init = tmp_path / "vmodel"
     init.mkdir()
@@ -309,7 +309,7 @@ def fresh_accelerator_state():
 def test_mixed_precision_autocasts_the_forward_pass_only(tmp_path, monkeypatch, fresh_accelerator_state, mode, dtype):
     """--mixed-precision bf16 runs the UNet's convolutions in bfloat16 (1.9x per step on this AMX CPU);
     the weights, and so the saved checkpoint, stay float32 and finite."""
-    import model.train as mt
+    import model.training.train as mt
 
     seen = []
 
@@ -335,7 +335,7 @@ def test_mixed_precision_autocasts_the_forward_pass_only(tmp_path, monkeypatch, 
 
 
 def test_evaluation_table_prints_a_dash_where_bm3d_was_skipped():
-    from model.evaluate import format_table
+    from model.evaluation.evaluate import format_table
 
     row = dict(t=25, sigma=0.0955, eps_mse=0.24, model=32.61, rescaled=26.76, blur=28.94, blur_sigma=0.6)
     ran, skipped = format_table([{**row, "bm3d": 32.77}]), format_table([{**row, "bm3d": float("nan")}])
@@ -345,7 +345,7 @@ def test_evaluation_table_prints_a_dash_where_bm3d_was_skipped():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed where there is a GPU")
 def test_fp16_without_a_gpu_is_refused_with_a_clear_message(tmp_path, capsys):
-    from model.train import parse_args
+    from model.training.train import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--mixed-precision", "fp16"])
@@ -355,7 +355,7 @@ def test_fp16_without_a_gpu_is_refused_with_a_clear_message(tmp_path, capsys):
 @pytest.mark.slow
 def test_evaluation_reports_each_photos_paired_margin_against_bm3d():
     """Per-photo model − BM3D margins (to check a small mean margin photo by photo) are in photo order."""
-    from model.evaluate import evaluate, format_per_photo, per_photo
+    from model.evaluation.evaluate import evaluate, format_per_photo, per_photo
 
     assert per_photo(torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]), 3) == [2.0, 20.0]
     s = make_schedule("linear", prediction_type="epsilon")

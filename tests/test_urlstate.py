@@ -169,7 +169,7 @@ def test_a_bundled_model_in_the_link():
 
 def test_a_generation_link_with_the_fashion_generator_keeps_its_class():
     """From pure noise the photo model hands over to the Fashion generator: the link's class is one of its classes."""
-    from model import network
+    from model.nets import network
 
     try:
         network.get_model("fashion")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import backend
-from model import network
+from model.nets import network
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""model/widen.py: widening the first UNet level carries the old weights over exactly where
+"""model/training/widen.py: widening the first UNet level carries the old weights over exactly where
 diffusers' UNet2DModel allows it (Net2Net duplication), on a small random UNet."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.widen import _dup_index, _sinusoid_index, widen
+from model.training.widen import _dup_index, _sinusoid_index, widen
 
 
 def _old_unet():

@@ -11,8 +11,8 @@ import streamlit as st
 from app import backend, backend_inside, plots_inside, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
-from model.images import to_picture
-from model.probe import FEATURE_RANGE, query_weights
+from model.images.tensors import to_picture
+from model.nets.probe import FEATURE_RANGE, query_weights
 
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
 for key, value in {"ins_t": 500, "ins_seed": 0, "ins_block": "mid", "ins_qrow": 0, "ins_qcol": 0}.items():

@@ -8,7 +8,7 @@ import streamlit as st
 from app import backend, estimates, plots_objective, state
 from app import backend_objective as bo
 from app.common import progressive, require_image, require_model
-from model import likelihood as lk
+from model.diffusion import likelihood as lk
 
 state.set_default("obj_seed", 0)
 state.set_default("obj_n", bo.DEFAULT_SAMPLED_T)

@@ -10,11 +10,12 @@ import streamlit as st
 from app import backend, backend_reverse, compare, estimates, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
-from model import figure, network
-from model.cost import suggested_steps
-from model.generate import DEFAULT_GUIDANCE
-from model.images import tensor_to_uint8, to_picture
-from model.reverse import make_timesteps
+from model.diffusion.reverse import make_timesteps
+from model.images import figure
+from model.images.generate import DEFAULT_GUIDANCE
+from model.images.tensors import tensor_to_uint8, to_picture
+from model.nets import network
+from model.nets.cost import suggested_steps
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": TrajectorySettings, "run": Run, ...}

@@ -1,0 +1,404 @@
+"""The reverse (denoising) process p_theta: x0_hat, the posterior, DDPM and DDIM steps,
+and the one trajectory generator that every page, export and benchmark consumes.
+
+Conventions
+-----------
+* Images ``x_t`` are ``(B, C, H, W)`` float32, about [-1, 1] for small t and about
+  N(0, I) for t near T-1.
+* Timestep indices ``t`` run 0 .. T-1; index 0 is the first noising step
+  (see :mod:`model.diffusion.schedule`). A step goes from index ``t`` to ``t_prev < t``;
+  ``t_prev = -1`` means "to the clean image", where alpha_bar is taken as 1.
+* The reparametrisations and the posterior take ``t`` as an int or as a (B,) LongTensor
+  (one index per image; improved-diffusion's ``_extract_into_tensor`` pattern), so
+  training, evaluation, the bound and the pages all call these one formulas.
+* ``eps_model(x_t, t)`` is any callable taking ``x_t`` (B, C, H, W) and a LongTensor
+  ``t`` of shape (B,), and returning eps_hat shaped like ``x_t``, or the pair
+  ``(eps_hat, x0_hat)`` (``LoadedModel.predict``), whose x0_hat the steps then use.
+* Steps are pure functions: nothing is mutated, so one model and one schedule can
+  serve every session at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from model.diffusion.schedule import Schedule
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SAMPLERS = ("ddpm", "ddim")
+
+
+def _ab(schedule: Schedule, t: int) -> float:
+    """alpha_bar at index t, with alpha_bar_{-1} = 1 (the clean image)."""
+    return 1.0 if t < 0 else schedule.alpha_bar_floats[t]
+
+
+Timestep = int | torch.Tensor  # an int index, or a (B,) LongTensor with one index per image
+
+
+def _per_row(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor, at_minus_one: float) -> torch.Tensor:
+    """``values[t]`` per row as (B, 1, 1, ...) in ``like``'s dtype and device (improved-diffusion's
+    ``_extract_into_tensor``); rows with t = -1 get ``at_minus_one``. The values are cast to ``like``'s
+    dtype and indexed on t's device (no host round trip: training on a GPU never waits for it)."""
+    idx = t.to(torch.long).reshape(-1)
+    picked = values.to(device=idx.device, dtype=like.dtype)[idx.clamp(min=0)]
+    v = torch.where(idx < 0, torch.full_like(picked, at_minus_one), picked)
+    return v.to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _is_int(t: Timestep) -> bool:
+    return not isinstance(t, torch.Tensor) or t.ndim == 0
+
+
+def _sqrt_ab(schedule: Schedule, t: Timestep, like: torch.Tensor):
+    """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)): two floats for an int t, else two (B, 1, 1, 1)
+    tensors shaped to broadcast against ``like`` (B, C, H, W). alpha_bar_{-1} = 1."""
+    if _is_int(t):
+        ab = _ab(schedule, int(t))
+        return ab**0.5, (1.0 - ab) ** 0.5
+    return (
+        _per_row(schedule.sqrt_alpha_bar, t, like, 1.0),
+        _per_row(schedule.sqrt_one_minus_alpha_bar, t, like, 0.0),
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Reparametrisations: x_t = sqrt(ab) x0 + sqrt(1 - ab) eps   (Ho et al. eq. 4)
+#
+# Every function here takes t as an int or as a (B,) LongTensor (one index per image);
+# tensors are (B, C, H, W) and the result is shaped like x_t.
+# ---------------------------------------------------------------------------------
+
+
+def predict_x0(schedule: Schedule, x_t: torch.Tensor, eps_hat: torch.Tensor, t: Timestep) -> torch.Tensor:
+    """Remove *all* of the predicted noise: x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t)  (eq. 15)."""
+    sa, s1 = _sqrt_ab(schedule, t, x_t)
+    return (x_t - s1 * eps_hat) / sa
+
+
+def predict_eps(schedule: Schedule, x_t: torch.Tensor, x0_hat: torch.Tensor, t: Timestep) -> torch.Tensor:
+    """The noise implied by an x0 estimate: eps = (x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)."""
+    sa, s1 = _sqrt_ab(schedule, t, x_t)
+    return (x_t - sa * x0_hat) / s1
+
+
+def _kind(schedule: Schedule, prediction_type: str | None) -> str:
+    kind = prediction_type or schedule.prediction_type
+    if kind not in ("epsilon", "v_prediction", "sample"):
+        raise ValueError(f"unknown prediction_type {kind!r}")
+    return kind
+
+
+def output_to_eps(
+    schedule: Schedule, output: torch.Tensor, x_t: torch.Tensor, t: Timestep, prediction_type: str | None = None
+) -> torch.Tensor:
+    """Turn a network output into eps_hat, whatever the network was trained to predict.
+
+    * ``epsilon``: the output is eps_hat.
+    * ``v_prediction`` (Salimans & Ho 2022): v = sqrt(ab) eps - sqrt(1 - ab) x0, so
+      eps_hat = sqrt(ab) v + sqrt(1 - ab) x_t.
+    * ``sample``: the output is x0_hat, so eps_hat = (x_t - sqrt(ab) x0_hat) / sqrt(1 - ab).
+    """
+    kind = _kind(schedule, prediction_type)
+    if kind == "epsilon":
+        return output
+    if kind == "v_prediction":
+        sa, s1 = _sqrt_ab(schedule, t, x_t)
+        return sa * output + s1 * x_t
+    return predict_eps(schedule, x_t, output, t)
+
+
+def output_to_x0(
+    schedule: Schedule, output: torch.Tensor, x_t: torch.Tensor, t: Timestep, prediction_type: str | None = None
+) -> torch.Tensor:
+    """x0_hat straight from a network output, as diffusers' ``DDPMScheduler.step`` computes it.
+
+    * ``epsilon``: eq. 15, x0_hat = (x_t - sqrt(1 - ab) eps_hat) / sqrt(ab).
+    * ``v_prediction``: x0_hat = sqrt(ab) x_t - sqrt(1 - ab) v (no division: exact even at t = T-1,
+      where a round trip through eps_hat divides float32 rounding by sqrt(ab) ~ 1e-5).
+    * ``sample``: the output is x0_hat.
+    """
+    kind = _kind(schedule, prediction_type)
+    if kind == "epsilon":
+        return predict_x0(schedule, x_t, output, t)
+    if kind == "v_prediction":
+        sa, s1 = _sqrt_ab(schedule, t, x_t)
+        return sa * x_t - s1 * output
+    return output
+
+
+def eps_to_output(
+    schedule: Schedule, eps: torch.Tensor, x_t: torch.Tensor, t: Timestep, prediction_type: str
+) -> torch.Tensor:
+    """The inverse of :func:`output_to_eps` (used to build test models)."""
+    kind = _kind(schedule, prediction_type)
+    if kind == "epsilon":
+        return eps
+    return training_target(schedule, predict_x0(schedule, x_t, eps, t), eps, t, kind)
+
+
+def training_target(
+    schedule: Schedule, x0: torch.Tensor, eps: torch.Tensor, t: Timestep, prediction_type: str | None = None
+) -> torch.Tensor:
+    """What a network of this ``prediction_type`` should output for x_t = q_sample(x0, t, noise=eps):
+    eps, v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho 2022), or x0. Shaped like ``x0``."""
+    kind = _kind(schedule, prediction_type)
+    if kind == "epsilon":
+        return eps
+    if kind == "v_prediction":
+        sa, s1 = _sqrt_ab(schedule, t, x0)
+        return sa * eps - s1 * x0
+    return x0
+
+
+# ---------------------------------------------------------------------------------
+# The true posterior q(x_{t-1} | x_t, x_0)   (Ho et al. eqs. 6-7)
+# ---------------------------------------------------------------------------------
+
+
+def q_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Timestep, t_prev: Timestep | None = None):
+    """Mean and variance of q(x_{t_prev} | x_t, x_0).
+
+    With the default ``t_prev = t - 1`` this is eq. 7:
+    mu_tilde = sqrt(ab_{t-1}) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_{t-1}) / (1 - ab_t) x_t,
+    beta_tilde = (1 - ab_{t-1}) / (1 - ab_t) beta_t.
+    For a strided step, alpha_t and beta_t are those of the jump t_prev -> t:
+    alpha = ab_t / ab_{t_prev}, beta = 1 - alpha.
+
+    :param x0, x_t: (B, C, H, W).
+    :param t, t_prev: ints, or (B,) LongTensors (one index per image; -1 = the clean image).
+    :returns: ``(mean, variance, log_variance_clipped)``; mean shaped like ``x_t``. For int
+        t the variance and log variance are floats, for tensor t (B, 1, 1, 1) tensors in
+        x_t's dtype. The variance is 0 when t_prev = -1; the log variance then uses the
+        t = 1 value, as improved-diffusion does.
+    """
+    if _is_int(t) and (t_prev is None or _is_int(t_prev)):
+        t = int(t)
+        t_prev = t - 1 if t_prev is None else int(t_prev)
+        ab_t, ab_prev = _ab(schedule, t), _ab(schedule, t_prev)
+        alpha = ab_t / ab_prev
+        beta = 1.0 - alpha
+        coef_x0 = ab_prev**0.5 * beta / (1.0 - ab_t)
+        coef_xt = alpha**0.5 * (1.0 - ab_prev) / (1.0 - ab_t)
+        var = (1.0 - ab_prev) / (1.0 - ab_t) * beta
+        if t_prev == t - 1:
+            logvar = float(schedule.posterior_log_variance_clipped[t])
+        else:
+            logvar = math.log(max(var, 1e-20))
+        return coef_x0 * x0 + coef_xt * x_t, var, logvar
+    t = torch.as_tensor(t, dtype=torch.long).reshape(-1).expand(x_t.shape[0])
+    if t_prev is None:  # eq. 7 from the schedule's own arrays (improved-diffusion's q_posterior_mean_variance)
+        c1, c2, var, logvar = (
+            _per_row(v, t, x_t, 0.0)
+            for v in (
+                schedule.posterior_mean_coef1,
+                schedule.posterior_mean_coef2,
+                schedule.posterior_variance,
+                schedule.posterior_log_variance_clipped,
+            )
+        )
+        return c1 * x0 + c2 * x_t, var, logvar
+    t_prev = torch.as_tensor(t_prev, dtype=torch.long).reshape(-1).expand(x_t.shape[0])
+    f64 = torch.zeros((), dtype=torch.float64).expand(x_t.shape)  # gather the alpha_bars in float64
+    ab_t = _per_row(schedule.alpha_bar, t, f64, 1.0)
+    ab_prev = _per_row(schedule.alpha_bar, t_prev, f64, 1.0)
+    alpha = ab_t / ab_prev
+    beta = 1.0 - alpha
+    coef_x0 = (ab_prev.sqrt() * beta / (1.0 - ab_t)).to(x_t.dtype)
+    coef_xt = (alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab_t)).to(x_t.dtype)
+    var = (1.0 - ab_prev) / (1.0 - ab_t) * beta
+    default = (t_prev == t - 1).reshape(var.shape)
+    logvar = torch.where(
+        default, _per_row(schedule.posterior_log_variance_clipped, t, var, 0.0), var.clamp(min=1e-20).log()
+    )
+    return coef_x0 * x0 + coef_xt * x_t, var.to(x_t.dtype), logvar.to(x_t.dtype)
+
+
+# ---------------------------------------------------------------------------------
+# One reverse step
+# ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """``prev_sample``: x_{t_prev}, shaped like x_t. ``x0_hat``: the x_0 estimate used (clipped if configured)."""
+
+    prev_sample: torch.Tensor
+    x0_hat: torch.Tensor
+
+
+def _maybe_clip(schedule: Schedule, x0_hat: torch.Tensor, clip: bool | None) -> torch.Tensor:
+    clip = schedule.clip_sample if clip is None else clip
+    r = schedule.clip_sample_range
+    return x0_hat.clamp(-r, r) if clip else x0_hat
+
+
+def ddpm_step(
+    schedule: Schedule,
+    eps_hat: torch.Tensor,
+    t: int,
+    x_t: torch.Tensor,
+    generator: torch.Generator | None = None,
+    t_prev: int | None = None,
+    clip: bool | None = None,
+    x0_hat: torch.Tensor | None = None,
+) -> StepOutput:
+    """Ancestral DDPM step: sample x_{t_prev} ~ p_theta(x_{t_prev} | x_t) = N(mu_theta, sigma^2 I).
+
+    1. x0_hat from eps_hat (eq. 15), or the given ``x0_hat`` (see :func:`output_to_x0`: exact
+       for v- and sample-predicting networks), clipped to [-1, 1] if the schedule says so.
+    2. mu_theta = the posterior mean of eq. 7 with x0_hat in place of x0.
+    3. sigma^2 = beta_tilde (``fixed_small``) or beta (``fixed_large``); no noise is added
+       on the step to the clean image (t_prev = -1; with timesteps ending at 0 that is the
+       step from t = 0, where diffusers adds none). The noise is drawn from ``generator``
+       exactly as diffusers' ``DDPMScheduler.step`` draws it, so the two agree sample for sample.
+    """
+    t_prev = t - 1 if t_prev is None else t_prev
+    x0_hat = predict_x0(schedule, x_t, eps_hat, t) if x0_hat is None else x0_hat
+    x0_hat = _maybe_clip(schedule, x0_hat, clip)
+    mean, var, _ = q_posterior(schedule, x0_hat, x_t, t, t_prev)
+    if t_prev >= 0:  # no noise on the step to the clean image
+        noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+        if schedule.variance_type == "fixed_large":
+            var = 1.0 - _ab(schedule, t) / _ab(schedule, t_prev)
+        elif schedule.variance_type not in ("fixed_small", "fixed_small_log"):  # learned variances are refused too
+            raise ValueError(f"unsupported variance_type {schedule.variance_type!r}")
+        mean = mean + max(var, 1e-20) ** 0.5 * noise
+    return StepOutput(prev_sample=mean, x0_hat=x0_hat)
+
+
+def ddim_step(
+    schedule: Schedule,
+    eps_hat: torch.Tensor,
+    t: int,
+    x_t: torch.Tensor,
+    t_prev: int,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip: bool | None = None,
+    x0_hat: torch.Tensor | None = None,
+) -> StepOutput:
+    """DDIM step (Song et al. 2021, eq. 12): deterministic for eta = 0, DDPM-like for eta = 1.
+
+        x_{t_prev} = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma^2) eps_hat + sigma z
+        sigma = eta * sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))      (eq. 16)
+
+    ``t_prev = -1`` means the final step to the clean image: alpha_bar = 1, or alpha_bar_0
+    when the schedule has ``set_alpha_to_one=False`` (diffusers' ``DDIMScheduler``).
+    ``x0_hat``: as in :func:`ddpm_step` (default: eq. 15 from eps_hat).
+    """
+    ab_t = _ab(schedule, t)
+    ab_prev = _ab(schedule, t_prev) if t_prev >= 0 or schedule.set_alpha_to_one else schedule.alpha_bar_floats[0]
+    x0_hat = predict_x0(schedule, x_t, eps_hat, t) if x0_hat is None else x0_hat
+    x0_hat = _maybe_clip(schedule, x0_hat, clip)
+    sigma = eta * ((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev)) ** 0.5
+    direction = max(1.0 - ab_prev - sigma**2, 0.0) ** 0.5 * eps_hat
+    prev = ab_prev**0.5 * x0_hat + direction
+    if eta > 0:
+        prev = prev + sigma * torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype)
+    return StepOutput(prev_sample=prev, x0_hat=x0_hat)
+
+
+# ---------------------------------------------------------------------------------
+# The trajectory generator
+# ---------------------------------------------------------------------------------
+
+
+def make_timesteps(t_start: int, num_steps: int) -> list[int]:
+    """``num_steps`` distinct timestep indices from ``t_start`` down to 0, evenly spaced.
+
+    ``make_timesteps(999, 1000)`` is 999, 998, ..., 0; ``make_timesteps(999, 4)`` is
+    999, 666, 333, 0. If ``num_steps > t_start + 1`` every index is visited once.
+    """
+    if t_start < 0:
+        raise ValueError("t_start must be >= 0")
+    if num_steps < 1:
+        raise ValueError("num_steps must be >= 1")
+    n = min(num_steps, t_start + 1)
+    if n == 1:
+        return [t_start]
+    ts = torch.linspace(t_start, 0, n, dtype=torch.float64).round().long().tolist()
+    out: list[int] = []
+    for v in ts:
+        if not out or v < out[-1]:
+            out.append(int(v))
+    return out
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a reverse trajectory, everything a figure row needs.
+
+    ``index``: 0-based step number. ``t``: timestep index of the input. ``t_prev``: where
+    the step lands (-1 = clean). ``x_t``: the noisy input, ``eps_hat``: the predicted
+    noise, ``x0_hat``: x_t with all of eps_hat removed, ``x_prev``: the step's output.
+    Tensors are (B, C, H, W) float32 on the CPU.
+    """
+
+    index: int
+    num_steps: int
+    t: int
+    t_prev: int
+    x_t: torch.Tensor
+    eps_hat: torch.Tensor
+    x0_hat: torch.Tensor
+    x_prev: torch.Tensor
+
+
+def sample_trajectory(
+    eps_model: EpsModel,
+    schedule: Schedule,
+    x_start: torch.Tensor,
+    timesteps: Sequence[int],
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip: bool | None = None,
+) -> Iterator[StepRecord]:
+    """Run the reverse process from ``x_start`` (which must be x at ``timesteps[0]``) down to 0.
+
+    :param eps_model: callable ``(x_t, t) -> eps_hat`` (see module docstring), or one that
+        returns ``(eps_hat, x0_hat)`` such as ``LoadedModel.predict``: its x0_hat, computed
+        straight from the network output, is then used instead of eq. 15.
+    :param x_start: (B, C, H, W), e.g. ``q_sample(x0, t_start)`` or pure noise for t_start = T-1.
+    :param timesteps: strictly decreasing indices, e.g. :func:`make_timesteps`; the last
+        step always lands on the clean image (t_prev = -1).
+    :param sampler: ``"ddpm"`` (ancestral, stochastic) or ``"ddim"`` (eta = 0: deterministic).
+    :yields: a :class:`StepRecord` per step, in order. The final sample is
+        ``record.x_prev`` of the last record.
+    """
+    ts = [int(t) for t in timesteps]
+    if not ts:
+        raise ValueError("need at least one timestep")
+    if any(b >= a for a, b in zip(ts, ts[1:], strict=False)):
+        raise ValueError("timesteps must be strictly decreasing")
+    if ts[0] >= schedule.T or ts[-1] < 0:
+        raise ValueError(f"timesteps must lie in 0..{schedule.T - 1}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose ddpm or ddim")
+    x = x_start
+    n = len(ts)
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < n else -1
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
+        pred = eps_model(x, t_batch)
+        eps_hat, x0_hat = pred if isinstance(pred, tuple) else (pred, None)
+        if sampler == "ddpm":
+            out = ddpm_step(schedule, eps_hat, t, x, generator, t_prev=t_prev, clip=clip, x0_hat=x0_hat)
+        else:
+            out = ddim_step(schedule, eps_hat, t, x, t_prev, eta=eta, generator=generator, clip=clip, x0_hat=x0_hat)
+        yield StepRecord(i, n, t, t_prev, x, eps_hat, out.x0_hat, out.prev_sample)
+        x = out.prev_sample
+
+
+def oracle_eps_model(schedule: Schedule, x0: torch.Tensor) -> EpsModel:
+    """An eps-model that knows x_0: it returns exactly the noise in x_t (for tests and teaching)."""
+
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return predict_eps(schedule, x_t, x0, t)
+
+    return model

@@ -1,0 +1,303 @@
+"""Untrusted image bytes in, an 8-bit RGB Pillow picture out: the decoding half of :mod:`model.images.tensors`.
+
+:func:`decode_image` lets only :class:`ImageLoadError` escape, with one sentence a person can act on.
+The recipe, for bytes nobody has checked:
+1. Size caps: empty files and files over :data:`MAX_BYTES` are refused.
+2. Sniff the magic bytes. Only PNG, JPEG, WebP, GIF, BMP and TIFF pass, whatever the
+   file name says, and Pillow is told to try *only* the format the bytes announce, so
+   it never runs its EPS, PSD, ... parsers on student uploads.
+3. Read the header (``Image.open`` decodes no pixels) and refuse a pixel count over
+   :data:`MAX_PIXELS` (JPEG) or :data:`MAX_DECODE_PIXELS` (others) and extreme aspect
+   ratios, before any pixel is decoded: a decompression bomb is an error, not a hang.
+4. Decode: big JPEGs at reduced size with ``draft`` (DCT scaling, fast), GIF/TIFF/
+   WebP/MPO only their first frame.
+5. Colour: 16-bit and float images scaled to 8 bit (not clipped), an embedded ICC
+   profile converted to sRGB when Pillow's LittleCMS can, CMYK (Adobe-inverted JPEGs
+   included: Pillow reads the APP14 marker) and grey converted to RGB, transparency
+   (RGBA, LA, PA, P or L/RGB with a tRNS key) composited on white.
+6. Orientation: the EXIF (or TIFF/XMP) orientation tag applied.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import ExifTags, Image
+
+MAX_BYTES = 25 * 1024 * 1024  # bigger files are refused before parsing (upload cap is 20 MB)
+MAX_PIXELS = 64_000_000  # header limit for JPEGs, which are decoded at reduced size (draft)
+MAX_DECODE_PIXELS = 36_000_000  # header limit for formats decoded at full size (~100-150 MB of pixels)
+MAX_ASPECT = 20.0  # longer/shorter side; beyond this the centre square holds almost nothing
+DRAFT_MIN_SIDE = 512  # JPEGs are decoded (by 1/2, 1/4, 1/8 DCT scaling) to no less than this
+WORK_MAX_SIDE = 1024  # after decoding, pictures are box-reduced to about this before colour work
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+FORMATS_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+_ORIENTATION_TO_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Messages (one sentence each, saying what to do).
+MSG_EMPTY = f"The file is empty (0 bytes); please choose a photo saved as {FORMATS_TEXT}."
+MSG_DAMAGED = (
+    "The image file is damaged or incomplete (perhaps the download or upload was cut short); "
+    "please save or export it again and upload the new copy."
+)
+MSG_TOO_MANY_PIXELS = (
+    "The image{size} has too many pixels to open safely; please shrink it to under {mp} megapixels and upload it again."
+)
+
+
+class ImageLoadError(ValueError):
+    """The only error :func:`load_image` raises; its message is meant for the user."""
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Sniffing
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format name announced by the magic bytes, if it is one we accept, else None."""
+    head = bytes(data[:16])
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:2] == b"BM":
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    return None
+
+
+def _refusal_for_unknown(data: bytes, name: str | None = None) -> str:
+    """A one-sentence refusal naming the kind of file when we recognise it."""
+    head = bytes(data[:64])
+    brand = head[8:12] if head[4:8] == b"ftyp" else b""
+    if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+        return (
+            "HEIC/HEIF photos are not supported; please export the photo as JPEG or PNG "
+            "(on an iPhone: Settings › Camera › Formats › Most Compatible) and upload that."
+        )
+    if brand in (b"avif", b"avis"):
+        return "AVIF images are not supported; please convert the picture to PNG or JPEG and upload that."
+    kinds = [
+        (b"%PDF", "a PDF document"),
+        (b"%!PS", "a PostScript/EPS file"),
+        (b"\xc5\xd0\xd3\xc6", "a PostScript/EPS file"),
+        (b"8BPS", "a Photoshop (PSD) file"),
+        (b"PK\x03\x04", "a ZIP archive (or Office document)"),
+        (b"\x00\x00\x01\x00", "a Windows icon"),
+        (b"II+\x00", "a BigTIFF file"),
+        (b"MM\x00+", "a BigTIFF file"),
+    ]
+    for magic, kind in kinds:
+        if head.startswith(magic):
+            return f"This file is {kind}, not a photo; please upload a {FORMATS_TEXT} image instead."
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<svg", b"<?xml", b"<!doctype", b"<html")):
+        return f"This file is text (SVG/HTML/XML), not a photo; please upload a {FORMATS_TEXT} image instead."
+    label = f"“{name}”" if name else "This file"
+    return (
+        f"{label} is not a {FORMATS_TEXT} image (whatever its name says); "
+        "please choose a photo saved in one of those formats."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Colour
+
+
+def _alpha_from_key(arr: np.ndarray, key) -> np.ndarray | None:
+    """A uint8 alpha mask from a tRNS colour key (grey int or RGB tuple), or None."""
+    try:
+        if arr.ndim == 2:
+            return np.where(arr == int(key), 0, 255).astype(np.uint8)
+        key = np.asarray(key, dtype=arr.dtype).reshape(1, 1, -1)
+        return np.where(np.all(arr == key, axis=-1), 0, 255).astype(np.uint8)
+    except (TypeError, ValueError):
+        return None
+
+
+def _high_depth_to_8bit(img: Image.Image) -> Image.Image:
+    """I;16*, I and F (one channel, 16/32 bit) -> L (or LA if a tRNS key is set), scaled not clipped.
+
+    * unsigned 16 bit (I;16, I;16B, I;16L, I;16N): v / 257, so 0 -> 0 and 65535 -> 255;
+    * I (32-bit int): by its nominal range: 8-bit data kept, 0..65535 divided by 257,
+      signed 16-bit data shifted by 32768 first, anything else min-max stretched;
+    * F (float): [0, 1] data times 255, anything else min-max stretched; NaN -> 0.
+    """
+    mode = img.mode
+    key = img.info.get("transparency")
+    if mode.startswith("I;16"):
+        src = np.asarray(img.convert("I"), dtype=np.float32)  # float32 holds 16-bit integers exactly
+        arr = (src + 32768.0) / 257.0 if mode.startswith("I;16S") else src / 257.0
+    elif mode == "I":
+        src = np.asarray(img, dtype=np.float32)
+        lo, hi = (float(src.min()), float(src.max())) if src.size else (0.0, 0.0)
+        if lo >= 0 and hi <= 255:
+            arr = src
+        elif lo >= 0 and hi <= 65535:
+            arr = src / 257.0
+        elif lo >= -32768 and hi <= 32767:
+            arr = (src + 32768.0) / 257.0
+        else:
+            arr = (src - lo) * (255.0 / max(hi - lo, 1.0))
+    else:  # "F"
+        src = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = (float(src.min()), float(src.max())) if src.size else (0.0, 0.0)
+        if lo >= 0.0 and hi <= 1.0:
+            arr = src * 255.0
+        else:
+            arr = (src - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(src)
+    grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    if key is not None and mode != "F":
+        alpha = _alpha_from_key(src, key)
+        if alpha is not None:
+            grey = Image.merge("LA", (grey, Image.fromarray(alpha, mode="L")))
+    return grey
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """Apply an embedded ICC profile (RGB/CMYK/RGBA) towards sRGB; on any trouble keep the pixels as they are."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    try:
+        from PIL import ImageCms
+
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = (ImageCms.getProfileDescription(src) or "").lower()
+        if img.mode != "CMYK" and "srgb" in description:
+            return img  # already sRGB: nothing to do (and faster)
+        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+        return converted if converted is not None else img
+    except Exception:  # a broken or unsupported profile: fall back to Pillow's plain conversion
+        return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: 16-bit scaled, ICC applied, transparency composited on white."""
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _high_depth_to_8bit(img)
+    img = _to_srgb(img)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    if has_alpha:
+        img = img.convert("RGBA")  # P/L/RGB + tRNS -> real alpha; RGBa/La un-premultiplied
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        # out = alpha * colour + (1 - alpha) * white: the colour of fully transparent pixels never shows.
+        img = Image.alpha_composite(white, img)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # CMYK (already un-inverted for Adobe JPEGs), L, 1, P, YCbCr, ...
+    return img
+
+
+# ---------------------------------------------------------------------------------------
+# 6. Orientation
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF/TIFF/XMP orientation tag (1..8), or 1 if absent or unreadable."""
+    try:
+        value = int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # broken EXIF is not worth refusing a photo for
+        return 1
+    return value if value in _ORIENTATION_TO_TRANSPOSE else 1
+
+
+# ---------------------------------------------------------------------------------------
+# The one loading function
+
+
+def _open_checked(data: bytes, fmt: str, name: str | None) -> Image.Image:
+    """Image.open restricted to the sniffed format, plus the header checks (no pixels decoded yet)."""
+    img = Image.open(io.BytesIO(data), formats=[fmt])
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise ImageLoadError("The image has no pixels (its header says 0 wide or 0 high); please choose another photo.")
+    limit = MAX_PIXELS if img.format in ("JPEG", "MPO") else MAX_DECODE_PIXELS
+    if w * h > limit:
+        raise ImageLoadError(MSG_TOO_MANY_PIXELS.format(size=f" ({w}×{h})", mp=limit // 1_000_000))
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageLoadError(
+            f"The image is {w}×{h} pixels, too long and thin to crop to a square; "
+            f"please crop it closer to a square (at most {MAX_ASPECT:g}:1) and upload it again."
+        )
+    return img
+
+
+def decode_image(data: bytes, *, name: str | None = None, min_side: int = DRAFT_MIN_SIDE) -> Image.Image:
+    """Decode untrusted bytes into an upright 8-bit RGB Pillow image, or raise ImageLoadError.
+
+    ``name`` (the uploaded file's name) is only used in messages. JPEGs are decoded at
+    the smallest DCT scale that keeps both sides at least ``min_side`` px, and every
+    result is box-reduced to about :data:`WORK_MAX_SIDE` px on its longer side.
+    """
+    if data is None or len(data) == 0:
+        raise ImageLoadError(MSG_EMPTY)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageLoadError("The upload did not arrive as file bytes; please choose the photo again.")
+    data = bytes(data)
+    if len(data) > MAX_BYTES:
+        raise ImageLoadError(
+            f"The file is {len(data) / 2**20:.0f} MB, more than the {MAX_BYTES // 2**20} MB we accept; "
+            "please upload a smaller or more compressed photo."
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageLoadError(_refusal_for_unknown(data, name))
+    try:
+        img = _open_checked(data, fmt, name)
+        if img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (min_side, min_side))  # decode big JPEGs by 1/2, 1/4 or 1/8: fast, small
+        if getattr(img, "is_animated", False) and fmt != "GIF":
+            img.seek(0)  # first frame (GIF is already on frame 0 after open)
+        img.load()
+        orientation = _orientation(img)
+        factor = max(img.size) // WORK_MAX_SIDE
+        # Box-reduce big pictures early (cheap; the result is cropped and shrunk to <= 256 px anyway),
+        # but only without alpha: averaging straight-alpha pixels would leak the hidden colour of
+        # transparent pixels, so those are composited on white first and reduced after.
+        early = img.mode in ("L", "RGB", "CMYK", "I", "F", "YCbCr") and "transparency" not in img.info
+        if factor >= 2 and early:
+            img = img.reduce(factor)
+        img = _to_rgb(img)
+        if factor >= 2 and not early:
+            img = img.reduce(max(img.size) // WORK_MAX_SIDE or 1)
+        if orientation != 1:
+            img = img.transpose(_ORIENTATION_TO_TRANSPOSE[orientation])
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(MSG_TOO_MANY_PIXELS.format(size="", mp=MAX_DECODE_PIXELS // 1_000_000)) from exc
+    except (MemoryError, RecursionError) as exc:
+        raise ImageLoadError(MSG_TOO_MANY_PIXELS.format(size="", mp=MAX_DECODE_PIXELS // 1_000_000)) from exc
+    except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError, struct.error, ...)
+        raise ImageLoadError(_damaged_message(fmt, exc)) from exc
+    return img
+
+
+def _damaged_message(fmt: str, exc: Exception) -> str:
+    text = str(exc).lower()
+    if "truncated" in text or "end of file" in text or "eof" in text or "not enough data" in text:
+        return (
+            f"The {fmt} file ends too early (the download or upload was probably cut short); "
+            "please save or download it again and upload the complete file."
+        )
+    if "mode" in text and ("unknown" in text or "not supported" in text or "conversion" in text):
+        return (
+            f"This {fmt} file uses a colour format we cannot convert; please re-save it as an ordinary RGB PNG or JPEG."
+        )
+    return MSG_DAMAGED

@@ -1,0 +1,317 @@
+"""Which arithmetic runs the UNet: fp32, or a faster reduced-precision path that passes a fidelity guard.
+
+The network's forward pass is nearly all of the app's time. On CPUs with native bf16
+instructions (AVX-512 BF16 or AMX) it runs much faster under ``torch.autocast`` in bf16,
+and on a GPU in bf16 or fp16. The price is rounding. Whether that price is acceptable is
+decided per model by measurement, when the model is loaded (:func:`choose`):
+
+1. **Fidelity guard.** A fixed, smooth test image is noised to ``GUARD_TIMESTEPS`` timesteps
+   spread over 0 .. T-1 (one batch), and x0_hat is computed by the fp32 path and by the
+   candidate. The candidate passes at t when PSNR(x0_hat_candidate, x0_hat_fp32) >=
+   ``GUARD_MIN_PSNR_DB`` = 40 dB (images clipped to [-1, 1], peak-to-peak 2). It is used for
+   every t up to the last grid timestep before its first failure, and fp32 above (an
+   eps-predicting network divides eps_hat by sqrt(alpha_bar_t) to get x0_hat, which magnifies
+   rounding at large t; a v-predicting one does not). A candidate that fails at t = 0 is refused.
+2. **Speed.** Every candidate that passed, and fp32, is timed on one image of ``TIMING_SIZE``
+   px (the app's middle working size: the gain grows with the image); the fastest wins if it
+   is at least ``MIN_GAIN`` faster than fp32.
+
+**Remembered per machine.** Timings are noisy, and a choice that flipped between runs would change
+the pictures of the same seed. So the choice is stored (``$DIFFUSION_LENS_PRECISION_CACHE``, default
+``~/.cache/diffusion-lens/precision``; ``off`` disables it) under a key made of the model's config
+and weights, torch's version, the CPU model, the device and the thread count, and reused by every
+later load on this machine: same machine, same seed, same pictures, and a faster load.
+
+Policy (the app's edge sets it, not the math): :func:`set_policy` ``"auto"`` (the app and the
+figure / generate commands) or ``"fp32"`` (the library default, so that tests and
+cross-checks against diffusers see exact fp32). The environment variable
+``DIFFUSION_LENS_PRECISION=fp32`` forces fp32 everywhere; ``=auto`` turns the choice on.
+
+Shapes: x (B, C, H, W) float32 on the model's device, t (B,) int64, y (B,) int64 or None.
+Pure torch; nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+PRECISION_ENV = "DIFFUSION_LENS_PRECISION"
+CACHE_ENV = "DIFFUSION_LENS_PRECISION_CACHE"
+POLICIES = ("fp32", "auto")
+GUARD_MIN_PSNR_DB = 40.0
+GUARD_TIMESTEPS = 16
+GUARD_MAX_SIZE = 64  # px: the guard runs at the model's native size, at most this (16 images in one batch)
+TIMING_SIZE = 128  # px: candidates are timed on one image of this size (the app's middle working size)
+MIN_GAIN = 0.05  # a candidate must save at least 5 % of fp32's time to be worth its rounding
+
+_policy = "fp32"
+
+
+def set_policy(policy: str) -> None:
+    """``"auto"``: models loaded from now on get :func:`choose`'s path; ``"fp32"``: plain fp32."""
+    global _policy
+    if policy not in POLICIES:
+        raise ValueError(f"precision policy must be one of {POLICIES}, not {policy!r}")
+    _policy = policy
+
+
+def policy() -> str:
+    """The policy in force: ``$DIFFUSION_LENS_PRECISION`` if set to a known value, else :func:`set_policy`'s."""
+    env = os.environ.get(PRECISION_ENV, "").strip().lower()
+    return env if env in POLICIES else _policy
+
+
+@dataclass(frozen=True)
+class PrecisionPath:
+    """One way to run the network: plain fp32 (``dtype`` None) or autocast to ``dtype`` on ``device_type``."""
+
+    name: str
+    device_type: str = "cpu"
+    dtype: torch.dtype | None = None
+
+    def context(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def forward(self, call: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Run ``call`` (one forward pass of the network) on this path and return its output."""
+        with self.context():
+            return call()
+
+
+FP32 = PrecisionPath("fp32")
+
+
+def candidates(device: str | torch.device) -> list[PrecisionPath]:
+    """Reduced-precision paths worth trying on ``device`` (fp32 is always the reference)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        out = [PrecisionPath("fp16", "cuda", torch.float16)]
+        if torch.cuda.is_bf16_supported():
+            out.insert(0, PrecisionPath("bf16", "cuda", torch.bfloat16))
+        return out
+    if dev.type == "cpu":
+        return [PrecisionPath("bf16", "cpu", torch.bfloat16)]
+    return []
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The path a model runs: ``path`` for timesteps up to ``t_max`` (None: every t), fp32 above.
+
+    ``trials`` keeps what was measured, per candidate name: ``ms`` (median forward pass,
+    batch 1, ``TIMING_SIZE`` px), ``min_psnr_db`` and ``psnr_db`` per guard timestep, ``passed_to``.
+    """
+
+    path: PrecisionPath = FP32
+    t_max: int | None = None
+    reason: str = "fp32 (the library default)"
+    trials: dict = field(default_factory=dict, compare=False)
+
+    def path_for(self, t: torch.Tensor) -> PrecisionPath:
+        """The path for a batch with timesteps ``t`` (B,): the reduced one only if every row is within range."""
+        if self.path is FP32 or self.t_max is None:
+            return self.path
+        return self.path if int(t.max()) <= self.t_max else FP32
+
+    @property
+    def label(self) -> str:
+        """One line for the sidebar, e.g. ``bf16 autocast (2.3x faster) for t <= 437, fp32 above``."""
+        if self.path.dtype is None:
+            return self.reason
+        trial = self.trials.get(self.path.name, {})
+        fp32_ms, ms = self.trials.get("fp32", {}).get("ms"), trial.get("ms")
+        speed = f" ({fp32_ms / ms:.1f}x faster)" if fp32_ms and ms else ""
+        where = "" if self.t_max is None else f" for t <= {self.t_max}, fp32 above"
+        return f"{self.path.name} autocast{speed}{where}"
+
+
+def guard_image(channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """A fixed smooth test image (1, C, size, size) in [-1, 1]: 6x6 random colours, bilinearly enlarged."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, channels, 6, 6, generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def psnr_db(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """PSNR (B,) in dB of (B, C, H, W) images clipped to [-1, 1], peak-to-peak 2 (inf where identical)."""
+    err = (x.clamp(-1, 1).double() - ref.clamp(-1, 1).double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(4.0 / err)
+
+
+def guard(
+    predict_x0: Callable[[PrecisionPath, torch.Tensor, torch.Tensor], torch.Tensor],
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    path: PrecisionPath,
+    reference: torch.Tensor,
+    min_psnr_db: float = GUARD_MIN_PSNR_DB,
+) -> tuple[int | None, list[float]]:
+    """(t_max, PSNR per t) of ``path`` against the fp32 ``reference`` x0_hat (B, C, H, W) at ``t`` (B,), ascending.
+
+    ``t_max``: the largest t such that every guard t up to it passes; None if the first fails
+    (the path is refused), ``int(t[-1])`` if all pass.
+    """
+    scores = [float(v) for v in psnr_db(predict_x0(path, x_t, t), reference)]
+    t_max = None
+    for tv, score in zip(t.tolist(), scores, strict=True):
+        if score < min_psnr_db:
+            break
+        t_max = int(tv)
+    return t_max, scores
+
+
+def _time_ms(run: Callable[[], object], repeats: int = 3) -> float:
+    run()  # warm-up: oneDNN builds its kernels for this shape and dtype
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: float = GUARD_MIN_PSNR_DB):
+    """The fastest path for ``model`` (a :class:`model.nets.network.LoadedModel`) that passes the guard.
+
+    ``paths``: candidates to try (default :func:`candidates` for the model's device); a test
+    can inject a deliberately lossy one. Returns a :class:`PrecisionChoice`.
+    """
+    paths = list(candidates(model.device) if paths is None else paths)
+    if not paths:
+        return PrecisionChoice(reason=f"fp32 (no reduced-precision path on {model.device})")
+    T = int(model.schedule.T)
+    size = min(int(model.resolution), GUARD_MAX_SIZE)
+    t = torch.linspace(0, T - 1, GUARD_TIMESTEPS).round().long()
+    x0 = guard_image(model.channels, size)
+    eps = torch.randn(len(t), model.channels, size, size, generator=torch.Generator().manual_seed(1))
+    ab = model.schedule.alpha_bar[t].float().view(-1, 1, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # q(x_t | x_0), eq. 4
+
+    def predict_x0(path: PrecisionPath, x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+        fixed = dataclasses.replace(model, precision=PrecisionChoice(path=path, reason=path.name))
+        return fixed.predict(x, tt)[1]
+
+    reference = predict_x0(FP32, x_t, t)
+    one_x = torch.randn(1, model.channels, TIMING_SIZE, TIMING_SIZE, generator=torch.Generator().manual_seed(2))
+    one_t = t[len(t) // 2 :][:1]
+    trials: dict[str, dict] = {"fp32": {"ms": _time_ms(lambda: predict_x0(FP32, one_x, one_t))}}
+    best, best_t_max = FP32, None
+    for path in paths:
+        t_max, scores = guard(predict_x0, x_t, t, path, reference, min_psnr_db)
+        trial = {"min_psnr_db": min(scores), "psnr_db": dict(zip(t.tolist(), scores, strict=True)), "passed_to": t_max}
+        trials[path.name] = trial
+        if t_max is None:
+            trial["refused"] = f"x0_hat PSNR {scores[0]:.1f} dB < {min_psnr_db:g} dB at t = 0"
+            continue
+        trial["ms"] = _time_ms(lambda p=path: predict_x0(p, one_x, one_t))
+        if trial["ms"] <= (1 - MIN_GAIN) * trials[best.name]["ms"]:
+            best, best_t_max = path, (None if t_max >= T - 1 else t_max)
+    if best is FP32:
+        refused = [n for n, tr in trials.items() if "refused" in tr]
+        why = "failed the fidelity guard" if refused and len(refused) == len(paths) else "was not faster"
+        return PrecisionChoice(reason=f"fp32 ({', '.join(p.name for p in paths)} {why})", trials=trials)
+    return PrecisionChoice(path=best, t_max=best_t_max, reason=f"{best.name} passed the guard", trials=trials)
+
+
+def cache_dir() -> Path | None:
+    """Where choices are remembered (None: ``$DIFFUSION_LENS_PRECISION_CACHE=off``)."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw.lower() == "off":
+        return None
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "diffusion-lens" / "precision"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key(model) -> str:
+    """A hex key for (this model's config and weights, the schedule, torch, the CPU, device, threads)."""
+    h = hashlib.sha256()
+    config = dict(getattr(model.unet, "config", {}) or {})
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.no_grad():  # a weights fingerprint: the float64 sum of every parameter
+        h.update(repr(sum(float(p.detach().double().sum()) for p in model.unet.parameters())).encode())
+    sched = model.schedule
+    h.update(f"{sched.name}|{sched.prediction_type}|{sched.T}|{float(sched.alpha_bar[-1])!r}".encode())
+    h.update(f"{torch.__version__}|{_cpu_name()}|{model.device}|{torch.get_num_threads()}".encode())
+    return h.hexdigest()[:32]
+
+
+def _load_choice(file: Path, device: str) -> PrecisionChoice | None:
+    try:
+        data = json.loads(file.read_text())
+        by_name = {p.name: p for p in [FP32, *candidates(device)]}
+        return PrecisionChoice(
+            path=by_name[data["path"]], t_max=data["t_max"], reason=data["reason"], trials=data["trials"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, unreadable or from another version: measure again
+
+
+def _save_choice(file: Path, choice: PrecisionChoice) -> None:
+    data = {"path": choice.path.name, "t_max": choice.t_max, "reason": choice.reason, "trials": choice.trials}
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, default=str))
+        tmp.replace(file)
+    except OSError:
+        pass  # a read-only home: the choice is simply measured again next time
+
+
+def apply(model):
+    """``model`` with the path :func:`policy` asks for: :func:`choose`'s under ``"auto"``, else unchanged.
+
+    The choice is remembered per machine (see the module docstring) and reused when the key matches.
+    """
+    if policy() != "auto":
+        return model
+    folder = cache_dir()
+    file = folder / f"{machine_key(model)}.json" if folder is not None else None
+    choice = _load_choice(file, model.device) if file is not None else None
+    if choice is None:
+        choice = choose(model)
+        if file is not None:
+            _save_choice(file, choice)
+    return dataclasses.replace(model, precision=choice)
+
+
+__all__ = [
+    "CACHE_ENV",
+    "FP32",
+    "GUARD_MIN_PSNR_DB",
+    "PRECISION_ENV",
+    "PrecisionChoice",
+    "PrecisionPath",
+    "apply",
+    "cache_dir",
+    "candidates",
+    "choose",
+    "guard",
+    "guard_image",
+    "machine_key",
+    "policy",
+    "psnr_db",
+    "set_policy",
+]
