@@ -18,10 +18,12 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from app import model_cache
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
-from model.images.tensors import ImageLoadError, load_image, to_channels
+from model.images.decode import ImageLoadError
+from model.images.tensors import load_image, to_channels
 from model.nets import network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +162,7 @@ def warm_up() -> threading.Thread | None:
 
         def load() -> None:
             try:
-                network.get_model(os.environ.get("DIFFUSION_LENS_MODEL") or None)
+                model_cache.get_model(os.environ.get("DIFFUSION_LENS_MODEL") or None)
             except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
                 pass
 
@@ -176,12 +178,12 @@ def model_key() -> str:
 
 def get_bundled(name: str) -> network.LoadedModel:
     """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
-    return network.get_model(name)
+    return model_cache.get_model(name)
 
 
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
-    return network.get_model(model_source())  # process-wide LRU of at most 3 models (model/nets/network.py)
+    return model_cache.get_model(model_source())  # process-wide LRU of at most 3 models (model/nets/network.py)
 
 
 SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)

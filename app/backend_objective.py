@@ -24,6 +24,7 @@ import streamlit as st
 import torch
 
 from model.diffusion import likelihood as lk
+from model.diffusion import vlb_terms
 from model.nets.network import LoadedModel
 
 MSE_POINTS = 16  # timesteps in the eps-MSE chart
@@ -85,7 +86,7 @@ def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch
         _x0,
         None,
         torch.Generator().manual_seed(seed),
-        batch_size=lk.default_batch_size(resolution),
+        batch_size=vlb_terms.default_batch_size(resolution),
         progress=progress,
     )
     bar.empty()

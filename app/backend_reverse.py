@@ -19,7 +19,7 @@ import torch
 from app import estimates
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
-from model.diffusion.reverse import make_timesteps, sample_trajectory
+from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images import figure, generate
 from model.images.tensors import noise_to_uint8, tensor_to_uint8
 from model.nets.network import LoadedModel

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 import streamlit as st
 
 from app import backend
-from model.images.tensors import ImageLoadError
-from model.nets.network import ModelLoadError
+from model.images.decode import ImageLoadError
+from model.nets.checkpoint_io import ModelLoadError
 
 
 def model_channels() -> int:

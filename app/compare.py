@@ -12,7 +12,7 @@ import torch
 
 from app import backend_reverse, estimates, plots_reverse
 from app.render import DISPLAY_PX, plural
-from model.diffusion.reverse import make_timesteps
+from model.diffusion.trajectory import make_timesteps
 from model.images import figure
 from model.images.tensors import to_picture
 from model.nets.network import LoadedModel

@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from model.diffusion.likelihood import default_batch_size
-from model.diffusion.reverse import make_timesteps
+from model.diffusion.trajectory import make_timesteps
+from model.diffusion.vlb_terms import default_batch_size
 from model.nets import cost
 from model.nets.network import LoadedModel
 

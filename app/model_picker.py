@@ -13,10 +13,10 @@ import threading
 
 import streamlit as st
 
-from app import backend, estimates, sources, state
-from model.diffusion.reverse import make_timesteps
+from app import backend, estimates, model_cache, sources, state
+from model.diffusion.trajectory import make_timesteps
 from model.nets import cost as costs
-from model.nets import network
+from model.nets import hub, network
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list
@@ -31,7 +31,7 @@ BUNDLED_MODELS = {
 def _hub_label(repo_id: str) -> str:
     if repo_id == OTHER:
         return "Other Hub id…"
-    known = network.KNOWN_HUB_MODELS.get(repo_id)
+    known = hub.KNOWN_HUB_MODELS.get(repo_id)
     if known is None:  # on a classroom server's allow-list
         return repo_id
     return f"{repo_id} ({known.resolution} px)"
@@ -49,10 +49,8 @@ def _init_from_source() -> None:
             kind = BUNDLED
         kind = {"hub": HUB, "local": LOCAL}.get(kind, BUNDLED)
     state.set_default("mp_kind", kind)
-    known = kind == HUB and src in network.KNOWN_HUB_MODELS
-    state.set_default(
-        "mp_hub_choice", src if known else (OTHER if kind == HUB else next(iter(network.KNOWN_HUB_MODELS)))
-    )
+    known = kind == HUB and src in hub.KNOWN_HUB_MODELS
+    state.set_default("mp_hub_choice", src if known else (OTHER if kind == HUB else next(iter(hub.KNOWN_HUB_MODELS))))
     state.set_default("mp_hub_custom", src if kind == HUB and not known else "")
     state.set_default("mp_local_path", str(src) if kind == LOCAL else "")
     state.set_default("mp_error", None)
@@ -103,7 +101,7 @@ def _load_with_progress(source: str) -> network.LoadedModel:
 
     def work() -> None:
         try:
-            result["model"] = network.get_model(source, progress=progress)
+            result["model"] = model_cache.get_model(source, progress=progress)
         except network.ModelLoadError as exc:
             result["error"] = exc
         except Exception as exc:  # noqa: BLE001 -- shown to the person, and the app keeps running
@@ -152,7 +150,7 @@ def _describe_model_in_use() -> None:
         st.caption(f"Model in use: none yet. {exc}")
         return
     s = model.schedule
-    names = {str(network.BUNDLED_MODEL): "the bundled photo model", str(network.FASHION_MODEL): "the Fashion generator"}
+    names = {str(hub.BUNDLED_MODEL): "the bundled photo model", str(hub.FASHION_MODEL): "the Fashion generator"}
     kind = "grey" if model.channels == 1 else "colour"
     if model.conditional:
         kind += f", {len(model.classes)} classes" + (" + classifier-free guidance" if model.guidable else "")
@@ -193,7 +191,7 @@ def model_picker() -> str:
     kinds = [BUNDLED, *([HUB] if pol.hub else []), *([LOCAL] if pol.local else [])]
     if ss["mp_kind"] not in kinds:
         ss["mp_kind"] = BUNDLED
-    hub_choices = [*network.KNOWN_HUB_MODELS, OTHER] if pol.hub_any else list(pol.hub_ids)
+    hub_choices = [*hub.KNOWN_HUB_MODELS, OTHER] if pol.hub_any else list(pol.hub_ids)
     if hub_choices and ss["mp_hub_choice"] not in hub_choices:
         ss["mp_hub_choice"] = hub_choices[0]
     if pol.problem:
@@ -222,8 +220,8 @@ def model_picker() -> str:
         st.selectbox("Hub model", hub_choices, key="mp_hub_choice", format_func=_hub_label)
         if ss["mp_hub_choice"] == OTHER:
             st.text_input("Hub repo id", key="mp_hub_custom", placeholder="owner/name")
-        elif ss["mp_hub_choice"] in network.KNOWN_HUB_MODELS:
-            known = network.KNOWN_HUB_MODELS[ss["mp_hub_choice"]]
+        elif ss["mp_hub_choice"] in hub.KNOWN_HUB_MODELS:
+            known = hub.KNOWN_HUB_MODELS[ss["mp_hub_choice"]]
             st.caption(f"{known.description} {known.params_m:.0f}M parameters, {known.params_m * 4:.0f} MB.")
     elif ss["mp_kind"] == LOCAL:
         st.text_input("Model folder", key="mp_local_path", placeholder="/path/to/my-ddpm")

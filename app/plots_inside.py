@@ -1,5 +1,5 @@
 """Pure figure builders for the "Inside the network" page: plain data in; a DOT string, a
-``plotly.graph_objects.Figure`` or a Pillow picture out. No Streamlit here (tests/test_page_inside.py
+``plotly.graph_objects.Figure`` or a Pillow picture out. No Streamlit here (tests/unit/app/test_page_inside.py
 builds them directly).
 """
 

@@ -1,6 +1,6 @@
 """Pure Plotly builders for the "Training objective" page: plain data in, ``go.Figure`` out.
 
-No Streamlit here; ``tests/test_plots_objective.py`` builds the figures directly.
+No Streamlit here; ``tests/unit/app/test_plots_objective.py`` builds the figures directly.
 Timesteps are indices 0 .. T-1 (index 0 = the first noising step); the bound term
 plotted at index t is Ho et al.'s L_t (index 0 = the decoder L_0).
 """

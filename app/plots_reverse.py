@@ -1,6 +1,6 @@
 """Pure Plotly builders for the reverse-process pages: plain lists in, ``go.Figure`` out.
 
-No Streamlit here; ``tests/test_plots_reverse.py`` builds the figures directly.
+No Streamlit here; ``tests/unit/app/test_plots_reverse.py`` builds the figures directly.
 """
 
 from __future__ import annotations

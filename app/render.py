@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from model.images.figure import psnr  # noqa: F401 -- the one PSNR; pages call it as render.psnr
 from model.images.tensors import NOISE_RANGE, noise_to_uint8, tensor_to_uint8, to_picture
 
 DISPLAY_PX = 256  # small images are upscaled to about this size with nearest-neighbour

@@ -8,7 +8,7 @@ from app import backend
 from app.common import model_channels
 from app.model_picker import model_picker
 from app.render import picture
-from model.images.tensors import ImageLoadError
+from model.images.decode import ImageLoadError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 

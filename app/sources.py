@@ -3,7 +3,7 @@
 The environment variable ``DIFFUSION_LENS_SOURCES`` is a comma-separated list of what the sidebar's model
 picker (and a shared link) may load, besides the two bundled models, which are always allowed:
 
-* ``known``: the known pixel-space Hub DDPMs (``model.nets.network.KNOWN_HUB_MODELS``);
+* ``known``: the known pixel-space Hub DDPMs (``model.nets.hub.KNOWN_HUB_MODELS``);
 * ``owner/name``: that Hub model;
 * ``hub``: any Hub id (up to the loader's own size limit);
 * ``local``: folders on the server;
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from model.nets import network
+from model.nets import hub, network
 
 ENV = "DIFFUSION_LENS_SOURCES"
 LOCKED_DEFAULT = "known"
@@ -86,7 +86,7 @@ def parse(text: str, origin: str) -> Policy:
         elif low == "bundled":
             pass
         elif low == "known":
-            ids += list(network.KNOWN_HUB_MODELS)
+            ids += list(hub.KNOWN_HUB_MODELS)
         elif low == "hub":
             hub_any = True
         elif low == "local":

@@ -25,8 +25,8 @@ import streamlit as st
 
 from app import backend, sources
 from app.model_picker import BUNDLED_MODELS
-from model.nets import network
-from model.nets.network import ModelLoadError
+from model.nets import hub, network
+from model.nets.checkpoint_io import ModelLoadError
 
 NOTES_KEY = "url_notes"  # sentences about the link, shown once at the top of the page
 DONE_KEY = "_url_restored"
@@ -236,8 +236,8 @@ def _class_model(key: str):
             and not model.conditional
             and ss.get("traj_source") == SOURCES["noise"]
             and not ss.get("traj_photo_model_anyway")
-            and model.source == str(network.BUNDLED_MODEL)
-            and network.FASHION_MODEL.is_dir()
+            and model.source == str(hub.BUNDLED_MODEL)
+            and hub.FASHION_MODEL.is_dir()
         ):
             model = backend.get_bundled("fashion")
         return model

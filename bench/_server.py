@@ -55,8 +55,8 @@ def prepare_model(choice: str) -> tuple[str | None, str]:
         return None, f"bundled model ({bundled})"
     if choice in ("auto", "photo-random", "tiny"):
         from model.diffusion.schedule import make_schedule
-        from model.nets.network import save_model, tiny_unet
-        from model.training.train import build_unet
+        from model.nets.checkpoint_io import save_model, tiny_unet
+        from model.training.train_lib import build_unet
 
         folder = Path(tempfile.mkdtemp(prefix=f"diffusion-lens-{choice}-"))
         unet = tiny_unet(32) if choice == "tiny" else build_unet("photo", 64)

@@ -25,7 +25,7 @@ import torch
 
 from model.nets import runtime
 from model.nets.batching import DynamicBatcher
-from model.training.train import build_unet
+from model.training.train_lib import build_unet
 
 ROOT = Path(__file__).resolve().parent.parent
 

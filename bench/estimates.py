@@ -23,7 +23,7 @@ same functions the pages call; each measurement they need is made first, as on a
   with the app's batch size); ``--standin-terms`` terms for the stand-in, a full run there takes hours.
 
 The measured runs go through the same code as the pages (``model.images.figure.start_sample``,
-``model.diffusion.reverse.sample_trajectory``, ``model.images.figure.record_run``; ``vb_terms`` with ``model.eps``),
+``model.diffusion.trajectory.sample_trajectory``, ``model.images.figure.record_run``; ``vb_terms`` with ``model.eps``),
 without Streamlit. Prints estimate, measured and their ratio; the load average is printed beside
 them, since both depend on what else runs on the machine.
 """
@@ -42,11 +42,13 @@ import torch
 
 from app import estimates
 from model.diffusion import likelihood as lk
-from model.diffusion.reverse import make_timesteps, sample_trajectory
+from model.diffusion import vlb_terms
+from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images import figure
 from model.images.tensors import load_image
 from model.nets import runtime
-from model.nets.network import BUNDLED_MODEL, LoadedModel, load_local, load_model
+from model.nets.hub import BUNDLED_MODEL
+from model.nets.network import LoadedModel, load_local, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "assets" / "astronaut.jpg"
@@ -95,7 +97,7 @@ def run_trajectory(model: LoadedModel, res: int, ts: list[int], sampler: str) ->
 
 def run_terms(model: LoadedModel, res: int, x0: torch.Tensor, ts: list[int] | None) -> None:
     """What "Compute all T terms" does (app/backend_objective.bound_all without the progress bar)."""
-    batch = lk.default_batch_size(res)
+    batch = vlb_terms.default_batch_size(res)
     lk.vb_terms(model.eps, model.schedule, x0, ts, generator=torch.Generator().manual_seed(0), batch_size=batch)
 
 

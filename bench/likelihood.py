@@ -21,7 +21,9 @@ import torch
 from model.diffusion import likelihood as lk
 from model.diffusion.schedule import make_schedule
 from model.images.tensors import load_image
-from model.nets.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model, tiny_unet
+from model.nets.checkpoint_io import ModelLoadError, tiny_unet
+from model.nets.hub import BUNDLED_MODEL
+from model.nets.network import LoadedModel, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +44,7 @@ def pick_model(res: int) -> tuple[LoadedModel, str]:
         what = f"stand-in: random weights, architecture of {cfg}"
     else:
         try:
-            from model.training.train import build_unet
+            from model.training.train_lib import build_unet
 
             unet = build_unet("photo", res)
             what = 'stand-in: random weights, the shipped "photo" preset of model.training.train'

@@ -27,7 +27,8 @@ import torch
 
 from model.evaluation.evaluate import DEFAULT_TS, evaluate
 from model.nets import precision
-from model.nets.network import BUNDLED_MODEL, FASHION_MODEL, load_local, precision_label
+from model.nets.hub import BUNDLED_MODEL, FASHION_MODEL
+from model.nets.network import load_local, precision_label
 from model.training.crops import center_square, load_images
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ bundled model (checkpoints/photo-unet). If that folder has no weights yet, a sta
 UNet2DModel with random weights is built from its config.json (or from ``--arch``) and
 the output says "stand-in": speed does not depend on the weights.
 
-* **ours**: ``model.diffusion.reverse.sample_trajectory`` with the pipeline scheduler's own
+* **ours**: ``model.diffusion.trajectory.sample_trajectory`` with the pipeline scheduler's own
   ``timesteps`` (a fair comparison), every StepRecord kept, i.e. x_t, eps_hat and x0_hat
   recorded at every step (as-is: no copies).
 * **theirs**: the pipeline with the same UNet and number of steps, no recording,
@@ -43,7 +43,9 @@ import torch
 
 from model.diffusion.schedule import make_schedule, schedule_from_config
 from model.nets import runtime
-from model.nets.network import BUNDLED_MODEL, LoadedModel, ModelLoadError, load_model
+from model.nets.checkpoint_io import ModelLoadError
+from model.nets.hub import BUNDLED_MODEL
+from model.nets.network import LoadedModel, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +69,7 @@ def get_model(a) -> tuple[LoadedModel, str]:
         unet = UNet2DModel.from_config(json.loads(cfg_file.read_text()))
         what = f"stand-in: random weights, architecture from {cfg_file.relative_to(ROOT)}"
     else:
-        from model.training.train import build_unet
+        from model.training.train_lib import build_unet
 
         unet = build_unet(a.arch, 64)
         what = f"stand-in: random weights, model.training.train preset '{a.arch}' (no {cfg_file.relative_to(ROOT)} yet)"
@@ -80,7 +82,7 @@ def get_model(a) -> tuple[LoadedModel, str]:
 
 def run_ours(model: LoadedModel, scheduler, res: int, seed: int = 0):
     """Our generator on the scheduler's timesteps, every record kept; returns (seconds, final x)."""
-    from model.diffusion.reverse import sample_trajectory
+    from model.diffusion.trajectory import sample_trajectory
 
     sampler = "ddim" if type(scheduler).__name__.startswith("DDIM") else "ddpm"
     ts = scheduler.timesteps.tolist()
@@ -223,7 +225,7 @@ def bench_scrub(model, res=128, steps=50, repeats=30):
     """A slider move on the trajectory page: a stored step's three uint8 panels to PIL, then encoded
     as st.image encodes an RGB picture (JPEG, quality 100)."""
     from app.render import DISPLAY_PX
-    from model.diffusion.reverse import make_timesteps, sample_trajectory
+    from model.diffusion.trajectory import make_timesteps, sample_trajectory
     from model.images import figure
     from model.images.tensors import to_picture
 
@@ -327,7 +329,7 @@ def main(argv=None) -> int:
         if "stand-in" in what:
             print("With random weights the deterministic DDIM path is chaotic: float32 (diffusers) vs float64 (ours)")
             print("schedule rounding grows step by step, so DDIM final images can differ; per step the math agrees")
-            print("(tests/test_reverse.py::test_ddim_matches_diffusers).")
+            print("(tests/unit/model/diffusion/test_reverse.py::test_ddim_matches_diffusers).")
         print()
     print("| measurement | median | target |")
     print("|---|---|---|")

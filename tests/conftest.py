@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fakes import KINDS, RES, FakeHub, schedule_for
 from PIL import Image
+
+from model.nets import checkpoint_io, network
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +61,7 @@ def one_torch_thread():
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A flat diffusers folder holding a tiny random UNet2DModel and the linear schedule."""
     from model.diffusion.schedule import make_schedule
-    from model.nets.network import save_model, tiny_unet
+    from model.nets.checkpoint_io import save_model, tiny_unet
 
     folder = tmp_path_factory.mktemp("tiny-model")
     save_model(tiny_unet(32), make_schedule("linear"), folder)
@@ -86,10 +91,81 @@ def tiny_cond_model_dir(tmp_path_factory) -> Path:
     import json
 
     from model.diffusion.schedule import make_schedule
-    from model.nets.network import save_model, tiny_unet
+    from model.nets.checkpoint_io import save_model, tiny_unet
     from model.training.fashion import CLASSES, NULL_LABEL
 
     folder = tmp_path_factory.mktemp("tiny-cond-model")
     save_model(tiny_unet(32, channels=1, num_class_embeds=len(CLASSES) + 1), make_schedule("linear"), folder)
     (folder / "classes.json").write_text(json.dumps({"names": list(CLASSES), "null_label": NULL_LABEL}))
     return folder
+
+
+# Tiny saved models and a fake Hub (helpers in tests/fakes.py)
+
+
+@pytest.fixture(scope="module")
+def reference_unet() -> torch.nn.Module:
+    return checkpoint_io.tiny_unet(RES, seed=1)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, reference_unet) -> dict[tuple[str, str], Path]:
+    """Tiny folders in both layouts with each prediction type, all holding reference_unet's weights."""
+    root = tmp_path_factory.mktemp("saved")
+    return {
+        (layout, kind): checkpoint_io.save_model(
+            reference_unet, schedule_for(kind), root / f"{layout}-{kind}", layout=layout
+        )
+        for layout in ("flat", "pipeline")
+        for kind in KINDS
+    }
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, saved, reference_unet):
+    """A fake Hub holding: a pipeline repo with safetensors AND a .bin, a flat .bin-only repo,
+    a latent pipeline and a 1-channel model."""
+    import huggingface_hub
+    from diffusers import UNet2DModel
+
+    remotes = {}
+    pipe = tmp_path / "remote-pipe"
+    shutil.copytree(saved[("pipeline", "v_prediction")], pipe)
+    torch.save(reference_unet.state_dict(), pipe / "unet" / network.WEIGHTS_PICKLE)  # must not be fetched
+    remotes["someone/tiny-pipe"] = pipe
+    flat_bin = tmp_path / "remote-bin"
+    shutil.copytree(saved[("flat", "epsilon")], flat_bin)
+    (flat_bin / network.WEIGHTS_SAFE).unlink()
+    torch.save(reference_unet.state_dict(), flat_bin / network.WEIGHTS_PICKLE)
+    remotes["someone/tiny-bin"] = flat_bin
+    latent = tmp_path / "remote-latent"
+    shutil.copytree(saved[("pipeline", "epsilon")], latent)
+    (latent / "model_index.json").write_text(json.dumps({"_class_name": "LDMPipeline", "unet": [], "vqvae": []}))
+    remotes["someone/latent"] = latent
+    gray = tmp_path / "remote-gray"
+    UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).save_pretrained(str(gray))
+    remotes["someone/mnist"] = gray
+    four = tmp_path / "remote-four"
+    UNet2DModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).save_pretrained(str(four))
+    remotes["someone/four-channel"] = four
+    fake = FakeHub(remotes, tmp_path / "hf-cache")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    return fake

@@ -139,3 +139,21 @@ def test_every_python_m_command_in_the_docs_names_a_runnable_module():
         assert spec is not None and spec.origin, f"python -m {name}: no such module"
         source = Path(spec.origin).read_text()
         assert 'if __name__ == "__main__":' in source and "main()" in source, f"python -m {name} would do nothing"
+
+
+def test_the_tests_mirror_the_layout():
+    """tests/unit/model/<sub-package>/ for each sub-package of model/ that holds logic, tests/unit/app/ for the app; every
+    test folder names a real package."""
+    packages = {p.parent.name for p in (ROOT / "model").glob("*/__init__.py")}
+    test_dirs = {
+        p.name for p in (ROOT / "tests" / "unit" / "model").iterdir() if p.is_dir() and p.name != "__pycache__"
+    }
+    assert test_dirs <= packages, test_dirs - packages
+    assert packages - test_dirs <= {"cli"}, packages - test_dirs  # the commands are tested with what they run
+    assert any((ROOT / "tests" / "unit" / "app").glob("test_*.py"))
+
+
+def test_no_test_folder_shadows_a_package():
+    """tests/ is on sys.path (pytest's pythonpath, and the folder of the top conftest.py): a folder there named like
+    a top-level package would be imported instead of the package whenever the checkout is not first on sys.path."""
+    assert not {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()} & {"app", "model", "bench"}

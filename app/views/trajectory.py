@@ -10,11 +10,11 @@ import streamlit as st
 from app import backend, backend_reverse, compare, estimates, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
-from model.diffusion.reverse import make_timesteps
-from model.images import figure
+from model.diffusion.trajectory import make_timesteps
+from model.images import figure, slide
 from model.images.generate import DEFAULT_GUIDANCE
 from model.images.tensors import tensor_to_uint8, to_picture
-from model.nets import network
+from model.nets import hub
 from model.nets.cost import suggested_steps
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
@@ -76,8 +76,8 @@ if source == PHOTO:
     )
 else:
     t_start = T - 1
-    photo_model = model.source == str(network.BUNDLED_MODEL)
-    if photo_model and network.FASHION_MODEL.is_dir():
+    photo_model = model.source == str(hub.BUNDLED_MODEL)
+    if photo_model and hub.FASHION_MODEL.is_dir():
         anyway = c1.checkbox("Use the photo model anyway", key="traj_photo_model_anyway", persist_state=KEEP)
         if not anyway:
             c1.info(
@@ -341,7 +341,7 @@ transposed = d3.toggle("Slide: steps as columns", key="traj_slide_t", persist_st
 d3.download_button(
     "Download a 16:9 slide (PNG)",
     lambda: figure.png_bytes(  # built only when clicked
-        figure.slide_image(run.frames, slide_title, rows=8 if transposed else 5, transposed=transposed)
+        slide.slide_image(run.frames, slide_title, rows=8 if transposed else 5, transposed=transposed)
     ),
     file_name=f"{name}-slide{'-columns' if transposed else ''}.png",
     mime="image/png",

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.images.figure import Run, gif_bytes, grid_image, pick_rows, record_run, slide_image, start_sample
+from model.images.figure import Run, gif_bytes, grid_image, pick_rows, record_run, start_sample
+from model.images.slide import slide_image
 from model.nets import precision, runtime
 
 
@@ -70,10 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     from model.diffusion.guidance import guided_eps_model
-    from model.diffusion.reverse import make_timesteps, sample_trajectory
+    from model.diffusion.trajectory import make_timesteps, sample_trajectory
+    from model.images.decode import ImageLoadError
     from model.images.generate import default_guidance, resolve_label
-    from model.images.tensors import ImageLoadError, check_resolution, load_image, to_channels
-    from model.nets.network import ModelLoadError, load_model
+    from model.images.tensors import check_resolution, load_image, to_channels
+    from model.nets.checkpoint_io import ModelLoadError
+    from model.nets.network import load_model
 
     a = _parser().parse_args(argv)
 

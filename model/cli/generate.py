@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from model.nets.network import ModelLoadError, load_model
+    from model.nets.checkpoint_io import ModelLoadError
+    from model.nets.network import load_model
 
     a = _parser().parse_args(argv)
 

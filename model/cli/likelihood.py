@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from model.diffusion.likelihood import PROPOSALS, codec_bpd, default_batch_size, estimate_bpd, vb_terms
+from model.diffusion.likelihood import PROPOSALS, codec_bpd, estimate_bpd
+from model.diffusion.vlb_terms import default_batch_size, vb_terms
 
 
 def table_rows(timesteps: Sequence[int], max_rows: int = 24) -> list[int]:
@@ -45,8 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from model.images.tensors import ImageLoadError, load_image
-    from model.nets.network import ModelLoadError, load_model
+    from model.images.decode import ImageLoadError
+    from model.images.tensors import load_image
+    from model.nets.checkpoint_io import ModelLoadError
+    from model.nets.network import load_model
 
     p = argparse.ArgumentParser(prog="python -m model.likelihood", description=main.__doc__.splitlines()[0])
     p.add_argument("image", help="a PNG/JPEG/... file")

@@ -77,7 +77,7 @@ def guided_eps(model, x_t: torch.Tensor, t, labels, w: float) -> GuidedEps:
 
 
 def guided_eps_model(model, labels, w: float) -> EpsModel:
-    """An ``(x_t, t) -> (ε̃, x̂₀)`` callable for :func:`model.diffusion.reverse.sample_trajectory`: the guided
+    """An ``(x_t, t) -> (ε̃, x̂₀)`` callable for :func:`model.diffusion.trajectory.sample_trajectory`: the guided
     prediction for ``labels`` at scale ``w`` and its x̂₀ (just ``model.predict`` for an unconditional model)."""
     check_guidance(model, labels, w)
     if not model.conditional:

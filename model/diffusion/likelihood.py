@@ -53,28 +53,19 @@ import torch
 from model.diffusion.forward import q_sample
 from model.diffusion.reverse import training_target
 from model.diffusion.schedule import Schedule
-from model.diffusion.vlb_terms import (  # noqa: F401 -- also re-exported: model.diffusion.likelihood is the public face
+from model.diffusion.vlb_terms import (
     DEFAULT_BATCH_SIZE,
-    LN2,
     EpsModel,
-    LossWeights,
     Progress,
     TermsResult,
     _as_timesteps,
     _check_image,
     _draws,
     _network_batches,
-    approx_standard_normal_cdf,
-    default_batch_size,
-    discretized_gaussian_log_likelihood,
     loss_weights,
     mean_flat,
-    model_log_variance,
-    normal_kl,
-    prior_bpd,
     quantize_8bit,
     vb_terms,
-    vb_terms_bpd,
 )
 
 # ---------------------------------------------------------------------------------

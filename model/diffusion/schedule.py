@@ -171,7 +171,7 @@ def schedule_from_config(config: dict) -> Schedule:
     ``thresholding: true`` (dynamic thresholding of x0_hat), a learned variance
     (``variance_type`` learned / learned_range: the extra output channels are not used here)
     and ``timestep_spacing: trailing``. The inference timesteps are this project's own
-    (:func:`model.diffusion.reverse.make_timesteps`: evenly spaced down to 0), so the other
+    (:func:`model.diffusion.trajectory.make_timesteps`: evenly spaced down to 0), so the other
     ``timestep_spacing`` values, an inference-time choice, are accepted.
     """
     T = int(config.get("num_train_timesteps", 1000))

@@ -11,7 +11,7 @@ class), and prints one line per file. ``--model`` takes ``bundled`` (the photo m
 
 The app's "Pure noise" run and "One of each class" button use the same defaults
 (:data:`DEFAULT_STEPS`, :data:`DEFAULT_SAMPLER`, :func:`default_guidance`) and the same trajectory
-generator (:func:`model.diffusion.reverse.sample_trajectory`), so the command and the app give the same pictures
+generator (:func:`model.diffusion.trajectory.sample_trajectory`), so the command and the app give the same pictures
 for the same seed and batch.
 """
 
@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from model.diffusion.guidance import guided_eps_model
-from model.diffusion.reverse import StepRecord, make_timesteps, sample_trajectory
+from model.diffusion.trajectory import StepRecord, make_timesteps, sample_trajectory
 from model.images.tensors import tensor_to_uint8
 
 DEFAULT_MODEL = "fashion"
@@ -86,7 +86,7 @@ def trajectory(
 ) -> Iterator[StepRecord]:
     """The reverse trajectory of a batch from pure noise: ``len(labels)`` samples (label -1: unconditional).
 
-    Yields :class:`model.diffusion.reverse.StepRecord` (x_t, guided eps_hat, x0_hat; (B, C, R, R)) at every step.
+    Yields :class:`model.diffusion.trajectory.StepRecord` (x_t, guided eps_hat, x0_hat; (B, C, R, R)) at every step.
     """
     labels = [int(v) for v in labels]
     y = None if all(v < 0 for v in labels) else torch.tensor(labels, dtype=torch.long)

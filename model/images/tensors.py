@@ -19,18 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from model.images.decode import (  # noqa: F401  (re-exported: the one door for image bytes)
-    ALLOWED_FORMATS,
+from model.images.decode import (
     DRAFT_MIN_SIDE,
-    FORMATS_TEXT,
-    MAX_ASPECT,
-    MAX_BYTES,
-    MAX_DECODE_PIXELS,
-    MAX_PIXELS,
-    WORK_MAX_SIDE,
     ImageLoadError,
     decode_image,
-    sniff_format,
 )
 
 DEFAULT_RESOLUTION = 64

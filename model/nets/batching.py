@@ -27,7 +27,7 @@ holds could deadlock.
 Correctness rests on one property of the network: a row's output does not depend on the
 other rows. True for diffusers' UNet2DModel in eval mode (GroupNorm normalises within a
 sample; no BatchNorm statistics, no dropout); a bf16 or fp16 path may differ in the last
-bits between batch sizes. tests/test_batching.py checks it in fp32.
+bits between batch sizes. tests/unit/model/nets/test_batching.py checks it in fp32.
 
 Batching is server policy, not math: nothing is batched until the app calls :func:`enable`
 (the Streamlit entry does, from ``DIFFUSION_LENS_BATCH_MS``: default 5, 0 turns it off).

@@ -171,7 +171,7 @@ def trajectory_overhead(
 ) -> float:
     """Seconds per step of a reverse trajectory's own work: the sampler's update (and, with
     ``record``, :func:`model.images.figure.record_run` keeping x_t, eps_hat, x0_hat and PSNR), at batch 1."""
-    from model.diffusion.reverse import make_timesteps, sample_trajectory
+    from model.diffusion.trajectory import make_timesteps, sample_trajectory
     from model.images import figure
 
     x0 = torch.zeros(1, channels, resolution, resolution)

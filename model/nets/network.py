@@ -36,8 +36,6 @@ re-exported here, so ``from model.nets.network import ...`` keeps working.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,25 +44,16 @@ import torch
 from model.diffusion.reverse import output_to_eps, output_to_x0
 from model.diffusion.schedule import Schedule, make_schedule, schedule_from_config
 from model.nets import precision
-from model.nets.checkpoint_io import (  # noqa: F401 -- also re-exported: model.nets.network is the public face
-    MAX_PARAMETERS,
+from model.nets.checkpoint_io import (
     WEIGHTS_PICKLE,
     WEIGHTS_SAFE,
     ModelLoadError,
     _build_unet,
     _inspect_folder,
     _read_json,
-    save_model,
-    tiny_unet,
 )
-from model.nets.hub import (  # noqa: F401 -- also re-exported: model.nets.network is the public face
+from model.nets.hub import (
     _CONFIG_FILES,
-    BUNDLED_MODEL,
-    BUNDLED_SOURCES,
-    FASHION_MODEL,
-    KNOWN_HUB_MODELS,
-    REPO_ROOT,
-    KnownModel,
     Progress,
     download_hub_model,
     parse_source,
@@ -281,19 +270,15 @@ def _read_classes(folder: Path, config: dict, name: str) -> tuple[tuple[str, ...
 def load_model(
     source: str | Path | None = None, progress: Progress | None = None, device: str | torch.device | None = None
 ) -> LoadedModel:
-    """Load a model from the bundled folder (``None`` / ``"bundled"``), a local folder or a Hub id.
-
-    If the process-wide cache of :func:`get_model` already holds this model, that (read-only)
-    instance is returned instead of a second copy. Raises :class:`ModelLoadError`.
-    """
-    cached = _CACHE.peek(source, device)
-    if cached is not None:
-        return cached
+    """Load a model from the bundled folder (``None`` / ``"bundled"``), a local folder or a Hub id: a new
+    instance every call (the app shares one per model through ``app.model_cache``). Raises
+    :class:`ModelLoadError`."""
     kind, where = parse_source(source)
-    return _load(kind, where, progress, device)
+    return load_parsed(kind, where, progress, device)
 
 
-def _load(kind: str, where: str, progress: Progress | None, device) -> LoadedModel:
+def load_parsed(kind: str, where: str, progress: Progress | None, device) -> LoadedModel:
+    """:func:`load_model` for a source already classified by :func:`parse_source`."""
     if kind == "hub":
         folder = download_hub_model(where, progress)
         return load_local(folder, device, name=where)
@@ -305,16 +290,13 @@ def _load(kind: str, where: str, progress: Progress | None, device) -> LoadedMod
 
 
 # ---------------------------------------------------------------------------------
-# A bounded, thread-safe, process-wide cache
+# What identifies a loaded model (the app's cache keys on these)
 # ---------------------------------------------------------------------------------
-
-MAX_CACHED_MODELS = 3
-
 
 _FINGERPRINT_FILES = [*_CONFIG_FILES, WEIGHTS_SAFE, WEIGHTS_PICKLE, "unet/" + WEIGHTS_SAFE, "unet/" + WEIGHTS_PICKLE]
 
 
-def _fingerprint(kind: str, where: str) -> tuple:
+def fingerprint(kind: str, where: str) -> tuple:
     """For a folder: (name, size, mtime) of its model files, so a re-saved model is reloaded. Hub ids: ()."""
     if kind == "hub":
         return ()
@@ -328,95 +310,7 @@ def _fingerprint(kind: str, where: str) -> tuple:
     return tuple(stats)
 
 
-def _cache_key(kind: str, where: str, device: torch.device) -> tuple:
-    return (kind, where, str(device), precision.policy())  # a model loaded under "fp32" is not the "auto" one
-
-
-class ModelCache:
-    """At most ``maxsize`` loaded models, least recently used evicted first.
-
-    Thread safety: one lock guards the table, and one lock per key makes concurrent
-    requests for the same model wait for a single load instead of loading it twice
-    (different models still load in parallel). Failed loads are not cached.
-    """
-
-    def __init__(self, maxsize: int = MAX_CACHED_MODELS, loader=_load):
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
-        self.maxsize = maxsize
-        self._loader = loader
-        self._lock = threading.Lock()
-        self._models: OrderedDict[tuple, tuple[tuple, LoadedModel]] = OrderedDict()
-        self._loading: dict[tuple, threading.Lock] = {}
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-    def keys(self) -> list[tuple]:
-        with self._lock:
-            return list(self._models)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-
-    def peek(self, source, device=None) -> LoadedModel | None:
-        """The cached model for ``source`` if it is loaded and up to date, else None; never loads."""
-        kind, where = parse_source(source)
-        key, fp = _cache_key(kind, where, select_device(device)), _fingerprint(kind, where)
-        with self._lock:
-            hit = self._models.get(key)
-        return hit[1] if hit and hit[0] == fp else None
-
-    def _hit(self, key: tuple, fp: tuple) -> LoadedModel | None:
-        with self._lock:
-            hit = self._models.get(key)
-            if hit is None or hit[0] != fp:
-                return None
-            self._models.move_to_end(key)
-            return hit[1]
-
-    def get(self, source, progress: Progress | None = None, device=None) -> LoadedModel:
-        kind, where = parse_source(source)
-        dev = select_device(device)
-        key, fp = _cache_key(kind, where, dev), _fingerprint(kind, where)
-        model = self._hit(key, fp)
-        if model is not None:
-            return model
-        with self._lock:
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:
-            model = self._hit(key, fp)  # loaded by another thread while we waited
-            if model is not None:
-                return model
-            try:
-                model = self._loader(kind, where, progress, dev)
-                with self._lock:
-                    self._models[key] = (fp, model)
-                    self._models.move_to_end(key)
-                    while len(self._models) > self.maxsize:
-                        self._models.popitem(last=False)
-            finally:
-                with self._lock:
-                    self._loading.pop(key, None)
-        return model
-
-
-_CACHE = ModelCache(MAX_CACHED_MODELS)
-
-
-def get_model(
-    source: str | Path | None = None, progress: Progress | None = None, device: str | torch.device | None = None
-) -> LoadedModel:
-    """:func:`load_model` through a process-wide LRU cache of at most ``MAX_CACHED_MODELS`` = 3 models.
-
-    Why 3: the cache is per process, shared by every browser session, so sessions do not
-    multiply it. A 256-px Google DDPM has 113.7M parameters = 455 MB in float32 (the
-    32-px CIFAR-10 one 35.7M = 143 MB). Three is the bundled model plus two others to
-    compare (say CIFAR-10 and one 256-px model), at most ~1.4 GB of weights. On a 24 GB
-    server that leaves ~22 GB for activations: one 256-px forward at batch 1 peaks at a few
-    hundred MB, so ~30 sessions stepping at once still fit. A fourth model evicts the
-    least recently used one; reloading it costs seconds (from the local Hub cache), never a
-    re-download.
-    """
-    return _CACHE.get(source, progress, device)
+def cache_key(kind: str, where: str, device: torch.device) -> tuple:
+    """The identity of a loaded model: its source, device and arithmetic policy (a model loaded under "fp32" is
+    not the "auto" one)."""
+    return (kind, where, str(device), precision.policy())

@@ -43,7 +43,7 @@ from model.diffusion.reverse import output_to_eps
 from model.diffusion.schedule import make_schedule
 from model.training.crops import CropSampler, load_images
 from model.training.fashion import NULL_LABEL, LabelledSampler, is_fashion_folder, load_split, to_model
-from model.training.train_lib import (  # re-exported: the training building blocks live in model/training/train_lib.py
+from model.training.train_lib import (
     ARCHS,
     EMA,
     LossLog,
@@ -53,21 +53,7 @@ from model.training.train_lib import (  # re-exported: the training building blo
     lr_at,
     parse_t_focus,
     sample_t,
-    save_checkpoint,
 )
-
-__all__ = [
-    "ARCHS",
-    "EMA",
-    "build_unet",
-    "loss_weight",
-    "lr_at",
-    "parse_args",
-    "parse_t_focus",
-    "sample_t",
-    "save_checkpoint",
-    "train",
-]
 
 
 def parse_args(argv=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.nets.network import FASHION_MODEL
+from model.nets.hub import FASHION_MODEL
 from model.training.fashion import CLASSES
 
 from .test_browser import image_with_caption, no_traceback, open_app, slider_input, wait_idle

@@ -1,0 +1,111 @@
+"""The app's models: one process-wide, bounded, thread-safe cache of loaded networks, shared by every session.
+
+The math and the commands load a model with :func:`model.nets.network.load_model` (a new instance each call); the
+app asks :func:`get_model`, so thirty sessions share one read-only copy. A folder re-saved on disk is loaded again
+(:func:`model.nets.network.fingerprint`), and a model loaded under another arithmetic policy is another entry
+(:func:`model.nets.network.cache_key`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from model.nets import network
+from model.nets.hub import Progress, parse_source
+from model.nets.network import LoadedModel, select_device
+
+MAX_CACHED_MODELS = 3
+
+
+class ModelCache:
+    """At most ``maxsize`` loaded models, least recently used evicted first.
+
+    Thread safety: one lock guards the table, and one lock per key makes concurrent
+    requests for the same model wait for a single load instead of loading it twice
+    (different models still load in parallel). Failed loads are not cached.
+    """
+
+    def __init__(self, maxsize: int = MAX_CACHED_MODELS, loader=network.load_parsed):
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.maxsize = maxsize
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._models: OrderedDict[tuple, tuple[tuple, LoadedModel]] = OrderedDict()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+    def peek(self, source, device=None) -> LoadedModel | None:
+        """The cached model for ``source`` if it is loaded and up to date, else None; never loads."""
+        kind, where = parse_source(source)
+        key, fp = network.cache_key(kind, where, select_device(device)), network.fingerprint(kind, where)
+        with self._lock:
+            hit = self._models.get(key)
+        return hit[1] if hit and hit[0] == fp else None
+
+    def _hit(self, key: tuple, fp: tuple) -> LoadedModel | None:
+        with self._lock:
+            hit = self._models.get(key)
+            if hit is None or hit[0] != fp:
+                return None
+            self._models.move_to_end(key)
+            return hit[1]
+
+    def get(self, source, progress: Progress | None = None, device=None) -> LoadedModel:
+        kind, where = parse_source(source)
+        dev = select_device(device)
+        key, fp = network.cache_key(kind, where, dev), network.fingerprint(kind, where)
+        model = self._hit(key, fp)
+        if model is not None:
+            return model
+        with self._lock:
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            model = self._hit(key, fp)  # loaded by another thread while we waited
+            if model is not None:
+                return model
+            try:
+                model = self._loader(kind, where, progress, dev)
+                with self._lock:
+                    self._models[key] = (fp, model)
+                    self._models.move_to_end(key)
+                    while len(self._models) > self.maxsize:
+                        self._models.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+        return model
+
+
+_CACHE = ModelCache(MAX_CACHED_MODELS)
+
+
+def get_model(
+    source: str | Path | None = None, progress: Progress | None = None, device: str | torch.device | None = None
+) -> LoadedModel:
+    """:func:`model.nets.network.load_model` through a process-wide LRU cache of at most ``MAX_CACHED_MODELS`` = 3 models.
+
+    Why 3: the cache is per process, shared by every browser session, so sessions do not
+    multiply it. A 256-px Google DDPM has 113.7M parameters = 455 MB in float32 (the
+    32-px CIFAR-10 one 35.7M = 143 MB). Three is the bundled model plus two others to
+    compare (say CIFAR-10 and one 256-px model), at most ~1.4 GB of weights. On a 24 GB
+    server that leaves ~22 GB for activations: one 256-px forward at batch 1 peaks at a few
+    hundred MB, so ~30 sessions stepping at once still fit. A fourth model evicts the
+    least recently used one; reloading it costs seconds (from the local Hub cache), never a
+    re-download.
+    """
+    return _CACHE.get(source, progress, device)

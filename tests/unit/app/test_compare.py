@@ -1,0 +1,130 @@
+"""Compare on the Reverse trajectory page: the kept runs (model.images.figure.keep_recent, frame_near_t), two runs side by
+side, and the t_start sweep; pure pieces directly, the page through AppTest on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from conftest import APP_ENTRY
+from streamlit.testing.v1 import AppTest
+
+from app import model_cache, plots_reverse
+from model.images import figure
+
+torch.set_num_threads(1)
+
+
+def _run(ts: tuple[int, ...], res: int = 8, psnr: bool = True) -> figure.Run:
+    blank = np.zeros((res, res, 3), np.uint8)
+    frames = tuple(
+        figure.Frame(index=i, num_steps=len(ts), t=t, x_t=blank, eps_hat=blank, x0_hat=blank) for i, t in enumerate(ts)
+    )
+    return figure.Run(
+        ts=ts,
+        t_prevs=(*ts[1:], -1),
+        eps_rms=tuple(1.0 for _ in ts),
+        psnr=tuple(10.0 + i for i in range(len(ts))) if psnr else None,
+        kept=tuple(range(len(ts))),
+        frames=frames,
+        final=blank,
+        seconds=0.1,
+    )
+
+
+def test_keep_recent_counts_and_bytes():
+    old = [_run((300, 200, 100, 0)) for _ in range(5)]
+    new = _run((500, 0))
+    kept = figure.keep_recent(old, new, max_runs=4)
+    assert kept[0] is new and kept[1:] == old[:3]  # newest first, at most 4
+    one = old[0].nbytes
+    assert figure.keep_recent(old, new, max_runs=9, max_bytes=new.nbytes + 2 * one) == [new, old[0], old[1]]
+    assert figure.keep_recent(old, new, max_bytes=1) == [new]  # the new run always stays
+    assert figure.keep_recent([new, *old], new, max_runs=2) == [new, old[0]]  # not twice
+
+
+def test_frame_near_t_picks_the_closest_stored_step():
+    run = _run((900, 600, 300, 0))
+    assert figure.frame_near_t(run, 620).t == 600
+    assert figure.frame_near_t(run, 999).index == 0 and figure.frame_near_t(run, -5).t == 0
+    assert figure.frame_near_t(run, 450).t == 600  # a tie goes to the earlier step
+
+
+def test_compare_and_sweep_charts():
+    fig = plots_reverse.compare_chart({"A": _run((900, 0)), "B": _run((500, 250, 0))}, 300)
+    assert [tr.name for tr in fig.data] == ["A", "B"] and fig.layout.xaxis.autorange == "reversed"
+    assert "PSNR" in fig.layout.yaxis.title.text
+    noise = plots_reverse.compare_chart({"A": _run((900, 0), psnr=False), "B": _run((500, 0))}, 300)
+    assert "ε̂" in noise.layout.yaxis.title.text  # PSNR only when both runs have it
+    sw = plots_reverse.sweep_psnr_chart([100, 200], [30.0, float("inf")])
+    assert list(sw.data[0].y) == [30.0, None]
+
+
+def _app(tiny_model_dir) -> AppTest:
+    at = AppTest.from_file(APP_ENTRY, default_timeout=300)
+    at.session_state["model_source"] = str(tiny_model_dir)
+    at.session_state["resolution"] = 32
+    at.switch_page("views/trajectory.py")
+    return at
+
+
+def test_two_runs_side_by_side(tiny_model_dir):
+    at = _app(tiny_model_dir)
+    at.run()
+    at.slider(key="traj_steps").set_value(10)
+    at.button(key="traj_go").click().run()
+    assert not at.exception
+    assert len(at.session_state["traj_history"]) == 1
+    assert not any(s.key == "cmp_a" for s in at.selectbox)  # one run: nothing to compare yet
+    at.radio(key="traj_sampler").set_value("DDPM")
+    at.button(key="traj_go").click().run()
+    at.button(key="traj_go").click().run()  # the same settings again: not kept twice
+    assert not at.exception, [e.value for e in at.exception]
+    history = at.session_state["traj_history"]
+    assert len(history) == 2 and history[0]["settings"].sampler == "ddpm" and history[1]["settings"].sampler == "ddim"
+    assert at.selectbox(key="cmp_a").value == 1 and at.selectbox(key="cmp_b").value == 0
+    at.slider(key="cmp_t").set_value(150).run()
+    caps = [c for img in at.image for c in img.captions]
+    assert sum(c.startswith("x_t, t = ") for c in caps) >= 3  # the scrub row and both compared runs
+    assert any(m.value.startswith("**A**: step") for m in at.markdown)
+    assert any(m.value.startswith("**B**: step") for m in at.markdown)
+
+
+def test_t_start_sweep_rows_and_cache(tiny_model_dir):
+
+    at = _app(tiny_model_dir)
+    at.run()
+    at.slider(key="traj_steps").set_value(10).run()
+    unet = model_cache.get_model(str(tiny_model_dir)).unet
+    calls = []
+    hook = unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        at.button(key="traj_sweep_go").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        _key, rows = at.session_state["traj_sweep"]
+        assert [r["t_start"] for r in rows] == list(range(100, 1000, 100))
+        assert all(r["steps"] == 10 and np.isfinite(r["psnr"]) for r in rows)
+        assert rows[0]["final"].shape == (32, 32, 3)
+        assert len(calls) == 90  # 9 starts x 10 steps
+        calls.clear()
+        at.button(key="traj_sweep_go").click().run()  # the same settings: from the cache
+        assert calls == []
+    finally:
+        hook.remove()
+    assert any("t_start" in c.value for c in at.markdown)
+
+
+def test_the_choice_survives_a_shorter_history(tiny_model_dir):
+    at = _app(tiny_model_dir)
+    at.run()
+    at.slider(key="traj_steps").set_value(10)
+    for sampler in ("DDIM", "DDPM"):
+        at.radio(key="traj_sampler").set_value(sampler)
+        at.button(key="traj_go").click().run()
+    at.slider(key="traj_t_start").set_value(200)
+    at.button(key="traj_go").click().run()
+    at.selectbox(key="cmp_a").set_value(2).run()
+    assert at.selectbox(key="cmp_a").value == 2
+    at.session_state["traj_history"] = at.session_state["traj_history"][:2]  # as when the memory cap drops runs
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_a").value in (0, 1)

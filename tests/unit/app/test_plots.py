@@ -1,0 +1,79 @@
+"""Pure Plotly builders, tested without Streamlit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import plots
+from app.render import noise_picture, picture
+from model.diffusion.schedule import make_schedule
+from model.images.figure import psnr
+
+
+def test_schedule_chart_marks_t_and_has_both_weights():
+    s = make_schedule("linear")
+    fig = plots.schedule_chart(s, 300)
+    names = [tr.name for tr in fig.data]
+    assert any("signal" in n for n in names) and any("noise" in n for n in names)
+    signal = fig.data[0].y
+    assert len(signal) == 1000 and signal[0] > 0.99 and signal[-1] < 0.01
+    marker = fig.data[2]
+    assert list(marker.x) == [300, 300]
+    assert marker.y[0] == pytest.approx(float(s.sqrt_alpha_bar[300]))
+    assert fig.layout.shapes[0].x0 == 300
+
+
+def test_histogram_chart_overlays_samples_and_normal_density():
+    rng = np.random.default_rng(0)
+    fig = plots.histogram_chart({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    assert [tr.type for tr in fig.data] == ["histogram", "histogram", "scatter"]
+    xs, ys = np.asarray(fig.data[2].x), np.asarray(fig.data[2].y)
+    assert np.trapezoid(ys, xs) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_line_chart_series_and_log_axis():
+    fig = plots.line_chart([1, 2, 3], {"mse": [1.0, 0.1, 0.01]}, "t", "x", "y", marker_x=2, log_y=True)
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.data[0].y) == [1.0, 0.1, 0.01]
+
+
+def test_pictures_upscale_without_smoothing_and_noise_normalisation():
+    import torch
+
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, :, 0, 0] = 1.0
+    img = picture(x, 16)
+    assert img.size == (16, 16)
+    arr = np.asarray(img)
+    assert (arr[:4, :4] == 255).all() and (arr[4:, 4:] == 128).all()  # hard edges: nearest-neighbour
+    eps = torch.tensor([-3.0, 0.0, 3.0, 6.0]).reshape(1, 1, 1, 4).expand(1, 3, 1, 4)
+    vals = np.asarray(noise_picture(eps, 4))[0, :, 0]
+    assert list(vals) == [0, 128, 255, 255]
+    assert psnr(x, x) == float("inf")
+    assert psnr(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)) == pytest.approx(10 * np.log10(4.0))
+
+
+def test_long_titles_wrap_to_fit_a_phone_and_the_margin_holds_them():
+    from app import plots_inside, plots_reverse
+
+    assert plots.wrap_title("short") == ("short", 1)
+    text, lines = plots.wrap_title("Sinusoidal time features: every t gets its own pattern (t = 500 dashed)")
+    assert lines == 2 and text.replace("<br>", " ").startswith("Sinusoidal") and "<br>" in text
+    figs = [
+        plots.schedule_chart(make_schedule("cosine"), 10),
+        plots_inside.time_heatmap([0, 500, 999], np.zeros((3, 8)), 500),
+        plots_inside.attention_chart(np.full((1, 4, 4), 1 / 4), 0, 0),
+        plots_reverse.sweep_psnr_chart([100, 200], [30.0, 20.0]),
+        plots_reverse.sweep_chart([0, 500], [0.1, 0.2], [30.0, 10.0], 500),
+    ]
+    for fig in figs:
+        title_lines = fig.layout.title.text.split("<br>")
+        assert all(len(line) <= plots.TITLE_CHARS for line in title_lines), title_lines
+        # the title sits in the top margin, which grows by a line's height per extra line, and the legend
+        # below the plot: on a narrow phone chart neither runs into the other
+        assert fig.layout.margin.t >= plots.TOP_PX + plots.TITLE_LINE_PX * (len(title_lines) - 1)
+        middle_px = (1 - fig.layout.title.y) * fig.layout.height  # the title block is centred here
+        block = plots.TITLE_LINE_PX * len(title_lines)
+        assert plots.TOOLBAR_PX - 0.5 <= middle_px - block / 2 and middle_px + block / 2 < fig.layout.margin.t
+        assert fig.layout.title.yanchor == "middle" and fig.layout.legend.y < 0
