@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import KINDS, RES, FakeHub, schedule_for
+from fakes import KINDS, RES, FakeHub, schedule_for, tiny_unet
 from PIL import Image
 
 from model.nets import checkpoint_io, network
@@ -126,7 +126,6 @@ def hub(tmp_path, monkeypatch, saved, reference_unet):
     """A fake Hub holding: a pipeline repo with safetensors AND a .bin, a flat .bin-only repo,
     a latent pipeline and a 1-channel model."""
     import huggingface_hub
-    from diffusers import UNet2DModel
 
     remotes = {}
     pipe = tmp_path / "remote-pipe"
@@ -143,28 +142,10 @@ def hub(tmp_path, monkeypatch, saved, reference_unet):
     (latent / "model_index.json").write_text(json.dumps({"_class_name": "LDMPipeline", "unet": [], "vqvae": []}))
     remotes["someone/latent"] = latent
     gray = tmp_path / "remote-gray"
-    UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).save_pretrained(str(gray))
+    tiny_unet(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8)).save_pretrained(str(gray))
     remotes["someone/mnist"] = gray
     four = tmp_path / "remote-four"
-    UNet2DModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(8, 8),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).save_pretrained(str(four))
+    tiny_unet(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 8)).save_pretrained(str(four))
     remotes["someone/four-channel"] = four
     fake = FakeHub(remotes, tmp_path / "hf-cache")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)

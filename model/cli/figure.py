@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from model.cli.common import add_precision_option, apply_policy, fail
 from model.images.figure import Run, gif_bytes, grid_image, pick_rows, record_run, start_sample
 from model.images.slide import slide_image
-from model.nets import precision, runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "--transpose", action="store_true", help="the slide shows steps as columns (x_t, eps_hat, x0_hat as rows)"
     )
     ap.add_argument("--title", default=None, help="the slide's title line (default: the settings)")
-    ap.add_argument(
-        "--precision",
-        choices=precision.POLICIES,
-        default="auto",
-        help="auto: the fastest arithmetic that passes the fidelity guard (model/nets/precision.py); fp32: plain fp32",
-    )
+    add_precision_option(ap)
     return ap
 
 
@@ -80,12 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     a = _parser().parse_args(argv)
 
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-
-    precision.set_policy(a.precision)  # this command's policy, set at its edge
-    runtime.configure_allocator()  # freed tensor memory kept for reuse (model/nets/runtime.py)
+    apply_policy(a)
     if a.steps < 1 or a.rows < 1:
         return fail("--steps and --rows must be at least 1.")
     if a.eta < 0:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from model.cli.common import add_precision_option, apply_policy, fail
 from model.diffusion.guidance import check_guidance
 from model.images.generate import (
     DEFAULT_GUIDANCE,
@@ -25,7 +25,6 @@ from model.images.generate import (
     label_list,
     resolve_label,
 )
-from model.nets import precision, runtime
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,12 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--res", type=int, default=None, help="resolution in px (default: the model's own)")
     ap.add_argument("--out", required=True, type=Path, help="output folder for samples.npz and grid.png")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument(
-        "--precision",
-        choices=precision.POLICIES,
-        default="auto",
-        help="auto: the fastest arithmetic that passes the fidelity guard (model/nets/precision.py); fp32: plain fp32",
-    )
+    add_precision_option(ap)
     return ap
 
 
@@ -64,14 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     a = _parser().parse_args(argv)
 
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-
-    precision.set_policy(a.precision)  # this command's policy, set at its edge
-    runtime.configure_allocator()  # freed tensor memory kept for reuse (model/nets/runtime.py)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    apply_policy(a)
     if a.steps < 1 or a.batch < 1 or a.per_class < 1:
         return fail("--steps, --batch and --per-class must be at least 1.")
     if a.eta < 0:
