@@ -158,3 +158,13 @@ def test_the_choice_is_remembered_per_machine(monkeypatch, tmp_path):
     monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
     precision.set_policy("auto")
     assert isinstance(precision.apply(model).precision, PrecisionChoice)
+
+
+@pytest.mark.parametrize("bf16_ok, names", [(True, ["bf16", "fp16"]), (False, ["fp16"])])
+def test_a_gpu_tries_bf16_where_supported_then_fp16_autocast_on_cuda(monkeypatch, bf16_ok, names):
+    """The same guard picks among these on a GPU (no GPU here: only the candidate list is checked)."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    paths = precision.candidates("cuda")
+    assert [p.name for p in paths] == names and all(p.device_type == "cuda" for p in paths)
+    assert {p.dtype for p in paths} <= {torch.bfloat16, torch.float16}
+    assert [p.name for p in precision.candidates("cpu")] == ["bf16"] and precision.candidates("meta") == []
