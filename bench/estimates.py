@@ -1,7 +1,7 @@
 """Benchmark: every time estimate the app shows, beside the measured time of the same work.
 
     PYTHONPATH=. .venv/bin/python bench/estimates.py [--quick] [--threads N] [--repeats 1] [--standin-steps 5]
-        [--standin-terms 6]
+        [--standin-terms 6] [--cpu-clock]
 
 Issue 20's bar: every estimate lands within ±30 % of the measured time, for
 
@@ -25,7 +25,14 @@ same functions the pages call; each measurement they need is made first, as on a
 The measured runs go through the same code as the pages (``model.images.figure.start_sample``,
 ``model.diffusion.trajectory.sample_trajectory``, ``model.images.figure.record_run``; ``vb_terms`` with ``model.eps``),
 without Streamlit. Prints estimate, measured and their ratio; the load average is printed beside
-them, since both depend on what else runs on the machine.
+them, since both depend on what else runs on the machine. With ``--repeats`` above 1 a row also
+shows the fastest and slowest of its measured runs.
+
+On a machine shared with other jobs, wall-clock ratios mostly show how the load changed between
+the measuring and the run. ``--cpu-clock`` makes every clock in the process (the estimates'
+measurements and the measured runs) read the main thread's CPU time instead, which leaves out the
+time other processes take the core (not their share of caches and memory bandwidth): a check for
+errors in the estimates themselves, not the figures a user sees. It needs one torch thread.
 """
 
 from __future__ import annotations
@@ -77,15 +84,15 @@ def standin_256(width: int = 128) -> LoadedModel:
     return LoadedModel(unet=unet, schedule=make_schedule("linear"), resolution=256, source=f"stand-in-256-w{w}")
 
 
-def timed(call, repeats: int = 1, min_total_s: float = 1.0) -> float:
-    """Median wall seconds of ``call()`` over ``repeats`` runs, and more while they add up to under
+def timed(call, repeats: int = 1, min_total_s: float = 1.0) -> list[float]:
+    """Wall seconds of ``call()`` over ``repeats`` runs, and more while they add up to under
     ``min_total_s`` (a one-step run takes milliseconds: one hiccup should not decide its row)."""
     out = []
     while len(out) < repeats or (sum(out) < min_total_s and len(out) < 200):
         start = time.perf_counter()
         call()
         out.append(time.perf_counter() - start)
-    return statistics.median(out)
+    return out
 
 
 def run_trajectory(model: LoadedModel, res: int, ts: list[int], sampler: str) -> None:
@@ -120,13 +127,15 @@ def bench_model(
         start = time.perf_counter()
         est = est_fn()  # measures what it needs first, as the first visitor of a page would
         calib = time.perf_counter() - start
-        measured = timed(run_fn, repeats)
+        runs = timed(run_fn, repeats)
+        measured = statistics.median(runs)
         rows.append((name, label, est.seconds, measured, calib))
         ratio = est.seconds / measured
         flag = "" if abs(ratio - 1) <= BAND else "  <-- outside ±30 %"
+        spread = f"  runs {min(runs):.2f}-{max(runs):.2f} s" if repeats > 1 else ""
         print(
             f"{name:<16} {label:<26} estimate {est.seconds:9.2f} s  measured {measured:9.2f} s  "
-            f"ratio {ratio:5.2f}  (measuring took {calib:.2f} s){flag}",
+            f"ratio {ratio:5.2f}  (measuring took {calib:.2f} s){spread}{flag}",
             flush=True,
         )
     return rows
@@ -139,9 +148,14 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="measured runs per row (median; short ones: 1 s of runs)")
     ap.add_argument("--standin-steps", type=int, default=5, help="DDIM and DDPM steps for the 256-px stand-in")
     ap.add_argument("--standin-terms", type=int, default=6, help="bound terms for the 256-px stand-in")
+    ap.add_argument("--cpu-clock", action="store_true", help="time in the main thread's CPU seconds (a busy machine)")
     a = ap.parse_args(argv)
 
     threads = runtime.configure_threads(a.threads)  # the app's thread count and allocator settings
+    if a.cpu_clock:
+        if threads != 1:
+            ap.error("--cpu-clock needs one torch thread (--threads 1): other threads' CPU time would be missed")
+        time.perf_counter = time.thread_time  # every clock in this process, model.cost's included
     apply = None
     try:
         from model.nets import precision  # the app picks its arithmetic at load (issue 20, item 1)
@@ -150,7 +164,8 @@ def main(argv=None) -> int:
         apply = precision.apply  # a Hub model gets the same choice when it loads
     except ImportError:
         pass
-    print(f"threads {threads}, load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}", flush=True)
+    clock = "main thread's CPU time" if a.cpu_clock else "wall clock"
+    print(f"threads {threads}, {clock}, load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}", flush=True)
     ddpm = 100 if a.quick else 1000
     rows = []
     bundled = load_model(None)

@@ -8,9 +8,9 @@ The app quotes a time before every long run ("Compute all 1000 terms (about 12 s
 * ``forward_s`` is **measured**, not extrapolated: one forward pass of *this* model at *this*
   resolution and batch, through :meth:`LoadedModel.eps` itself, so it follows whatever
   arithmetic the model runs (fp32, or the reduced-precision path chosen at load time, which may
-  differ by t: see :func:`path_name`). :func:`time_call` discards a cold first call (the first
-  pass of a new shape pays allocator and kernel set-up, seconds at a large batch) unless one
-  call is already long enough to stand alone.
+  differ by t: see :func:`path_name`). :func:`time_call` takes the median of warm calls and
+  never counts a cold first call (the first pass of a new shape pays allocator and kernel
+  set-up) unless one call is already long enough to stand alone.
 * the loop's own work (the sampler's update, recording x_t / eps_hat / x0_hat, PSNR, the bound's
   Gaussian terms) is measured by running the same loop with a free network that answers zeros
   (:func:`trajectory_overhead`, :func:`terms_overhead`).
@@ -36,8 +36,12 @@ if TYPE_CHECKING:
     from model.diffusion.schedule import Schedule
     from model.nets.network import LoadedModel
 
-SLOW_CALL_S = 5.0  # a first call this long is its own measurement (its set-up is a small part of it)
+# A first call this long is its own measurement: its one-off set-up (about a second for a 256-px Hub-sized
+# pass, whose warm calls take 3-4 s on 2 cores) is then a tenth of it at most. Also the measuring budget:
+# no further call is started that would take a measurement past it.
+SLOW_CALL_S = 10.0
 MIN_TOTAL_S = 0.2  # cheap calls are repeated until the warm ones add up to this
+MIN_WARM = 2  # warm calls timed at least (their median is the measurement), within SLOW_CALL_S of measuring
 OVERHEAD_STEPS = 8  # steps of the free-network loop timed for the per-step overhead
 
 
@@ -99,17 +103,21 @@ def count_macs(unet: torch.nn.Module, resolution: int, batch: int = 1, in_channe
     return int(counter.get_total_flops() // 2)
 
 
-def time_call(call: Callable[[], object], slow_s: float = SLOW_CALL_S, min_total_s: float = MIN_TOTAL_S) -> float:
-    """Seconds one ``call()`` takes once warm.
+def time_call(
+    call: Callable[[], object], slow_s: float = SLOW_CALL_S, min_total_s: float = MIN_TOTAL_S, min_warm: int = MIN_WARM
+) -> float:
+    """Seconds one ``call()`` takes once warm: the median of warm calls.
 
     The first call of a new shape may pay one-off set-up (first touch of its memory, kernel
-    choice: on a CPU, about a second or two at a large batch, whatever the pass itself costs),
-    so it is not trusted alone: a first call of at least ``slow_s`` is used as is (the set-up
-    is a small share of it: a 256-px Hub-sized pass is timed once, not three times); else a
-    second call is timed, and if the two agree within 25 % and took ``min_total_s`` their mean
-    is returned; else warm calls are timed until there are two and they add up to
-    ``min_total_s`` (a cheap pass is timed many times, so one hiccup does not decide), and
-    their median is returned.
+    choice; a 256-px Hub-sized pass at batch 1 took a fifth to a third more CPU time the first
+    time, enough to take it past 5 s), so it is a warm-up and never part of the result, unless
+    it took ``slow_s`` or more: then it is used as is (its set-up is a small share of it; a
+    256-px Hub-sized pass at batch 3 is timed once).
+
+    After it, warm calls are timed until there are ``min_warm`` and they add up to
+    ``min_total_s`` (a cheap pass is timed many times, so one hiccup does not decide), but no
+    call is started that would take the whole measurement past ``slow_s`` once there is a warm
+    one: that bounds what the first visitor of a page waits for a quote.
     """
 
     def once() -> float:
@@ -121,10 +129,12 @@ def time_call(call: Callable[[], object], slow_s: float = SLOW_CALL_S, min_total
     if first >= slow_s:
         return first
     warm = [once()]
-    if first <= 1.25 * warm[0] and first + warm[0] >= min_total_s:
-        return (first + warm[0]) / 2
-    while len(warm) < 2 or (sum(warm) < min_total_s and len(warm) < 100):
+    spent = first + warm[0]
+    while len(warm) < 100 and (len(warm) < min_warm or sum(warm) < min_total_s):
+        if spent + statistics.median(warm) > slow_s:  # the next call would pass the budget
+            break
         warm.append(once())
+        spent += warm[-1]
     return statistics.median(warm)
 
 

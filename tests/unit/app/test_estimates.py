@@ -126,8 +126,36 @@ def test_a_cold_first_call_is_not_taken_for_the_pass(monkeypatch):
 
     monkeypatch.setattr(cost.time, "perf_counter", fake_perf_counter)
     assert cost.time_call(call) == pytest.approx(0.01)  # the cold 0.5 s is set-up, not the pass
-    calls, clock[0] = iter([6.0, 1.0]), 0.0
-    assert cost.time_call(call) == pytest.approx(6.0)  # a long first call is its own measurement
+    calls, clock[0] = iter([12.0, 1.0]), 0.0
+    assert cost.time_call(call) == pytest.approx(12.0)  # a long first call is its own measurement
+
+
+def _fake_clock(monkeypatch, seconds: list[float]):
+    """``time_call``'s clock advanced by ``seconds[i]`` on the i-th call; returns (call, how many calls were made)."""
+    clock, made = [0.0], [0]
+    monkeypatch.setattr(cost.time, "perf_counter", lambda: clock[0])
+
+    def call() -> None:
+        clock[0] += seconds[made[0]]
+        made[0] += 1
+
+    return call, made
+
+
+def test_a_cold_first_call_is_never_averaged_in(monkeypatch):
+    # a 256-px pass: 4.0 s cold, 3.3 s warm. Averaging the two quoted 3.65 s, 11 % high.
+    call, made = _fake_clock(monkeypatch, [4.0, 3.3, 3.3, 3.3])
+    assert cost.time_call(call) == pytest.approx(3.3)
+    assert made[0] == 2  # a third call would take the measurement past SLOW_CALL_S: the first visitor waits 7.3 s
+    # the same pass with its set-up taking it past 5 s was quoted alone, a third high
+    call, made = _fake_clock(monkeypatch, [5.2, 3.9, 3.9])
+    assert cost.time_call(call) == pytest.approx(3.9) and made[0] == 2
+    # a pass just over the cheap window, its first call a fifth slower: the median of warm calls only
+    call, made = _fake_clock(monkeypatch, [0.36, 0.3, 0.31, 0.29, 0.3])
+    assert cost.time_call(call) == pytest.approx(0.305) and made[0] == 3
+    # a cheap pass: the warm calls fill MIN_TOTAL_S and their median is taken, so one hiccup does not decide
+    call, made = _fake_clock(monkeypatch, [0.05] + [0.01, 0.095] + [0.01] * 100)
+    assert cost.time_call(call) == pytest.approx(0.01) and made[0] == 1 + 12
 
 
 def test_passes_are_costed_on_the_arithmetic_path_of_their_t():
