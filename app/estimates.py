@@ -45,7 +45,7 @@ def _memoised(key: tuple, measure: Callable[[], float]) -> float:
 
 def macs(model: LoadedModel, resolution: int) -> int:
     """MACs of one forward pass at ``resolution`` px (:func:`model.nets.cost.count_macs`), counted once per process:
-    counting walks the network on the meta device, 0.2-0.3 s, which every sidebar rerun paid before."""
+    counting walks the network on the meta device, which every sidebar rerun paid before."""
     return int(
         _memoised((*_model_key(model), "macs", int(resolution)), lambda: cost.count_macs(model.unet, resolution))
     )
