@@ -76,3 +76,23 @@ def test_long_titles_wrap_to_fit_a_phone_and_the_margin_holds_them():
         block = plots.TITLE_LINE_PX * len(title_lines)
         assert plots.TOOLBAR_PX - 0.5 <= middle_px - block / 2 and middle_px + block / 2 < fig.layout.margin.t
         assert fig.layout.title.yanchor == "middle" and fig.layout.legend.y < 0
+
+
+def test_house_template_is_plotly_white_for_the_traces_drawn():
+    import plotly.io as pio
+
+    white = pio.templates["plotly_white"]
+    assert plots.TEMPLATE.layout == white.layout
+    for kind in plots.TRACE_TYPES:
+        assert plots.TEMPLATE.data[kind] == white.data[kind]
+
+
+def test_marked_schedule_is_the_base_plus_what_add_vline_adds():
+    import plotly.graph_objects as go
+
+    s = make_schedule("cosine")
+    base = plots.schedule_base(s)
+    by_hand = go.Figure(base).add_vline(x=42, line=dict(color=plots.MARKER_COLOUR, width=2, dash="dash"))
+    fig = plots.mark_schedule(base, s, 42)
+    assert fig.layout.shapes == by_hand.layout.shapes
+    assert fig.data[:2] == base.data and len(base.layout.shapes) == 0  # the base is left as it was

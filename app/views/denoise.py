@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, plots_reverse, state
+from app import backend, backend_reverse, figures, state
 from app.common import progressive, require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
@@ -92,7 +92,7 @@ st.subheader("The same step across all of t")
 sweep_box = st.empty()
 for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
     with sweep_box.container():
-        chart = plots_reverse.sweep_chart(sw["ts"], sw["mse"], sw["psnr"], t, (r["mse"], r["psnr"]))
+        chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
         st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
         if sw["done"] < sw["of"]:
             st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, plots, present, state
+from app import backend, figures, plots, present, state
 from app.common import require_image
 from app.render import NOISE_CAPTION, noise_picture, picture, plural
 
@@ -88,7 +88,7 @@ st.caption(
     f"signal-to-noise ratio ᾱ/(1−ᾱ) = {snr:.4g}. "
     + ("The photo still dominates." if snr > 1 else "The noise now dominates the photo.")
 )
-st.plotly_chart(plots.schedule_chart(schedule, t), width="stretch")
+st.plotly_chart(figures.schedule_chart(schedule_name, t), width="stretch")
 
 st.subheader("Step by step, or in one jump?")
 st.markdown(
