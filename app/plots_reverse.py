@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, t_line
+from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, t_line
 from app.plots import layout as _layout
 
 
@@ -56,7 +56,7 @@ def sweep_base(ts: Sequence[int], mse: Sequence[float], psnr: Sequence[float]) -
 def mark_sweep(base: go.Figure, current_t: int, current: tuple[float, float] | None = None) -> go.Figure:
     """A copy of :func:`sweep_base`'s figure with the current t marked in both panels: a dashed line, and
     ``current`` = ``(mse, psnr)`` at ``current_t`` as big markers when given."""
-    fig = go.Figure(base)
+    fig = copy_figure(base)
     if current is not None:  # the current t's two values, each in its own panel
         for axis, value, colour, name in (
             ("", current[0], NOISE_COLOUR, "current ε-MSE"),

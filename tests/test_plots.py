@@ -87,12 +87,18 @@ def test_house_template_is_plotly_white_for_the_traces_drawn():
         assert plots.TEMPLATE.data[kind] == white.data[kind]
 
 
-def test_marked_schedule_is_the_base_plus_what_add_vline_adds():
+def test_marked_schedule_equals_a_fully_validated_build():
+    """mark_schedule copies the base without validating it again (plots.copy_figure): the same figure as a copy
+    validated in full with add_vline and add_trace."""
     import plotly.graph_objects as go
 
     s = make_schedule("cosine")
     base = plots.schedule_base(s)
-    by_hand = go.Figure(base).add_vline(x=42, line=dict(color=plots.MARKER_COLOUR, width=2, dash="dash"))
+    before = base.to_plotly_json()
     fig = plots.mark_schedule(base, s, 42)
-    assert fig.layout.shapes == by_hand.layout.shapes
-    assert fig.data[:2] == base.data and len(base.layout.shapes) == 0  # the base is left as it was
+    full = go.Figure(base).add_vline(x=42, line=dict(color=plots.MARKER_COLOUR, width=2, dash="dash"))
+    marker = dict(size=10, color=[plots.SIGNAL_COLOUR, plots.NOISE_COLOUR])
+    y = [s.sqrt_alpha_bar.numpy()[42], s.sqrt_one_minus_alpha_bar.numpy()[42]]
+    full.add_trace(go.Scatter(x=[42, 42], y=y, mode="markers", marker=marker, name="t = 42", showlegend=False))
+    assert fig.to_plotly_json() == full.to_plotly_json()
+    assert base.to_plotly_json() == before  # the cached base is left as it was
