@@ -9,7 +9,7 @@ each with its own websocket, as one of two kinds of client:
   but does not lay out or paint. On this 2-core machine 30 headless browsers would
   spend the CPU on rendering (3 browser sessions already took ~40 s to open a page),
   so the browser client would measure Chromium, not the server.
-* ``--client browser``: one headless Chromium (Playwright, async API) with one browser
+* ``--client browser`` (bench/_browser_student.py): one headless Chromium (Playwright) with one browser
   context per student; latency is key press -> picture loaded in the page.
 
 Each student, with a few seconds of think time between actions:
@@ -57,10 +57,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _browser_student import ACTION_TIMEOUT_MS, classroom
 from _server import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IDLE,
     OUT,
     ROOT,
     CpuSplit,
@@ -74,11 +72,6 @@ from _server import (
 from ws_client import StreamlitError, StreamlitSession
 
 from model.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
-
-ACTION_TIMEOUT_MS = 60_000
-FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"
-PAGES = {"forward": ("fwd_t", "x_t at t = {t}"), "denoise": ("den_t", "x_t: the input at t = {t}")}
-NAV = {"forward": "Forward process", "denoise": "Denoise one step"}
 
 
 def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
@@ -111,116 +104,6 @@ class Results:
     def error(self, student: int, action: str, exc: BaseException | str) -> None:
         text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         self.errors.append(f"student {student:02d} {action}: {text}")
-
-
-async def wait_painted(page, caption: str) -> None:
-    """Wait until the image captioned exactly ``caption`` is in the page and its bitmap is loaded."""
-    await page.wait_for_function(
-        """(caption) => {
-            for (const cap of document.querySelectorAll("[data-testid='stImageCaption']")) {
-                if (cap.innerText.trim() !== caption) continue;
-                const img = cap.closest("[data-testid='stImage']").querySelector("img");
-                if (img && img.complete && img.naturalWidth > 0) return true;
-            }
-            return false;
-        }""",
-        arg=caption,
-        timeout=ACTION_TIMEOUT_MS,
-        polling="raf",  # checked once per animation frame: "painted", not just "in the DOM"
-    )
-
-
-async def check_page(page) -> None:
-    if await page.locator("[data-testid='stException']").count():
-        raise RuntimeError("an exception box is shown in the page")
-    if await page.locator("text=Connection error").count():
-        raise RuntimeError("the page lost its connection to the server")
-
-
-async def slider_step(page, which: str, rnd: random.Random) -> float:
-    key, caption = PAGES[which]
-    thumb = page.locator(f".st-key-{key} input[type=range]")
-    old = int(await thumb.input_value())
-    lo, hi = int(await thumb.get_attribute("min")), int(await thumb.get_attribute("max"))
-    press = rnd.choice(["ArrowRight", "ArrowRight", "ArrowLeft", "PageUp", "PageDown"])
-    if old >= hi - 100:
-        press = "PageDown"
-    elif old <= lo + 100:
-        press = "PageUp"
-    await thumb.focus()
-    start = time.perf_counter()
-    await thumb.press(press)
-    new = int(await thumb.input_value())
-    if new == old:
-        raise RuntimeError(f"the slider did not move ({press} at {old})")
-    await wait_painted(page, caption.format(t=new))
-    elapsed = time.perf_counter() - start
-    await page.wait_for_selector(IDLE, timeout=ACTION_TIMEOUT_MS)
-    return elapsed
-
-
-async def student(i: int, browser, url: str, photo: tuple[str, bytes], deadline: float, args, res: Results) -> int:
-    rnd = random.Random(1000 + i)
-    context = await browser.new_context(viewport={"width": 1100, "height": 900})
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
-    page = await context.new_page()
-    page.on("pageerror", lambda _exc: setattr(res, "js_errors", res.js_errors + 1))
-    actions = 0
-    action = "open"
-    try:
-        start = time.perf_counter()
-        await page.goto(url)
-        await page.wait_for_selector(IDLE)
-        await wait_painted(page, "x_t at t = 250")
-        res.ok("open", time.perf_counter() - start)
-
-        action = "upload"
-        await page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
-        await page.wait_for_selector(FILE_INPUT, state="attached")
-        await page.wait_for_selector(IDLE)
-        name, data = photo
-        start = time.perf_counter()
-        await page.set_input_files(FILE_INPUT, files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
-        await page.get_by_test_id("stSidebar").get_by_text(f"x₀: {name}").wait_for()
-        await page.wait_for_selector(IDLE)  # the rerun with the new photo has finished ...
-        await wait_painted(page, "x_t at t = 250")  # ... and its x_t picture is loaded
-        res.ok("upload", time.perf_counter() - start)
-        await page.wait_for_selector(IDLE)
-        actions = 2
-
-        which = "forward"
-        while time.monotonic() < deadline and actions < args.max_actions:
-            for _ in range(rnd.randint(3, 6)):
-                if time.monotonic() >= deadline or actions >= args.max_actions:
-                    break
-                await asyncio.sleep(rnd.uniform(args.think_min, args.think_max))
-                action = f"{'fwd' if which == 'forward' else 'denoise'}_step"
-                res.ok(action, await slider_step(page, which, rnd))
-                await check_page(page)
-                actions += 1
-            if time.monotonic() >= deadline or actions >= args.max_actions:
-                break
-            which = "denoise" if which == "forward" else "forward"
-            action = "page_switch"
-            key, caption = PAGES[which]
-            start = time.perf_counter()
-            await page.get_by_test_id("stSidebarNav").get_by_text(NAV[which], exact=True).click()
-            thumb = page.locator(f".st-key-{key} input[type=range]")
-            await thumb.wait_for()
-            t_now = int(await thumb.input_value())
-            await wait_painted(page, caption.format(t=t_now))
-            res.ok("page_switch", time.perf_counter() - start)
-            await page.wait_for_selector(IDLE)
-            actions += 1
-    except Exception as exc:  # one error ends this student's session; the others go on
-        res.error(i, action, exc)
-        try:
-            await page.screenshot(path=str(OUT / f"load-error-student{i:02d}.png"))
-        except Exception:
-            pass
-    finally:
-        await context.close()
-    return actions
 
 
 WS_TIMEOUT_S = ACTION_TIMEOUT_MS / 1000
@@ -313,37 +196,6 @@ async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: C
     return {"actions": sum(done), "wall_s": time.monotonic() - t0, "cpu": cpu.stop()}
 
 
-async def classroom(url: str, args, res: Results, sampler: RssSampler, cpu: CpuSplit) -> dict:
-    from playwright.async_api import async_playwright
-
-    photos = student_photos(args.sessions)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            sampler.start()
-            # The teacher opens the app once before class: imports and caches warm up off the clock.
-            t0 = time.monotonic()
-            context = await browser.new_context()
-            page = await context.new_page()
-            await page.goto(url)
-            await wait_painted(page, "x_t at t = 250")
-            await context.close()
-            print(f"warm-up (first page load after server start): {time.monotonic() - t0:.1f} s")
-            cpu.start()
-            t0 = time.monotonic()
-            deadline = t0 + args.seconds
-            tasks = []
-            for i in range(args.sessions):
-                tasks.append(asyncio.create_task(student(i, browser, url, photos[i], deadline, args, res)))
-                await asyncio.sleep(args.ramp / max(args.sessions, 1))  # students arrive over the ramp
-            done = await asyncio.gather(*tasks)
-            wall = time.monotonic() - t0
-            split = cpu.stop()
-        finally:
-            await browser.close()
-    return {"actions": sum(done), "wall_s": wall, "cpu": split}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="30 real browser sessions against one Streamlit server")
     ap.add_argument("--client", choices=["ws", "browser"], default="ws", help="websocket clients or real browsers")
@@ -392,8 +244,11 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
     with Server(env, OUT / f"load-{tag}-server.log") as server:
         print(f"server up in {server.wait_healthy():.1f} s at {server.url}")
         sampler = RssSampler({"server": server.proc.pid, "clients": (os.getpid(), server.proc.pid)})
-        run = ws_classroom if args.client == "ws" else classroom
-        summary = asyncio.run(run(server.url, args, res, sampler, CpuSplit(server.proc.pid)))
+        cpu = CpuSplit(server.proc.pid)
+        if args.client == "ws":
+            summary = asyncio.run(ws_classroom(server.url, args, res, sampler, cpu))
+        else:
+            summary = asyncio.run(classroom(server.url, args, res, sampler, cpu, student_photos(args.sessions)))
         peaks = sampler.stop()
         server_stats = read_server_stats(stats_file)
     print(f"load average after: {load_average()}")
