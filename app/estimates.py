@@ -27,6 +27,7 @@ SIDEBAR_STEPS = 50  # the sidebar quotes a DDIM run of this many steps from pure
 
 _memo: dict[tuple, float] = {}
 _lock = threading.Lock()  # one measurement at a time: two sessions never time the same thing twice
+_generation = 0
 
 
 def _model_key(model: LoadedModel) -> tuple:
@@ -53,8 +54,16 @@ def macs(model: LoadedModel, resolution: int) -> int:
 
 def clear() -> None:
     """Forget every measurement (tests; a server keeps them for its lifetime)."""
+    global _generation
     with _lock:
         _memo.clear()
+        _generation += 1
+
+
+def generation() -> int:
+    """How many times :func:`clear` ran: what is made from these numbers and kept (the sidebar's captions) keys
+    on it, so that it is made again after a clear."""
+    return _generation
 
 
 def forward_seconds(model: LoadedModel, resolution: int, batch: int, t: int) -> float:

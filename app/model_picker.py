@@ -149,24 +149,46 @@ def _describe_model_in_use() -> None:
     except network.ModelLoadError as exc:
         st.caption(f"Model in use: none yet. {exc}")
         return
+    for text in model_captions(model, int(ss.get("resolution", model.resolution))):
+        st.caption(text)
+
+
+_captions: dict[tuple, tuple[str, ...]] = {}
+
+
+def model_captions(model: network.LoadedModel, res: int) -> tuple[str, ...]:
+    """The captions below the picker: what the model is and what a step costs at ``res`` px.
+
+    Every number in them is fixed for the process once measured (app/estimates.py), so they are made once per
+    model and resolution and shared: every rerun of every session drew them, and the estimate's arithmetic
+    (50 steps' passes) was a few per cent of a classroom server's busy time. A failed estimate is not kept.
+    """
+    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation())
+    known = _captions.get(key)
+    if known is None:
+        known = _make_captions(model, int(res))
+        if not known[-1].startswith("Cost estimate unavailable"):
+            _captions[key] = known
+    return known
+
+
+def _make_captions(model: network.LoadedModel, res: int) -> tuple[str, ...]:
     s = model.schedule
     names = {str(hub.BUNDLED_MODEL): "the bundled photo model", str(hub.FASHION_MODEL): "the Fashion generator"}
     kind = "grey" if model.channels == 1 else "colour"
     if model.conditional:
         kind += f", {len(model.classes)} classes" + (" + classifier-free guidance" if model.guidable else "")
-    st.caption(
+    out = [
         f"In use: **{names.get(model.source, model.source)}** · "
         f"{model.num_parameters / 1e6:.1f}M parameters · {kind} · native {model.resolution} px · predicts "
         f"{s.prediction_type} · {s.name} β, T = {s.T} · on {model.device}, "
         f"arithmetic: {network.precision_label(model)}"
-    )
-    res = int(ss.get("resolution", model.resolution))
+    ]
     try:
         macs = estimates.macs(model, res)  # counted once per model and resolution
         run = estimates.sidebar_step(model, res)  # measured once per model, resolution and process
     except Exception as exc:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
-        st.caption(f"Cost estimate unavailable ({type(exc).__name__}).")
-        return
+        return (*out, f"Cost estimate unavailable ({type(exc).__name__}).")
     steps = costs.suggested_steps(run.per_pass(), budget_s=BUDGET_S)
     text = (
         f"Cost at {res} px: {macs / 1e9:.1f} GMAC per step, ~{run.per_pass():.2f} s per step on "
@@ -175,12 +197,13 @@ def _describe_model_in_use() -> None:
     if steps < estimates.SIDEBAR_STEPS:
         short = estimates.trajectory(model, res, make_timesteps(model.schedule.T - 1, steps))
         text += f" That is slow, so use about {steps} steps ({short.text()})."
-    st.caption(text)
+    out.append(text)
     if res != model.resolution:
-        st.caption(
+        out.append(
             f"This model was trained at {model.resolution} px; at {res} px its guesses are worse. "
             f"Set the working resolution to {model.resolution} px for its best work."
         )
+    return tuple(out)
 
 
 def model_picker() -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR
+from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, t_line
 from app.plots import layout as _layout
 
 
@@ -20,19 +20,12 @@ def _finite(values: Sequence[float]) -> list[float | None]:
     return [v if v is not None and math.isfinite(v) else None for v in values]
 
 
-def sweep_chart(
-    ts: Sequence[int],
-    mse: Sequence[float],
-    psnr: Sequence[float],
-    current_t: int,
-    current: tuple[float, float] | None = None,
-) -> go.Figure:
-    """eps-MSE (top panel, log y) and x0_hat PSNR (bottom panel) against the same t axis, the current t marked.
+def sweep_base(ts: Sequence[int], mse: Sequence[float], psnr: Sequence[float]) -> go.Figure:
+    """eps-MSE (top panel, log y) and x0_hat PSNR (bottom panel) against the same t axis, without the current t
+    (:func:`mark_sweep` adds it).
 
     Two stacked panels rather than two y-axes on one plot: each curve has its own axis right beside it, and the
     log axis writes its ticks as powers of ten (1e-4), not with SI prefixes ("100µ").
-
-    :param current: ``(mse, psnr)`` at ``current_t``, drawn as big markers when given.
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     for row, values, name, colour in (
@@ -51,10 +44,23 @@ def sweep_chart(
             row=row,
             col=1,
         )
+    fig.update_xaxes(range=[0, max(ts) if len(ts) else 1])
+    fig.update_xaxes(title="timestep t  (0 = first noising step)", row=2, col=1)
+    fig.update_yaxes(
+        title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), type="log", exponentformat="power", row=1, col=1
+    )
+    fig.update_yaxes(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), row=2, col=1)
+    return _layout(fig, "How good is one step, across t?", height=460)
+
+
+def mark_sweep(base: go.Figure, current_t: int, current: tuple[float, float] | None = None) -> go.Figure:
+    """A copy of :func:`sweep_base`'s figure with the current t marked in both panels: a dashed line, and
+    ``current`` = ``(mse, psnr)`` at ``current_t`` as big markers when given."""
+    fig = copy_figure(base)
     if current is not None:  # the current t's two values, each in its own panel
-        for row, value, colour, name in (
-            (1, current[0], NOISE_COLOUR, "current ε-MSE"),
-            (2, current[1], SIGNAL_COLOUR, "current PSNR"),
+        for axis, value, colour, name in (
+            ("", current[0], NOISE_COLOUR, "current ε-MSE"),
+            ("2", current[1], SIGNAL_COLOUR, "current PSNR"),
         ):
             fig.add_trace(
                 go.Scatter(
@@ -64,18 +70,27 @@ def sweep_chart(
                     showlegend=False,
                     marker=dict(size=11, color=colour, line=dict(color=MARKER_COLOUR, width=1)),
                     name=name,
-                ),
-                row=row,
-                col=1,
+                    xaxis=f"x{axis}",
+                    yaxis=f"y{axis}",
+                )
             )
-    fig.add_vline(x=current_t, line=dict(color=MARKER_COLOUR, width=2, dash="dash"), row="all", col=1)
-    fig.update_xaxes(range=[0, max(ts) if len(ts) else 1])
-    fig.update_xaxes(title="timestep t  (0 = first noising step)", row=2, col=1)
-    fig.update_yaxes(
-        title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), type="log", exponentformat="power", row=1, col=1
-    )
-    fig.update_yaxes(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), row=2, col=1)
-    return _layout(fig, "How good is one step, across t?", height=460)
+    for axis in ("", "2"):  # what add_vline(row="all") adds, without its search through the subplot grid
+        fig.add_shape(t_line(current_t, xref=f"x{axis}", yref=f"y{axis} domain"))
+    return fig
+
+
+def sweep_chart(
+    ts: Sequence[int],
+    mse: Sequence[float],
+    psnr: Sequence[float],
+    current_t: int,
+    current: tuple[float, float] | None = None,
+) -> go.Figure:
+    """:func:`sweep_base` with :func:`mark_sweep`: both panels, the current t marked.
+
+    :param current: ``(mse, psnr)`` at ``current_t``, drawn as big markers when given.
+    """
+    return mark_sweep(sweep_base(ts, mse, psnr), current_t, current)
 
 
 def step_chart(

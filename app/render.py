@@ -6,6 +6,8 @@ stated in :mod:`model.images.tensors`: grey = 0, black = -3, white = +3.
 
 from __future__ import annotations
 
+import io
+
 import torch
 from PIL import Image
 
@@ -28,3 +30,11 @@ def picture(x: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
 def noise_picture(eps: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
     """A noise tensor shown with the fixed ±3 sigma normalisation."""
     return to_picture(noise_to_uint8(eps), size)
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    """The bytes ``st.image`` sends for an RGB Pillow picture (its "auto" format: JPEG at quality 100), made here
+    so that a picture that does not change between reruns can be encoded once and cached (app/pictures.py)."""
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=100)
+    return buf.getvalue()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend
+from app import backend, pictures
 from app.common import model_channels
 from app.model_picker import model_picker
-from app.render import picture
 from model.images.decode import ImageLoadError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
@@ -54,7 +53,8 @@ def render() -> None:
         except ImageLoadError:
             img = None  # the page shows the message, once, in the main area
         if img is not None:
-            st.image(picture(img.x0, 128), caption=f"x₀: {img.name}, {img.resolution}×{img.resolution}", width=128)
+            thumb = pictures.photo(img.key, img.resolution, img.x0, 128)
+            st.image(thumb, caption=f"x₀: {img.name}, {img.resolution}×{img.resolution}", width=128)
         _model_section()
         st.markdown("### Classroom")
         st.toggle(

@@ -176,6 +176,55 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) used so far by a process and its live descendants; 0 if it is gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+class CpuSplit:
+    """CPU seconds spent by the server's process tree and by the load clients (this process's tree minus the
+    server's), between :meth:`start` and :meth:`stop`: on one machine both share the same cores."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self._start: tuple[float, float, float] | None = None
+
+    def _now(self) -> tuple[float, float, float]:
+        server = cpu_seconds(self.server_pid)
+        return time.monotonic(), server, cpu_seconds(os.getpid()) - server
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        """``{"wall_s", "server_cpu_s", "clients_cpu_s", "cores"}`` since :meth:`start` (cores: ``os.cpu_count()``)."""
+        t1, s1, c1 = self._now()
+        t0, s0, c0 = self._start or (t1, s1, c1)
+        return {"wall_s": t1 - t0, "server_cpu_s": s1 - s0, "clients_cpu_s": c1 - c0, "cores": os.cpu_count() or 1}
+
+
+def describe_cpu(cpu: dict[str, float]) -> str:
+    """One line: how busy the cores were, and who kept them busy."""
+    wall = max(cpu.get("wall_s", 0.0), 1e-9)
+    server, clients = cpu.get("server_cpu_s", 0.0), cpu.get("clients_cpu_s", 0.0)
+    return (
+        f"CPU over {wall:.0f} s: server {server:.0f} s ({server / wall:.2f} cores), load clients {clients:.0f} s "
+        f"({clients / wall:.2f} cores), of {cpu.get('cores', 1)} cores"
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in [0, 1]); NaN for no values."""
     if not values:

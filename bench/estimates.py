@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     if a.cpu_clock:
         if threads != 1:
             ap.error("--cpu-clock needs one torch thread (--threads 1): other threads' CPU time would be missed")
-        time.perf_counter = time.thread_time  # every clock in this process, model.cost's included
+        time.perf_counter = time.thread_time  # every clock in this process, model.nets.cost's included
     apply = None
     try:
         from model.nets import precision  # the app picks its arithmetic at load (issue 20, item 1)

@@ -5,8 +5,10 @@ it opens ``/_stcore/stream`` with the XSRF cookie the index page sets, asks for 
 runs with ``BackMsg.rerun_script`` and its widget states, uploads files the way the
 frontend does (``file_urls_request``, then an HTTP PUT with the XSRF token, then the
 uploader's widget state), follows ``st.navigation`` pages, and fetches every image of a
-run from ``/media`` as a browser would. What it does not do is lay out and paint, so
-it costs the load-test machine far less CPU than a headless browser.
+run from ``/media`` as a browser would: as soon as its element arrives, while the script
+goes on (``RunResult.shown`` says when each picture was in). What it does not do is lay
+out and paint, so it costs the load-test machine far less CPU than a headless browser;
+its HTTP fetches are plain asyncio connections, no threads.
 
 Only what the benchmarks need: sliders, radios and a file uploader.
 """
@@ -43,6 +45,7 @@ class Widget:
 class RunResult:
     seconds: float  # request sent -> script finished -> all its images fetched
     images: dict[str, str] = field(default_factory=dict)  # caption -> media URL
+    shown: dict[str, float] = field(default_factory=dict)  # caption -> seconds from the request to its bytes fetched
     alerts: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
 
@@ -71,6 +74,8 @@ class StreamlitSession:
         self._finished: asyncio.Event | None = None
         self._responses: dict[str, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
+        self._fetches: dict[str, asyncio.Task] = {}  # media URL -> its fetch, for the run in progress
+        self._run_start = 0.0
         self.closed_reason: str | None = None
 
     # ------------------------------------------------------------------ connection
@@ -156,17 +161,43 @@ class StreamlitSession:
             self.widgets[key] = Widget(proto.id, kind, proto.label, proto)
         elif kind == "imgs" and run is not None:
             for img in el.imgs.imgs:
-                run.images[img.caption] = urljoin(self.base + "/", img.url)
+                url = urljoin(self.base + "/", img.url)
+                run.images[img.caption] = url
+                self._fetch_soon(run, img.caption, url)
         elif kind == "alert" and run is not None:
             run.alerts.append(el.alert.body)
         elif kind == "exception" and run is not None:
             run.exceptions.append(f"{el.exception.type}: {el.exception.message}")
 
     # ------------------------------------------------------------------ actions
-    def _fetch(self, url: str) -> int:
-        req = urllib.request.Request(url, headers={"Cookie": self.cookie_header} if self.cookie_header else {})
-        with urllib.request.urlopen(req, timeout=self.timeout) as r:
-            return len(r.read())
+    def _fetch_soon(self, run: RunResult, caption: str, url: str) -> None:
+        """Fetch a picture as soon as its element arrives, as a browser does; note when its bytes are in."""
+        task = self._fetches.get(url)
+        if task is None:
+            task = self._fetches[url] = asyncio.get_running_loop().create_task(self._get(url))
+
+        def done(_task: asyncio.Task, start: float = self._run_start) -> None:
+            if not _task.cancelled() and _task.exception() is None:
+                run.shown.setdefault(caption, time.perf_counter() - start)
+
+        task.add_done_callback(done)
+
+    async def _get(self, url: str) -> int:
+        """GET ``url`` over a fresh connection (asyncio, no thread): the body's length; raises unless HTTP 200."""
+        u = urlparse(url)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(u.hostname, u.port or 80), self.timeout)
+        try:
+            path = u.path + (f"?{u.query}" if u.query else "")
+            cookie = f"Cookie: {self.cookie_header}\r\n" if self.cookie_header else ""
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\n{cookie}Connection: close\r\n\r\n".encode())
+            raw = await asyncio.wait_for(reader.read(), self.timeout)  # to the end: the server closes
+        finally:
+            writer.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1:2]
+        if status != [b"200"]:
+            raise StreamlitError(f"GET {u.path}: {head[:40].decode(errors='replace')!r}")
+        return len(body)
 
     async def rerun(self, page: str | None = None) -> RunResult:
         """Run the script with the current widget states (on ``page``, a url path, if given)."""
@@ -183,7 +214,8 @@ class StreamlitSession:
             cs.widget_states.widgets.append(state)
         self._run = RunResult(seconds=0.0)
         self._finished = asyncio.Event()
-        start = time.perf_counter()
+        self._fetches = {}
+        start = self._run_start = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
         try:
             await asyncio.wait_for(self._finished.wait(), self.timeout)
@@ -192,8 +224,7 @@ class StreamlitSession:
         if self.closed_reason:
             raise StreamlitError(self.closed_reason)
         run = self._run
-        # fetch the pictures as a browser does (in parallel, like its connection pool)
-        await asyncio.gather(*(asyncio.to_thread(self._fetch, u) for u in set(run.images.values())))
+        await asyncio.gather(*self._fetches.values())  # every picture of the run, fetched since its element came
         run.seconds = time.perf_counter() - start
         if run.exceptions:
             raise StreamlitError("; ".join(run.exceptions))

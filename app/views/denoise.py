@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, plots_reverse, state
+from app import backend, backend_reverse, figures, pictures, state
 from app.common import progressive, require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
@@ -61,7 +61,9 @@ ab = float(model.schedule.alpha_bar[t])
 st.subheader(f"What the network sees and what it predicts, at t = {t}")
 cols = st.container(key="pics_den").columns(4)  # "pics_": stays one row on a phone
 cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
-cols[1].image(noise_picture(r["eps"]), caption="ε: the true noise", width="stretch")
+cols[1].image(
+    pictures.noise("denoise", img.key, img.resolution, seed, r["eps"]), caption="ε: the true noise", width="stretch"
+)
 eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"
 cols[2].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
 cols[3].image(
@@ -73,7 +75,7 @@ st.caption(f"Every noise panel uses the same scale: {NOISE_CAPTION}.")
 
 st.subheader("Remove all of the predicted noise")
 a, b, c = st.columns([1, 1, 2])
-a.image(picture(img.x0), caption="x₀: the clean photo", width="stretch")
+a.image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀: the clean photo", width="stretch")
 b.image(picture(r["x0_hat"]), caption=f"x̂₀: the estimate, PSNR {r['psnr']:.1f} dB", width="stretch")
 with c:
     st.latex(  # x_t stays a symbol: at t = 0, "x_0" would read as the clean photo; two lines fit a phone
@@ -92,7 +94,7 @@ st.subheader("The same step across all of t")
 sweep_box = st.empty()
 for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
     with sweep_box.container():
-        chart = plots_reverse.sweep_chart(sw["ts"], sw["mse"], sw["psnr"], t, (r["mse"], r["psnr"]))
+        chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
         st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
         if sw["done"] < sw["of"]:
             st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, plots, present, state
+from app import backend, figures, pictures, plots, present, state
 from app.common import require_image
-from app.render import NOISE_CAPTION, noise_picture, picture, plural
+from app.render import NOISE_CAPTION, picture, plural
 
 NOISE_ONLY_SNR = 0.01  # below this signal-to-noise ratio x_t is shown as almost pure noise
 
@@ -50,8 +50,12 @@ x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed,
 sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alpha_bar[t])
 
 cols = st.container(key="pics_fwd").columns(3)  # "pics_": stays one row on a phone
-cols[0].image(picture(img.x0), caption="x₀ — the clean photo", width="stretch")
-cols[1].image(noise_picture(eps), caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})", width="stretch")
+cols[0].image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀ — the clean photo", width="stretch")
+cols[1].image(
+    pictures.noise("forward", img.key, img.resolution, seed, eps),
+    caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})",
+    width="stretch",
+)
 x_t_slot = cols[2].empty()
 x_t_slot.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
 formula_slot = st.empty()
@@ -88,7 +92,7 @@ st.caption(
     f"signal-to-noise ratio ᾱ/(1−ᾱ) = {snr:.4g}. "
     + ("The photo still dominates." if snr > 1 else "The noise now dominates the photo.")
 )
-st.plotly_chart(plots.schedule_chart(schedule, t), width="stretch")
+st.plotly_chart(figures.schedule_chart(schedule_name, t), width="stretch")
 
 st.subheader("Step by step, or in one jump?")
 st.markdown(

@@ -67,3 +67,18 @@ def test_page_shows_the_partial_sweep_then_draws_it_once(one_torch_thread, small
     texts.clear()
     at.slider(key="den_t").set_value(100).run()  # the sweep comes from the cache: drawn once, no progress
     assert not at.exception and texts == [] and len(at.get("plotly_chart")) == 1
+
+
+@pytest.mark.parametrize(("slots", "lane"), [(1, 1), (2, 2), (4, 4)])
+def test_sweep_lane_has_one_chunk_per_slot(monkeypatch, slots, lane):
+    """At most one sweep chunk per inference slot is queued or running: a slider step's single pass never queues
+    behind more than the chunks already running."""
+    from model.nets import runtime
+
+    monkeypatch.setattr(backend, "_sweep_lane", None)
+    runtime.reset(slots)
+    try:
+        assert backend.sweep_lane().size == lane
+        assert backend.sweep_lane() is backend.sweep_lane()  # one lane per process
+    finally:
+        runtime.reset()

@@ -184,3 +184,16 @@ def test_duration_and_suggested_steps():
     assert cost.suggested_steps(0.05) == 50
     assert cost.suggested_steps(10.0) == 10
     assert cost.suggested_steps(1.0) == 20
+
+
+def test_sidebar_captions_are_made_once_per_model_and_size_until_a_clear(tiny, monkeypatch):
+    from app import model_picker
+
+    monkeypatch.setattr(cost, "time_forward", lambda m, res, batch, t: 0.01 * batch)
+    monkeypatch.setattr(cost, "trajectory_overhead", lambda *a, **k: 0.0)
+    first = model_picker.model_captions(tiny, RES)
+    assert len(first) == 2 and "GMAC" in first[1]  # at its native size: no "trained at" caption
+    assert model_picker.model_captions(tiny, RES) is first  # kept: no estimate arithmetic on a rerun
+    assert model_picker.model_captions(tiny, 2 * RES) is not first
+    estimates.clear()
+    assert model_picker.model_captions(tiny, RES) is not first  # made again from fresh numbers

@@ -77,3 +77,29 @@ def test_long_titles_wrap_to_fit_a_phone_and_the_margin_holds_them():
         block = plots.TITLE_LINE_PX * len(title_lines)
         assert plots.TOOLBAR_PX - 0.5 <= middle_px - block / 2 and middle_px + block / 2 < fig.layout.margin.t
         assert fig.layout.title.yanchor == "middle" and fig.layout.legend.y < 0
+
+
+def test_house_template_is_plotly_white_for_the_traces_drawn():
+    import plotly.io as pio
+
+    white = pio.templates["plotly_white"]
+    assert plots.TEMPLATE.layout == white.layout
+    for kind in plots.TRACE_TYPES:
+        assert plots.TEMPLATE.data[kind] == white.data[kind]
+
+
+def test_marked_schedule_equals_a_fully_validated_build():
+    """mark_schedule copies the base without validating it again (plots.copy_figure): the same figure as a copy
+    validated in full with add_vline and add_trace."""
+    import plotly.graph_objects as go
+
+    s = make_schedule("cosine")
+    base = plots.schedule_base(s)
+    before = base.to_plotly_json()
+    fig = plots.mark_schedule(base, s, 42)
+    full = go.Figure(base).add_vline(x=42, line=dict(color=plots.MARKER_COLOUR, width=2, dash="dash"))
+    marker = dict(size=10, color=[plots.SIGNAL_COLOUR, plots.NOISE_COLOUR])
+    y = [s.sqrt_alpha_bar.numpy()[42], s.sqrt_one_minus_alpha_bar.numpy()[42]]
+    full.add_trace(go.Scatter(x=[42, 42], y=y, mode="markers", marker=marker, name="t = 42", showlegend=False))
+    assert fig.to_plotly_json() == full.to_plotly_json()
+    assert base.to_plotly_json() == before  # the cached base is left as it was

@@ -51,3 +51,23 @@ def test_eps_norm_chart_has_unit_reference():
 def test_step_chart_without_marker():
     fig = pr.step_chart([1], [float("nan")], [5], "title", "y")
     assert list(fig.data[0].y) == [None] and not fig.layout.shapes
+
+
+def test_marked_sweep_equals_one_built_with_add_vline_and_rows():
+    """mark_sweep adds the markers by axis name and the t line as two shapes, cheaper than add_trace(row=...) and
+    add_vline(row="all") on a subplot grid (what sweep_chart did before): the same figure."""
+    ts, mse, psnr = [0, 500, 999], [0.3, 0.1, 0.05], [12.0, 20.0, 30.0]
+    base = pr.sweep_base(ts, mse, psnr)
+    fig = pr.mark_sweep(base, 500, (0.1, 20.0))
+    old = go.Figure(base)
+    for row, value, colour, name in (
+        (1, 0.1, pr.NOISE_COLOUR, "current ε-MSE"),
+        (2, 20.0, pr.SIGNAL_COLOUR, "current PSNR"),
+    ):
+        marker = dict(size=11, color=colour, line=dict(color=pr.MARKER_COLOUR, width=1))
+        old.add_trace(
+            go.Scatter(x=[500], y=[value], mode="markers", showlegend=False, marker=marker, name=name), row=row, col=1
+        )
+    old.add_vline(x=500, line=dict(color=pr.MARKER_COLOUR, width=2, dash="dash"), row="all", col=1)
+    assert fig.to_plotly_json() == old.to_plotly_json()
+    assert len(base.data) == 2 and len(base.layout.shapes) == 0  # the base is left as it was
