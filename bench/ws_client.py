@@ -10,7 +10,9 @@ goes on (``RunResult.shown`` says when each picture was in). What it does not do
 out and paint, so it costs the load-test machine far less CPU than a headless browser;
 its HTTP fetches are plain asyncio connections, no threads.
 
-Only what the benchmarks need: sliders, radios and a file uploader.
+Only what the benchmarks need: sliders, radios and a file uploader. Like the browser, a change of widgets that an
+``st.fragment`` drew reruns only that fragment: each delta names the fragment that sent it, and the rerun request
+carries that id.
 """
 
 from __future__ import annotations
@@ -39,11 +41,16 @@ class Widget:
     kind: str  # slider, radio, file_uploader, ...
     label: str
     proto: object
+    fragment_id: str = ""  # the st.fragment that drew it ("" outside any fragment)
 
 
 @dataclass
 class RunResult:
     seconds: float  # request sent -> script finished -> all its images fetched
+    fragment_id: str = ""  # the fragment this run reran ("": the whole script)
+    fragment_run: bool = False  # the server said the run was a fragment's (FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
+    widgets: set[str] = field(default_factory=set)  # keys of the widgets the run drew
+    query_string: str | None = None  # the address's query string, if the run changed it
     images: dict[str, str] = field(default_factory=dict)  # caption -> media URL
     shown: dict[str, float] = field(default_factory=dict)  # caption -> seconds from the request to its bytes fetched
     alerts: list[str] = field(default_factory=list)
@@ -70,6 +77,7 @@ class StreamlitSession:
         self.page_hash = ""
         self.widgets: dict[str, Widget] = {}  # key (user key or label) -> widget
         self.states: dict[str, WidgetState] = {}  # widget id -> state we send
+        self._changed: set[str] = set()  # fragment ids of the widgets changed since the last run ("" = none)
         self._run: RunResult | None = None
         self._finished: asyncio.Event | None = None
         self._responses: dict[str, asyncio.Future] = {}
@@ -136,13 +144,17 @@ class StreamlitSession:
             if msg.navigation.page_script_hash:
                 self.page_hash = msg.navigation.page_script_hash
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self._element(msg.delta.new_element)
+            self._element(msg.delta.new_element, msg.delta.fragment_id)
+        elif kind == "page_info_changed" and self._run is not None:
+            self._run.query_string = msg.page_info_changed.query_string
         elif kind == "file_urls_response":
             fut = self._responses.pop(msg.file_urls_response.response_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg.file_urls_response)
         elif kind == "script_finished":
             if msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN and self._finished is not None:
+                if self._run is not None:
+                    self._run.fragment_run = msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
                 self._finished.set()
         elif kind == "session_event" and msg.session_event.WhichOneof("type") == "script_compilation_exception":
             if self._run is not None:
@@ -152,13 +164,15 @@ class StreamlitSession:
             if self._run is not None:
                 self._run.exceptions.append("unexpected ref_hash message")
 
-    def _element(self, el) -> None:
+    def _element(self, el, fragment_id: str) -> None:
         kind = el.WhichOneof("type")
         run = self._run
         if kind in ("slider", "radio", "file_uploader", "selectbox", "number_input", "button"):
             proto = getattr(el, kind)
             key = proto.id.rsplit("-", 1)[-1] if "$$ID" in proto.id else proto.label
-            self.widgets[key] = Widget(proto.id, kind, proto.label, proto)
+            self.widgets[key] = Widget(proto.id, kind, proto.label, proto, fragment_id)
+            if run is not None:
+                run.widgets.add(key)
         elif kind == "imgs" and run is not None:
             for img in el.imgs.imgs:
                 url = urljoin(self.base + "/", img.url)
@@ -199,10 +213,23 @@ class StreamlitSession:
             raise StreamlitError(f"GET {u.path}: {head[:40].decode(errors='replace')!r}")
         return len(body)
 
+    def _fragment_to_rerun(self, page: str | None) -> str:
+        """The fragment this rerun is confined to, as the browser decides: the one fragment that drew every widget
+        changed since the last run; "" (the whole script) for a page change, no change, or a widget outside
+        fragments or in several."""
+        changed, self._changed = self._changed, set()
+        if page is not None or len(changed) != 1:
+            return ""
+        return next(iter(changed))
+
     async def rerun(self, page: str | None = None) -> RunResult:
-        """Run the script with the current widget states (on ``page``, a url path, if given)."""
+        """Run the script with the current widget states (on ``page``, a url path, if given).
+
+        A change of widgets drawn by one ``st.fragment`` reruns only that fragment (``ClientState.fragment_id``,
+        as the browser sends it); anything else reruns the whole script."""
         if self.closed_reason:
             raise StreamlitError(self.closed_reason)
+        fragment_id = self._fragment_to_rerun(page)
         if page is not None:
             self.page_hash = self.pages.get(page, "")
         msg = BackMsg()
@@ -210,9 +237,10 @@ class StreamlitSession:
         cs.query_string = ""
         cs.page_script_hash = self.page_hash
         cs.page_name = page or ""
+        cs.fragment_id = fragment_id
         for state in self.states.values():
             cs.widget_states.widgets.append(state)
-        self._run = RunResult(seconds=0.0)
+        self._run = RunResult(seconds=0.0, fragment_id=fragment_id)
         self._finished = asyncio.Event()
         self._fetches = {}
         start = self._run_start = time.perf_counter()
@@ -238,6 +266,7 @@ class StreamlitSession:
         st = WidgetState(id=w.id)
         st.double_array_value.data.append(float(value))
         self.states[w.id] = st
+        self._changed.add(w.fragment_id)
 
     def slider_value(self, key: str) -> float:
         w = self.widgets[key]
@@ -249,6 +278,7 @@ class StreamlitSession:
     def set_radio(self, key: str, option: str) -> None:
         w = self.widgets[key]
         self.states[w.id] = WidgetState(id=w.id, string_value=option)
+        self._changed.add(w.fragment_id)
 
     async def upload(self, key: str, name: str, data: bytes, mime: str = "image/jpeg") -> None:
         """Upload one file into the file_uploader ``key`` (no rerun: call :meth:`rerun` after)."""
@@ -269,6 +299,7 @@ class StreamlitSession:
         st = WidgetState(id=w.id)
         st.file_uploader_state_value.uploaded_file_info.append(info)
         self.states[w.id] = st
+        self._changed.add(w.fragment_id)
 
     def _put(self, url: str, name: str, data: bytes, mime: str) -> None:
         boundary = f"----diffusionlens{next(self._ids)}{uuid.uuid4().hex}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, figures, pictures, state
+from app import backend, backend_reverse, figures, pictures, state, urlstate
 from app.common import progressive, require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
@@ -20,86 +20,114 @@ st.markdown(
     "why a sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
 )
 
-# The settings are drawn before the image is read: while an upload is on its way there is no image and the
-# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
-# the pictures kept the old t (issue 17).
-model = require_model()
-T = model.schedule.T
-if st.session_state["den_t"] > T - 1:
-    st.session_state["den_t"] = T - 1
+PAGE = "denoise"  # this page's name in the address (app/urlstate.py)
 
-c1, c2 = st.columns([4, 1])
-t = c1.slider(
-    "Timestep t",
-    0,
-    T - 1,
-    key="den_t",
-    persist_state="session",
-    help="t = 0 is the first noising step, t = T − 1 the last.",
-)
-seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session"))
-label = None
-if model.conditional:  # the class y is an input of the network, beside x_t and t
-    names = list(model.classes) + (["no label (∅)"] if model.null_label is not None else [])
-    state.set_default("den_class", names[0])
-    if st.session_state["den_class"] not in names:
-        st.session_state["den_class"] = names[0]
-    choice = c1.selectbox(
-        "Class y given to the network",
-        names,
-        key="den_class",
+
+def settings(model) -> tuple[int, int, int | None]:
+    """The page's widgets: t, the seed and (for a class-conditional model) the class index or None."""
+    T = model.schedule.T
+    if st.session_state["den_t"] > T - 1:
+        st.session_state["den_t"] = T - 1
+
+    c1, c2 = st.columns([4, 1])
+    t = c1.slider(
+        "Timestep t",
+        0,
+        T - 1,
+        key="den_t",
         persist_state="session",
-        help="A class-conditional network predicts ε̂ = ε_θ(x_t, t, y). Try the right class, a wrong one and none.",
+        help="t = 0 is the first noising step, t = T − 1 the last.",
     )
-    label = None if choice not in model.classes else names.index(choice)
-
-img = require_image()
-mkey = backend.model_key()
-r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
-ab = float(model.schedule.alpha_bar[t])
-
-st.subheader(f"What the network sees and what it predicts, at t = {t}")
-cols = st.container(key="pics_den").columns(4)  # "pics_": stays one row on a phone
-cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
-cols[1].image(
-    pictures.noise("denoise", img.key, img.resolution, seed, r["eps"]), caption="ε: the true noise", width="stretch"
-)
-eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"
-cols[2].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
-cols[3].image(
-    noise_picture(r["eps_hat"] - r["eps"]),
-    caption=f"ε̂ − ε: the error, MSE = {r['mse']:.4f}",
-    width="stretch",
-)
-st.caption(f"Every noise panel uses the same scale: {NOISE_CAPTION}.")
-
-st.subheader("Remove all of the predicted noise")
-a, b, c = st.columns([1, 1, 2])
-a.image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀: the clean photo", width="stretch")
-b.image(picture(r["x0_hat"]), caption=f"x̂₀: the estimate, PSNR {r['psnr']:.1f} dB", width="stretch")
-with c:
-    st.latex(  # x_t stays a symbol: at t = 0, "x_0" would read as the clean photo; two lines fit a phone
-        r"\begin{aligned} \hat x_0 &= \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}} \\"
-        rf" &= \frac{{x_t - {(1 - ab) ** 0.5:.3f}\,\hat\epsilon}}{{{ab**0.5:.3f}}} \qquad (t = {t}) \end{{aligned}}"
+    seed = int(
+        c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session")
     )
-    st.metric("ε-MSE  mean (ε̂ − ε)²", f"{r['mse']:.4f}")
-    st.metric("PSNR(x̂₀, x₀)", f"{r['psnr']:.1f} dB")
-    st.caption(
-        "At small t the noise is faint, so it is hard to pin down (higher ε-MSE), but it is also multiplied by "
-        "a small √(1−ᾱ_t): the estimate is still sharp. At large t a small ε error is divided by a tiny √ᾱ_t."
-    )
+    label = None
+    if model.conditional:  # the class y is an input of the network, beside x_t and t
+        names = list(model.classes) + (["no label (∅)"] if model.null_label is not None else [])
+        state.set_default("den_class", names[0])
+        if st.session_state["den_class"] not in names:
+            st.session_state["den_class"] = names[0]
+        choice = c1.selectbox(
+            "Class y given to the network",
+            names,
+            key="den_class",
+            persist_state="session",
+            help="A class-conditional network predicts ε̂ = ε_θ(x_t, t, y). Try the right class, a wrong one and none.",
+        )
+        label = None if choice not in model.classes else names.index(choice)
+    return t, seed, label
 
-st.subheader("The same step across all of t")
-# chunk by chunk, after the pictures: the chart fills in, and a t step during the sweep keeps the chunks done
-sweep_box = st.empty()
-for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
-    with sweep_box.container():
-        chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
-        st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
-        if sw["done"] < sw["of"]:
-            st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")
-        else:
-            st.caption(
-                f"{len(sw['ts'])} values of t, the same noise ε (seed {seed}) at each; computed once per image, "
-                "resolution, model and seed. The dashed line is the current t."
-            )
+
+def show_step(img, model, r: dict, t: int, seed: int) -> None:
+    """The pictures, the formula and the metrics of the step at t."""
+    ab = float(model.schedule.alpha_bar[t])
+    st.subheader(f"What the network sees and what it predicts, at t = {t}")
+    cols = st.container(key="pics_den").columns(4)  # "pics_": stays one row on a phone
+    cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
+    cols[1].image(
+        pictures.noise("denoise", img.key, img.resolution, seed, r["eps"]), caption="ε: the true noise", width="stretch"
+    )
+    eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"
+    cols[2].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
+    cols[3].image(
+        noise_picture(r["eps_hat"] - r["eps"]),
+        caption=f"ε̂ − ε: the error, MSE = {r['mse']:.4f}",
+        width="stretch",
+    )
+    st.caption(f"Every noise panel uses the same scale: {NOISE_CAPTION}.")
+
+    st.subheader("Remove all of the predicted noise")
+    a, b, c = st.columns([1, 1, 2])
+    a.image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀: the clean photo", width="stretch")
+    b.image(picture(r["x0_hat"]), caption=f"x̂₀: the estimate, PSNR {r['psnr']:.1f} dB", width="stretch")
+    with c:
+        st.latex(  # x_t stays a symbol: at t = 0, "x_0" would read as the clean photo; two lines fit a phone
+            r"\begin{aligned} \hat x_0 &= \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon}{\sqrt{\bar\alpha_t}} \\"
+            rf" &= \frac{{x_t - {(1 - ab) ** 0.5:.3f}\,\hat\epsilon}}{{{ab**0.5:.3f}}} \qquad (t = {t}) \end{{aligned}}"
+        )
+        st.metric("ε-MSE  mean (ε̂ − ε)²", f"{r['mse']:.4f}")
+        st.metric("PSNR(x̂₀, x₀)", f"{r['psnr']:.1f} dB")
+        st.caption(
+            "At small t the noise is faint, so it is hard to pin down (higher ε-MSE), but it is also multiplied by "
+            "a small √(1−ᾱ_t): the estimate is still sharp. At large t a small ε error is divided by a tiny √ᾱ_t."
+        )
+
+
+def show_sweep(img, model, mkey: str, r: dict, t: int, seed: int, label: int | None) -> None:
+    """The sweep chart across all of t, chunk by chunk, with the current t marked."""
+    st.subheader("The same step across all of t")
+    # chunk by chunk, after the pictures: the chart fills in, and a t step during the sweep keeps the chunks done
+    sweep_box = st.empty()
+    for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
+        with sweep_box.container():
+            chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
+            st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
+            if sw["done"] < sw["of"]:
+                st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")
+            else:
+                st.caption(
+                    f"{len(sw['ts'])} values of t, the same noise ε (seed {seed}) at each; computed once per image, "
+                    "resolution, model and seed. The dashed line is the current t."
+                )
+
+
+# Everything below the introduction depends on t, so it is one fragment: moving t (or any setting of this page)
+# reruns only this function, not the entry's sidebar and page shell (issue 20: a classroom's slider steps).
+# A fragment rerun skips the entry, so the fragment writes the address itself.
+@st.fragment
+def settings_and_pictures() -> None:
+    # The settings are drawn before the image is read: while an upload is on its way there is no image and the
+    # page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+    # the pictures kept the old t (issue 17).
+    model = require_model()
+    t, seed, label = settings(model)
+    urlstate.write(PAGE)
+    img = require_image()
+    mkey = backend.model_key()
+    r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
+
+    show_step(img, model, r, t, seed)
+    show_sweep(img, model, mkey, r, t, seed, label)
+
+
+settings_and_pictures()

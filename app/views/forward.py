@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, figures, pictures, plots, present, state
+from app import backend, figures, pictures, plots, present, state, urlstate
 from app.common import require_image
 from app.render import NOISE_CAPTION, picture, plural
 
@@ -23,126 +23,156 @@ st.markdown(
     r"$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$."
 )
 
-# The settings are drawn before the image is read: while an upload is on its way there is no image and the
-# page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
-# the pictures kept the old t (issue 17).
-c1, c2, c3 = st.columns([3, 1, 1])
-t = c1.slider(
-    "Timestep t",
-    0,
-    999,
-    key="fwd_t",
-    persist_state="session",
-    help="t = 0 is the first noising step, t = 999 the last.",
-)
-schedule_name = c2.radio("Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True)
-seed = int(c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session"))
-play = c1.button(
-    "Play: t from 0 to 999",
-    key="fwd_play",
-    icon=":material/play_arrow:",
-    help="Animates x_t and the formula through t.",
-)
-
-img = require_image()
-schedule = backend.schedule(schedule_name)
-x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
-sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alpha_bar[t])
-
-cols = st.container(key="pics_fwd").columns(3)  # "pics_": stays one row on a phone
-cols[0].image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀ — the clean photo", width="stretch")
-cols[1].image(
-    pictures.noise("forward", img.key, img.resolution, seed, eps),
-    caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})",
-    width="stretch",
-)
-x_t_slot = cols[2].empty()
-x_t_slot.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
-formula_slot = st.empty()
+PAGE = "forward"  # this page's name in the address (app/urlstate.py)
 
 
-def show_formula(tt: int) -> None:
+def show_formula(slot, schedule, tt: int) -> None:
     a, b = float(schedule.sqrt_alpha_bar[tt]), float(schedule.sqrt_one_minus_alpha_bar[tt])
     # The symbols keep t (with t = 0, "x_0 = ... x_0" would clash: index 0 is the first noising step, not the photo).
-    formula_slot.latex(  # two lines, each short enough for a phone
+    slot.latex(  # two lines, each short enough for a phone
         r"\begin{aligned} x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\"
         rf" &= {a:.3f}\,x_0 + {b:.3f}\,\epsilon \qquad (t = {tt}) \end{{aligned}}"
     )
 
 
-show_formula(t)
-if play:  # the photo drowning, frame by frame; then the slider moves to the last frame
+def play(img, schedule_name: str, seed: int, x_t_slot, formula_slot) -> None:
+    """The photo drowning, frame by frame; then the slider moves to the last frame (a full rerun)."""
+    schedule = backend.schedule(schedule_name)
     shown = present.frames(0, 999)
     for tt in shown:
         x_play, _ = backend.forward_jump(img.key, img.resolution, schedule_name, tt, seed, img.x0)
         x_t_slot.image(picture(x_play), caption=f"x_t at t = {tt}", width="stretch")
-        show_formula(tt)
+        show_formula(formula_slot, schedule, tt)
         time.sleep(present.FRAME_SECONDS)
     st.session_state["fwd_played"] = shown  # what the last animation showed (read by the tests)
     state.set_next_run("fwd_t", shown[-1])  # the slider ends where the animation did
-    st.rerun()
-if t == 0:
+    st.rerun()  # the whole app: state.init() in the entry gives the slider its new value
+
+
+# Everything below the introduction depends on t, so it is one fragment: moving t (or any setting of this page)
+# reruns only this function, not the entry's sidebar and page shell (issue 20: a classroom's slider steps).
+# A fragment rerun skips the entry, so the fragment writes the address itself.
+@st.fragment
+def settings_and_pictures() -> None:
+    # The settings are drawn before the image is read: while an upload is on its way there is no image and the
+    # page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
+    # the pictures kept the old t (issue 17).
+    c1, c2, c3 = st.columns([3, 1, 1])
+    t = c1.slider(
+        "Timestep t",
+        0,
+        999,
+        key="fwd_t",
+        persist_state="session",
+        help="t = 0 is the first noising step, t = 999 the last.",
+    )
+    schedule_name = c2.radio(
+        "Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True
+    )
+    seed = int(
+        c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session")
+    )
+    played = c1.button(
+        "Play: t from 0 to 999",
+        key="fwd_play",
+        icon=":material/play_arrow:",
+        help="Animates x_t and the formula through t.",
+    )
+    urlstate.write(PAGE)
+
+    img = require_image()
+    schedule = backend.schedule(schedule_name)
+    x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
+
+    cols = st.container(key="pics_fwd").columns(3)  # "pics_": stays one row on a phone
+    cols[0].image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀ — the clean photo", width="stretch")
+    cols[1].image(
+        pictures.noise("forward", img.key, img.resolution, seed, eps),
+        caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})",
+        width="stretch",
+    )
+    x_t_slot = cols[2].empty()
+    x_t_slot.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
+    formula_slot = st.empty()
+    show_formula(formula_slot, schedule, t)
+    if played:
+        play(img, schedule_name, seed, x_t_slot, formula_slot)
+    snr = schedule_captions(schedule, schedule_name, t)
+    markov_chain(img, schedule, schedule_name, t, seed, x_t, snr)
+
+
+def schedule_captions(schedule, schedule_name: str, t: int) -> float:
+    """The captions about t and the schedule chart; the signal-to-noise ratio at t."""
+    if t == 0:
+        st.caption(
+            "t = 0 is the first noising step (the diffusers index), so x_t at t = 0 is the photo after one step of "
+            f"noise, with ᾱ₀ = 1 − β₀ = {float(schedule.alpha_bar[0]):.5f}; the photo itself is x₀."
+        )
+    snr = float(schedule.snr[t])
     st.caption(
-        "t = 0 is the first noising step (the diffusers index), so x_t at t = 0 is the photo after one step of "
-        f"noise, with ᾱ₀ = 1 − β₀ = {float(schedule.alpha_bar[0]):.5f}; the photo itself is x₀."
+        f"ᾱ_t = {float(schedule.alpha_bar[t]):.5f}, β_t = {float(schedule.betas[t]):.5f}, "
+        f"signal-to-noise ratio ᾱ/(1−ᾱ) = {snr:.4g}. "
+        + ("The photo still dominates." if snr > 1 else "The noise now dominates the photo.")
     )
-snr = float(schedule.snr[t])
-st.caption(
-    f"ᾱ_t = {float(schedule.alpha_bar[t]):.5f}, β_t = {float(schedule.betas[t]):.5f}, "
-    f"signal-to-noise ratio ᾱ/(1−ᾱ) = {snr:.4g}. "
-    + ("The photo still dominates." if snr > 1 else "The noise now dominates the photo.")
-)
-st.plotly_chart(figures.schedule_chart(schedule_name, t), width="stretch")
+    st.plotly_chart(figures.schedule_chart(schedule_name, t), width="stretch")
+    return snr
 
-st.subheader("Step by step, or in one jump?")
-st.markdown(
-    f"Running the chain $q(x_s \\mid x_{{s-1}})$ one link at a time, {plural(t + 1, 'time')}, gives a different "
-    "picture (different random draws) but the **same distribution** as the one-jump formula above."
-)
-if not st.toggle(
-    "Run the Markov chain step by step",
-    key="fwd_chain",
-    persist_state="session",
-    help="Runs t + 1 noising steps each time t changes: snapshots along the chain, both endpoints and their "
-    "pixel statistics. Off by default to keep the slider fast for a whole classroom.",
-):
-    st.stop()
-with st.spinner(f"Running the Markov chain for {plural(t + 1, 'step')}…"):
-    x_chain, snaps = backend.forward_chain(img.key, img.resolution, schedule_name, t, seed, 6, img.x0)
-st.image(
-    [picture(x, 128) for _, x in snaps],
-    caption=[f"chain, step s = {s}" for s, _ in snaps],
-    width=128,
-)
-a, b = st.columns(2)
-a.image(picture(x_chain), caption=f"x_t by {plural(t + 1, 'chain step')}", width="stretch")
-b.image(picture(x_t), caption="x_t in one jump (closed form)", width="stretch")
 
-# The noise part of each x_t, standardised: (x_t - sqrt(ab) x0) / sqrt(1 - ab) should be N(0, 1) for both.
-z_chain = ((x_chain - sab * img.x0) / s1ab).numpy().ravel()
-z_jump = ((x_t - sab * img.x0) / s1ab).numpy().ravel()
-# x_t itself is "almost pure N(0, 1)" only when the photo's share is tiny: decided by the SNR, not by t
-# (at t = 505 the cosine schedule still has SNR 0.94).
-noise_only = snr < NOISE_ONLY_SNR
-if noise_only:
-    hist = plots.histogram_chart(
-        {"chain x_t": x_chain.numpy().ravel(), "one-jump x_t": x_t.numpy().ravel()},
-        title="Pixel values of x_t: step by step vs one jump",
+def markov_chain(img, schedule, schedule_name: str, t: int, seed: int, x_t, snr: float) -> None:
+    """The chain run step by step beside the one-jump x_t, when its toggle is on."""
+    sab, s1ab = float(schedule.sqrt_alpha_bar[t]), float(schedule.sqrt_one_minus_alpha_bar[t])
+    st.subheader("Step by step, or in one jump?")
+    st.markdown(
+        f"Running the chain $q(x_s \\mid x_{{s-1}})$ one link at a time, {plural(t + 1, 'time')}, gives a different "
+        "picture (different random draws) but the **same distribution** as the one-jump formula above."
     )
-else:
-    hist = plots.histogram_chart(
-        {"chain": z_chain, "one jump": z_jump},
-        title="Standardised noise part (x_t − √ᾱ_t x₀)/√(1−ᾱ_t): step by step vs one jump",
-        x_title="standardised value",
+    if not st.toggle(
+        "Run the Markov chain step by step",
+        key="fwd_chain",
+        persist_state="session",
+        help="Runs t + 1 noising steps each time t changes: snapshots along the chain, both endpoints and their "
+        "pixel statistics. Off by default to keep the slider fast for a whole classroom.",
+    ):
+        return
+    with st.spinner(f"Running the Markov chain for {plural(t + 1, 'step')}…"):
+        x_chain, snaps = backend.forward_chain(img.key, img.resolution, schedule_name, t, seed, 6, img.x0)
+    st.image(
+        [picture(x, 128) for _, x in snaps],
+        caption=[f"chain, step s = {s}" for s, _ in snaps],
+        width=128,
     )
-st.plotly_chart(hist, width="stretch")
-st.caption(
-    (
-        f"With SNR {snr:.2g} (below {NOISE_ONLY_SNR:g}), x_t itself is almost pure N(0, 1) noise. "
-        if noise_only
-        else f"With SNR {snr:.2g} the photo is still in x_t, so the chart shows the standardised noise part. "
+    a, b = st.columns(2)
+    a.image(picture(x_chain), caption=f"x_t by {plural(t + 1, 'chain step')}", width="stretch")
+    b.image(picture(x_t), caption="x_t in one jump (closed form)", width="stretch")
+
+    # The noise part of each x_t, standardised: (x_t - sqrt(ab) x0) / sqrt(1 - ab) should be N(0, 1) for both.
+    z_chain = ((x_chain - sab * img.x0) / s1ab).numpy().ravel()
+    z_jump = ((x_t - sab * img.x0) / s1ab).numpy().ravel()
+    # x_t itself is "almost pure N(0, 1)" only when the photo's share is tiny: decided by the SNR, not by t
+    # (at t = 505 the cosine schedule still has SNR 0.94).
+    noise_only = snr < NOISE_ONLY_SNR
+    if noise_only:
+        hist = plots.histogram_chart(
+            {"chain x_t": x_chain.numpy().ravel(), "one-jump x_t": x_t.numpy().ravel()},
+            title="Pixel values of x_t: step by step vs one jump",
+        )
+    else:
+        hist = plots.histogram_chart(
+            {"chain": z_chain, "one jump": z_jump},
+            title="Standardised noise part (x_t − √ᾱ_t x₀)/√(1−ᾱ_t): step by step vs one jump",
+            x_title="standardised value",
+        )
+    st.plotly_chart(hist, width="stretch")
+    st.caption(
+        (
+            f"With SNR {snr:.2g} (below {NOISE_ONLY_SNR:g}), x_t itself is almost pure N(0, 1) noise. "
+            if noise_only
+            else f"With SNR {snr:.2g} the photo is still in x_t, so the chart shows the standardised noise part. "
+        )
+        + "Standardised noise part — chain: mean "
+        + f"{np.mean(z_chain):+.3f}, std {np.std(z_chain):.3f}; jump: mean {np.mean(z_jump):+.3f}, "
+        + f"std {np.std(z_jump):.3f} (N(0, 1): mean 0, std 1)."
     )
-    + "Standardised noise part — chain: mean "
-    + f"{np.mean(z_chain):+.3f}, std {np.std(z_chain):.3f}; jump: mean {np.mean(z_jump):+.3f}, "
-    + f"std {np.std(z_jump):.3f} (N(0, 1): mean 0, std 1)."
-)
+
+
+settings_and_pictures()

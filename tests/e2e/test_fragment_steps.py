@@ -1,0 +1,38 @@
+"""A t step reruns only the page's fragment (issue 20): not the entry, its sidebar or the page's introduction.
+
+Driven through a real server with bench/ws_client.py, which sends the fragment id as the browser does. The server
+says which kind of run it was (``FINISHED_FRAGMENT_RUN_SUCCESSFULLY``), and a run that redrew the sidebar would
+have sent its widgets again. AppTest cannot check this: it always runs the whole script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qs
+
+import pytest
+from ws_client import StreamlitSession
+
+pytestmark = pytest.mark.e2e
+
+SIDEBAR_WIDGETS = {"image_source", "sample_name", "resolution"}
+# page's url path, its t slider, the caption of the picture that shows t
+PAGES = [("", "fwd_t", "x_t at t = {t}"), ("denoise", "den_t", "x_t: the input at t = {t}")]
+
+
+async def _step(url: str, path: str, key: str, caption: str, t: int):
+    async with StreamlitSession(url, timeout=120) as s:
+        first = await s.open(path)
+        s.set_slider(key, t)
+        step = await s.rerun()
+        return first, step
+
+
+@pytest.mark.parametrize(("path", "key", "caption"), PAGES, ids=["forward", "denoise"])
+def test_a_t_step_reruns_only_the_fragment(app_url, path, key, caption):
+    first, step = asyncio.run(_step(app_url, path, key, caption, 321))
+    assert not first.fragment_run and SIDEBAR_WIDGETS <= first.widgets  # the first visit runs everything
+    assert step.fragment_id and step.fragment_run
+    assert not SIDEBAR_WIDGETS & step.widgets, step.widgets  # the sidebar was not run again
+    assert key in step.widgets and caption.format(t=321) in step.images
+    assert step.query_string is not None and parse_qs(step.query_string)["t"] == ["321"]  # the address follows t
