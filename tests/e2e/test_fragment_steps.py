@@ -8,10 +8,13 @@ have sent its widgets again. AppTest cannot check this: it always runs the whole
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qs
+import re
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from ws_client import StreamlitSession
+
+from .test_browser import image_with_caption, no_traceback, open_app, slider_input, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -36,3 +39,15 @@ def test_a_t_step_reruns_only_the_fragment(app_url, path, key, caption):
     assert not SIDEBAR_WIDGETS & step.widgets, step.widgets  # the sidebar was not run again
     assert key in step.widgets and caption.format(t=321) in step.images
     assert step.query_string is not None and parse_qs(step.query_string)["t"] == ["321"]  # the address follows t
+
+
+def test_play_in_the_fragment_ends_with_slider_pictures_and_address_at_999(page, app_url):
+    """The Play button is in the fragment: its click animates there, then a whole-app rerun moves the slider."""
+    open_app(page, app_url)
+    page.get_by_role("button", name="Play: t from 0 to 999").click()
+    image_with_caption(page, "x_t at t = 999").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.wait_for_url(re.compile(r"[?&]t=999(&|$)"))
+    assert slider_input(page, "fwd_t").input_value() == "999"
+    assert parse_qs(urlparse(page.url).query)["t"] == ["999"]
+    no_traceback(page)
