@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -33,7 +34,8 @@ async def _step(url: str, path: str, key: str, caption: str, t: int):
 
 @pytest.mark.parametrize(("path", "key", "caption"), PAGES, ids=["forward", "denoise"])
 def test_a_t_step_reruns_only_the_fragment(app_url, path, key, caption):
-    first, step = asyncio.run(_step(app_url, path, key, caption, 321))
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: Playwright's sync API keeps a loop in this one
+        first, step = pool.submit(lambda: asyncio.run(_step(app_url, path, key, caption, 321))).result()
     assert not first.fragment_run and SIDEBAR_WIDGETS <= first.widgets  # the first visit runs everything
     assert step.fragment_id and step.fragment_run
     assert not SIDEBAR_WIDGETS & step.widgets, step.widgets  # the sidebar was not run again
