@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 from ws_client import StreamlitSession
 
 from .test_browser import image_with_caption, no_traceback, open_app, slider_input, wait_idle
@@ -47,9 +48,10 @@ def test_play_in_the_fragment_ends_with_slider_pictures_and_address_at_999(page,
     """The Play button is in the fragment: its click animates there, then a whole-app rerun moves the slider."""
     open_app(page, app_url)
     page.get_by_role("button", name="Play: t from 0 to 999").click()
-    image_with_caption(page, "x_t at t = 999").wait_for(timeout=120_000)
+    # the last frame shows t = 999 before the whole-app rerun that moves the slider: wait for what that run does
+    page.wait_for_url(re.compile(r"[?&]t=999(&|$)"), timeout=120_000)
+    expect(slider_input(page, "fwd_t")).to_have_value("999", timeout=60_000)
     wait_idle(page)
-    page.wait_for_url(re.compile(r"[?&]t=999(&|$)"))
-    assert slider_input(page, "fwd_t").input_value() == "999"
+    image_with_caption(page, "x_t at t = 999").wait_for()
     assert parse_qs(urlparse(page.url).query)["t"] == ["999"]
     no_traceback(page)
