@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -11,27 +9,15 @@ import streamlit as st
 from app import backend, janitor, present, server_stats, sidebar, state, urlstate
 from model.nets import batching, precision, runtime
 
-GIL_SWITCH_ENV = "DIFFUSION_LENS_GIL_SWITCH_MS"
-
-
-def gil_switch_s() -> float:
-    """Seconds from ``$DIFFUSION_LENS_GIL_SWITCH_MS`` (default 1 ms; at least 0.05 ms; a bad value gives the default)."""
-    try:
-        return max(0.05, float(os.environ.get(GIL_SWITCH_ENV) or 1.0)) / 1000
-    except ValueError:
-        return 0.001
-
-
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
 # * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/nets/runtime.py);
 # * models load with the fastest arithmetic that passes the fidelity guard (model/nets/precision.py);
 #   DIFFUSION_LENS_PRECISION=fp32 forces plain fp32;
 runtime.configure_threads()
 precision.set_policy("auto")
-# * a thread waiting for the GIL gets it after $DIFFUSION_LENS_GIL_SWITCH_MS (1) instead of Python's 5 ms: a
-#   forward pass gives the GIL up around every torch op and waits to get it back, so while other sessions' scripts
-#   ran it waited up to a switch interval per op (bench/gil_convoy.py prints a pass's time beside busy threads);
-sys.setswitchinterval(gil_switch_s())
+# * a thread waiting for the GIL gets it after $DIFFUSION_LENS_GIL_SWITCH_MS (1) instead of Python's 5 ms, so a
+#   forward pass is not held up once per torch op by other sessions' scripts (model/nets/runtime.py);
+runtime.configure_gil_switch()
 # ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/nets/batching.py);
 # DIFFUSION_LENS_BATCH_MS (default 5) is how long a batch waits for company, 0 turns batching off.
 batching.enable()

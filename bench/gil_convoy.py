@@ -12,7 +12,7 @@ TorchScript, whose whole graph runs with the GIL released::
 
     .venv/bin/python bench/gil_convoy.py [--busy 1 3] [--res 64] [--intervals-ms 5 1 0.5]
 
-The app's entry (app/streamlit_app.py) sets the interval from ``DIFFUSION_LENS_GIL_SWITCH_MS``.
+The app's entry (app/streamlit_app.py) sets the interval with ``model.nets.runtime.configure_gil_switch`` (``DIFFUSION_LENS_GIL_SWITCH_MS``).
 """
 
 from __future__ import annotations

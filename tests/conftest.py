@@ -20,6 +20,32 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ENTRY = str(ROOT / "app" / "streamlit_app.py")
 
 
+def app_test(model_source=None, resolution: int | None = 32, page: str | None = None, timeout: float = 240):
+    """An AppTest of the whole app (not run yet) on ``model_source`` at ``resolution`` px, switched to ``page``
+    (e.g. ``"views/denoise.py"``); ``None`` leaves a setting at the app's default."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP_ENTRY, default_timeout=timeout)
+    if model_source is not None:
+        at.session_state["model_source"] = str(model_source)
+    if resolution is not None:
+        at.session_state["resolution"] = resolution
+    if page:
+        at.switch_page(page)
+    return at
+
+
+def assert_ok(at) -> None:
+    """The run raised nothing and showed no error box."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def image_captions(at) -> list[str]:
+    """Captions of every picture on the page and in the sidebar."""
+    return [c for img in at.image for c in img.captions]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _precision_choices_in_a_temporary_folder(tmp_path_factory):
     """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens)."""

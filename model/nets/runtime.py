@@ -49,6 +49,9 @@ import torch
 # DIFFUSION_LENS_CONCURRENCY and DIFFUSION_LENS_THREADS.
 DEFAULT_CONCURRENCY = 2
 THREADS_ENV = "DIFFUSION_LENS_THREADS"
+GIL_SWITCH_ENV = "DIFFUSION_LENS_GIL_SWITCH_MS"
+GIL_SWITCH_DEFAULT_MS = 1.0
+GIL_SWITCH_MIN_MS = 0.05
 CONCURRENCY_ENV = "DIFFUSION_LENS_CONCURRENCY"
 
 
@@ -126,6 +129,27 @@ def configure_threads(n: int | None = None) -> int:
         _threads_set = threads
     configure_allocator()
     return threads
+
+
+def configure_gil_switch(ms: float | None = None) -> float:
+    """Set Python's GIL switch interval (``sys.setswitchinterval``) and return it in seconds.
+
+    ``ms`` defaults to ``$DIFFUSION_LENS_GIL_SWITCH_MS``, else 1 ms (Python's own is 5 ms); at least 0.05 ms, and a
+    value that is not a number gives the default. A forward pass gives the GIL up around every torch op and waits
+    to get it back, so beside other sessions' busy scripts it waited up to one interval per op (the convoy effect;
+    ``bench/gil_convoy.py`` prints a pass's time beside busy threads at several intervals). Called by the app's
+    entry point; idempotent.
+    """
+    import sys
+
+    if ms is None:
+        try:
+            ms = float(os.environ.get(GIL_SWITCH_ENV, "").strip() or GIL_SWITCH_DEFAULT_MS)
+        except ValueError:
+            ms = GIL_SWITCH_DEFAULT_MS
+    seconds = max(GIL_SWITCH_MIN_MS, float(ms)) / 1000
+    sys.setswitchinterval(seconds)
+    return seconds
 
 
 class FairSemaphore:
@@ -301,6 +325,7 @@ __all__ = [
     "available_cores",
     "concurrency",
     "configure_allocator",
+    "configure_gil_switch",
     "configure_threads",
     "holds_slot",
     "inference_slot",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import APP_ENTRY
+from conftest import app_test
 from streamlit.testing.v1 import AppTest
 
 from app import model_cache, plots_reverse
@@ -60,11 +60,7 @@ def test_compare_and_sweep_charts():
 
 
 def _app(tiny_model_dir) -> AppTest:
-    at = AppTest.from_file(APP_ENTRY, default_timeout=300)
-    at.session_state["model_source"] = str(tiny_model_dir)
-    at.session_state["resolution"] = 32
-    at.switch_page("views/trajectory.py")
-    return at
+    return app_test(tiny_model_dir, page="views/trajectory.py", timeout=300)
 
 
 def test_two_runs_side_by_side(tiny_model_dir):

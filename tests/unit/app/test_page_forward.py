@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import APP_ENTRY, png_bytes
+from conftest import APP_ENTRY, image_captions, png_bytes
 from streamlit.testing.v1 import AppTest
 
 
@@ -14,13 +14,8 @@ def _app() -> AppTest:
     return at
 
 
-def _captions(at: AppTest) -> list[str]:
-    """Captions of every picture on the page and in the sidebar."""
-    return [c for el in at.image for c in el.captions]
-
-
 def _image_count(at: AppTest) -> int:
-    return len(_captions(at))
+    return len(image_captions(at))
 
 
 def _url(at: AppTest, caption_start: str) -> str:
@@ -34,7 +29,7 @@ def _url(at: AppTest, caption_start: str) -> str:
 def test_default_page_shows_pictures_chart_and_formula():
     at = _app()
     assert at.title[0].value.startswith("Forward process")
-    caps = _captions(at)
+    caps = image_captions(at)
     assert "x₀ — the clean photo" in caps and "x_t at t = 250" in caps
     assert any(c.startswith("ε ~ N(0, I)") for c in caps)
     # sidebar thumbnail + x0, eps, x_t; the Markov-chain panel is off until toggled
@@ -48,7 +43,7 @@ def test_markov_chain_panel_runs_the_chain_and_compares_with_the_jump():
     at = _app()
     at.toggle(key="fwd_chain").set_value(True).run()
     assert not at.exception
-    caps = _captions(at)
+    caps = image_captions(at)
     # snapshots along the chain, from s = 0 to s = t
     assert "chain, step s = 0" in caps and "chain, step s = 250" in caps
     assert "x_t by 251 chain steps" in caps and "x_t in one jump (closed form)" in caps
@@ -61,7 +56,7 @@ def test_markov_chain_panel_runs_the_chain_and_compares_with_the_jump():
     assert len(stds) == 2 and all(abs(v - 1) < 0.05 for v in stds)
     at.slider(key="fwd_t").set_value(800).run()
     assert not at.exception
-    assert "x_t by 801 chain steps" in _captions(at)
+    assert "x_t by 801 chain steps" in image_captions(at)
 
 
 def test_moving_t_and_switching_schedule_updates_formula():
@@ -82,7 +77,7 @@ def test_switching_sample(sample):
     at = _app()
     at.selectbox(key="sample_name").set_value(sample).run()
     assert not at.exception
-    assert any(c.startswith(f"x₀: {sample}") for c in _captions(at))
+    assert any(c.startswith(f"x₀: {sample}") for c in image_captions(at))
 
 
 def test_upload_png_and_move_t():
@@ -94,7 +89,7 @@ def test_upload_png_and_move_t():
     assert not at.exception
     assert not at.error
     assert _image_count(at) >= 4
-    assert any(c.startswith("x₀: mine.png, 64×64") for c in _captions(at))
+    assert any(c.startswith("x₀: mine.png, 64×64") for c in image_captions(at))
     before = _url(at, "x_t at t")
     at.slider(key="fwd_t").set_value(600).run()
     assert not at.exception
@@ -120,4 +115,4 @@ def test_resolution_change():
     at = _app()
     at.select_slider(key="resolution").set_value(32).run()
     assert not at.exception
-    assert any(c.endswith("32×32") for c in _captions(at))
+    assert any(c.endswith("32×32") for c in image_captions(at))

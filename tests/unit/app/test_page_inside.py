@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import APP_ENTRY
+from conftest import app_test, assert_ok
 from fakes import hub_like_unet, tiny_attention_unet, tiny_unet
 from streamlit.testing.v1 import AppTest
 
@@ -53,16 +53,7 @@ def hub_like_dir(tmp_path_factory):
 
 
 def _app(model_dir, resolution=32) -> AppTest:
-    at = AppTest.from_file(APP_ENTRY, default_timeout=180)
-    at.session_state["model_source"] = str(model_dir)
-    at.session_state["resolution"] = resolution
-    at.switch_page("views/inside.py")
-    return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    return app_test(model_dir, resolution, page="views/inside.py", timeout=180)
 
 
 def _image(at: AppTest, prefix: str):
@@ -89,7 +80,7 @@ def _charts(at: AppTest) -> list[str]:
 def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir):
     at = _app(attention_model_dir)
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert at.selectbox(key="ins_block").value == "mid"
     dot = at.get("graphviz_chart")[0].proto.spec
     assert '"down 0" -> "down 1"' in dot and "style=dashed" in dot and "self-attention (4 heads)" in dot
@@ -101,13 +92,13 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     assert any("How strongly t enters" in s for s in specs)
 
     at.slider(key="ins_t").set_value(100).run()
-    _ok(at)
+    assert_ok(at)
     assert _image(at, "x_t: the input at t = 100")
     assert _url(_image(at, "mid's output")) != before
 
     # the ResNet block of another block, stage by stage; its attention layer is picked by default
     at.selectbox(key="ins_block").set_value("down 1").run()
-    _ok(at)
+    assert_ok(at)
     caps = [c for img in at.image for c in img.captions]
     stages = [c for c in caps if c[:2] in {f"{i}." for i in range(1, 10)}]
     assert stages[0] == "1. input: 8×16×16" and stages[-1].startswith("9. + skip") and stages[-1].endswith("16×16×16")
@@ -116,7 +107,7 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     assert at.selectbox(key="ins_attn").value == "down 1 / attention 0"
     at.slider(key="ins_qrow").set_value(3)
     at.slider(key="ins_qcol").set_value(12).run()
-    _ok(at)
+    assert_ok(at)
     assert any("query (row 3, col 12)" in s for s in _charts(at))
 
 
@@ -127,7 +118,7 @@ def test_the_page_keeps_its_settings_across_pages_and_nothing_big_in_the_session
     at.selectbox(key="ins_block").set_value("up 1").run()
     at.switch_page("views/forward.py").run()
     at.switch_page("views/inside.py").run()
-    _ok(at)
+    assert_ok(at)
     assert at.slider(key="ins_t").value == 321 and at.selectbox(key="ins_block").value == "up 1"
     for key, value in at.session_state.items():
         assert not isinstance(value, (torch.Tensor, np.ndarray)), key
@@ -138,7 +129,7 @@ def test_a_link_naming_an_attention_layer_the_model_lacks_gets_a_sentence(attent
     at.query_params["res"] = "32"
     at.query_params["attn"] = "up 9 / attention 0"
     at.run()
-    _ok(at)
+    assert_ok(at)
     text = " ".join(w.value for w in at.warning)
     assert "attn=up 9 / attention 0 is not an attention layer of this model" in text, text
     assert "its attention layers are " in text and at.selectbox(key="ins_attn").value in text
@@ -147,7 +138,7 @@ def test_a_link_naming_an_attention_layer_the_model_lacks_gets_a_sentence(attent
 def test_conditional_grey_model_shows_the_label_embedding(cond_model_dir):
     at = _app(cond_model_dir)
     at.run()
-    _ok(at)
+    assert_ok(at)
     box = at.selectbox(key="ins_label")
     assert box.options[0] == "0: T-shirt/top" and box.options[-1] == "no label (∅)"
     assert any("label embedding: 0: T-shirt/top" in s for s in _charts(at))
@@ -155,21 +146,21 @@ def test_conditional_grey_model_shows_the_label_embedding(cond_model_dir):
     assert "label y = 0: T-shirt/top" in dot and '"emb" -> "label" [dir=back' in dot
     before = _url(_image(at, "mid's output"))
     box.set_value("7: Sneaker").run()
-    _ok(at)
+    assert_ok(at)
     assert any("label embedding: 7: Sneaker" in s for s in _charts(at))
     assert _url(_image(at, "mid's output")) != before  # the label changes what the blocks compute
     box.set_value("no label (∅)").run()
-    _ok(at)
+    assert_ok(at)
 
 
 def test_a_hub_layout_model_at_64_px(hub_like_dir):
     at = _app(hub_like_dir, resolution=64)
     at.run()
-    _ok(at)
+    assert_ok(at)
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "16×8×8" in dot  # down 3 at 64 px: 64 / 2^3
     at.selectbox(key="ins_block").set_value("down 1").run()
-    _ok(at)
+    assert_ok(at)
     assert at.selectbox(key="ins_attn").value == "down 1 / attention 0"
     assert at.selectbox(key="ins_resnet").options == ["down 1 / resnet 0", "down 1 / resnet 1"]
 
@@ -180,10 +171,10 @@ def test_a_model_without_attention_says_so(tmp_path):
     save_model(tiny_unet(add_attention=False), make_schedule("linear"), tmp_path)
     at = _app(tmp_path)
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert any("no self-attention" in i.value for i in at.info)
     at.selectbox(key="ins_block").set_value("conv_in").run()
-    _ok(at)
+    assert_ok(at)
     assert any("conv_in has no ResNet block" in i.value for i in at.info)
 
 

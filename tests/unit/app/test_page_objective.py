@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import APP_ENTRY
+from conftest import APP_ENTRY, assert_ok
 from streamlit.testing.v1 import AppTest
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
@@ -30,11 +30,6 @@ def _app(model_dir) -> AppTest:
     return at
 
 
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
 def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -47,7 +42,7 @@ def _chart_titles(at: AppTest) -> list[str]:
 
 def test_page_shows_derivation_numbers_and_charts(short_model_dir):
     at = _app(short_model_dir)
-    _ok(at)
+    assert_ok(at)
     assert at.title[0].value.startswith("Training objective")
     titles = _chart_titles(at)
     assert len(titles) == 4, titles
@@ -73,22 +68,22 @@ def test_all_terms_button_and_training_step(short_model_dir):
     at.session_state["obj_draws"] = 1
     at.switch_page("views/objective.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     at.button(key="obj_all_go").click().run()
-    _ok(at)
+    assert_ok(at)
     assert at.session_state["obj_all_for"][0]  # the image key
     metrics = _metrics(at)
     assert float(metrics["Bound L, all t (bits/dim)"]) > 0
 
     at.button(key="obj_step_go").click().run()
-    _ok(at)
+    assert_ok(at)
     metrics = _metrics(at)
     before, after = float(metrics["Loss before"]), float(metrics["Loss after"])
     assert after < before
     assert len(at.get("plotly_chart")) == 5
     # moving a cheap widget keeps the stored step and the all-terms result
     at.select_slider(key="obj_lr").set_value(1e-3).run()
-    _ok(at)
+    assert_ok(at)
     assert "Loss before" in _metrics(at)
     assert any("settings changed" in c.value for c in at.caption)
     assert "Bound L, all t (bits/dim)" in _metrics(at)

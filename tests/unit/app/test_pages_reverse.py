@@ -4,45 +4,33 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import APP_ENTRY
+from conftest import app_test, assert_ok, image_captions
 from streamlit.testing.v1 import AppTest
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
 
 def _app(tiny_model_dir) -> AppTest:
-    at = AppTest.from_file(APP_ENTRY, default_timeout=180)
-    at.session_state["model_source"] = str(tiny_model_dir)
-    at.session_state["resolution"] = 32
-    return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _captions(at: AppTest) -> list[str]:
-    return [c for img in at.image for c in img.captions]
+    return app_test(tiny_model_dir, timeout=180)
 
 
 def test_denoise_page(tiny_model_dir):
     at = _app(tiny_model_dir)
     at.switch_page("views/denoise.py")
     at.run()
-    _ok(at)
-    caps = _captions(at)
+    assert_ok(at)
+    caps = image_captions(at)
     assert any(c.startswith("ε̂ − ε") and "MSE" in c for c in caps)
     assert any(c.startswith("x̂₀") and "PSNR" in c for c in caps)
     for start in ("x_t: the input", "ε: the true noise", "ε̂ = ε_θ", "ε̂ − ε", "x₀: the clean photo", "x̂₀: the estimate"):
         assert sum(c.startswith(start) for c in caps) == 1, start
     assert len(at.get("plotly_chart")) == 1
     at.slider(key="den_t").set_value(100).run()
-    _ok(at)
-    assert any(c == "x_t: the input at t = 100" for c in _captions(at))
+    assert_ok(at)
+    assert any(c == "x_t: the input at t = 100" for c in image_captions(at))
     at.switch_page("views/forward.py").run()
     at.switch_page("views/denoise.py").run()
-    _ok(at)
+    assert_ok(at)
     assert at.slider(key="den_t").value == 100
 
 
@@ -52,7 +40,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     at = _app(tiny_model_dir)
     at.switch_page("views/trajectory.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert "traj_run" not in at.session_state
     assert any("ms per step" in c.value for c in [*at.caption, *at.warning])
     # the app's process-wide model cache: count the network's forward passes
@@ -63,7 +51,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
         at.slider(key="traj_t_start").set_value(400)
         at.slider(key="traj_steps").set_value(10)
         at.button(key="traj_go").click().run()
-        _ok(at)
+        assert_ok(at)
         assert len(calls) == 10  # one forward pass per step
         run = at.session_state["traj_run"]["run"]
         assert run.num_steps == 10 and run.ts[0] == 400 and run.t_prevs[-1] == -1
@@ -75,11 +63,11 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
         # scrubbing reads the stored run: no network calls at all
         calls.clear()
         at.slider(key="traj_step").set_value(5).run()
-        _ok(at)
+        assert_ok(at)
         assert any(m.value.startswith("**Step 5 of 10**") for m in at.markdown)
-        assert any(c.startswith("x_t, t = ") for c in _captions(at))
+        assert any(c.startswith("x_t, t = ") for c in image_captions(at))
         at.slider(key="traj_every").set_value(3).run()
-        _ok(at)
+        assert_ok(at)
         assert calls == []
     finally:
         hook.remove()
@@ -87,9 +75,9 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
 
     # another page and back: the run and the scrub position are still there
     at.switch_page("views/forward.py").run()
-    _ok(at)
+    assert_ok(at)
     at.switch_page("views/trajectory.py").run()
-    _ok(at)
+    assert_ok(at)
     assert at.session_state["traj_run"]["run"] is run
     assert at.slider(key="traj_step").value == 5
     assert any(m.value.startswith("**Step 5 of 10**") for m in at.markdown)
@@ -97,7 +85,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
 
     # Run again with the same settings: served from the cache, same numbers
     at.button(key="traj_go").click().run()
-    _ok(at)
+    assert_ok(at)
     again = at.session_state["traj_run"]["run"]
     assert again.ts == run.ts and again.eps_rms == run.eps_rms
 
@@ -111,7 +99,7 @@ def test_trajectory_from_pure_noise(tiny_model_dir, sampler):
     at.radio(key="traj_sampler").set_value(sampler)
     at.slider(key="traj_steps").set_value(10)
     at.button(key="traj_go").click().run()
-    _ok(at)
+    assert_ok(at)
     run = at.session_state["traj_run"]["run"]
     assert run.psnr is None and run.ts[0] == 999 and run.num_steps == 10
     assert len(at.get("plotly_chart")) == 1  # no PSNR without a photo

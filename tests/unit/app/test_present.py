@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import APP_ENTRY
+from conftest import app_test
 from streamlit.testing.v1 import AppTest
 
 from app import present
@@ -18,12 +18,7 @@ def fast_play(monkeypatch):
 
 
 def _app(tiny_model_dir, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP_ENTRY, default_timeout=240)
-    at.session_state["model_source"] = str(tiny_model_dir)
-    at.session_state["resolution"] = 32
-    if page:
-        at.switch_page(page)
-    return at
+    return app_test(tiny_model_dir, page=page)
 
 
 def _css_injected(at: AppTest) -> bool:

@@ -4,7 +4,7 @@ where the server listens; the picker offers only those, and a link or the picker
 from __future__ import annotations
 
 import pytest
-from conftest import APP_ENTRY
+from conftest import app_test
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
@@ -67,10 +67,7 @@ def test_the_default_follows_the_address(monkeypatch, address):
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(APP_ENTRY, default_timeout=120)
-    at.session_state["resolution"] = 32
-    at.switch_page("views/about.py")
-    return at
+    return app_test(page="views/about.py", timeout=120)
 
 
 def test_the_picker_offers_only_what_is_allowed(monkeypatch, address):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import APP_ENTRY
+from conftest import APP_ENTRY, assert_ok, image_captions
 from streamlit.testing.v1 import AppTest
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
@@ -19,15 +19,6 @@ def _app(model_dir, params: dict[str, str], page: str | None = None) -> AppTest:
     if page:
         at.switch_page(page)
     return at
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _captions(at: AppTest) -> list[str]:
-    return [c for img in at.image for c in img.captions]
 
 
 # (page file, link parameters, {widget key: value the widget must show})
@@ -58,7 +49,7 @@ PAGES = [
 def test_a_link_restores_every_page_and_the_address_keeps_it(tiny_model_dir, page, params, want):
     at = _app(tiny_model_dir, params, page)
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert not at.warning, [w.value for w in at.warning]
     for key, value in want.items():
         assert at.session_state[key] == value, key
@@ -79,8 +70,8 @@ def test_a_link_restores_every_page_and_the_address_keeps_it(tiny_model_dir, pag
 def test_forward_pictures_follow_the_link(tiny_model_dir):
     at = _app(tiny_model_dir, {"t": "600", "res": "32"})
     at.run()
-    _ok(at)
-    assert "x_t at t = 600" in _captions(at)
+    assert_ok(at)
+    assert "x_t at t = 600" in image_captions(at)
 
 
 @pytest.mark.parametrize(
@@ -106,11 +97,11 @@ def test_bad_values_in_a_link_get_a_sentence_not_a_traceback(tiny_model_dir, par
 def test_an_uploaded_photo_falls_back_to_the_sample_with_one_sentence(tiny_model_dir):
     at = _app(tiny_model_dir, {"img": "upload", "res": "32", "t": "400"})
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert at.session_state["image_source"] == "Sample photo"
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 1 and "uploaded photo" in warnings[0] and "astronaut" in warnings[0]
-    assert "x_t at t = 400" in _captions(at)
+    assert "x_t at t = 400" in image_captions(at)
     assert at.query_params["img"] == "astronaut"
 
 
@@ -122,7 +113,7 @@ def test_the_sender_with_an_upload_writes_img_upload(tiny_model_dir):
     data = png_bytes()
     at.session_state["upload_bytes"], at.session_state["upload_digest"] = data, "x" * 64
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert at.query_params["img"] == "upload"
 
 
@@ -130,7 +121,7 @@ def test_a_trajectory_link_with_a_run_runs_it_and_shows_the_same_step(tiny_model
     params = {"res": "32", "start": "photo", "t_start": "300", "steps": "10", "seed": "1", "run": "1", "step": "4"}
     at = _app(tiny_model_dir, params, "views/trajectory.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     run = at.session_state["traj_run"]["run"]
     assert run.num_steps == 10 and run.ts[0] == 300
     assert at.slider(key="traj_step").value == 4
@@ -145,7 +136,7 @@ def test_a_trajectory_link_with_a_run_runs_it_and_shows_the_same_step(tiny_model
 def test_a_class_travels_in_the_link(tiny_cond_model_dir):
     at = _app(tiny_cond_model_dir, {"res": "32", "t": "100", "class": "Bag"}, "views/denoise.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert at.selectbox(key="den_class").value == "Bag"
     assert at.query_params["class"] == "Bag"
     bad = _app(tiny_cond_model_dir, {"res": "32", "class": "Spaceship"}, "views/denoise.py")
@@ -161,7 +152,7 @@ def test_a_bundled_model_in_the_link():
     at.query_params["img"] = "bag"
     at.switch_page("views/about.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert at.session_state["model_source"] == "fashion"
     assert at.radio(key="mp_bundled").value == "fashion"
     assert at.query_params["model"] == "fashion"
@@ -181,7 +172,7 @@ def test_a_generation_link_with_the_fashion_generator_keeps_its_class():
         at.query_params[k] = v
     at.switch_page("views/trajectory.py")
     at.run()
-    _ok(at)
+    assert_ok(at)
     assert not at.warning, [w.value for w in at.warning]
     assert at.selectbox(key="traj_class").value == "Bag" and at.slider(key="traj_guidance").value == 2.0
     assert at.query_params["class"] == "Bag" and at.query_params["start"] == "noise"

@@ -257,3 +257,22 @@ def test_a_forward_pass_changes_no_process_wide_setting(monkeypatch):
         assert runtime._threads_set is None  # configure_threads was not called behind the caller's back
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "env, expected_s",
+    [(None, 0.001), ("2.5", 0.0025), ("0", 0.00005), ("fast", 0.001), ("", 0.001)],
+)
+def test_the_gil_switch_interval_comes_from_the_environment(monkeypatch, env, expected_s):
+    import sys
+
+    before = sys.getswitchinterval()
+    if env is None:
+        monkeypatch.delenv(runtime.GIL_SWITCH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(runtime.GIL_SWITCH_ENV, env)
+    try:
+        assert runtime.configure_gil_switch() == pytest.approx(expected_s)
+        assert sys.getswitchinterval() == pytest.approx(expected_s)
+    finally:
+        sys.setswitchinterval(before)
