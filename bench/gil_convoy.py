@@ -8,7 +8,7 @@ asks waits for the holder to give the GIL up: after up to ``sys.getswitchinterva
 by default). This prints the time of one pass (the app's model and arithmetic, batch 1, one
 torch thread per pass as the server runs it) alone and beside ``--busy`` threads that run
 pure Python, at several switch intervals; and the same with the network traced by
-TorchScript, whose whole graph runs with the GIL released::
+TorchScript (model/nets/graph.py), whose whole graph runs with the GIL released::
 
     .venv/bin/python bench/gil_convoy.py [--busy 1 3] [--res 64] [--intervals-ms 5 1 0.5]
 
@@ -18,11 +18,11 @@ The app's entry (app/streamlit_app.py) sets the interval with ``model.nets.runti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import threading
 import time
-import warnings
 
 import torch
 
@@ -44,29 +44,6 @@ def pass_ms(run, passes: int) -> float:
     return statistics.median(times) * 1000
 
 
-def traced(model: network.LoadedModel, x: torch.Tensor, t: torch.Tensor):
-    """The model's UNet traced by TorchScript (under its precision path), as a ``(x, t) -> output`` callable."""
-
-    class Sample(torch.nn.Module):
-        def __init__(self, unet: torch.nn.Module) -> None:
-            super().__init__()
-            self.unet = unet
-
-        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.unet(x, t).sample
-
-    path = model.precision.path_for(t) if model.precision is not None else precision.FP32
-    with warnings.catch_warnings(), torch.no_grad(), path.context():
-        warnings.simplefilter("ignore")
-        graph = torch.jit.trace(Sample(model.unet).eval(), (x, t), check_trace=False)
-
-    def run() -> torch.Tensor:
-        with torch.inference_mode(), path.context():
-            return graph(x, t)
-
-    return run
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--busy", type=int, nargs="+", default=[1, 3], help="busy Python threads beside the pass")
@@ -77,13 +54,13 @@ def main() -> None:
 
     runtime.configure_threads(1)
     precision.set_policy("auto")
-    model = network.get_model(None)
+    model = network.load_model(None)
     x = torch.randn(1, model.channels, args.res, args.res)
     t = torch.full((1,), 500)
-    runs = {
-        "eager": lambda: model.predict(x, t),
-        "traced": traced(model, x, t),
-    }
+    path = model.precision.path_for(t) if model.precision is not None else precision.FP32
+    eager = dataclasses.replace(model, precision=precision.PrecisionChoice(path=precision.as_eager(path)))
+    graph = dataclasses.replace(model, precision=precision.PrecisionChoice(path=precision.as_graph(path)))
+    runs = {"eager": lambda: eager.predict(x, t), "graph": lambda: graph.predict(x, t)}  # model/nets/graph.py
     label = network.precision_label(model)
     print(f"model: {model.source}, {args.res} px, batch 1, 1 torch thread, arithmetic: {label}")
     print(f"{'switch ms':>10}{'busy':>6}" + "".join(f"{name + ' ms':>12}" for name in runs))

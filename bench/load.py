@@ -39,6 +39,11 @@ server per run, then all four side by side with the batch sizes the server saw
 
     .venv/bin/python bench/load.py --sessions 30 60 --batch-ms 5 0
 
+With and without the network as a TorchScript graph (model/nets/graph.py: the pass runs with
+the GIL released; ``--graph off`` sets ``DIFFUSION_LENS_GRAPH=off``, eager passes only)::
+
+    .venv/bin/python bench/load.py --sessions 60 --graph on off
+
 Whatever the client, it runs on the same 2 cores as the server (and here a training job
 too), so the figures are pessimistic for a real classroom, where each student's device
 does its own client work.
@@ -72,6 +77,7 @@ from _server import (
 from ws_client import StreamlitError, StreamlitSession
 
 from model.nets.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
+from model.nets.precision import GRAPH_ENV
 
 
 def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
@@ -214,17 +220,24 @@ def main() -> None:
         default=[DEFAULT_BATCH_MS],
         help="the server's DIFFUSION_LENS_BATCH_MS, one run per value (0: no batcher), e.g. 5 0",
     )
+    ap.add_argument(
+        "--graph",
+        choices=["on", "off"],
+        nargs="+",
+        default=["on"],
+        help="the network as a TorchScript graph when the guard picks it (on) or eager only (off), one run per value",
+    )
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
     env, model_label = server_env(args.model, args.env)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     reports = []
-    for sessions in args.sessions:
-        for batch_ms in args.batch_ms:
-            run_args = argparse.Namespace(**{**vars(args), "sessions": sessions, "batch_ms": batch_ms})
-            tag = f"{stamp}-{sessions}s-{batch_ms:g}ms" if len(args.sessions) * len(args.batch_ms) > 1 else stamp
-            reports.append(run_once(run_args, env, model_label, tag))
+    runs = [(s, b, g) for s in args.sessions for b in args.batch_ms for g in args.graph]
+    for sessions, batch_ms, graph in runs:
+        run_args = argparse.Namespace(**{**vars(args), "sessions": sessions, "batch_ms": batch_ms, "graph": graph})
+        tag = f"{stamp}-{sessions}s-{batch_ms:g}ms-graph-{graph}" if len(runs) > 1 else stamp
+        reports.append(run_once(run_args, env, model_label, tag))
     if len(reports) > 1:
         print_comparison(reports)
         (OUT / f"load-{stamp}-all.json").write_text(json.dumps(reports, indent=2))
@@ -235,7 +248,7 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
     res = Results()
     stats_file = OUT / f"load-{tag}-server-stats.json"
     stats_file.unlink(missing_ok=True)
-    env = {**env, BATCH_MS_ENV: f"{args.batch_ms:g}", STATS_FILE_ENV: str(stats_file)}
+    env = {**env, BATCH_MS_ENV: f"{args.batch_ms:g}", STATS_FILE_ENV: str(stats_file), GRAPH_ENV: args.graph}
     print(
         f"\nload: {args.sessions} {args.client} sessions x {args.seconds:.0f} s, model: {model_label}, "
         f"batcher: {f'{args.batch_ms:g} ms' if args.batch_ms > 0 else 'off'}, env {env}"
@@ -341,7 +354,16 @@ def print_comparison(reports: list[dict]) -> None:
     """All runs side by side (issue 20's targets at 60 sessions: slider step p95 <= 1 s, 1st Denoise p95 <= 3 s)."""
     print("\nside by side (s = seconds; 1st denoise = first visit to Denoise one step, the whole run; 1st x_t = its")
     print("x_t picture fetched; cores = CPU seconds per second of the run):")
-    head = ["sessions", "batch ms", "step p50", "step p95", "1st denoise p50", "1st denoise p95", "1st x_t p95"]
+    head = [
+        "sessions",
+        "batch ms",
+        "graph",
+        "step p50",
+        "step p95",
+        "1st denoise p50",
+        "1st denoise p95",
+        "1st x_t p95",
+    ]
     head += ["errors", "batches", "req/batch", "max req", "server cores", "client cores"]
     print("  ".join(f"{h:>{max(len(h), 8)}}" for h in head))
     for r in reports:
@@ -350,6 +372,7 @@ def print_comparison(reports: list[dict]) -> None:
         cells = [
             r["args"]["sessions"],
             f"{r['args']['batch_ms']:g}" if r["args"]["batch_ms"] > 0 else "off",
+            r["args"].get("graph", "on"),
             f"{r['slider_step_p50_s']:.2f}",
             f"{r['slider_step_p95_s']:.2f}",
             f"{r['first_denoise_p50_s']:.2f}",

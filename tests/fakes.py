@@ -4,9 +4,12 @@ Hugging Face Hub (only ``snapshot_download`` is replaced). On pytest's pythonpat
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 from fnmatch import fnmatch
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -126,3 +129,38 @@ def hub_like_unet() -> UNet2DModel:
         downsample_padding=0,
         norm_eps=1e-6,
     )
+
+
+@contextlib.contextmanager
+def network_passes(unet: torch.nn.Module):
+    """The batch size of every forward pass of ``unet`` while the block runs, in a list.
+
+    Counts eager passes (a forward hook on ``unet``) and passes run as a TorchScript graph
+    (``model.nets.graph.run``, where hooks do not fire); a pass that traces the graph counts once.
+    """
+    from model.nets import graph
+
+    sizes: list[int] = []
+    in_graph = threading.local()
+    real_run = graph.run
+
+    def on_eager(mod, args, out) -> None:
+        if not getattr(in_graph, "on", False):
+            sizes.append(args[0].shape[0])
+
+    def counted_run(net, path, x, t, y):
+        if net is not unet:
+            return real_run(net, path, x, t, y)
+        sizes.append(x.shape[0])
+        in_graph.on = True
+        try:
+            return real_run(net, path, x, t, y)
+        finally:
+            in_graph.on = False
+
+    hook = unet.register_forward_hook(on_eager)
+    try:
+        with mock.patch.object(graph, "run", counted_run):
+            yield sizes
+    finally:
+        hook.remove()

@@ -43,7 +43,7 @@ import torch
 
 from model.diffusion.reverse import output_to_eps, output_to_x0
 from model.diffusion.schedule import Schedule, make_schedule, schedule_from_config
-from model.nets import precision
+from model.nets import graph, precision
 from model.nets.checkpoint_io import (
     WEIGHTS_PICKLE,
     WEIGHTS_SAFE,
@@ -163,7 +163,8 @@ class LoadedModel:
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """One forward pass of the UNet on ``self.device``: x (B, C, H, W) padded, t (B,), y (B,) or None.
 
-        Runs under the precision path chosen at load (:mod:`model.nets.precision`; None = plain fp32).
+        Runs under the precision path chosen at load (:mod:`model.nets.precision`; None = plain fp32),
+        eager or as a TorchScript graph (:mod:`model.nets.graph`).
         Returns the raw output tensor (B, C_out, H, W), in whatever dtype the path produced.
         """
 
@@ -171,7 +172,10 @@ class LoadedModel:
             out = self.unet(x, t) if y is None else self.unet(x, t, class_labels=y)
             return out.sample if hasattr(out, "sample") else out
 
-        return call() if self.precision is None else self.precision.path_for(t).forward(call)
+        if self.precision is None:
+            return call()
+        path = self.precision.path_for(t)
+        return graph.run(self.unet, path, x, t, y) if path.graph else path.forward(call)
 
     @torch.inference_mode()
     def predict(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,14 @@ decided per model by measurement, when the model is loaded (:func:`choose`):
 2. **Speed.** Every candidate that passed, and fp32, is timed on one image of ``TIMING_SIZE``
    px (the app's middle working size: the gain grows with the image); the fastest wins if it
    is at least ``MIN_GAIN`` faster than fp32.
+3. **Graph or eager.** Each arithmetic is also tried as a TorchScript graph
+   (:mod:`model.nets.graph`, names ending in " graph"): the same ops, run with the GIL released.
+   Timed alone, on a quiet machine, a graph is about as fast as eager; beside other sessions'
+   Python threads it is many times faster (``bench/gil_convoy.py``), which a quiet timing cannot
+   see. So a graph path's time is divided by ``1 + GRAPH_CREDIT`` before the comparison: it beats
+   eager of the same arithmetic unless it is more than 10 % slower alone (against another
+   arithmetic, ``MIN_GAIN`` applies as above). Above a bf16 / fp16 graph's ``t_max`` the fp32 graph runs.
+   ``DIFFUSION_LENS_GRAPH=off`` leaves graphs out.
 
 **Remembered per machine.** Timings are noisy, and a choice that flipped between runs would change
 the pictures of the same seed. So the choice is stored (``$DIFFUSION_LENS_PRECISION_CACHE``, default
@@ -48,6 +56,7 @@ from pathlib import Path
 import torch
 
 PRECISION_ENV = "DIFFUSION_LENS_PRECISION"
+GRAPH_ENV = "DIFFUSION_LENS_GRAPH"
 CACHE_ENV = "DIFFUSION_LENS_PRECISION_CACHE"
 POLICIES = ("fp32", "auto")
 GUARD_MIN_PSNR_DB = 40.0
@@ -55,6 +64,7 @@ GUARD_TIMESTEPS = 16
 GUARD_MAX_SIZE = 64  # px: the guard runs at the model's native size, at most this (16 images in one batch)
 TIMING_SIZE = 128  # px: candidates are timed on one image of this size (the app's middle working size)
 MIN_GAIN = 0.05  # a candidate must save at least 5 % of fp32's time to be worth its rounding
+GRAPH_CREDIT = 0.10  # a graph path may be up to 10 % slower alone: it frees the GIL for other sessions
 
 _policy = "fp32"
 
@@ -75,11 +85,13 @@ def policy() -> str:
 
 @dataclass(frozen=True)
 class PrecisionPath:
-    """One way to run the network: plain fp32 (``dtype`` None) or autocast to ``dtype`` on ``device_type``."""
+    """One way to run the network: plain fp32 (``dtype`` None) or autocast to ``dtype`` on ``device_type``;
+    eager, or as a TorchScript graph (``graph``: :mod:`model.nets.graph`)."""
 
     name: str
     device_type: str = "cpu"
     dtype: torch.dtype | None = None
+    graph: bool = False
 
     def context(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -93,19 +105,38 @@ class PrecisionPath:
 
 
 FP32 = PrecisionPath("fp32")
+FP32_GRAPH = PrecisionPath("fp32 graph", graph=True)
+
+
+def graphs_enabled() -> bool:
+    """False when ``$DIFFUSION_LENS_GRAPH`` is ``off`` (or 0 / false / no): eager paths only."""
+    return os.environ.get(GRAPH_ENV, "").strip().lower() not in ("off", "0", "false", "no")
+
+
+def as_graph(path: PrecisionPath) -> PrecisionPath:
+    """``path``'s arithmetic run as a TorchScript graph (named "<name> graph")."""
+    return path if path.graph else dataclasses.replace(path, name=f"{path.name} graph", graph=True)
+
+
+def as_eager(path: PrecisionPath) -> PrecisionPath:
+    """``path``'s arithmetic run eagerly (the inverse of :func:`as_graph`)."""
+    return dataclasses.replace(path, name=path.name.removesuffix(" graph"), graph=False) if path.graph else path
 
 
 def candidates(device: str | torch.device) -> list[PrecisionPath]:
-    """Reduced-precision paths worth trying on ``device`` (fp32 is always the reference)."""
+    """Paths worth trying on ``device`` besides eager fp32 (the reference): reduced precision, and graphs."""
     dev = torch.device(device)
     if dev.type == "cuda":
         out = [PrecisionPath("fp16", "cuda", torch.float16)]
         if torch.cuda.is_bf16_supported():
             out.insert(0, PrecisionPath("bf16", "cuda", torch.bfloat16))
-        return out
-    if dev.type == "cpu":
-        return [PrecisionPath("bf16", "cpu", torch.bfloat16)]
-    return []
+    elif dev.type == "cpu":
+        out = [PrecisionPath("bf16", "cpu", torch.bfloat16)]
+    else:
+        return []
+    if graphs_enabled():
+        out += [dataclasses.replace(FP32_GRAPH, device_type=dev.type), *(as_graph(p) for p in out)]
+    return out
 
 
 @dataclass(frozen=True)
@@ -123,20 +154,24 @@ class PrecisionChoice:
 
     def path_for(self, t: torch.Tensor) -> PrecisionPath:
         """The path for a batch with timesteps ``t`` (B,): the reduced one only if every row is within range."""
-        if self.path is FP32 or self.t_max is None:
+        if self.t_max is None or int(t.max()) <= self.t_max:
             return self.path
-        return self.path if int(t.max()) <= self.t_max else FP32
+        if self.path.graph and self.path.dtype is not None:  # a reduced-precision graph: fp32 graph above
+            return dataclasses.replace(FP32_GRAPH, device_type=self.path.device_type)
+        return FP32
 
     @property
     def label(self) -> str:
-        """One line for the sidebar, e.g. ``bf16 autocast (2.3x faster) for t <= 437, fp32 above``."""
-        if self.path.dtype is None:
+        """One line for the sidebar, e.g. ``bf16 autocast, graph (2.3x faster) for t <= 437, fp32 above``."""
+        if self.path.dtype is None and not self.path.graph:
             return self.reason
         trial = self.trials.get(self.path.name, {})
         fp32_ms, ms = self.trials.get("fp32", {}).get("ms"), trial.get("ms")
         speed = f" ({fp32_ms / ms:.1f}x faster)" if fp32_ms and ms else ""
         where = "" if self.t_max is None else f" for t <= {self.t_max}, fp32 above"
-        return f"{self.path.name} autocast{speed}{where}"
+        arithmetic = "fp32" if self.path.dtype is None else f"{self.path.name.split()[0]} autocast"
+        engine = ", graph" if self.path.graph else ""
+        return f"{arithmetic}{engine}{speed}{where}"
 
 
 def guard_image(channels: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -176,6 +211,7 @@ def guard(
 
 def _time_ms(run: Callable[[], object], repeats: int = 3) -> float:
     run()  # warm-up: oneDNN builds its kernels for this shape and dtype
+    run()  # a graph's second call is still TorchScript's profiling run
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -210,6 +246,12 @@ def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: flo
     one_t = t[len(t) // 2 :][:1]
     trials: dict[str, dict] = {"fp32": {"ms": _time_ms(lambda: predict_x0(FP32, one_x, one_t))}}
     best, best_t_max = FP32, None
+
+    def score(name: str) -> float:  # the time that is compared: a graph's is credited for freeing the GIL
+        ms = trials[name]["ms"]
+        return ms / (1 + GRAPH_CREDIT) if name != "fp32" and by_name[name].graph else ms
+
+    by_name = {p.name: p for p in paths}
     for path in paths:
         t_max, scores = guard(predict_x0, x_t, t, path, reference, min_psnr_db)
         trial = {"min_psnr_db": min(scores), "psnr_db": dict(zip(t.tolist(), scores, strict=True)), "passed_to": t_max}
@@ -218,7 +260,8 @@ def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: flo
             trial["refused"] = f"x0_hat PSNR {scores[0]:.1f} dB < {min_psnr_db:g} dB at t = 0"
             continue
         trial["ms"] = _time_ms(lambda p=path: predict_x0(p, one_x, one_t))
-        if trial["ms"] <= (1 - MIN_GAIN) * trials[best.name]["ms"]:
+        gain = 0.0 if path.dtype == best.dtype else MIN_GAIN  # MIN_GAIN pays for rounding; same arithmetic: none
+        if score(path.name) < (1 - gain) * score(best.name):
             best, best_t_max = path, (None if t_max >= T - 1 else t_max)
     if best is FP32:
         refused = [n for n, tr in trials.items() if "refused" in tr]
@@ -255,13 +298,14 @@ def machine_key(model) -> str:
     sched = model.schedule
     h.update(f"{sched.name}|{sched.prediction_type}|{sched.T}|{float(sched.alpha_bar[-1])!r}".encode())
     h.update(f"{torch.__version__}|{_cpu_name()}|{model.device}|{torch.get_num_threads()}".encode())
+    h.update(f"candidates v2|{[p.name for p in candidates(model.device)]}".encode())  # graphs on or off
     return h.hexdigest()[:32]
 
 
 def _load_choice(file: Path, device: str) -> PrecisionChoice | None:
     try:
         data = json.loads(file.read_text())
-        by_name = {p.name: p for p in [FP32, *candidates(device)]}
+        by_name = {p.name: p for p in [FP32, FP32_GRAPH, *candidates(device)]}
         return PrecisionChoice(
             path=by_name[data["path"]], t_max=data["t_max"], reason=data["reason"], trials=data["trials"]
         )
@@ -300,15 +344,21 @@ def apply(model):
 __all__ = [
     "CACHE_ENV",
     "FP32",
+    "FP32_GRAPH",
+    "GRAPH_CREDIT",
+    "GRAPH_ENV",
     "GUARD_MIN_PSNR_DB",
     "PRECISION_ENV",
     "PrecisionChoice",
     "PrecisionPath",
     "apply",
+    "as_eager",
+    "as_graph",
     "cache_dir",
     "candidates",
     "choose",
     "guard",
+    "graphs_enabled",
     "guard_image",
     "machine_key",
     "policy",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from conftest import app_test
+from fakes import network_passes
 from streamlit.testing.v1 import AppTest
 
 from app import model_cache, plots_reverse
@@ -91,9 +92,7 @@ def test_t_start_sweep_rows_and_cache(tiny_model_dir):
     at.run()
     at.slider(key="traj_steps").set_value(10).run()
     unet = model_cache.get_model(str(tiny_model_dir)).unet
-    calls = []
-    hook = unet.register_forward_hook(lambda *a: calls.append(1))
-    try:
+    with network_passes(unet) as calls:
         at.button(key="traj_sweep_go").click().run()
         assert not at.exception, [e.value for e in at.exception]
         _key, rows = at.session_state["traj_sweep"]
@@ -104,8 +103,6 @@ def test_t_start_sweep_rows_and_cache(tiny_model_dir):
         calls.clear()
         at.button(key="traj_sweep_go").click().run()  # the same settings: from the cache
         assert calls == []
-    finally:
-        hook.remove()
     assert any("t_start" in c.value for c in at.markdown)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import APP_ENTRY, app_test, assert_ok, image_captions
+from fakes import network_passes
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,13 +65,9 @@ def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir
     latex = " ".join(x.value for x in at.latex)
     assert r"4\,\hat\epsilon(x_t, \text{Sneaker}) - 3\,\hat\epsilon(x_t, \varnothing)" in latex
     unet = model_cache.get_model(str(tiny_cond_model_dir)).unet
-    batches = []
-    hook = unet.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
-    try:
+    with network_passes(unet) as batches:
         at.slider(key="traj_steps").set_value(10)
         at.button(key="traj_go").click().run()
-    finally:
-        hook.remove()
     assert_ok(at)
     assert batches == [2] * 10  # cond and uncond batched together, one pass per step
     stored = at.session_state["traj_run"]
@@ -93,12 +90,8 @@ def test_one_of_each_class_in_one_batch(tiny_cond_model_dir):
     at.slider(key="traj_steps").set_value(10)
     at.slider(key="traj_guidance").set_value(1.0).run()
     unet = model_cache.get_model(str(tiny_cond_model_dir)).unet
-    batches = []
-    hook = unet.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
-    try:
+    with network_passes(unet) as batches:
         at.button(key="traj_each").click().run()
-    finally:
-        hook.remove()
     assert_ok(at)
     assert batches == [20] * 10  # 10 classes x (cond, uncond), 10 steps
     caps = image_captions(at)

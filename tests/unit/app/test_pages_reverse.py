@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import app_test, assert_ok, image_captions
+from fakes import network_passes
 from streamlit.testing.v1 import AppTest
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
@@ -45,9 +46,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     assert any("ms per step" in c.value for c in [*at.caption, *at.warning])
     # the app's process-wide model cache: count the network's forward passes
     unet = model_cache.get_model(str(tiny_model_dir)).unet
-    calls = []
-    hook = unet.register_forward_hook(lambda *a: calls.append(1))
-    try:
+    with network_passes(unet) as calls:
         at.slider(key="traj_t_start").set_value(400)
         at.slider(key="traj_steps").set_value(10)
         at.button(key="traj_go").click().run()
@@ -69,8 +68,6 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
         at.slider(key="traj_every").set_value(3).run()
         assert_ok(at)
         assert calls == []
-    finally:
-        hook.remove()
     assert at.session_state["traj_run"]["run"] is run
 
     # another page and back: the run and the scrub position are still there

@@ -164,7 +164,13 @@ def test_the_choice_is_remembered_per_machine(monkeypatch, tmp_path):
 def test_a_gpu_tries_bf16_where_supported_then_fp16_autocast_on_cuda(monkeypatch, bf16_ok, names):
     """The same guard picks among these on a GPU (no GPU here: only the candidate list is checked)."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    monkeypatch.setenv(precision.GRAPH_ENV, "off")
     paths = precision.candidates("cuda")
     assert [p.name for p in paths] == names and all(p.device_type == "cuda" for p in paths)
     assert {p.dtype for p in paths} <= {torch.bfloat16, torch.float16}
     assert [p.name for p in precision.candidates("cpu")] == ["bf16"] and precision.candidates("meta") == []
+    monkeypatch.setenv(precision.GRAPH_ENV, "on")  # each arithmetic also as a graph, on the same device
+    graphs = [p for p in precision.candidates("cuda") if p.graph]
+    assert [p.name for p in graphs] == ["fp32 graph"] + [f"{n} graph" for n in names]
+    assert all(p.device_type == "cuda" for p in graphs)
+    assert [p.name for p in precision.candidates("cpu")] == ["bf16", "fp32 graph", "bf16 graph"]

@@ -1,0 +1,144 @@
+"""The network as a TorchScript graph: same outputs as eager, one trace for every shape, chosen by the guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+import torch
+
+from model.diffusion.schedule import make_schedule
+from model.nets import graph, precision
+from model.nets.checkpoint_io import tiny_unet
+from model.nets.network import LoadedModel, precision_label
+from model.nets.precision import FP32, FP32_GRAPH, PrecisionChoice, PrecisionPath
+
+BF16 = PrecisionPath("bf16", "cpu", torch.bfloat16)
+BF16_GRAPH = PrecisionPath("bf16 graph", "cpu", torch.bfloat16, graph=True)
+
+
+def _model(num_class_embeds: int | None = None, prediction_type: str = "epsilon") -> LoadedModel:
+    unet = tiny_unet(sample_size=16, num_class_embeds=num_class_embeds).eval()
+    schedule = dataclasses.replace(make_schedule("linear"), prediction_type=prediction_type)
+    return LoadedModel(unet=unet, schedule=schedule, resolution=16, source="tiny")
+
+
+def _on(model: LoadedModel, path: PrecisionPath) -> LoadedModel:
+    return dataclasses.replace(model, precision=PrecisionChoice(path=path, reason=path.name))
+
+
+@pytest.fixture(autouse=True)
+def _fp32_policy(monkeypatch):
+    monkeypatch.delenv(precision.PRECISION_ENV, raising=False)
+    monkeypatch.delenv(precision.GRAPH_ENV, raising=False)
+    precision.set_policy("fp32")
+    yield
+    precision.set_policy("fp32")
+
+
+@pytest.mark.parametrize("num_class_embeds", [None, 11])
+def test_the_fp32_graph_gives_eagers_outputs_at_every_shape_from_one_trace(num_class_embeds):
+    model = _model(num_class_embeds)
+    fast = _on(model, FP32_GRAPH)
+    g = torch.Generator().manual_seed(0)
+    for b, size in [(1, 16), (3, 16), (2, 32), (1, 24)]:  # 24 px: padded to a multiple of 2 and cropped back
+        x = torch.randn(b, 3, size, size, generator=g)
+        t = torch.randint(0, 1000, (b,), generator=g)
+        y = torch.randint(0, 10, (b,), generator=g) if num_class_embeds else None
+        torch.testing.assert_close(fast.raw(x, t, y), model.raw(x, t, y), rtol=1e-5, atol=1e-5)
+    assert graph.count(model.unet) == 1  # traced once, on the first call; every later shape reuses it
+
+
+def test_the_graph_shares_the_networks_weights():
+    model = _model()
+    x, t = torch.randn(1, 3, 16, 16), torch.tensor([10])
+    fast = _on(model, FP32_GRAPH)
+    before = fast.raw(x, t)
+    with torch.no_grad():
+        model.unet.conv_out.bias.add_(1.0)  # the trace holds the same tensors, not a copy
+    after = fast.raw(x, t)
+    torch.testing.assert_close(after, before + 1.0, rtol=1e-5, atol=1e-5)
+
+
+def test_concurrent_callers_each_get_their_own_answer():
+    model = _on(_model(), FP32_GRAPH)
+    inputs = [
+        (torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(i)), torch.tensor([i, 900 - i]))
+        for i in range(6)
+    ]
+    expected = [model.raw(x, t) for x, t in inputs]
+    got: dict[int, torch.Tensor] = {}
+
+    def work(i: int) -> None:
+        got[i] = model.raw(*inputs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for i, want in enumerate(expected):
+        torch.testing.assert_close(got[i], want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bf16_graph_runs_bf16_and_hands_over_to_the_fp32_graph_above_t_max():
+    model = _model()
+    choice = PrecisionChoice(
+        path=BF16_GRAPH, t_max=400, reason="test", trials={"fp32": {"ms": 3.0}, "bf16 graph": {"ms": 1.0}}
+    )
+    assert choice.path_for(torch.tensor([0, 400])) is BF16_GRAPH
+    assert choice.path_for(torch.tensor([401])) == FP32_GRAPH
+    assert choice.label == "bf16 autocast, graph (3.0x faster) for t <= 400, fp32 above"
+    fast = dataclasses.replace(model, precision=choice)
+    x = torch.randn(1, 3, 16, 16)
+    low, high = fast.raw(x, torch.tensor([10])), fast.raw(x, torch.tensor([900]))
+    assert 0 < (low - model.raw(x, torch.tensor([10]))).abs().max() < 0.1  # rounded, but close
+    torch.testing.assert_close(high, model.raw(x, torch.tensor([900])), rtol=1e-5, atol=1e-5)  # exact fp32 above
+    assert graph.count(model.unet) == 2
+
+
+@pytest.mark.parametrize(
+    "graph_ms, chosen",
+    [(10.5, "fp32 graph"), (12.0, "fp32")],  # within the 10 % credit it wins; beyond it eager stays
+)
+def test_the_guard_prefers_a_graph_unless_it_is_clearly_slower(monkeypatch, graph_ms, chosen):
+    times = iter([10.0, graph_ms])  # fp32 eager timed first, then the candidate
+    monkeypatch.setattr(precision, "_time_ms", lambda run, repeats=3: next(times))
+    choice = precision.choose(_model(), paths=[FP32_GRAPH])
+    assert choice.trials["fp32 graph"]["min_psnr_db"] > 100  # the same arithmetic: identical up to rounding order
+    assert choice.path.name == chosen
+    if chosen == "fp32 graph":
+        assert choice.t_max is None and precision_label(dataclasses.replace(_model(), precision=choice)).startswith(
+            "fp32, graph"
+        )
+    else:
+        assert choice.path is FP32
+
+
+def test_graphs_can_be_switched_off_and_that_is_another_stored_choice(monkeypatch):
+    model = _model()
+    on = precision.machine_key(model)
+    monkeypatch.setenv(precision.GRAPH_ENV, "off")
+    assert not precision.graphs_enabled()
+    assert not any(p.graph for p in precision.candidates("cpu"))
+    assert precision.machine_key(model) != on
+    choice = precision.choose(model)
+    assert set(choice.trials) == {"fp32", "bf16"} and not choice.path.graph
+
+
+def test_forward_hooks_do_not_see_a_graph_pass_so_probes_use_the_eager_network():
+    """Why model.nets.probe calls the eager module: hooks do not fire inside a trace."""
+    model = _model()
+    seen = []
+    handle = model.unet.conv_in.register_forward_hook(lambda *a: seen.append(1))
+    try:
+        x, t = torch.randn(1, 3, 16, 16), torch.tensor([5])
+        _on(model, FP32_GRAPH).raw(x, t)  # traces (hooks fire while tracing) ...
+        seen.clear()
+        _on(model, FP32_GRAPH).raw(x, t)  # ... but not when the graph runs
+        assert seen == []
+        _on(model, FP32).raw(x, t)
+        assert seen == [1]
+    finally:
+        handle.remove()
