@@ -147,6 +147,7 @@ async def classroom(url: str, args, res, sampler: RssSampler, cpu: CpuSplit, pho
             print(f"warm-up (first page load after server start): {time.monotonic() - t0:.1f} s")
             cpu.start()
             t0 = time.monotonic()
+            res.t0 = t0  # the students start: Results.after counts from here
             deadline = t0 + args.seconds
             tasks = []
             for i in range(args.sessions):

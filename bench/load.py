@@ -101,11 +101,23 @@ def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
 class Results:
     def __init__(self) -> None:
         self.latency: dict[str, list[float]] = defaultdict(list)
+        self.ended_at: dict[str, list[float]] = defaultdict(list)  # seconds since the start, per latency
         self.errors: list[str] = []
         self.js_errors = 0
+        self.t0 = time.monotonic()
 
     def ok(self, action: str, seconds: float) -> None:
         self.latency[action].append(seconds)
+        self.ended_at[action].append(time.monotonic() - self.t0)
+
+    def after(self, actions: list[str], start_s: float) -> list[float]:
+        """The latencies of ``actions`` that began ``start_s`` or more seconds after the start."""
+        return [
+            lat
+            for a in actions
+            for lat, end in zip(self.latency.get(a, []), self.ended_at.get(a, []), strict=True)
+            if end - lat >= start_s
+        ]
 
     def error(self, student: int, action: str, exc: BaseException | str) -> None:
         text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
@@ -193,6 +205,7 @@ async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: C
     print(f"warm-up (first loads of the forward and denoise pages): {time.monotonic() - t0:.1f} s")
     cpu.start()
     t0 = time.monotonic()
+    res.t0 = t0  # the students start: Results.after counts from here
     deadline = t0 + args.seconds
     tasks = []
     for i in range(args.sessions):
@@ -282,6 +295,10 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
     p95_step = percentile(steps, 0.95)
     print(f"\nall slider steps: n = {len(steps)}, p50 {statistics.median(steps) if steps else float('nan'):.2f} s, "
           f"p95 {p95_step:.2f} s (target <= 3 s)")  # fmt: skip
+    settled = res.after(["fwd_step", "denoise_step"], args.ramp + 10)
+    if settled:
+        print(f"slider steps once every student has arrived (from {args.ramp + 10:.0f} s): n = {len(settled)}, "
+              f"p50 {statistics.median(settled):.2f} s, p95 {percentile(settled, 0.95):.2f} s")  # fmt: skip
     print(f"errors: {len(res.errors)} (target 0); page JS errors: {res.js_errors}")
     for e in res.errors[:20]:
         print(f"  {e}")
@@ -302,6 +319,7 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
         "actions": rows,
         "slider_step_p50_s": statistics.median(steps) if steps else float("nan"),
         "slider_step_p95_s": p95_step,
+        "settled_slider_step_p95_s": percentile(settled, 0.95) if settled else float("nan"),
         "first_denoise_p50_s": statistics.median(first) if first else float("nan"),
         "first_denoise_p95_s": percentile(first, 0.95),
         "first_denoise_shown_p50_s": statistics.median(first_shown) if first_shown else float("nan"),
