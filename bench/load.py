@@ -153,7 +153,7 @@ async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float
     actions = 0
     action = "open"
     try:
-        async with StreamlitSession(url, timeout=WS_TIMEOUT_S) as s:
+        async with StreamlitSession(url, timeout=WS_TIMEOUT_S, keep_alive=args.media == "keep-alive") as s:
             r = await s.open()
             res.ok("open", r.seconds)
             s.set_radio("image_source", "Upload")
@@ -232,6 +232,12 @@ def main() -> None:
         nargs="+",
         default=[DEFAULT_BATCH_MS],
         help="the server's DIFFUSION_LENS_BATCH_MS, one run per value (0: no batcher), e.g. 5 0",
+    )
+    ap.add_argument(
+        "--media",
+        choices=["keep-alive", "close"],
+        default="keep-alive",
+        help="ws clients fetch pictures over up to 6 kept-alive connections, as a browser does, or a new one each",
     )
     ap.add_argument(
         "--graph",

@@ -129,7 +129,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the live step")
     ap.add_argument("--skip-process", action="store_true", help="only the live step")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    from model.nets import runtime
+
+    runtime.configure_threads(a.threads)  # threads and the allocator, as the app sets them
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
     native = [f for f in ("avx512_bf16", "amx_bf16") if f" {f}" in flags]
     print(

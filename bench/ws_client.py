@@ -8,7 +8,9 @@ uploader's widget state), follows ``st.navigation`` pages, and fetches every ima
 run from ``/media`` as a browser would: as soon as its element arrives, while the script
 goes on (``RunResult.shown`` says when each picture was in). What it does not do is lay
 out and paint, so it costs the load-test machine far less CPU than a headless browser;
-its HTTP fetches are plain asyncio connections, no threads.
+its HTTP fetches are plain asyncio connections, no threads: at most 6 at once, kept alive
+between pictures as a browser's HTTP/1.1 connections are (``keep_alive=False`` opens a new one
+per picture, which costs the server an accept and a new protocol object each time).
 
 Only what the benchmarks need: sliders, radios and a file uploader. Like the browser, a change of widgets that an
 ``st.fragment`` drew reruns only that fragment: each delta names the fragment that sent it, and the rerun request
@@ -57,6 +59,9 @@ class RunResult:
     exceptions: list[str] = field(default_factory=list)
 
 
+MEDIA_CONNECTIONS = 6  # a browser's HTTP/1.1 connections per host
+
+
 class StreamlitError(RuntimeError):
     pass
 
@@ -66,9 +71,14 @@ class StreamlitSession:
 
     _ids = itertools.count(1)
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 60.0, keep_alive: bool = True) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        # Pictures come over at most MEDIA_CONNECTIONS HTTP/1.1 connections kept open between fetches, as a
+        # browser does; keep_alive=False opens a fresh connection per picture ("Connection: close").
+        self.keep_alive = keep_alive
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._media_slots = asyncio.Semaphore(MEDIA_CONNECTIONS)
         self.ws = None
         self.session_id = ""
         self.xsrf = ""
@@ -111,6 +121,9 @@ class StreamlitSession:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        for _reader, writer in self._idle:
+            writer.close()
+        self._idle.clear()
         if self._reader:
             self._reader.cancel()
         if self.ws is not None:
@@ -197,21 +210,59 @@ class StreamlitSession:
         task.add_done_callback(done)
 
     async def _get(self, url: str) -> int:
-        """GET ``url`` over a fresh connection (asyncio, no thread): the body's length; raises unless HTTP 200."""
+        """GET ``url`` (asyncio, no thread): the body's length; raises unless HTTP 200.
+
+        Over an idle kept-alive connection if there is one (a browser's HTTP/1.1 behaviour), else a new one; a
+        kept connection the server has closed meanwhile is retried once on a new one."""
         u = urlparse(url)
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(u.hostname, u.port or 80), self.timeout)
-        try:
-            path = u.path + (f"?{u.query}" if u.query else "")
-            cookie = f"Cookie: {self.cookie_header}\r\n" if self.cookie_header else ""
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\n{cookie}Connection: close\r\n\r\n".encode())
-            raw = await asyncio.wait_for(reader.read(), self.timeout)  # to the end: the server closes
-        finally:
-            writer.close()
-        head, _, body = raw.partition(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1:2]
-        if status != [b"200"]:
-            raise StreamlitError(f"GET {u.path}: {head[:40].decode(errors='replace')!r}")
+        path = u.path + (f"?{u.query}" if u.query else "")
+        async with self._media_slots:
+            while True:
+                reused = bool(self._idle) and self.keep_alive
+                if reused:
+                    reader, writer = self._idle.pop()
+                else:
+                    conn = asyncio.open_connection(u.hostname, u.port or 80)
+                    reader, writer = await asyncio.wait_for(conn, self.timeout)
+                try:
+                    status, body, keep = await asyncio.wait_for(
+                        self._request(reader, writer, u.netloc, path), self.timeout
+                    )
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    writer.close()
+                    if reused:
+                        continue  # the server closed it while idle: once more on a fresh connection
+                    raise
+                if keep and self.keep_alive:
+                    self._idle.append((reader, writer))
+                else:
+                    writer.close()
+                break
+        if status != b"200":
+            raise StreamlitError(f"GET {u.path}: HTTP {status.decode(errors='replace')}")
         return len(body)
+
+    async def _request(self, reader, writer, host: str, path: str) -> tuple[bytes, bytes, bool]:
+        """One HTTP/1.1 GET on an open connection: (status, body, whether the connection may be reused)."""
+        cookie = f"Cookie: {self.cookie_header}\r\n" if self.cookie_header else ""
+        connection = "keep-alive" if self.keep_alive else "close"
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: {connection}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ", 2)[1].encode() if len(lines[0].split(" ")) > 1 else b"?"
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            await reader.readuntil(b"\r\n")  # the empty trailer
+            body = b"".join(parts)
+        else:  # delimited by the end of the connection
+            return status, await reader.read(), False
+        return status, body, headers.get("connection", "").lower() != "close"
 
     def _fragment_to_rerun(self, page: str | None) -> str:
         """The fragment this rerun is confined to, as the browser decides: the one fragment that drew every widget
