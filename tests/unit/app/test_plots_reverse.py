@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import plotly.graph_objects as go
+import pytest
 
 from app import plots_reverse as pr
 
@@ -71,3 +72,21 @@ def test_marked_sweep_equals_one_built_with_add_vline_and_rows():
     old.add_vline(x=500, line=dict(color=pr.MARKER_COLOUR, width=2, dash="dash"), row="all", col=1)
     assert fig.to_plotly_json() == old.to_plotly_json()
     assert len(base.data) == 2 and len(base.layout.shapes) == 0  # the base is left as it was
+
+
+@pytest.mark.parametrize(
+    "ts, mse, psnr",
+    [
+        ([0, 500, 999], [0.3, 0.1, 0.05], [12.0, 20.0, 30.0]),
+        ([0, 25, 50, 75], [0.2, float("nan"), 0.1, 0.05], [10.0, float("inf"), 21.5, 33.0]),  # gaps
+        ([7], [0.5], [9.0]),
+    ],
+)
+def test_a_refilled_sweep_equals_one_built_and_validated_in_full(ts, mse, psnr):
+    template = pr.sweep_base([0, 1], [1.0, 1.0], [1.0, 1.0])
+    fig = pr.refill_sweep(template, ts, mse, psnr)
+    assert fig.to_plotly_json() == pr.sweep_base(ts, mse, psnr).to_plotly_json()
+    marked = pr.mark_sweep(fig, ts[-1], (mse[-1], psnr[-1]))  # and marking it gives the validated chart's marks
+    full = pr.mark_sweep(pr.sweep_base(ts, mse, psnr), ts[-1], (mse[-1], psnr[-1]))
+    assert marked.to_plotly_json() == full.to_plotly_json()
+    assert list(template.data[0].x) == [0, 1]  # the template is left as it was
