@@ -142,3 +142,17 @@ def test_forward_hooks_do_not_see_a_graph_pass_so_probes_use_the_eager_network()
         assert seen == [1]
     finally:
         handle.remove()
+
+
+def test_a_dropped_networks_traces_go_with_it():
+    """The app's model cache drops models; their traces must not keep them alive."""
+    import gc
+    import weakref
+
+    unet = tiny_unet(sample_size=16).eval()
+    graph.run(unet, FP32_GRAPH, torch.randn(1, 3, 16, 16), torch.tensor([3]), None)
+    assert graph.count(unet) == 1
+    ref = weakref.ref(unet)
+    del unet
+    gc.collect()
+    assert ref() is None
