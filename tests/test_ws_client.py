@@ -89,7 +89,10 @@ def _fetch_all(mode: str, keep_alive: bool, n: int = 5) -> tuple[list[int], _Med
             srv.close()
             await srv.wait_closed()
 
-    return asyncio.run(main()), server
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: Playwright's sync API keeps a loop in this one
+        return pool.submit(asyncio.run, main()).result(timeout=60), server
 
 
 def test_pictures_come_over_one_kept_alive_connection_as_in_a_browser():
