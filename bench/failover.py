@@ -307,6 +307,7 @@ def main() -> None:
     ap.add_argument("--think-max", type=float, default=4.0)
     ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
     ap.add_argument("--env", action="append", default=[], help="extra replica env, NAME=VALUE (repeatable)")
+    load.add_media_arg(ap)
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)

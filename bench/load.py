@@ -215,6 +215,16 @@ async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: C
     return {"actions": sum(done), "wall_s": time.monotonic() - t0, "cpu": cpu.stop()}
 
 
+def add_media_arg(ap: argparse.ArgumentParser) -> None:
+    """``--media``: how :func:`ws_student` fetches pictures (load.py, failover.py and soak.py all take it)."""
+    ap.add_argument(
+        "--media",
+        choices=["keep-alive", "close"],
+        default="keep-alive",
+        help="ws clients fetch pictures over up to 6 kept-alive connections, as a browser does, or a new one each",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="30 real browser sessions against one Streamlit server")
     ap.add_argument("--client", choices=["ws", "browser"], default="ws", help="websocket clients or real browsers")
@@ -233,12 +243,7 @@ def main() -> None:
         default=[DEFAULT_BATCH_MS],
         help="the server's DIFFUSION_LENS_BATCH_MS, one run per value (0: no batcher), e.g. 5 0",
     )
-    ap.add_argument(
-        "--media",
-        choices=["keep-alive", "close"],
-        default="keep-alive",
-        help="ws clients fetch pictures over up to 6 kept-alive connections, as a browser does, or a new one each",
-    )
+    add_media_arg(ap)
     ap.add_argument(
         "--graph",
         choices=["on", "off"],

@@ -338,6 +338,7 @@ def main() -> None:
     ap.add_argument("--cooldown", type=float, default=150.0, help="seconds sampled after the students leave")
     ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
     ap.add_argument("--env", action="append", default=[], help="extra server env, NAME=VALUE (repeatable)")
+    load.add_media_arg(ap)
     args = ap.parse_args()
     args.max_actions = 10**9  # load.ws_student's cap: none, students act until the end
     warmup = min(args.warmup, args.seconds / 3)
