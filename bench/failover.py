@@ -111,8 +111,8 @@ class ProxiedSession(StreamlitSession):
     proxy and the server set, starting from the student's cookie of its previous session.
     """
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
-        super().__init__(base_url, timeout)
+    def __init__(self, base_url: str, timeout: float = 60.0, keep_alive: bool = True) -> None:
+        super().__init__(base_url, timeout, keep_alive)
         self.replica = "?"
         self.student = _student.get(None)
         if self.student is not None:

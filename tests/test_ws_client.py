@@ -113,3 +113,16 @@ def test_a_chunked_answer_is_read_whole():
 def test_a_kept_connection_the_server_closed_is_retried_on_a_new_one():
     sizes, server = _fetch_all("drop", keep_alive=True)
     assert sizes == [101, 102, 103, 104, 105] and server.connections == 5 and server.requests == 5
+
+
+def test_the_proxied_session_takes_what_load_ws_student_passes():
+    """bench/failover.py swaps its ProxiedSession in for load.ws_student's StreamlitSession: same constructor."""
+    import inspect
+
+    import failover
+
+    session = failover.ProxiedSession("http://127.0.0.1:1", timeout=5, keep_alive=False)
+    assert session.keep_alive is False and session.timeout == 5
+    assert list(inspect.signature(failover.ProxiedSession).parameters) == list(
+        inspect.signature(StreamlitSession).parameters
+    )
