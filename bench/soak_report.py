@@ -40,7 +40,7 @@ def print_row(s: Sample, header: bool = False) -> None:
 
 def write_csv(path: Path, samples: list[Sample]) -> None:
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Sample)])
+        w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(samples[0])] if samples else [])
         w.writeheader()
         w.writerows(asdict(s) for s in samples)
 

@@ -51,3 +51,40 @@ def test_a_growing_media_store_errors_or_missing_numbers_fail():
 def test_too_few_samples_in_the_second_half_fail():
     v = verdict([0.0, 600.0, 1800.0], [1000.0] * 3, [5.0] * 3, errors=0)
     assert not v["passed"] and "samples in the second half" in v["reasons"][0]
+
+
+def test_the_samples_are_written_as_csv_and_plotted(tmp_path):
+    """The report writers run on real Sample rows (a name only imported for type checking once broke them)."""
+    import csv
+
+    from soak import Sample
+    from soak_report import write_csv, write_png
+
+    rows = [
+        Sample(
+            t_s=60.0 * i,
+            phase="load",
+            rss_mib=900.0 + i,
+            rss_max_mib=950.0,
+            sessions=30,
+            actions=100 * i,
+            errors=0,
+            step_p95_s=0.2,
+            media_files=40,
+            media_mib=3.0,
+            server_sessions=30,
+            held_sessions=30,
+            media_ref_sessions=30,
+            upload_files=30,
+            cache_data_mib=12.0,
+        )  # fmt: skip
+        for i in range(4)
+    ]
+    write_csv(tmp_path / "s.csv", rows)
+    with (tmp_path / "s.csv").open() as f:
+        read = list(csv.DictReader(f))
+    assert len(read) == 4 and read[2]["rss_mib"] == "902.0" and read[3]["actions"] == "300"
+    write_csv(tmp_path / "empty.csv", [])
+    assert (tmp_path / "empty.csv").read_text().strip() == ""
+    if write_png(tmp_path / "s.png", rows, warmup_s=60.0, run_s=180.0, title="test"):
+        assert (tmp_path / "s.png").stat().st_size > 0
