@@ -145,17 +145,25 @@ async def classroom(url: str, args, res, sampler: RssSampler, cpu: CpuSplit, pho
             await wait_painted(page, "x_t at t = 250")
             await context.close()
             print(f"warm-up (first page load after server start): {time.monotonic() - t0:.1f} s")
-            cpu.start()
-            t0 = time.monotonic()
-            res.t0 = t0  # the students start: Results.after counts from here
-            deadline = t0 + args.seconds
-            tasks = []
-            for i in range(args.sessions):
-                tasks.append(asyncio.create_task(student(i, browser, url, photos[i], deadline, args, res)))
-                await asyncio.sleep(args.ramp / max(args.sessions, 1))  # students arrive over the ramp
-            done = await asyncio.gather(*tasks)
-            wall = time.monotonic() - t0
-            split = cpu.stop()
+            return await arrive(
+                args, res, cpu, lambda i, deadline: student(i, browser, url, photos[i], deadline, args, res)
+            )
         finally:
             await browser.close()
-    return {"actions": sum(done), "wall_s": wall, "cpu": split}
+
+
+async def arrive(args, res, cpu: CpuSplit, student_at) -> dict:
+    """``args.sessions`` students arriving over ``args.ramp`` s, acting until ``args.seconds`` after the first.
+
+    ``student_at(i, deadline)``: student i's coroutine, returning its number of actions. The CPU split and
+    ``res.t0`` (``load.Results.after`` counts from it) start with the first student. Returns the run's summary:
+    ``actions``, ``wall_s`` and ``cpu``."""
+    cpu.start()
+    t0 = res.t0 = time.monotonic()
+    deadline = t0 + args.seconds
+    tasks = []
+    for i in range(args.sessions):
+        tasks.append(asyncio.create_task(student_at(i, deadline)))
+        await asyncio.sleep(args.ramp / max(args.sessions, 1))  # students arrive over the ramp
+    done = await asyncio.gather(*tasks)
+    return {"actions": sum(done), "wall_s": time.monotonic() - t0, "cpu": cpu.stop()}

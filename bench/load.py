@@ -62,7 +62,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _browser_student import ACTION_TIMEOUT_MS, classroom
+from _browser_student import ACTION_TIMEOUT_MS, arrive, classroom
 from _server import (
     OUT,
     ROOT,
@@ -203,16 +203,7 @@ async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: C
         await s.open()
         await s.rerun(page="denoise")
     print(f"warm-up (first loads of the forward and denoise pages): {time.monotonic() - t0:.1f} s")
-    cpu.start()
-    t0 = time.monotonic()
-    res.t0 = t0  # the students start: Results.after counts from here
-    deadline = t0 + args.seconds
-    tasks = []
-    for i in range(args.sessions):
-        tasks.append(asyncio.create_task(ws_student(i, url, photos[i], deadline, args, res)))
-        await asyncio.sleep(args.ramp / max(args.sessions, 1))
-    done = await asyncio.gather(*tasks)
-    return {"actions": sum(done), "wall_s": time.monotonic() - t0, "cpu": cpu.stop()}
+    return await arrive(args, res, cpu, lambda i, deadline: ws_student(i, url, photos[i], deadline, args, res))
 
 
 def add_media_arg(ap: argparse.ArgumentParser) -> None:

@@ -246,12 +246,12 @@ def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: flo
     one_t = t[len(t) // 2 :][:1]
     trials: dict[str, dict] = {"fp32": {"ms": _time_ms(lambda: predict_x0(FP32, one_x, one_t))}}
     best, best_t_max = FP32, None
+    by_name = {p.name: p for p in paths}
 
     def score(name: str) -> float:  # the time that is compared: a graph's is credited for freeing the GIL
         ms = trials[name]["ms"]
         return ms / (1 + GRAPH_CREDIT) if name != "fp32" and by_name[name].graph else ms
 
-    by_name = {p.name: p for p in paths}
     for path in paths:
         t_max, scores = guard(predict_x0, x_t, t, path, reference, min_psnr_db)
         trial = {"min_psnr_db": min(scores), "psnr_db": dict(zip(t.tolist(), scores, strict=True)), "passed_to": t_max}
