@@ -126,11 +126,12 @@ def _imported_top_names(path: Path) -> set[str]:
 
 
 def test_every_python_m_command_in_the_docs_names_a_runnable_module():
-    """`python -m model.X` in the README, the Makefile, the scripts and the code's own help: X exists and runs
-    a main() under ``if __name__ == "__main__"``."""
+    """`python -m model.X` in the README, docs/, the Makefile, the scripts and the code's own help: X exists and
+    runs a main() under ``if __name__ == "__main__"``."""
     import importlib.util
 
     texts = [ROOT / "README.md", ROOT / "Makefile", ROOT / "Dockerfile", *(ROOT / "scripts").glob("*.sh")]
+    texts += [*(ROOT / "docs").glob("*.md")]
     texts += [*(ROOT / "model").rglob("*.py"), *(ROOT / "app").rglob("*.py")]
     commands = {m for p in texts for m in re.findall(r"-m (model(?:\.[a-z_0-9]+)+)(?![\w.])", p.read_text())}
     assert {"model.figure", "model.likelihood", "model.cli.train"} <= commands
@@ -157,3 +158,29 @@ def test_no_test_folder_shadows_a_package():
     """tests/ is on sys.path (pytest's pythonpath, and the folder of the top conftest.py): a folder there named like
     a top-level package would be imported instead of the package whenever the checkout is not first on sys.path."""
     assert not {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()} & {"app", "model", "bench"}
+
+
+def test_every_link_and_path_in_the_readme_and_docs_exists():
+    """The README is the newcomer's page and docs/ holds the rest: every relative link and every
+    `bench/…`, `app/…`, `model/…`, `docs/…` path they name is a real file (a moved or renamed file breaks this)."""
+    missing = []
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        text = doc.read_text()
+        links = re.findall(r"\]\(([^)#:]+)\)", text)
+        paths = re.findall(r"`((?:bench|app|model|docs|scripts|deploy)/[\w./-]+\.(?:py|md|sh|txt|yaml))`", text)
+        for target in links:
+            if not target.endswith((".png", ".md", ".py", ".txt", ".sh", ".yaml")):
+                continue
+            if not (doc.parent / target).exists():
+                missing.append(f"{doc.name}: link {target}")
+        missing += [f"{doc.name}: {p}" for p in paths if not (ROOT / p).exists()]
+    assert not missing, missing
+
+
+def test_the_readme_is_for_a_newcomer():
+    """Issue 26: the README is the pitch, the two commands, the pages and the layout; server, deployment and
+    performance live in docs/. It stays short, and it copies no measured figure (those are in bench/results/)."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    assert "make app" in text and "make test" in text
+    assert not re.search(r"\b\d+(\.\d+)? ?(ms|GiB|MiB)\b|p95 (of )?\d", text), "a measured figure in the README"
