@@ -18,6 +18,7 @@ from model.images.tensors import to_picture
 from model.nets.network import LoadedModel
 
 HISTORY_KEY = "traj_history"
+COUNTER_KEY = "traj_run_count"  # runs remembered in this session: the next run's id
 MAX_RUNS = 4
 
 
@@ -33,10 +34,21 @@ def describe(stored: dict) -> str:
 def remember(stored: dict) -> None:
     """Put a finished run first in the session's history (one entry per exact setting), within the memory cap."""
     ss = st.session_state
+    ss[COUNTER_KEY] = ss.get(COUNTER_KEY, 0) + 1
+    stored["run_id"] = ss[COUNTER_KEY]  # what the Run A / Run B choices hold: a run, not a position in the list
     history = [h for h in ss.get(HISTORY_KEY, []) if h["settings"] != stored["settings"]]
     by_run = {id(h["run"]): h for h in history}
     kept = figure.keep_recent([h["run"] for h in history], stored["run"], max_runs=MAX_RUNS)
     ss[HISTORY_KEY] = [stored] + [by_run[id(r)] for r in kept[1:]]
+
+
+def _labels(history: list[dict]) -> dict[int, str]:
+    """{run id: its one-line description}; two runs that read the same (e.g. two models) get their run number."""
+    texts = [describe(h) for h in history]
+    return {
+        h["run_id"]: text + (f" · run {h['run_id']}" if texts.count(text) > 1 else "")
+        for h, text in zip(history, texts, strict=True)
+    }
 
 
 def render_compare() -> None:
@@ -48,11 +60,16 @@ def render_compare() -> None:
             "appear here side by side."
         )
         return
-    labels = [describe(h) for h in history]
+    by_id = {h["run_id"]: h for h in history}
+    labels = _labels(history)
+    # The choices are run ids, so a new run (which goes first in the list) does not move A and B to other runs.
+    for key, default in (("cmp_a", history[1]), ("cmp_b", history[0])):
+        if st.session_state.get(key) not in by_id:  # first time, or that run was dropped from the history
+            st.session_state[key] = default["run_id"]
     c1, c2 = st.columns(2)
-    a = c1.selectbox("Run A", range(len(history)), index=1, format_func=lambda i: labels[i], key="cmp_a")
-    b = c2.selectbox("Run B", range(len(history)), index=0, format_func=lambda i: labels[i], key="cmp_b")
-    runs = [history[a]["run"], history[b]["run"]]
+    a = c1.selectbox("Run A", list(by_id), format_func=labels.get, key="cmp_a")
+    b = c2.selectbox("Run B", list(by_id), format_func=labels.get, key="cmp_b")
+    runs = [by_id[a]["run"], by_id[b]["run"]]
     t_hi = max(r.ts[0] for r in runs)
     t = st.slider(
         "Compare at t",

@@ -3,6 +3,8 @@ side, and the t_start sweep; pure pieces directly, the page through AppTest on t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from conftest import app_test
@@ -78,7 +80,8 @@ def test_two_runs_side_by_side(tiny_model_dir):
     assert not at.exception, [e.value for e in at.exception]
     history = at.session_state["traj_history"]
     assert len(history) == 2 and history[0]["settings"].sampler == "ddpm" and history[1]["settings"].sampler == "ddim"
-    assert at.selectbox(key="cmp_a").value == 1 and at.selectbox(key="cmp_b").value == 0
+    assert at.selectbox(key="cmp_a").value == history[1]["run_id"]
+    assert at.selectbox(key="cmp_b").value == history[0]["run_id"]
     at.slider(key="cmp_t").set_value(150).run()
     caps = [c for img in at.image for c in img.captions]
     assert sum(c.startswith("x_t, t = ") for c in caps) >= 3  # the scrub row and both compared runs
@@ -115,9 +118,37 @@ def test_the_choice_survives_a_shorter_history(tiny_model_dir):
         at.button(key="traj_go").click().run()
     at.slider(key="traj_t_start").set_value(200)
     at.button(key="traj_go").click().run()
-    at.selectbox(key="cmp_a").set_value(2).run()
-    assert at.selectbox(key="cmp_a").value == 2
+    oldest = at.session_state["traj_history"][2]["run_id"]
+    at.selectbox(key="cmp_a").set_value(oldest).run()
+    assert at.selectbox(key="cmp_a").value == oldest
     at.session_state["traj_history"] = at.session_state["traj_history"][:2]  # as when the memory cap drops runs
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="cmp_a").value in (0, 1)
+    assert at.selectbox(key="cmp_a").value in [h["run_id"] for h in at.session_state["traj_history"]]
+
+
+def _shown_runs(at) -> tuple[str, str, str, str]:
+    """(Run A's choice, Run B's choice, as the dropdowns show them; the chart's A and B, as the legend names them)."""
+    a, b = at.selectbox(key="cmp_a"), at.selectbox(key="cmp_b")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = next(n for spec in specs if (n := [tr.get("name", "") for tr in spec["data"]])[0].startswith("A: "))
+    return a.options[a.index], b.options[b.index], names[0][3:], names[1][3:]
+
+
+def test_a_third_run_leaves_a_and_b_on_the_runs_chosen(tiny_model_dir):
+    """Issue 26: after a third run the dropdowns said DDIM 50 / DDPM 50 while the panels and the legend showed
+    DDPM 50 / DDIM 30 (the choices were positions in the history, and a new run goes first)."""
+    at = _app(tiny_model_dir)
+    at.run()
+    for sampler, steps in (("DDIM", 20), ("DDPM", 20), ("DDIM", 10)):
+        at.radio(key="traj_sampler").set_value(sampler)
+        at.slider(key="traj_steps").set_value(steps)
+        at.button(key="traj_go").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        if sampler == "DDPM":  # two runs: A is the first (DDIM), B the second (DDPM)
+            before = _shown_runs(at)
+            assert before[0].startswith("DDIM η = 0, 20 steps") and before[1].startswith("DDPM, 20 steps"), before
+            assert before[:2] == before[2:]
+    after = _shown_runs(at)
+    assert after == before  # the same two runs, in the dropdowns, the legend (and so the panels)
+    assert any(m.value.startswith("**A**: step") and "of 20" in m.value for m in at.markdown)
