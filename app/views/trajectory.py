@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, compare, estimates, plots_reverse, present, state, urlstate
+from app import backend, backend_reverse, compare, estimates, frequency, plots_reverse, present, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model.diffusion.trajectory import make_timesteps
@@ -293,6 +293,7 @@ def scrub() -> None:
     if run.psnr is not None:
         charts[0].plotly_chart(plots_reverse.psnr_chart(step_nums, run.psnr, run.ts, f.index + 1), width="stretch")
     charts[-1].plotly_chart(plots_reverse.eps_norm_chart(step_nums, run.eps_rms, run.ts, f.index + 1), width="stretch")
+    frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/frequency.py)
 
 
 scrub()
