@@ -18,12 +18,12 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app import model_cache
+from app import model_cache, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
 from model.images.decode import ImageLoadError
-from model.images.tensors import load_image, to_channels
+from model.images.tensors import picture_to_x0, to_channels
 from model.nets import network, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +58,12 @@ def sample_bytes(name: str) -> tuple[str, bytes]:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def image_tensor(image_key: str, resolution: int, _data: bytes) -> torch.Tensor:
-    """x_0 (1, 3, R, R) in [-1, 1]; raises ImageLoadError with a user-facing message."""
-    return load_image(_data, resolution)
+    """x_0 (1, 3, R, R) in [-1, 1]; raises ImageLoadError with a user-facing message.
+
+    The bytes are decoded once for every resolution and every session (``app.uploads``: kept by their
+    digest, refusals too, a few decodes at a time).
+    """
+    return picture_to_x0(uploads.decoded(image_key, _data), resolution)
 
 
 @dataclass(frozen=True)

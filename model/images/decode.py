@@ -9,8 +9,13 @@ The recipe, for bytes nobody has checked:
 3. Read the header (``Image.open`` decodes no pixels) and refuse a pixel count over
    :data:`MAX_PIXELS` (JPEG) or :data:`MAX_DECODE_PIXELS` (others) and extreme aspect
    ratios, before any pixel is decoded: a decompression bomb is an error, not a hang.
+   Then refuse a picture whose decoding would hold more than :data:`MAX_DECODE_BYTES`
+   (:func:`decode_bytes`, from the header: a 38-byte lossless WebP can announce 36 MP,
+   a progressive JPEG keeps all its DCT coefficients, an RGBA TIFF 4 bytes a pixel).
 4. Decode: big JPEGs at reduced size with ``draft`` (DCT scaling, fast), GIF/TIFF/
-   WebP/MPO only their first frame.
+   WebP/MPO only their first frame; then box-reduce to about :data:`WORK_MAX_SIDE` in the
+   picture's own mode before any colour work (16-bit by strips, alpha premultiplied), so
+   no full-size copy is made after the decoder's own.
 5. Colour: 16-bit and float images scaled to 8 bit (not clipped), an embedded ICC
    profile converted to sRGB when Pillow's LittleCMS can, CMYK (Adobe-inverted JPEGs
    included: Pillow reads the APP14 marker) and grey converted to RGB, transparency
@@ -31,6 +36,7 @@ MAX_DECODE_PIXELS = 36_000_000  # header limit for formats decoded at full size 
 MAX_ASPECT = 20.0  # longer/shorter side; beyond this the centre square holds almost nothing
 DRAFT_MIN_SIDE = 512  # JPEGs are decoded (by 1/2, 1/4, 1/8 DCT scaling) to no less than this
 WORK_MAX_SIDE = 1024  # after decoding, pictures are box-reduced to about this before colour work
+MAX_DECODE_BYTES = 128 * 2**20  # what one decode may hold at full size (decode_bytes), the app needs ~1 MP
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FORMATS_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
@@ -52,6 +58,12 @@ MSG_DAMAGED = (
 )
 MSG_TOO_MANY_PIXELS = (
     "The image{size} has too many pixels to open safely; please shrink it to under {mp} megapixels and upload it again."
+)
+
+
+MSG_TOO_MUCH_MEMORY = (
+    "The {fmt} image ({w}×{h}) would need {mb} MB of memory to open; "
+    "please shrink it to under {mp} megapixels (or save it as {instead}) and upload it again."
 )
 
 
@@ -113,6 +125,113 @@ def _refusal_for_unknown(data: bytes, name: str | None = None) -> str:
         f"{label} is not a {FORMATS_TEXT} image (whatever its name says); "
         "please choose a photo saved in one of those formats."
     )
+
+
+# ---------------------------------------------------------------------------------------
+# 3b. What decoding will cost, from the header
+
+_FORMAT_COPIES = {"WEBP": 2, "TIFF": 2}  # the decoder's own full-size buffer beside Pillow's (measured: WebP 6 B/px)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def _bytes_per_pixel(img: Image.Image) -> int:
+    """Bytes per pixel Pillow holds at full size, plus the full-size copies :func:`_reduce_to_work_size` makes."""
+    mode = img.mode
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4  # Pillow pads 3 bands to 4
+    if mode.startswith("I;16S") or (mode.startswith("I") and "transparency" in img.info):
+        return stored + 12  # converted at full size (I, float32 array, uint8): rare enough not to reduce first
+    if _has_alpha(img):
+        return stored + (4 if mode == "RGBA" else 8)  # (-> RGBA) -> premultiplied RGBa, then reduced
+    return stored + (4 if mode in ("1", "P") else 0)  # palette / bilevel -> RGB / L before reducing
+
+
+def _jpeg_draft_scale(w: int, h: int, min_side: int) -> int:
+    """The DCT scale ``Image.draft`` picks for ``(min_side, min_side)``: the largest of 8, 4, 2 keeping both sides."""
+    for scale in (8, 4, 2):
+        if -(-w // scale) >= min_side and -(-h // scale) >= min_side:
+            return scale
+    return 1
+
+
+def decode_bytes(img: Image.Image, min_side: int = DRAFT_MIN_SIDE) -> int:
+    """About how many bytes decoding the opened (not yet loaded) ``img`` holds at its peak.
+
+    * JPEG: the draft-scaled picture (4 B/px), and for a progressive (multi-scan) JPEG also
+      libjpeg's full-size DCT coefficients, 2 bytes per sample of every component
+      (``img.layer``: id, horizontal and vertical sampling), which DCT scaling does not shrink;
+    * others: width × height × :func:`_bytes_per_pixel`, times two where the codec keeps
+      its own full-size buffer (WebP, TIFF).
+    """
+    w, h = img.size
+    if img.format in ("JPEG", "MPO"):
+        scale = _jpeg_draft_scale(w, h, min_side)
+        total = -(-w // scale) * -(-h // scale) * 4
+        if img.info.get("progressive") or img.info.get("progression"):
+            layers = getattr(img, "layer", None) or [("", 1, 1, 0)] * 3
+            hmax = max(int(lay[1]) for lay in layers) or 1
+            vmax = max(int(lay[2]) for lay in layers) or 1
+            total += sum(2 * -(-w * int(lay[1]) // hmax) * -(-h * int(lay[2]) // vmax) for lay in layers)
+        return total
+    copies = _FORMAT_COPIES.get(img.format or "", 1)
+    return w * h * (_bytes_per_pixel(img) + (copies - 1) * 4)
+
+
+def _check_cost(img: Image.Image, fmt: str, min_side: int) -> None:
+    """Refuse, in one sentence, a picture whose decoding would hold more than :data:`MAX_DECODE_BYTES`."""
+    cost = decode_bytes(img, min_side)
+    if cost <= MAX_DECODE_BYTES:
+        return
+    w, h = img.size
+    per_pixel = cost / (w * h)
+    mp = max(1, int(MAX_DECODE_BYTES / per_pixel / 1_000_000))
+    name = {"WEBP": "WebP"}.get(fmt, fmt)
+    instead = "a baseline, not progressive, JPEG" if fmt == "JPEG" else "an ordinary JPEG"
+    raise ImageLoadError(MSG_TOO_MUCH_MEMORY.format(fmt=name, w=w, h=h, mb=round(cost / 1e6), mp=mp, instead=instead))
+
+
+# ---------------------------------------------------------------------------------------
+# 4b. Reduce before colour work
+
+
+def _reduce_16bit(img: Image.Image, factor: int) -> Image.Image:
+    """I;16 / I;16L / I;16B / I;16N box-reduced by ``factor`` in strips (no full-size 32-bit copy) -> I;16."""
+    w, h = img.size
+    ow, oh = w // factor, h // factor
+    band = max(1, 2**20 // max(1, w * factor)) * factor  # rows per strip: about 1 M samples
+    rows = []
+    for y in range(0, oh * factor, band):
+        strip = np.asarray(img.crop((0, y, ow * factor, min(y + band, oh * factor))), dtype=np.float32)
+        rows.append(strip.reshape(-1, factor, ow, factor).mean(axis=(1, 3)))
+    small = np.rint(np.concatenate(rows)).astype(np.uint16)
+    out = Image.fromarray(small)
+    out.info.update({k: v for k, v in img.info.items() if k != "transparency"})
+    return out
+
+
+def _reduce_to_work_size(img: Image.Image) -> Image.Image:
+    """Box-reduce a just-loaded picture to about :data:`WORK_MAX_SIDE` on its longer side, in a mode that
+    averages correctly: 16-bit as 16-bit, transparency premultiplied (so the colour of transparent
+    pixels cannot leak into their neighbours), palettes as RGB."""
+    factor = max(img.size) // WORK_MAX_SIDE
+    if factor < 2:
+        return img
+    mode = img.mode
+    if mode.startswith("I;16S") or (mode.startswith("I") and "transparency" in img.info):
+        img = _high_depth_to_8bit(img)  # rare: signed 16 bit, or a 16-bit colour key
+    elif mode.startswith("I;16"):
+        return _reduce_16bit(img, factor)
+    if _has_alpha(img):
+        info = {k: v for k, v in img.info.items() if k != "transparency"}
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")  # P/L/RGB + tRNS -> real alpha
+        out = rgba.convert("RGBa").reduce(factor).convert("RGBA")
+        out.info.update(info)
+        return out
+    if mode in ("1", "P"):
+        img = img.convert("L" if mode == "1" else "RGB")
+    return img.reduce(factor)
 
 
 # ---------------------------------------------------------------------------------------
@@ -193,8 +312,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode.startswith("I") or img.mode == "F":
         img = _high_depth_to_8bit(img)
     img = _to_srgb(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    if has_alpha:
+    if _has_alpha(img):
         img = img.convert("RGBA")  # P/L/RGB + tRNS -> real alpha; RGBa/La un-premultiplied
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         # out = alpha * colour + (1 - alpha) * white: the colour of fully transparent pixels never shows.
@@ -221,7 +339,7 @@ def _orientation(img: Image.Image) -> int:
 # The one loading function
 
 
-def _open_checked(data: bytes, fmt: str, name: str | None) -> Image.Image:
+def _open_checked(data: bytes, fmt: str, name: str | None, min_side: int = DRAFT_MIN_SIDE) -> Image.Image:
     """Image.open restricted to the sniffed format, plus the header checks (no pixels decoded yet)."""
     img = Image.open(io.BytesIO(data), formats=[fmt])
     w, h = img.size
@@ -235,6 +353,7 @@ def _open_checked(data: bytes, fmt: str, name: str | None) -> Image.Image:
             f"The image is {w}×{h} pixels, too long and thin to crop to a square; "
             f"please crop it closer to a square (at most {MAX_ASPECT:g}:1) and upload it again."
         )
+    _check_cost(img, fmt, min_side)
     return img
 
 
@@ -259,23 +378,15 @@ def decode_image(data: bytes, *, name: str | None = None, min_side: int = DRAFT_
     if fmt is None:
         raise ImageLoadError(_refusal_for_unknown(data, name))
     try:
-        img = _open_checked(data, fmt, name)
+        img = _open_checked(data, fmt, name, min_side)
         if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (min_side, min_side))  # decode big JPEGs by 1/2, 1/4 or 1/8: fast, small
         if getattr(img, "is_animated", False) and fmt != "GIF":
             img.seek(0)  # first frame (GIF is already on frame 0 after open)
         img.load()
         orientation = _orientation(img)
-        factor = max(img.size) // WORK_MAX_SIDE
-        # Box-reduce big pictures early (cheap; the result is cropped and shrunk to <= 256 px anyway),
-        # but only without alpha: averaging straight-alpha pixels would leak the hidden colour of
-        # transparent pixels, so those are composited on white first and reduced after.
-        early = img.mode in ("L", "RGB", "CMYK", "I", "F", "YCbCr") and "transparency" not in img.info
-        if factor >= 2 and early:
-            img = img.reduce(factor)
-        img = _to_rgb(img)
-        if factor >= 2 and not early:
-            img = img.reduce(max(img.size) // WORK_MAX_SIDE or 1)
+        # Reduce first (cheap; the result is cropped and shrunk to <= 256 px anyway), colour work after.
+        img = _to_rgb(_reduce_to_work_size(img))
         if orientation != 1:
             img = img.transpose(_ORIENTATION_TO_TRANSPOSE[orientation])
     except ImageLoadError:

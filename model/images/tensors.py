@@ -63,7 +63,15 @@ def load_image(data: bytes, resolution: int = DEFAULT_RESOLUTION, *, name: str |
     a square and resized to R with Lanczos. Raises :class:`ImageLoadError` only.
     """
     resolution = check_resolution(resolution)
-    img = decode_image(data, name=name, min_side=max(2 * resolution, DRAFT_MIN_SIDE))
+    return picture_to_x0(decode_image(data, name=name, min_side=max(2 * resolution, DRAFT_MIN_SIDE)), resolution)
+
+
+def picture_to_x0(img: Image.Image, resolution: int) -> torch.Tensor:
+    """A decoded 8-bit RGB picture (:func:`decode_image`) -> x_0, (1, 3, R, R) float32 in [-1, 1], centre-cropped.
+
+    The app decodes an upload once (``app.uploads``) and calls this for each working resolution R.
+    """
+    resolution = check_resolution(resolution)
     try:
         return pil_to_tensor(center_crop_resize(img, resolution))
     except Exception as exc:
