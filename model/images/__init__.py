@@ -1,3 +1,4 @@
 """Pictures: untrusted bytes in (:mod:`~model.images.decode`), tensors out and back (:mod:`~model.images.tensors`),
-the blog figure of a reverse trajectory (:mod:`~model.images.figure`), and new images generated from pure noise
-(:mod:`~model.images.generate`). Built on :mod:`model.diffusion`; never imports the networks' loading."""
+the blog figure of a reverse trajectory (:mod:`~model.images.figure`), new images generated from pure noise
+(:mod:`~model.images.generate`), and the power spectra of the frequency view (:mod:`~model.images.spectrum`).
+Built on :mod:`model.diffusion`; never imports the networks' loading."""
