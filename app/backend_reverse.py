@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from app import estimates
+from app import estimates, lanes
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
@@ -202,7 +202,7 @@ def trajectory(
 
     def on_step(done: int, total: int) -> None:
         if done % every == 0 or done == total:
-            bar.progress(done / total, text=f"{sampler.upper()}: step {done} of {total}")
+            bar.progress(done / total, text=f"{sampler.upper()}: step {done} of {total}{lanes.note()}")
 
     seen: list[tuple] = []  # this run's (cond, uncond) pictures, one per step; local to the call
 
@@ -212,10 +212,10 @@ def trajectory(
             seen.append((noise_to_uint8(g.eps_cond[0]), noise_to_uint8(g.eps_uncond[0])))
         return as_prediction(g)  # (eps_tilde, x0_hat): x0_hat straight from the network output
 
-    with torch.inference_mode():
+    with torch.inference_mode(), lanes.long_run("reverse run") as long_run:  # one lane, stopped if the tab goes
         shape = (1, _model.channels, resolution, resolution)
         x_start, g = figure.start_sample(schedule, _x0, int(t_start), int(seed), shape)
-        records = sample_trajectory(eps_model, schedule, x_start, ts, sampler, float(eta), g)
+        records = lanes.paced(sample_trajectory(eps_model, schedule, x_start, ts, sampler, float(eta), g), long_run)
         run = figure.record_run(records, _x0, on_step=on_step)
     bar.empty()
     parts = tuple(seen[i] for i in run.kept) if guidance else None
@@ -241,8 +241,8 @@ def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: in
     t0 = time.perf_counter()
     rows, last = [], None
     g = torch.Generator().manual_seed(int(seed))
-    with torch.inference_mode():
-        for rec in generate.trajectory(_model, labels, guidance, steps, sampler, eta, g):
+    with torch.inference_mode(), lanes.long_run("generation of one of each class") as long_run:
+        for rec in lanes.paced(generate.trajectory(_model, labels, guidance, steps, sampler, eta, g), long_run):
             if rec.index in show:
                 rows.append((rec.t, [tensor_to_uint8(rec.x0_hat[i]) for i in range(len(labels))]))
             last = rec
@@ -289,7 +289,7 @@ def t_start_sweep(
     total = sum(len(ts) for _, ts in plans)
     bar = st.progress(0.0, text=f"t_start sweep: 0 of {total} steps")
     done, rows = 0, []
-    with torch.inference_mode():
+    with torch.inference_mode(), lanes.long_run("t_start sweep") as long_run:
         for t0, ts in plans:
             x_start, g = figure.start_sample(_model.schedule, _x0, t0, int(seed))
 
@@ -297,7 +297,8 @@ def t_start_sweep(
                 return as_prediction(guided_eps(_model, x_t, t, label, float(guidance)))
 
             last = None
-            for rec in sample_trajectory(eps_model, _model.schedule, x_start, ts, sampler, float(eta), g):
+            records = sample_trajectory(eps_model, _model.schedule, x_start, ts, sampler, float(eta), g)
+            for rec in lanes.paced(records, long_run):
                 last = rec
                 done += 1
                 if done % max(1, total // PROGRESS_UPDATES) == 0 or done == total:

@@ -1,0 +1,129 @@
+"""Long runs are fair (issue 28, item 3): they take turns in a lane of their own that leaves an inference slot to
+the slider steps, one per session, and they stop when their session's tab is closed (app/lanes.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import streamlit as st
+
+from app import backend_reverse, lanes
+from model.nets import network, runtime
+
+RES = 32
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """Two inference slots (the default), a fresh lane, empty caches."""
+    monkeypatch.delenv(lanes.ENV_SLOTS, raising=False)
+    runtime.reset(2)
+    lanes.reset()
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+    runtime.reset()
+    lanes.reset()
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """Every forward pass takes at least 20 ms; counts them and the most running at once."""
+    seen = {"n": 0, "now": 0, "peak": 0, "after": None}
+    lock = threading.Lock()
+    real = network.LoadedModel._network
+
+    def slow(self, x, t, y):
+        with lock:
+            seen["n"] += 1
+            seen["now"] += 1
+            seen["peak"] = max(seen["peak"], seen["now"])
+            hook = seen["after"]
+        try:
+            time.sleep(0.02)
+            return real(self, x, t, y)
+        finally:
+            with lock:
+                seen["now"] -= 1
+            if hook:
+                hook(seen["n"])
+
+    monkeypatch.setattr(network.LoadedModel, "_network", slow)
+    return seen
+
+
+def _run(net, seed: int, steps: int = 12):
+    return backend_reverse.trajectory(None, RES, "m", net.schedule.T - 1, "ddim", 0.0, steps, seed, None, net)
+
+
+def test_long_runs_leave_an_inference_slot_to_slider_steps(fresh, passes, tiny_model_dir, one_torch_thread):
+    net = network.load_model(str(tiny_model_dir))
+    runs = []
+    threads = [threading.Thread(target=lambda i=i: runs.append(_run(net, i))) for i in range(4)]
+    for th in threads:
+        th.start()
+    time.sleep(0.1)
+    waits = []
+    for _ in range(5):  # a student's slider step meanwhile: one pass through the inference queue
+        with runtime.inference_slot() as ticket:
+            waits.append(ticket.waited_s)
+        time.sleep(0.02)
+    for th in threads:
+        th.join(60)
+    assert len(runs) == 4 and all(len(run.frames) > 0 for run, _ in runs)
+    assert passes["n"] == 4 * 12
+    assert passes["peak"] == 1  # four long runs, two slots: the runs had one, in turns (b5ab46d: both)
+    assert max(waits) < 1.0, waits
+
+
+def test_a_run_stops_at_its_next_step_when_its_tab_closes(fresh, passes, tiny_model_dir, one_torch_thread, monkeypatch):
+    net = network.load_model(str(tiny_model_dir))
+    alive = {"tab-1": True}
+    monkeypatch.setattr(lanes, "current_session_id", lambda: "tab-1")
+    monkeypatch.setattr(lanes, "session_alive", lambda sid: alive[sid])
+    passes["after"] = lambda n: alive.update({"tab-1": n < 5})  # the student closes the tab after 5 steps
+    with pytest.raises(lanes.RunCancelled, match="tab was closed") as info:
+        _run(net, 0, steps=40)
+    assert passes["n"] == 5  # not 40
+    assert str(info.value).endswith(".") and "\n" not in str(info.value)
+    assert lanes.stats()["cancelled"] == 1 and lanes.running() == 0
+
+
+def test_a_new_run_of_a_session_cancels_its_previous_one(fresh):
+    def steps(n):
+        for i in range(n):
+            time.sleep(0.01)
+            yield i
+
+    first_out, errors = [], []
+
+    def first():
+        try:
+            with lanes.long_run("reverse run", session_id="tab-1") as run:
+                first_out.extend(lanes.paced(steps(500), run))
+        except lanes.RunCancelled as exc:
+            errors.append(str(exc))
+
+    th = threading.Thread(target=first)
+    th.start()
+    time.sleep(0.1)
+    with lanes.long_run("reverse run", session_id="tab-1") as run:
+        second = list(lanes.paced(steps(5), run))
+    th.join(10)
+    assert second == list(range(5))
+    assert errors and "newer run of the same session" in errors[0]
+    assert len(first_out) < 500
+    with lanes.long_run("reverse run", session_id="tab-2") as other:  # another session is left alone
+        assert list(lanes.paced(steps(3), other)) == [0, 1, 2]
+
+
+def test_lane_slots_follow_the_inference_slots_and_the_environment(fresh, monkeypatch):
+    assert lanes.lane_slots() == 1
+    runtime.reset(4)
+    assert lanes.lane_slots() == 3
+    monkeypatch.setenv(lanes.ENV_SLOTS, "2")
+    assert lanes.lane_slots() == 2
+    monkeypatch.setenv(lanes.ENV_SLOTS, "many")
+    assert lanes.lane_slots() == 3
