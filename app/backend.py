@@ -186,8 +186,11 @@ def get_bundled(name: str) -> network.LoadedModel:
 
 
 def current_model() -> network.LoadedModel:
-    """The chosen eps-model (loaded once per process, shared read-only). Raises ModelLoadError."""
-    return model_cache.get_model(model_source())  # process-wide LRU of at most 3 models (model/nets/network.py)
+    """The chosen eps-model (loaded once per process, shared read-only), checked against the classroom lock; one
+    that cannot load falls back to the bundled model (app/model_choice.py). Raises ModelLoadError."""
+    from app import model_choice  # (model_choice reads model_source from this module)
+
+    return model_choice.current()
 
 
 SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)

@@ -109,3 +109,8 @@ def get_model(
     re-download.
     """
     return _CACHE.get(source, progress, device)
+
+
+def peek(source: str | Path | None, device: str | torch.device | None = None) -> LoadedModel | None:
+    """The model for ``source`` if this process has it loaded and up to date, else None; never loads or downloads."""
+    return _CACHE.peek(source, device)

@@ -3,17 +3,16 @@
 It writes one key, ``st.session_state["model_source"]`` ("bundled", a folder path or a
 Hub id), which :func:`app.backend.current_model` reads. A new choice is loaded when the
 person presses "Use this model" (a 256-px Hub model is a 455 MB download), with a
-progress bar; if it fails, the error is shown and the app falls back to the bundled model.
+progress bar (app/model_choice.py loads it, checking the classroom lock again); if it fails, the error is shown
+and the app falls back to the bundled model.
 Below the choice: what the model in use is, and what one step costs at the working resolution.
 """
 
 from __future__ import annotations
 
-import threading
-
 import streamlit as st
 
-from app import backend, estimates, model_cache, sources, state
+from app import backend, estimates, model_choice, sources, state
 from model.diffusion.trajectory import make_timesteps
 from model.nets import cost as costs
 from model.nets import hub, network
@@ -91,37 +90,6 @@ def _chosen_source() -> str:
     return ss.get("mp_bundled", "bundled")
 
 
-def _load_with_progress(source: str) -> network.LoadedModel:
-    """get_model in a worker thread; this (script) thread draws the download progress meanwhile."""
-    bars: dict[str, tuple[float, float | None]] = {}
-    result: dict[str, object] = {}
-
-    def progress(done: float, total: float | None, desc: str) -> None:
-        bars[desc] = (done, total)  # called from download threads: record only
-
-    def work() -> None:
-        try:
-            result["model"] = model_cache.get_model(source, progress=progress)
-        except network.ModelLoadError as exc:
-            result["error"] = exc
-        except Exception as exc:  # noqa: BLE001 -- shown to the person, and the app keeps running
-            result["error"] = network.ModelLoadError(f"Loading {source} failed ({type(exc).__name__}: {exc}).")
-
-    worker = threading.Thread(target=work, name="model-picker-load", daemon=True)
-    worker.start()
-    bar = st.progress(0.0, text=f"Loading {source}…")
-    while worker.is_alive():
-        worker.join(0.25)
-        sized = [(d, t) for d, t in bars.values() if t]
-        if sized:
-            done, total = max(sized, key=lambda dt: dt[1])  # the byte counter has the largest total
-            bar.progress(min(done / total, 1.0), text=f"Downloading {source}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-    bar.empty()
-    if "error" in result:
-        raise result["error"]
-    return result["model"]
-
-
 def _apply() -> None:
     source = _chosen_source()
     ss = st.session_state
@@ -133,9 +101,9 @@ def _apply() -> None:
         ss["mp_error"] = refusal
         return
     try:
-        _load_with_progress(source)
+        model_choice.load_with_progress(source, retry=True)  # checks the lock again, remembers a failure
     except network.ModelLoadError as exc:
-        ss["mp_error"] = f"{exc} Using the bundled model instead."
+        ss["mp_error"] = model_choice.fallback_sentence(exc)
         ss["model_source"] = "bundled"
         return
     ss["mp_error"] = None

@@ -9,10 +9,17 @@ picker (and a shared link) may load, besides the two bundled models, which are a
 * ``local``: folders on the server;
 * ``all``: all of the above; ``bundled``: nothing else (the bundled models only).
 
-Unset, it depends on where the server listens: on a loopback address (``--server.address 127.0.0.1``) it is
-``all``, as before; anywhere else (including Streamlit's default, all interfaces) it is ``known``, so a
-student can neither type a server path into "Local folder" nor make the server download an arbitrary Hub repo.
+Unset, it depends on where students reach the server: ``DIFFUSION_LENS_PUBLIC_ADDRESS`` when a proxy publishes
+it (``scripts/cluster.sh`` sets it to ``CLUSTER_BIND``: the replicas listen on 127.0.0.1 while haproxy may listen
+on 0.0.0.0), else the server's own ``server.address``. On a loopback address it is ``all``, as before; anywhere
+else (including Streamlit's default, all interfaces) it is ``known``, so a student can neither type a server path
+into "Local folder" nor make the server download an arbitrary Hub repo.
 The server's own default model (``DIFFUSION_LENS_MODEL``) is the teacher's choice and is not restricted.
+
+The picker offers only what the policy allows, and :func:`check`, called by the loader of every session's model
+(``app/model_choice.py``), refuses the rest again. Under a policy without ``local`` a source is never looked up on
+the server's disk: an existing path and a missing one get the same sentence, so the answer tells nothing about the
+server's files.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import streamlit as st
 from model.nets import hub, network
 
 ENV = "DIFFUSION_LENS_SOURCES"
+PUBLIC_ENV = "DIFFUSION_LENS_PUBLIC_ADDRESS"  # where a proxy in front of this server listens (scripts/cluster.sh)
 LOCKED_DEFAULT = "known"
 
 
@@ -49,18 +57,29 @@ class Policy:
         """None when ``source`` (a bundled name, folder or Hub id) may be loaded, else one sentence why not."""
         if source in (None, "", "bundled", "fashion"):
             return None
+        if not self.local:
+            return self._refusal_without_disk(str(source))
         try:
             kind, where = network.parse_source(source)
         except network.ModelLoadError:
             return None  # the loader says what is wrong with it
-        if kind == "bundled":
-            return None
-        if kind == "local" and not self.local:
-            return "This classroom server does not load model folders from its disk; use a bundled model."
         if kind == "hub" and not (self.hub_any or where in self.hub_ids):
-            offered = ", ".join(self.hub_ids) if self.hub_ids else "none"
-            return f"This classroom server only loads these Hub models: {offered}; {where} is not one of them."
+            return self._not_offered(where)
         return None
+
+    def _refusal_without_disk(self, source: str) -> str | None:
+        """:meth:`refusal` when folders are not allowed: decided from the text alone, never from the disk."""
+        text = source.strip()
+        text = text[len("hf://") :].strip("/") if text.startswith("hf://") else text
+        if not hub.is_hub_id(text):
+            return "This classroom server only loads the bundled models and Hub models it lists, not folders or paths."
+        if not (self.hub_any or text in self.hub_ids):
+            return self._not_offered(text)
+        return None
+
+    def _not_offered(self, repo_id: str) -> str:
+        offered = ", ".join(self.hub_ids) if self.hub_ids else "none"
+        return f"This classroom server only loads these Hub models: {offered}; {repo_id} is not one of them."
 
 
 def listens_beyond_loopback(address: str | None) -> bool:
@@ -110,11 +129,28 @@ def parse(text: str, origin: str) -> Policy:
     return Policy(hub_any, () if hub_any else ids, local, f"Classroom server: students may use {allowed} ({origin}).")
 
 
+def public_address() -> str | None:
+    """Where students reach this server: a proxy's address (``DIFFUSION_LENS_PUBLIC_ADDRESS``) if one is set,
+    else the server's own ``server.address`` (None: all interfaces)."""
+    published = os.environ.get(PUBLIC_ENV)
+    if published is not None and published.strip():
+        return published.strip()
+    return st.get_option("server.address")
+
+
 def policy() -> Policy:
-    """The policy in force: from ``DIFFUSION_LENS_SOURCES``, else from where the server listens."""
+    """The policy in force: from ``DIFFUSION_LENS_SOURCES``, else from where students reach the server."""
     text = os.environ.get(ENV)
     if text is not None and text.strip():
         return parse(text, f"set by {ENV}")
-    if listens_beyond_loopback(st.get_option("server.address")):
+    if listens_beyond_loopback(public_address()):
         return parse(LOCKED_DEFAULT, f"the default when the server listens beyond this machine; set {ENV} to change it")
     return parse("all", "this server listens on this machine only")
+
+
+def check(source: str) -> None:
+    """Raise :class:`ModelLoadError` with one sentence if the policy in force refuses ``source``; the loader of
+    every session's model calls this, so a source that got past the picker (or a link) is still refused."""
+    refusal = policy().refusal(source)
+    if refusal:
+        raise network.ModelLoadError(refusal)

@@ -40,6 +40,8 @@ PAGES = [
     st.Page("views/trajectory.py", title="Reverse trajectory", icon=":material/fast_rewind:", url_path="trajectory"),
     st.Page("views/inside.py", title="Inside the network", icon=":material/hub:", url_path="inside"),
     st.Page("views/objective.py", title="Training objective", icon=":material/functions:", url_path="objective"),
+    st.Page("views/particles.py", title="Particle lab", icon=":material/scatter_plot:", url_path="particles"),
+    st.Page("views/race.py", title="Sampler race", icon=":material/speed:", url_path="race"),
     st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
 ]
 

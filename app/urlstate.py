@@ -13,7 +13,10 @@ page's own (``t`` is the Forward page's t on ``/`` and the Denoise page's t on `
 An uploaded photo cannot travel in a link: the address says ``img=upload`` and the receiver gets the
 sample photo with one sentence saying so. A local model folder is never put in a link (a path on the
 sender's server means nothing, or something private, on the receiver's); the link falls back to the
-bundled model.
+bundled model. A Hub model in a link is only proposed: the student loads it with a click (app/model_choice.py).
+
+Every value of the address that a sentence repeats goes out as inline code (:func:`app.text.code`), never as
+markdown: a link cannot put an image, a clickable link or LaTeX on the receiver's page.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from app import backend, sources
+from app import backend, model_choice, sources
 from app.model_picker import BUNDLED_MODELS
+from app.text import code
 from model.nets import hub, network
 from model.nets.checkpoint_io import ModelLoadError
 
@@ -194,7 +199,7 @@ def _restore_image(params: dict[str, str]) -> None:
         ss["image_source"], ss["sample_name"] = "Sample photo", img
     else:
         _note(
-            f"The link's photo “{img[:40]}” is not one of the samples ({', '.join(backend.SAMPLES)}); "
+            f"The link's photo {code(img)} is not one of the samples ({', '.join(backend.SAMPLES)}); "
             f"showing “{ss['sample_name']}”."
         )
 
@@ -208,21 +213,28 @@ def _restore_model(params: dict[str, str]) -> None:
     if text in BUNDLED_MODELS:
         ss["model_source"] = text
         return
-    try:
-        kind, where = network.parse_source(text)
-    except ModelLoadError:
-        kind, where = "bad", text
-    if kind != "hub":
-        _note(
-            f"The link's model “{text[:60]}” is not a bundled model or a Hub id (owner/name); "
-            "a link cannot choose a folder on the server. Using the bundled photo model."
-        )
-        return
-    refusal = sources.policy().refusal(where)
+    pol = sources.policy()
+    if not pol.local:  # a locked server decides from the text alone, never from its disk
+        refusal = pol.refusal(text)
+        where = text[len("hf://") :].strip("/") if text.startswith("hf://") else text
+    else:
+        try:
+            kind, where = network.parse_source(text)
+        except ModelLoadError:
+            kind, where = "bad", text
+        if kind != "hub":
+            _note(
+                f"The link's model {code(text, 60)} is not a bundled model or a Hub id (owner/name); "
+                "a link cannot choose a folder on the server. Using the bundled photo model."
+            )
+            return
+        refusal = pol.refusal(where)
     if refusal:
-        _note(f"The link asks for the model {where}. {refusal}")
+        _note(f"The link asks for the model {code(where, 60)}. {refusal}")
         return
-    ss["model_source"] = where
+    said = model_choice.propose(where)  # loaded only when the student says so
+    if said:
+        _note(said)
 
 
 def _class_model(key: str):
@@ -251,14 +263,15 @@ def _class_value(key: str, text: str) -> str | None:
     if model is None:
         return None  # the page says why the model cannot load
     if not model.conditional:
-        _note(f"The link names the class “{text}”, but this model has no classes; ignored.")
+        _note(f"The link names the class {code(text)}, but this model has no classes; ignored.")
         return None
     classes = list(model.classes or ())
     if text.lower() == NO_LABEL and model.null_label is not None:
         return _NO_LABEL_SHOWN[key]
     if text not in classes:
         _note(
-            f"The link's class “{text}” is not one of this model's classes ({', '.join(classes)}); using {classes[0]}."
+            f"The link's class {code(text)} is not one of this model's classes ({', '.join(classes)}); "
+            f"using {classes[0]}."
         )
         return None
     return f"{classes.index(text)}: {text}" if key == "ins_label" else text
@@ -284,9 +297,9 @@ def restore(url_path: str) -> None:
             value = f.parse(params[f.param])
         except BadValue as exc:
             _note(
-                f"In the link, {f.param}={params[f.param][:40]} {exc}; using {f.show(ss.get(f.key, '—'))} instead."
+                f"In the link, {f.param}={code(params[f.param])} {exc}; using {f.show(ss.get(f.key, '—'))} instead."
                 if f.key in ss
-                else f"In the link, {f.param}={params[f.param][:40]} {exc}; ignored."
+                else f"In the link, {f.param}={code(params[f.param])} {exc}; ignored."
             )
             continue
         if f.key in _CLASS_KEYS:
@@ -310,11 +323,28 @@ def _bool_or_false(text: str | None) -> bool:
 
 def from_link(key: str) -> str | None:
     """The address's text for session key ``key`` if its value came from the link and was not checked yet; once.
+    Show it in a sentence only through :func:`app.text.code`.
 
     A page that can only check a value against its model (the Inside page's block and attention layer) calls
     this where it checks, so a name the model lacks gets a sentence when it came from a link, and a name left
     over from another model does not."""
     return st.session_state.get(LINK_KEYS, {}).pop(key, None)
+
+
+PAGE_CHECKED = "_url_page_checked"
+
+
+def check_page(nav_page, pages) -> None:
+    """Once per session: a sentence when the address named a page this app does not have (Streamlit then runs the
+    default page, ``nav_page``, without a word). Call right after ``st.navigation``."""
+    ss = st.session_state
+    if ss.get(PAGE_CHECKED):
+        return
+    ss[PAGE_CHECKED] = True
+    ctx = get_script_run_ctx()
+    asked = (ctx.pages_manager.intended_page_name or "").strip("/") if ctx is not None else ""
+    if asked and asked not in {p.url_path for p in pages}:
+        _note(f"This app has no page {code('/' + asked)}; showing {nav_page.title} instead.")
 
 
 def take_notes() -> list[str]:
@@ -340,7 +370,8 @@ def current_params(url_path: str) -> dict[str, str]:
     elif ss.get("sample_name") in backend.SAMPLES:
         out["img"] = ss["sample_name"]
     out[RES.param] = str(ss.get("resolution"))
-    src = str(ss.get("model_source") or "bundled")
+    # a Hub model the link proposed stays in the address until the student loads or declines it
+    src = str(ss.get(model_choice.PROPOSED_KEY) or ss.get("model_source") or "bundled")
     try:
         kind = "bundled" if src in BUNDLED_MODELS else network.parse_source(src)[0]
     except ModelLoadError:

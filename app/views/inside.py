@@ -11,6 +11,7 @@ import streamlit as st
 from app import backend, backend_inside, plots_inside, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION
+from app.text import code
 from model.images.tensors import to_picture
 from model.nets.probe import FEATURE_RANGE, query_weights
 
@@ -88,7 +89,7 @@ if st.session_state.get("ins_block") not in part_names:
     st.session_state["ins_block"] = "mid" if "mid" in part_names else part_names[0]
     if linked is not None:
         st.warning(
-            f"In the link, block={linked} is not a block of this model, so this page shows "
+            f"In the link, block={code(linked)} is not a block of this model, so this page shows "
             f"{st.session_state['ins_block']}; its blocks are {', '.join(part_names)}."
         )
 left, right = st.columns([3, 2], gap="large")
@@ -233,7 +234,7 @@ else:
     linked = urlstate.from_link("ins_attn")
     if linked is not None and st.session_state.get("ins_attn") not in attn_names:
         st.warning(
-            f"In the link, attn={linked} is not an attention layer of this model, so this page shows "
+            f"In the link, attn={code(linked)} is not an attention layer of this model, so this page shows "
             f"{(own or attn_names)[0]}; its attention layers are {', '.join(attn_names)}."
         )
     if st.session_state.get("ins_attn") not in (own or attn_names):
@@ -244,8 +245,13 @@ else:
         st.info(f"{aname}: {keys.note}; choose a smaller working resolution to see its weights.")
     else:
         gh, gw = keys.grid
-        st.session_state["ins_qrow"] = min(int(st.session_state["ins_qrow"]), gh - 1)
-        st.session_state["ins_qcol"] = min(int(st.session_state["ins_qcol"]), gw - 1)
+        for qkey, param, size in (("ins_qrow", "qrow", gh), ("ins_qcol", "qcol", gw)):
+            linked = urlstate.from_link(qkey)
+            if linked is not None and int(st.session_state[qkey]) > size - 1:
+                st.warning(
+                    f"In the link, {param}={code(linked)} is outside {aname}'s {gh}×{gw} grid; using {size - 1}."
+                )
+            st.session_state[qkey] = min(int(st.session_state[qkey]), size - 1)
         q1, q2 = st.columns(2)
         row = q1.slider("Query row", 0, max(gh - 1, 1), key="ins_qrow", disabled=gh == 1)
         col = q2.slider("Query column", 0, max(gw - 1, 1), key="ins_qcol", disabled=gw == 1)

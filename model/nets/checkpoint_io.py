@@ -35,7 +35,15 @@ MAX_PARAMETERS = 400_000_000  # 1.6 GB in float32; the Google 256-px DDPMs have 
 
 
 class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what was wrong and what to do."""
+    """A model could not be loaded; the message says what was wrong and what to do.
+
+    ``reason`` says only what was wrong (by default the whole message), for a caller that gives its own advice:
+    the app falls back to the bundled model and must not suggest a local folder on a server that loads none.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 # ---------------------------------------------------------------------------------

@@ -57,6 +57,11 @@ KNOWN_HUB_MODELS: dict[str, KnownModel] = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
+def is_hub_id(text: str) -> bool:
+    """True if ``text`` has the form of a Hub repo id (``owner/name``), judged from the text alone (no disk)."""
+    return bool(_HUB_ID.match(text)) and not text.startswith((".", "/", "~")) and ".." not in text
+
+
 def parse_source(source: str | Path | None) -> tuple[str, str]:
     """Classify a model source as ``("bundled", path)``, ``("local", path)`` or ``("hub", repo_id)``.
 
@@ -74,7 +79,7 @@ def parse_source(source: str | Path | None) -> tuple[str, str]:
     path = Path(text).expanduser()
     if path.exists():
         return "local", str(path.resolve())
-    if _HUB_ID.match(text) and not text.startswith((".", "/", "~")) and ".." not in text:
+    if is_hub_id(text):
         return "hub", text
     raise ModelLoadError(
         f"No model folder at {text}, and it is not a Hub id like google/ddpm-cifar10-32. "
@@ -117,10 +122,9 @@ def _hub_error(repo_id: str, exc: Exception) -> ModelLoadError:
     elif isinstance(exc, (hf.RepositoryNotFoundError, hf.RevisionNotFoundError, hf.HFValidationError)):
         msg = f"There is no model called {repo_id} on the Hugging Face Hub (or it is private); check the spelling."
     elif isinstance(exc, (hf.LocalEntryNotFoundError, ConnectionError, TimeoutError)) or "connect" in repr(exc).lower():
-        msg = (
-            f"Could not reach the Hugging Face Hub to download {repo_id} (are you offline?); "
-            "connect to the internet, or use the bundled model or a local folder."
-        )
+        reason = f"Could not reach the Hugging Face Hub to download {repo_id} (are you offline?)."
+        advice = "connect to the internet, or use the bundled model or a local folder."
+        return ModelLoadError(f"{reason[:-1]}; {advice}", reason=reason)
     elif isinstance(exc, hf.HfHubHTTPError):
         msg = f"The Hugging Face Hub refused to send {repo_id} ({str(exc).splitlines()[0][:120]}); try again later."
     else:

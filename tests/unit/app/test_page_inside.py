@@ -131,7 +131,7 @@ def test_a_link_naming_an_attention_layer_the_model_lacks_gets_a_sentence(attent
     at.run()
     assert_ok(at)
     text = " ".join(w.value for w in at.warning)
-    assert "attn=up 9 / attention 0 is not an attention layer of this model" in text, text
+    assert "attn=`up 9 / attention 0` is not an attention layer of this model" in text, text
     assert "its attention layers are " in text and at.selectbox(key="ins_attn").value in text
 
 

@@ -77,10 +77,10 @@ def test_forward_pictures_follow_the_link(tiny_model_dir):
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"t": "abc"}, "t=abc should be a whole number"),
-        ({"t": "5000"}, "t=5000 should be from 0 to 999"),
+        ({"t": "abc"}, "t=`abc` should be a whole number"),
+        ({"t": "5000"}, "t=`5000` should be from 0 to 999"),
         ({"schedule": "quadratic"}, "should be one of linear, cosine"),
-        ({"res": "33"}, "res=33 should be one of"),
+        ({"res": "33"}, "res=`33` should be one of"),
         ({"img": "nosuchphoto"}, "is not one of the samples"),
         ({"model": "/etc"}, "a link cannot choose a folder on the server"),
     ],
@@ -183,7 +183,7 @@ def test_a_block_the_model_lacks_gets_a_sentence_and_the_default(tiny_model_dir)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(w.value for w in at.warning)
-    assert "block=down 9 is not a block of this model" in text, text
+    assert "block=`down 9` is not a block of this model" in text, text
     assert "shows mid" in text and "its blocks are conv_in, down 0, down 1, mid" in text, text  # the choices
     assert at.session_state["ins_block"] == "mid" and at.query_params["block"] == "mid"
     at.run()  # said once; the page goes on with the default

@@ -1,0 +1,199 @@
+"""The particle lab's and the sampler race's door to ``model/particles``: the fair queue for live training, the
+trained networks every session shares, and the cached race results.
+
+Policy lives here, at the app's edge: at most :data:`TRAIN_SLOTS` trainings run at once (``$DIFFUSION_LENS_TRAIN_SLOTS``,
+default 1: the machine's cores are for the forward passes of the image pages), in strict arrival order, so 60
+students who press *Train* together are served one after another and each sees how many are ahead.
+A finished training is kept (keyed on the points and the exact settings; the same seed gives the same network), so
+a second student with the same settings gets it at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from model.diffusion.schedule import Schedule, make_schedule
+from model.particles import data, mlp, race
+
+TRAIN_SLOTS = max(1, int(os.environ.get("DIFFUSION_LENS_TRAIN_SLOTS", "1") or 1))
+MAX_TRAIN_STEPS = 2000  # the most optimiser steps one training may take (a few seconds on one core)
+KEEP_TRAINED = 64  # finished trainings kept for every session (each is ~70 kB of weights)
+
+
+def points_key(points: torch.Tensor) -> str:
+    """The cache key of a point set: sha256 of its float32 bytes."""
+    return hashlib.sha256(points.float().numpy().tobytes()).hexdigest()[:16]
+
+
+@st.cache_resource(show_spinner=False)
+def schedule() -> Schedule:
+    """The particle lab's noise schedule: the project's linear DDPM schedule (Ho et al.), T = 1000."""
+    return make_schedule("linear")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def dataset(name: str, n: int, seed: int) -> torch.Tensor:
+    return data.make_dataset(name, n, seed)
+
+
+# --- the training queue ---------------------------------------------------------------------------------------------
+
+
+class TrainingQueue:
+    """FIFO admission to :attr:`slots` concurrent trainings that keeps a waiter's place while it polls (so a page can
+    redraw "3 ahead of you" between polls without losing its turn)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self._running = 0
+
+    def join(self) -> object:
+        with self._cond:
+            ticket = object()
+            self._queue.append(ticket)
+            return ticket
+
+    def ahead(self, ticket: object) -> int:
+        """How many are queued before ``ticket`` (0: next in line)."""
+        with self._cond:
+            return self._queue.index(ticket) if ticket in self._queue else 0
+
+    def wait(self, ticket: object, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a slot; True once admitted (the ticket then holds a slot until :meth:`done`)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: self._queue[0] is ticket and self._running < self.slots, timeout)
+            if ok:
+                self._queue.popleft()
+                self._running += 1
+                self._cond.notify_all()
+            return ok
+
+    def leave(self, ticket: object) -> None:
+        """Give up a place that was never admitted (the session went away)."""
+        with self._cond:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            self._cond.notify_all()
+
+    def done(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+QUEUE = TrainingQueue(TRAIN_SLOTS)
+
+
+def queued(poll_s: float = 0.5) -> Iterator[int]:
+    """Queue for a training slot: yields the number of trainings ahead (to show) every ``poll_s`` while waiting, and
+    returns once admitted. The caller must call ``QUEUE.done()`` after training (use :func:`train_live`)."""
+    ticket = QUEUE.join()
+    try:
+        while not QUEUE.wait(ticket, poll_s):
+            yield QUEUE.ahead(ticket) + QUEUE.slots
+    except BaseException:
+        QUEUE.leave(ticket)
+        raise
+
+
+# --- trained networks, shared -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A finished training: the network (read-only from here on), its loss per step, and how long it took."""
+
+    net: mlp.ParticleMLP
+    losses: tuple[float, ...]
+    seconds: float
+
+
+_trained: OrderedDict[tuple, Trained] = OrderedDict()
+_trained_lock = threading.Lock()
+
+
+def trained(key: tuple) -> Trained | None:
+    with _trained_lock:
+        if key in _trained:
+            _trained.move_to_end(key)
+            return _trained[key]
+        return None
+
+
+def _keep(key: tuple, result: Trained) -> None:
+    with _trained_lock:
+        _trained[key] = result
+        while len(_trained) > KEEP_TRAINED:
+            _trained.popitem(last=False)
+
+
+def train_live(points: torch.Tensor, config: mlp.TrainConfig) -> Iterator[mlp.TrainProgress | int]:
+    """Queue, then train, yielding ints (trainings ahead) while queued and :class:`~model.particles.mlp.TrainProgress`
+    while training; the finished network is kept for :func:`trained`. Runs on the page's own thread with the thread
+    count the app chose; the MLP is below torch's parallel grain, so it uses one core."""
+    if config.steps > MAX_TRAIN_STEPS:
+        raise ValueError(f"at most {MAX_TRAIN_STEPS} steps per training")
+    key = (points_key(points), config)
+    yield from queued()
+    try:
+        last = None
+        for last in mlp.train(points, schedule(), config):
+            yield last
+        if last is not None:
+            _keep(key, Trained(last.net.eval(), tuple(last.losses), last.seconds))
+    finally:
+        QUEUE.done()
+
+
+# --- the race ---------------------------------------------------------------------------------------------------------
+
+
+def race_rows(runs: list[race.RaceRun], quality: dict[tuple[str, int], float]) -> list[dict]:
+    """Table rows (scheduler, steps, evaluations, quality, straightness) of finished runs."""
+    return [
+        {
+            "scheduler": r.name,
+            "steps": r.num_steps,
+            "evaluations": r.evaluations,
+            "quality": quality[(r.name, r.num_steps)],
+            "straightness": r.straightness,
+        }
+        for r in runs
+    ]
+
+
+def fashion_eps(model, label: int | None):
+    """The loaded Fashion generator as ``eps_fn(x_t, t)`` for :func:`model.particles.race.eps_network_model`:
+    diffusers' float timesteps are rounded to the integer steps the network was trained on."""
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tt = torch.as_tensor(t, dtype=torch.float64).round().clamp(0, model.schedule.T - 1).long()
+        return model.eps(x_t.float(), tt, class_labels=label)
+
+    return eps_fn
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, 1, H, W) in about [-1, 1] -> (B, H, W) uint8."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,161 @@
+"""Pure Plotly builders for the Particle lab and the Sampler race: plain arrays in, ``go.Figure`` out.
+
+No Streamlit here; ``tests/unit/app/test_plots_particles.py`` builds the figures directly. Points and arrows are
+(N, 2) arrays in the lab's coordinates (about [-1, 1]); paths are (S + 1, B, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from app.plots import layout
+
+DATA = "#111111"
+NOISY = "#9e9e9e"
+EXACT = "#1f77b4"
+LEARNED = "#d62728"
+ODE = "#1f77b4"
+SDE = "#ff7f0e"
+EXTENT = 1.6  # the square every particle chart shows: [-EXTENT, EXTENT]^2
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _square(fig: go.Figure, height: int = 460) -> go.Figure:
+    fig.update_xaxes(range=[-EXTENT, EXTENT], zeroline=False)
+    fig.update_yaxes(range=[-EXTENT, EXTENT], zeroline=False, scaleanchor="x", scaleratio=1)
+    fig.update_layout(height=height)
+    return fig
+
+
+def _segments(starts: np.ndarray, ends: np.ndarray) -> tuple[list, list]:
+    """x and y lists of line segments start -> end separated by None (one trace draws them all)."""
+    xs: list = []
+    ys: list = []
+    for (x0, y0), (x1, y1) in zip(starts.tolist(), ends.tolist(), strict=True):
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return xs, ys
+
+
+def arrows(grid: np.ndarray, field: np.ndarray, length: float) -> np.ndarray:
+    """Arrow tips: each grid point moved along its field vector, scaled so the longest arrow is ``length``."""
+    norm = float(np.linalg.norm(field, axis=1).max()) if len(field) else 0.0
+    return grid + field * (length / norm if norm > 0 else 0.0)
+
+
+def points_trace(points: np.ndarray, name: str = "data x⁽ⁱ⁾", colour: str = DATA, size: int = 5) -> go.Scatter:
+    return go.Scatter(
+        x=points[:, 0], y=points[:, 1], mode="markers", name=name, marker=dict(size=size, color=colour, opacity=0.8)
+    )
+
+
+def field_figure(
+    points: np.ndarray,
+    grid: np.ndarray,
+    field: np.ndarray,
+    title: str,
+    noisy: np.ndarray | None = None,
+    learned: np.ndarray | None = None,
+    length: float = 0.12,
+) -> go.Figure:
+    """The exact field (blue arrows from each grid point) over the data (black) and, optionally, the noised particles
+    x_t (grey) and a learned field on the same grid (red arrows, scaled like the exact ones)."""
+    fig = go.Figure()
+    if noisy is not None:
+        fig.add_trace(points_trace(noisy, "noised particles x_t", NOISY, 4))
+    fig.add_trace(points_trace(points))
+    tips = arrows(grid, field, length)
+    xs, ys = _segments(grid, tips)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="exact field", line=dict(color=EXACT, width=1.5)))
+    fig.add_trace(
+        go.Scatter(x=tips[:, 0], y=tips[:, 1], mode="markers", showlegend=False, marker=dict(size=3, color=EXACT))
+    )
+    if learned is not None:
+        norm = float(np.linalg.norm(field, axis=1).max()) or 1.0  # the same scale as the exact arrows
+        ltips = grid + learned * (length / norm)
+        xs, ys = _segments(grid, ltips)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="learned field", line=dict(color=LEARNED, width=1.5)))
+    return _square(layout(fig, title, 480), 480)
+
+
+def paths_figure(points: np.ndarray, groups: dict[str, np.ndarray], title: str, colours=None) -> go.Figure:
+    """Particle paths, one colour per group (e.g. ``{"ODE (DDIM)": path, "SDE (DDPM)": path}``, each (S + 1, B, 2)),
+    with each path's start (open circle) and end (filled dot) over the data."""
+    colours = colours or {}
+    fig = go.Figure([points_trace(points, size=4)])
+    for i, (name, path) in enumerate(groups.items()):
+        colour = colours.get(name, PALETTE[i % len(PALETTE)])
+        xs: list = []
+        ys: list = []
+        for b in range(path.shape[1]):
+            xs += path[:, b, 0].tolist() + [None]
+            ys += path[:, b, 1].tolist() + [None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color=colour, width=1), opacity=0.7))
+        fig.add_trace(
+            go.Scatter(
+                x=path[-1, :, 0], y=path[-1, :, 1], mode="markers", showlegend=False, marker=dict(size=5, color=colour)
+            )
+        )
+    start = next(iter(groups.values()))[0] if groups else np.zeros((0, 2))
+    fig.add_trace(
+        go.Scatter(
+            x=start[:, 0], y=start[:, 1], mode="markers", name="start x_T (same seeds)",
+            marker=dict(size=6, color="white", line=dict(color="#555", width=1)),
+        )
+    )  # fmt: skip
+    fig.update_layout(xaxis_range=[-3, 3])
+    fig = layout(fig, title, 480)
+    fig.update_xaxes(range=[-3, 3], zeroline=False)
+    fig.update_yaxes(range=[-3, 3], zeroline=False, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def loss_figure(losses: Sequence[float], total_steps: int) -> go.Figure:
+    """The training loss per step (faint) and its running mean over 50 steps, log y, x up to ``total_steps``."""
+    y = np.asarray(losses, dtype=float)
+    steps = np.arange(1, len(y) + 1)
+    fig = go.Figure(go.Scatter(x=steps, y=y, mode="lines", name="loss per step", line=dict(color="#bbb", width=1)))
+    if len(y) >= 2:
+        k = min(50, len(y))
+        smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+        fig.add_trace(go.Scatter(x=steps[k - 1 :], y=smooth, mode="lines", name=f"mean of {k}", line=dict(width=2)))
+    fig.update_xaxes(title="optimiser step", range=[0, total_steps])
+    fig.update_yaxes(title="loss", type="log")
+    return layout(fig, "Training loss", 320)
+
+
+def samples_figure(points: np.ndarray, samples: np.ndarray, title: str) -> go.Figure:
+    """Samples of the learned model (red) over the data (black)."""
+    fig = go.Figure([points_trace(points, size=4), points_trace(samples, "samples", LEARNED, 4)])
+    return _square(layout(fig, title, 420), 420)
+
+
+def race_figure(rows: Sequence[dict], quality_label: str) -> go.Figure:
+    """Two panels against network evaluations (log x): quality (log y, lower is better) and path straightness
+    (1 = a straight line), one line per scheduler. ``rows``: dicts with scheduler, evaluations, quality,
+    straightness."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(quality_label + " (lower is better)", "path straightness"))
+    names = list(dict.fromkeys(r["scheduler"] for r in rows))
+    for i, name in enumerate(names):
+        mine = sorted((r for r in rows if r["scheduler"] == name), key=lambda r: r["evaluations"])
+        nfe = [r["evaluations"] for r in mine]
+        colour = PALETTE[i % len(PALETTE)]
+        dash = "dash" if name.startswith("FlowMatch") else "solid"
+        q = [max(float(r["quality"]), 1e-6) for r in mine]
+        line = dict(color=colour, dash=dash)
+        fig.add_trace(go.Scatter(x=nfe, y=q, mode="lines+markers", name=name, line=line, legendgroup=name), 1, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=nfe, y=[r["straightness"] for r in mine], mode="lines+markers", name=name, line=line,
+                legendgroup=name, showlegend=False,
+            ),
+            1, 2,
+        )  # fmt: skip
+    fig.update_xaxes(type="log", title="network evaluations")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    return layout(fig, "The sampler race: quality and straightness against network evaluations", 420)

@@ -1,0 +1,202 @@
+"""Page: the particle lab. Diffusion on a 2-D point set, where the ideal denoiser has a closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import backend_particles as bp
+from app import plots_particles as pp
+from app import state
+from model.diffusion.forward import q_sample
+from model.particles import data, exact, flow, metrics, mlp, paths
+
+state.set_default("pl_data", "moons")
+state.set_default("pl_n", 300)
+state.set_default("pl_k", 2)
+state.set_default("pl_seed", 0)
+state.set_default("pl_text", "0.5, 0.3\n-0.5, -0.2\n0.0, 0.6")
+state.set_default("pl_mode", "ε-prediction (DDPM)")
+state.set_default("pl_use", "all points")
+state.set_default("pl_t", 500)
+state.set_default("pl_steps", 25)
+state.set_default("pl_train_steps", 1000)
+MODES = ("ε-prediction (DDPM)", "flow matching")
+GRID_N = 17  # arrows per side of the field's grid
+N_PATHS = 48  # particles whose paths are drawn
+N_SAMPLES = 600  # samples drawn from a trained network
+
+st.title("Particle lab: diffusion on points you can see")
+st.markdown(
+    "With a finite data set the *perfect* denoiser needs no training: the posterior over which point was noised is a "
+    "softmax, and x̂₀ is the softmax-weighted mean of the points. Watch its field with 1 point, 2 points, then all of "
+    "them; follow particles from noise to data along the ODE and the SDE; then train a small network live and lay "
+    "its field over the exact one."
+)
+
+
+def read_points() -> torch.Tensor:
+    """The chosen data set as (N, 2), or one sentence and ``st.stop()`` for bad input."""
+    c1, c2, c3 = st.columns(3)
+    name = c1.selectbox("Data set", data.DATASETS, key="pl_data", persist_state="session")
+    seed = int(c3.number_input("Seed", 0, 2**31 - 1, key="pl_seed", persist_state="session"))
+    if name == "few points":
+        k = c2.slider("Points", 1, 8, key="pl_k", persist_state="session")
+        return bp.dataset(name, int(k), seed)
+    if name != "your points":
+        n = c2.select_slider("Points", [50, 100, 300, 1000], key="pl_n", persist_state="session")
+        return bp.dataset(name, int(n), seed)
+    text = st.text_area(
+        "Your points, one per line as x, y (keep them within ±1.5)", key="pl_text", persist_state="session", height=120
+    )
+    try:
+        typed = data.parse_points(text) if text.strip() else None
+        brushed = brush_points()
+        if typed is None and brushed is None:
+            data.check_points(np.zeros((0, 2)))  # raises: "There are no points yet: ..."
+    except ValueError as exc:
+        st.warning(str(exc))
+        st.stop()
+    return torch.cat([p for p in (typed, brushed) if p is not None])
+
+
+def brush_points() -> torch.Tensor | None:
+    """Points brushed by a lasso or box selection on a faint grid (None when nothing is selected)."""
+    grid = data.brush_grid()
+    fig = pp.samples_figure(np.zeros((0, 2)), grid.numpy(), "Brush: lasso or box-select grid dots to add them")
+    fig.update_traces(marker=dict(size=4, color="#ccc"), selector=dict(name="samples"))
+    fig.update_layout(dragmode="lasso")
+    event = st.plotly_chart(fig, key="pl_brush", on_select="rerun", selection_mode=("lasso", "box"), width="stretch")
+    indices = [p["point_index"] for p in (event.selection.points if event else []) if "point_index" in p]
+    return data.brushed(indices, grid) if indices else None
+
+
+points = read_points()
+if len(points) == 1:
+    st.info("One point: every path runs straight to it. Add a second point to see the field split.")
+sched = bp.schedule()
+mode = st.radio("Parametrisation", MODES, key="pl_mode", horizontal=True, persist_state="session")
+is_flow = mode == MODES[1]
+
+# --- 1. the exact denoiser -------------------------------------------------------------------------------------------
+st.header("1. The exact denoiser of the point set")
+if is_flow:
+    st.latex(
+        r"x_\sigma=(1-\sigma)x_0+\sigma\varepsilon,\quad w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_\sigma-(1-\sigma)"
+        r"x^{(i)}\|^2}{2\sigma^2}\Big),\quad \hat x_0=\sum_i w_i x^{(i)},\quad \hat v=\frac{x_\sigma-\hat x_0}{\sigma}"
+    )
+else:
+    st.latex(
+        r"x_t=\sqrt{\bar\alpha_t}x_0+\sqrt{1-\bar\alpha_t}\varepsilon,\quad w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_t-"
+        r"\sqrt{\bar\alpha_t}x^{(i)}\|^2}{2(1-\bar\alpha_t)}\Big),\quad \hat x_0=\sum_i w_i x^{(i)}"
+    )
+c1, c2 = st.columns([2, 1])
+t = int(c1.slider("t (0 = the first noising step)", 0, sched.T - 1, key="pl_t", persist_state="session"))
+use = c2.radio("Points used", ["1 point", "2 points", "all points"], key="pl_use", horizontal=True)
+subset = points[: {"1 point": 1, "2 points": 2}.get(use, len(points))]
+sigma = (t + 1) / sched.T  # flow matching's noise level for this t (sigma = 1 at t = T - 1)
+grid = torch.stack(torch.meshgrid(*[torch.linspace(-1.4, 1.4, GRID_N)] * 2, indexing="xy"), -1).reshape(-1, 2)
+noise = paths.start_noise(len(subset), seed=1)
+if is_flow:
+    noisy = flow.interpolate(subset, noise, sigma)
+    field = -exact.exact_velocity(subset, grid, sigma)  # sampling runs sigma down, so particles move along -v
+    caption = f"σ = {sigma:.3f}: arrows are −v̂ (where Euler moves a particle as σ falls)."
+else:
+    noisy, _ = q_sample(sched, subset, t, noise=noise)
+    eps_hat = exact.vp_eps_hat(sched, subset, grid, t)
+    field = exact.vp_drift(sched, grid, t, eps_hat)
+    caption = f"ᾱ_t = {sched.alpha_bar_floats[t]:.4f}: arrows are the probability-flow drift ½β(t)(x − ε̂/√(1−ᾱ_t))."
+title = f"Exact field at {'σ' if is_flow else 't'} = {sigma if is_flow else t:g}, {len(subset)} point(s)"
+field_box = st.empty()
+st.caption(caption + " Arrow lengths are scaled to the longest one.")
+
+# --- 2. paths --------------------------------------------------------------------------------------------------------
+st.header("2. From noise to data: ODE and SDE on the same seeds")
+steps = int(st.slider("Sampling steps", 2, 100, key="pl_steps", persist_state="session"))
+x_T = paths.start_noise(N_PATHS, seed=int(st.session_state["pl_seed"]) + 11)
+if is_flow:
+    groups = {"ODE (Euler on v̂)": flow.flow_paths(exact.exact_velocity_model(subset), x_T, steps)}
+    note = "Flow matching samples with the ODE; its SDE is the ε view's (switch above)."
+else:
+    model = exact.exact_eps_model(sched, subset)
+    groups = {
+        "ODE (DDIM, η = 0)": paths.vp_paths(model, sched, x_T, steps, "ddim"),
+        "SDE (DDPM)": paths.vp_paths(model, sched, x_T, steps, "ddpm", seed=3),
+    }
+    note = "Both start from the same x_T; the SDE adds fresh noise at every step, the ODE none."
+st.plotly_chart(
+    pp.paths_figure(subset.numpy(), {k: v.numpy() for k, v in groups.items()}, "Paths of the exact denoiser"),
+    width="stretch",
+)
+cols = st.columns(len(groups))
+for col, (name, path) in zip(cols, groups.items(), strict=True):
+    near = torch.cdist(path[-1], subset).min(1).values
+    col.metric(f"{name}: straightness", f"{float(paths.straightness(path).mean()):.3f}")
+    col.caption(f"Mean distance of the end points to the nearest data point: {float(near.mean()):.4f}")
+st.caption(note + " Straightness = |end − start| / path length (1 = a straight line).")
+
+# --- 3. train a network ---------------------------------------------------------------------------------------------
+st.header("3. Train a small network live, and compare its field")
+kind = "flow" if is_flow else "epsilon"
+c1, c2 = st.columns([1, 2])
+train_steps = c1.select_slider("Training steps", [250, 500, 1000, 1500, 2000], key="pl_train_steps")
+config = mlp.TrainConfig(kind=kind, steps=int(train_steps), seed=int(st.session_state["pl_seed"]))
+key = (bp.points_key(points), config)
+c2.caption(
+    f"A 3-layer MLP (128 wide) learns {'v = ε − x₀' if is_flow else 'ε'} on all {len(points)} points with the simple "
+    f"loss; {train_steps} steps of 256 points take a few seconds on one core. Trainings run one at a time for the "
+    "whole class, in arrival order; the same settings are trained once and shared."
+)
+result = bp.trained(key)
+learned_np = None  # the learned field on the grid, for section 1's overlay
+if result is None and st.button("Train the network", type="primary"):
+    status, loss_box, sample_box = st.empty(), st.empty(), st.empty()
+    bar = st.progress(0.0, text="Queued…")
+    try:
+        for item in bp.train_live(points, config):
+            if isinstance(item, int):
+                status.info(f"Waiting for a free trainer: {item} training(s) ahead of yours.")
+                continue
+            status.empty()
+            bar.progress(item.step / item.of, text=f"Step {item.step} of {item.of} ({item.seconds:.1f} s)")
+            if item.step % 250 == 0 or item.done:
+                loss_box.plotly_chart(pp.loss_figure(item.losses, item.of), width="stretch")
+    except ValueError as exc:
+        st.warning(str(exc))
+    result = bp.trained(key)
+    bar.empty()
+    loss_box.empty()  # the finished curve is drawn below with the samples
+
+if result is None:
+    st.caption("Press *Train the network* to fit it; the loss curve fills in as it learns.")
+else:
+    net = result.net
+    xs = paths.start_noise(N_SAMPLES, seed=5)
+    if is_flow:
+        learned_field = -mlp.as_velocity_model(net)(grid, torch.full((len(grid),), sigma))
+        samples = flow.flow_paths(mlp.as_velocity_model(net), xs, 16)[-1]
+    else:
+        learned_eps = mlp.as_eps_model(net, sched)(grid, torch.full((len(grid),), t))
+        learned_field = exact.vp_drift(sched, grid, t, learned_eps)
+        samples = paths.vp_paths(mlp.as_eps_model(net, sched), sched, xs, 16, "ddim")[-1]
+    score = metrics.mmd(samples, points) if len(points) > 1 else float("nan")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(pp.loss_figure(result.losses, len(result.losses)), width="stretch", key="pl_loss")
+    c2.plotly_chart(
+        pp.samples_figure(points.numpy(), samples.numpy(), f"{N_SAMPLES} samples, 16 steps (MMD² {score:.4f})"),
+        width="stretch",
+    )
+    st.caption(
+        f"Trained in {result.seconds:.1f} s. MMD² compares the samples with the data (0 = same distribution); the "
+        "learned field (red) is drawn over the exact one (blue) in section 1, at the same t. Where the two disagree "
+        "the network has smoothed the data: it cannot memorise every point, which is why it generalises."
+    )
+    if len(subset) == len(points):
+        learned_np = learned_field.numpy()
+    else:
+        st.caption("The overlay needs *all points* in section 1: the network was trained on all of them.")
+field_box.plotly_chart(
+    pp.field_figure(subset.numpy(), grid.numpy(), field.numpy(), title, noisy=noisy.numpy(), learned=learned_np),
+    width="stretch",
+)
