@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import backend, janitor, present, server_stats, sidebar, state, urlstate
+from app import backend, janitor, model_choice, present, server_stats, sidebar, state, urlstate
 from model.nets import batching, precision, runtime
 
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
@@ -46,7 +46,9 @@ PAGES = [
 ]
 
 nav = st.navigation(PAGES)
+urlstate.check_page(nav, PAGES)  # an address naming no page gets a sentence (Streamlit shows the default silently)
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
+model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
 sidebar.render()
 present.apply()
 present.phone_nav(PAGES)
