@@ -66,6 +66,7 @@ _lock = threading.Lock()
 _runs: dict[str | None, list[LongRun]] = {}
 _stats = {"started": 0, "finished": 0, "cancelled": 0, "steps": 0}
 _lane: runtime.FairSemaphore | None = None
+_refusing: list[str] = []  # why new runs are refused (the server drains for a restart), empty when they are not
 
 
 def lane_slots() -> int:
@@ -114,6 +115,18 @@ def session_alive(session_id: str | None) -> bool:
         return True
 
 
+def refuse_new(why: str) -> None:
+    """From now on a new long run is cancelled before its first step, ``because {why}`` (app/drain.py)."""
+    with _lock:
+        _refusing[:] = [why]
+
+
+def sessions_running() -> set[str]:
+    """The sessions with a long run in progress."""
+    with _lock:
+        return {sid for sid, runs in _runs.items() if sid is not None and runs}
+
+
 def running() -> int:
     """Long runs in progress in this process."""
     with _lock:
@@ -149,6 +162,8 @@ def long_run(what: str, session_id: str | None = None) -> Iterator[LongRun]:
                 older.cancel("a newer run of the same session replaced it")
         _runs.setdefault(sid, []).append(run)
         _stats["started"] += 1
+        if _refusing:
+            run.cancel(_refusing[0])
     try:
         yield run
         with _lock:
@@ -197,4 +212,5 @@ def reset() -> None:
     with _lock:
         _lane = None
         _runs.clear()
+        _refusing.clear()
         _stats.update(started=0, finished=0, cancelled=0, steps=0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import backend, janitor, model_choice, present, server_stats, sidebar, state, urlstate
+from app import backend, drain, janitor, model_choice, present, server_stats, sidebar, state, urlstate
 from model.nets import batching, precision, runtime
 
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
@@ -24,6 +24,7 @@ batching.enable()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)
 backend.warm_up()  # the default model loads in the background at the first request, before anyone needs it
 server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server_stats.py)
+drain.install()  # SIGTERM: the long runs finish and the students read that the server restarts (app/drain.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # error on every page load in an offline classroom).
 st.set_page_config(page_title="Diffusion Lens", page_icon=str(ROOT / "app" / "favicon.png"), layout="wide")
 state.init()
+drain.notice()  # while the server drains for a restart: one sentence at the top of every page
 
 # Material Symbols ship with Streamlit's frontend, so the icons show on any machine
 # (emoji need a system emoji font, which a bare Linux classroom PC may lack).
