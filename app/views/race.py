@@ -84,7 +84,9 @@ if contest == CONTESTS[0]:
     data_name = st.radio("Data", ("moons", "rings"), key="race_data", horizontal=True, persist_state="session")
     rows, race_paths, pts = particle_race(data_name, tuple(names), tuple(counts), seed)
     st.plotly_chart(pp.race_figure(rows, "MMD² to the data"), width="stretch")
-    shown = st.select_slider("Paths at", counts, value=counts[len(counts) // 2], format_func=lambda n: f"{n} steps")
+    shown = st.select_slider(
+        "Paths at", counts, value=counts[len(counts) // 2], format_func=lambda n: f"{n} steps", key="race_paths"
+    )
     groups = {name: race_paths[(name, shown)] for name in names}
     st.plotly_chart(
         pp.paths_figure(pts, groups, f"40 paths per scheduler at {shown} steps, in the flow frame"), width="stretch"
