@@ -91,6 +91,8 @@ class LoadedModel:
     device: str = "cpu"
     classes: tuple[str, ...] | None = None  # class names of a class-conditional model, else None
     null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
+    # guidance acts only for lo <= t <= hi (classes.json "guidance_interval"; None: at every t); measured per model
+    guidance_interval: tuple[int, int] | None = None
     precision: PrecisionChoice | None = field(default=None, compare=False)  # None: plain fp32 (model/nets/precision.py)
 
     @property
@@ -234,9 +236,11 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
     size = layout.config.get("sample_size", 64)
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     classes, null = _read_classes(folder, layout.config, name)
+    interval = _read_guidance_interval(folder, schedule.T, name) if null is not None else None
     model = LoadedModel(
-        unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null
-    )
+        unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null,
+        guidance_interval=interval,
+    )  # fmt: skip
     return precision.apply(model)  # the fastest path that passes the fidelity guard, if the policy says "auto"
 
 
@@ -264,6 +268,22 @@ def _read_classes(folder: Path, config: dict, name: str) -> tuple[tuple[str, ...
     if null is not None and (not isinstance(null, int) or not 0 <= null < int(n) or null < len(names)):
         raise ModelLoadError(f"classes.json of {name} has a bad null_label {null!r}; re-save the model.")
     return tuple(names), null
+
+
+def _read_guidance_interval(folder: Path, T: int, name: str) -> tuple[int, int] | None:
+    """``classes.json``'s ``"guidance_interval": [lo, hi]``: the timesteps where classifier-free guidance acts
+    (:func:`model.diffusion.guidance.in_interval`), or None (every t). Chosen by measurement: bench/guidance.py."""
+    f = folder / "classes.json"
+    if not f.is_file():
+        return None
+    iv = _read_json(f).get("guidance_interval")
+    if iv is None:
+        return None
+    if not (isinstance(iv, list) and len(iv) == 2 and all(isinstance(v, int) for v in iv) and 0 <= iv[0] <= iv[1] < T):
+        raise ModelLoadError(
+            f"classes.json of {name} has a bad guidance_interval {iv!r}: use [lo, hi] with 0 <= lo <= hi < {T}."
+        )
+    return int(iv[0]), int(iv[1])
 
 
 # ---------------------------------------------------------------------------------
