@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import backend, drain, janitor, model_choice, present, server_stats, sidebar, state, urlstate
+from app import backend, drain, glossary, janitor, model_choice, present, server_stats, sidebar, state, tour, urlstate
 from model.nets import batching, precision, runtime
 
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
@@ -37,7 +37,8 @@ drain.notice()  # while the server drains for a restart: one sentence at the top
 # Material Symbols ship with Streamlit's frontend, so the icons show on any machine
 # (emoji need a system emoji font, which a bare Linux classroom PC may lack).
 PAGES = [
-    st.Page("views/forward.py", title="Forward process", icon=":material/blur_on:", url_path="forward", default=True),
+    st.Page("views/start.py", title="Start here", icon=":material/flag:", url_path="start", default=True),
+    st.Page("views/forward.py", title="Forward process", icon=":material/blur_on:", url_path="forward"),
     st.Page("views/denoise.py", title="Denoise one step", icon=":material/auto_fix_high:", url_path="denoise"),
     st.Page("views/trajectory.py", title="Reverse trajectory", icon=":material/fast_rewind:", url_path="trajectory"),
     st.Page("views/inside.py", title="Inside the network", icon=":material/hub:", url_path="inside"),
@@ -45,6 +46,7 @@ PAGES = [
     st.Page("views/particles.py", title="Particle lab", icon=":material/scatter_plot:", url_path="particles"),
     st.Page("views/race.py", title="Sampler race", icon=":material/speed:", url_path="race"),
     st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
+    st.Page("views/glossary.py", title="Words (glossary)", icon=":material/dictionary:", url_path="glossary"),
 ]
 
 nav = st.navigation(PAGES)
@@ -52,10 +54,12 @@ urlstate.check_page(nav, PAGES)  # an address naming no page gets a sentence (St
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
 sidebar.render()
+glossary.sidebar()  # the "Words used here" drawer on every page (app/glossary.py)
 present.apply()
 present.phone_nav(PAGES)
 for note in urlstate.take_notes():
     st.warning(note)
+tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/tour.py)
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and
 # nothing after it reaches the browser) and again after it (what the page itself changed, e.g. a finished run).
 urlstate.write(nav.url_path)

@@ -165,6 +165,8 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("lr", "obj_lr", _choice({f"{v:g}": v for v in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)}), _show_float),
     ),
     "about": (),
+    "start": (),
+    "glossary": (),
 }
 # the "no label" entry of each page's class widget
 _NO_LABEL_SHOWN = {"den_class": "no label (∅)", "traj_class": "no label (unconditional)", "ins_label": "no label (∅)"}
@@ -175,8 +177,8 @@ RES = Field("res", "resolution", _choice({str(r): r for r in backend.RESOLUTIONS
 
 
 def page_name(url_path: str) -> str:
-    """The page's name in :data:`PAGE_FIELDS` ("" is the default page: Forward)."""
-    return url_path or "forward"
+    """The page's name in :data:`PAGE_FIELDS` ("" is the default page: Start here, app/views/start.py)."""
+    return url_path or "start"
 
 
 def _note(text: str) -> None:

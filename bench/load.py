@@ -185,7 +185,7 @@ async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float
                 which, key = ("denoise", "den_t") if which == "forward" else ("forward", "fwd_t")
                 action = f"to_{which}"
                 first = which == "denoise" and "den_t" not in s.widgets
-                r = await s.rerun(page="" if which == "forward" else which)
+                r = await s.rerun(page=which)
                 caption = WS_CAPTIONS[which].format(t=int(s.slider_value(key)))
                 record(res, f"{action}{' (1st)' if first else ''}", r, caption)
                 actions += 1

@@ -309,7 +309,8 @@ class StreamlitSession:
             raise StreamlitError("; ".join(run.exceptions))
         return run
 
-    async def open(self, page: str = "") -> RunResult:
+    async def open(self, page: str = "forward") -> RunResult:
+        """The first run of the session on ``page`` (a url path; "" is the app's default page, Start here)."""
         return await self.rerun(page or None)
 
     def set_slider(self, key: str, value: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, figures, pictures, state, urlstate
+from app import backend, backend_reverse, figures, pictures, reveal, state, urlstate
 from app.common import progressive, require_image, require_model
 from app.render import NOISE_CAPTION, noise_picture, picture
 
@@ -128,6 +128,7 @@ def settings_and_pictures() -> None:
 
     show_step(img, model, r, t, seed)
     show_sweep(img, model, mkey, r, t, seed, label)
+    reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/reveal.py)
 
 
 settings_and_pictures()

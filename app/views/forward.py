@@ -7,7 +7,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, figures, frequency, pictures, plots, present, state, urlstate
+from app import backend, figures, frequency, pictures, plots, present, reveal, state, urlstate
 from app.common import require_image
 from app.render import NOISE_CAPTION, picture, plural
 
@@ -100,6 +100,7 @@ def settings_and_pictures() -> None:
     snr = schedule_captions(schedule, schedule_name, t)
     frequency.forward_section(img, schedule, t, x_t)  # issue 27: the spectrum of x_t (app/frequency.py)
     markov_chain(img, schedule, schedule_name, t, seed, x_t, snr)
+    reveal.forward_question(img, schedule_name, seed)  # predict, then reveal (app/reveal.py)
 
 
 def schedule_captions(schedule, schedule_name: str, t: int) -> float:

@@ -7,9 +7,10 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, compare, estimates, frequency, plots_reverse, present, state, urlstate
+from app import backend, backend_reverse, compare, estimates, frequency, plots_reverse, present, reveal, state, urlstate
 from app.common import require_image, require_model
 from app.render import DISPLAY_PX, NOISE_CAPTION, plural
+from model.diffusion.guidance import guidance_help, in_interval
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure, slide
 from model.images.generate import DEFAULT_GUIDANCE
@@ -114,7 +115,7 @@ if model.conditional:
             key="traj_guidance",
             persist_state=KEEP,
             disabled=label is None,
-            help="0: the plain conditional model. Larger: more clearly the class, less varied.",
+            help=guidance_help(model),
         )
         guidance = float(guidance) if label is not None else 0.0
         yname = rf"\text{{{choice}}}" if label is not None else "y"
@@ -212,6 +213,8 @@ if model.conditional and model.guidable:
                     c.image(to_picture(pic, 64), width="stretch")
                 st.caption(f"t = {t_row}")
 
+reveal.guidance_question(st.session_state.get("traj_class"))  # predict, then reveal (app/reveal.py)
+
 stored = st.session_state.get(RUN_KEY)
 # the address carries run=1 (and the step) only while the run shown is the one of the settings shown
 st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
@@ -275,8 +278,9 @@ def scrub() -> None:
     parts = stored.get("parts")
     if parts:
         cond, uncond = parts[pos - 1]
-        w = stored["settings"].guidance
-        st.markdown(f"**What guidance adds at this step** (w = {w:g}): the sampler used the guided noise on the right.")
+        w_set, interval = stored["settings"].guidance, getattr(model, "guidance_interval", None)
+        w = w_set if in_interval(f.t, interval) else 0.0  # a model with an interval guides only inside it
+        st.markdown(f"**What guidance adds at this step** (w = {w_set:g}): the sampler used the noise on the right.")
         gc = st.columns(3)
         gc[0].image(to_picture(cond, DISPLAY_PX), caption="ε̂(x_t, y): with the class", width="stretch")
         gc[1].image(to_picture(uncond, DISPLAY_PX), caption="ε̂(x_t, ∅): without a label", width="stretch")
@@ -286,7 +290,9 @@ def scrub() -> None:
         st.caption(
             f"All three on the noise scale ({NOISE_CAPTION}). The difference between the first two is what the label "
             "says; guidance multiplies it, so the sample moves further towards the class."
-        )
+            + ("" if interval is None else f" This model guides only for {interval[0]} ≤ t ≤ {interval[1]}"
+               + ("." if w or not w_set else f": at t = {f.t} the sampler used ε̂(x_t, y) alone."))
+        )  # fmt: skip
 
     step_nums = list(range(1, run.num_steps + 1))
     charts = st.columns(2 if run.psnr is not None else 1)

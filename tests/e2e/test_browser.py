@@ -85,7 +85,7 @@ def slider_input(page, key: str):
 
 
 def test_upload_a_photo_and_move_t(page, app_url, shot):
-    open_app(page, app_url)
+    open_app(page, f"{app_url}/forward")
     switch_to_upload(page)
     upload(page, "cat.jpg", PHOTO.read_bytes(), "image/jpeg")
     page.get_by_test_id("stSidebar").get_by_text("x₀: cat.jpg").wait_for()
@@ -115,7 +115,7 @@ def test_upload_a_photo_and_move_t(page, app_url, shot):
 
 
 def test_bad_file_gives_one_sentence_then_a_good_file_works(page, app_url, shot):
-    open_app(page, app_url)
+    open_app(page, f"{app_url}/forward")
     switch_to_upload(page)
     upload(page, "notes.png", b"These are my lecture notes, not a picture.\n", "image/png")
     alert = page.locator("[data-testid='stAlert']").filter(has_text="whatever its name says").first

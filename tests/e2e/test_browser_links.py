@@ -21,7 +21,7 @@ def _fresh_page(browser):
 
 
 def test_a_link_opened_in_a_second_browser_shows_the_same_t_and_pictures(page, browser, app_url, shot):
-    open_app(page, app_url)
+    open_app(page, f"{app_url}/forward")
     page.locator(".st-key-fwd_schedule").get_by_text("cosine").click()
     wait_idle(page)
     thumb = slider_input(page, "fwd_t")

@@ -11,7 +11,7 @@ from .test_browser import image_with_caption, no_traceback, slider_input
 pytestmark = pytest.mark.e2e
 
 # page path, the slider's widget key, a caption prefix of a picture in the main row
-PAGES = [("", "fwd_t", "x_t at t ="), ("denoise", "den_t", "x_t: the input"), ("inside", "ins_t", "x_t: the input")]
+PAGES = [("forward", "fwd_t", "x_t at t ="), ("denoise", "den_t", "x_t: the input"), ("inside", "ins_t", "x_t: the input")]
 
 
 @pytest.mark.parametrize(("path", "slider", "caption"), PAGES, ids=["forward", "denoise", "inside"])

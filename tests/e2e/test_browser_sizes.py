@@ -13,7 +13,7 @@ from .test_browser import image_with_caption, no_traceback, slider_input
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["", "denoise", "trajectory", "inside", "objective", "about"]
+PAGES = ["", "forward", "denoise", "trajectory", "inside", "objective", "about"]
 SIZES = {"laptop": (1400, 1000, ""), "projector": (1920, 1080, "?present=1"), "phone": (400, 850, "")}
 
 OVERFLOW_JS = """() => {
@@ -69,7 +69,7 @@ def test_every_page_at_three_sizes(browser, app_url, size):
             page.wait_for_timeout(800)  # charts and formulas lay out
             page.wait_for_selector(IDLE)
             no_traceback(page)
-            page.screenshot(path=str(ARTIFACTS / f"size-{size}-{path or 'forward'}.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"size-{size}-{path or 'start'}.png"), full_page=True)
             nav = page.locator(".st-key-phone_nav")
             # the page links above the page: on a phone only. expect() polls (up to 10 s): on a busy machine the
             # style element that hides them can land a moment after the links themselves (seen once in CI)
@@ -77,8 +77,8 @@ def test_every_page_at_three_sizes(browser, app_url, size):
             if phone:
                 bad = page.evaluate(OVERFLOW_JS) + page.evaluate(CHART_TITLES_JS)
                 if bad:
-                    problems[path or "forward"] = bad
-            if phone and path == "":
+                    problems[path or "start"] = bad
+            if phone and path == "forward":
                 # x_t is on the same screen as its t slider (the picture row no longer stacks)
                 slider_top = slider_input(page, "fwd_t").bounding_box()["y"]
                 x_t = image_with_caption(page, "x_t at t =").bounding_box()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 SIDEBAR_WIDGETS = {"image_source", "sample_name", "resolution"}
 # page's url path, its t slider, the caption of the picture that shows t
-PAGES = [("", "fwd_t", "x_t at t = {t}"), ("denoise", "den_t", "x_t: the input at t = {t}")]
+PAGES = [("forward", "fwd_t", "x_t at t = {t}"), ("denoise", "den_t", "x_t: the input at t = {t}")]
 
 
 async def _step(url: str, path: str, key: str, caption: str, t: int):
@@ -46,7 +46,7 @@ def test_a_t_step_reruns_only_the_fragment(app_url, path, key, caption):
 
 def test_play_in_the_fragment_ends_with_slider_pictures_and_address_at_999(page, app_url):
     """The Play button is in the fragment: its click animates there, then a whole-app rerun moves the slider."""
-    open_app(page, app_url)
+    open_app(page, f"{app_url}/forward")
     page.get_by_role("button", name="Play: t from 0 to 999").click()
     # the last frame shows t = 999 before the whole-app rerun that moves the slider: wait for what that run does
     page.wait_for_url(re.compile(r"[?&]t=999(&|$)"), timeout=120_000)

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 def _app() -> AppTest:
     at = AppTest.from_file(APP_ENTRY, default_timeout=120)
+    at.switch_page("views/forward.py")  # "/" is the Start page (issue 26)
     at.run()
     assert not at.exception, at.exception
     return at
@@ -32,8 +33,9 @@ def test_default_page_shows_pictures_chart_and_formula():
     caps = image_captions(at)
     assert "x₀ — the clean photo" in caps and "x_t at t = 250" in caps
     assert any(c.startswith("ε ~ N(0, I)") for c in caps)
-    # sidebar thumbnail + x0, eps, x_t; the Markov-chain panel is off until toggled
-    assert _image_count(at) == 4
+    # sidebar thumbnail + x0, eps, x_t, and the 3 candidates of the predict-then-reveal question (app/reveal.py);
+    # the Markov-chain panel is off until toggled
+    assert _image_count(at) == 4 + 3 and {"A", "B", "C"} <= set(caps)
     assert len(at.get("plotly_chart")) == 1
     assert "(t = 250)" in at.latex[0].value
     assert not at.error

@@ -19,6 +19,7 @@ def every_source_allowed(monkeypatch):
 def _app() -> AppTest:
     at = AppTest.from_file(APP_ENTRY, default_timeout=120)
     at.session_state["resolution"] = 32
+    at.switch_page("views/forward.py")  # "/" is the Start page (issue 26)
     at.run()
     assert not at.exception, at.exception
     return at

@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 
 # page, its t slider, the caption prefix of the picture that shows t
 PAGES = [
-    (None, "fwd_t", "x_t at t = "),
+    ("views/forward.py", "fwd_t", "x_t at t = "),
     ("views/denoise.py", "den_t", "x_t: the input at t = "),
     ("views/inside.py", "ins_t", "x_t: the input at t = "),
 ]

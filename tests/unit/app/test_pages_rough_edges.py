@@ -18,7 +18,7 @@ def _text(at: AppTest) -> str:
 
 
 def test_forward_at_t0_does_not_write_x0_on_both_sides_and_counts_in_words(tiny_model_dir):
-    at = _app(tiny_model_dir)
+    at = _app(tiny_model_dir, "views/forward.py")
     at.session_state["fwd_t"] = 0
     at.session_state["fwd_chain"] = True
     at.run()
@@ -33,7 +33,7 @@ def test_forward_at_t0_does_not_write_x0_on_both_sides_and_counts_in_words(tiny_
 
 
 def test_histogram_caption_follows_the_snr_not_t(tiny_model_dir):
-    at = _app(tiny_model_dir)
+    at = _app(tiny_model_dir, "views/forward.py")
     for key, value in {"fwd_t": 505, "fwd_schedule": "cosine", "fwd_chain": True}.items():
         at.session_state[key] = value
     at.run()

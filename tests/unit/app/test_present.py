@@ -49,7 +49,7 @@ def test_present_from_the_link_and_leaving_it(tiny_model_dir):
 
 
 def test_play_on_forward_animates_t_and_ends_with_the_slider_on_the_last_frame(tiny_model_dir, fast_play):
-    at = _app(tiny_model_dir)
+    at = _app(tiny_model_dir, "views/forward.py")
     at.run()
     at.button(key="fwd_play").click().run()
     assert not at.exception, [e.value for e in at.exception]

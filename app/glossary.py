@@ -1,0 +1,245 @@
+"""The glossary: one home for every term the app uses, in plain words.
+
+:data:`TERMS` maps a term, as it is written on screen, to one or two plain sentences. The sidebar's "Words"
+expander (:func:`sidebar`), the Glossary page (app/views/glossary.py) and the widgets' help tooltips
+(:func:`helps`) all read it, so a term is explained once and the same way everywhere. A test checks that every
+term that appears in a widget's label has an entry (:func:`terms_in`).
+
+Pure Python (no Streamlit at import), so tests and other modules can read it cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str  # as written on screen
+    plain: str  # one or two plain sentences, no formula
+    formula: str = ""  # optional LaTeX, shown after the plain words on the Glossary page
+    aliases: tuple[str, ...] = ()  # other spellings that count as a use of the term (e.g. "eta" for η)
+
+
+_TERMS = (
+    Term(
+        "t",
+        "The timestep: how far along the noising a picture is. t = 0 is the first, lightest step of noise; "
+        "t = 999 (T − 1) the last, where almost nothing of the photo is left.",
+        aliases=("Timestep", "t_start"),
+    ),
+    Term(
+        "x₀",
+        "The clean picture: the photo (or garment) before any noise is added.",
+        aliases=("x_0", "x0"),
+    ),
+    Term(
+        "x_t",
+        "The noisy picture at timestep t: the clean picture, faded a little, plus Gaussian noise.",
+        r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon",
+        aliases=("xₜ",),
+    ),
+    Term(
+        "β",
+        "Beta: how much fresh noise one forward step adds (a small number, from 0.0001 to 0.02 here). The list of "
+        "all β_t is the noise schedule.",
+        r"q(x_t \mid x_{t-1}) = \mathcal{N}(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I)",
+        aliases=("beta", "β_t"),
+    ),
+    Term(
+        "ᾱ",
+        "Alpha-bar: the share of the clean picture's signal (in power) still left in x_t. Close to 1 at small t, "
+        "close to 0 at t = 999.",
+        r"\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)",
+        aliases=("alpha_bar", "ᾱ_t"),
+    ),
+    Term(
+        "Schedule",
+        "The noise schedule: the list of β_t (and so ᾱ_t) for every t. 'linear' raises β evenly; 'cosine' keeps "
+        "more of the picture for longer.",
+    ),
+    Term(
+        "SNR",
+        "Signal-to-noise ratio: how strong the picture is compared with the noise in x_t. Above 1 the picture "
+        "dominates; below 1 the noise does.",
+        r"\mathrm{SNR}_t = \bar\alpha_t / (1 - \bar\alpha_t)",
+        aliases=("signal-to-noise",),
+    ),
+    Term(
+        "ε",
+        "Epsilon: the random Gaussian noise that was mixed into the picture (mean 0, spread 1 per pixel).",
+        r"\epsilon \sim \mathcal{N}(0, I)",
+        aliases=("epsilon", "noise"),
+    ),
+    Term(
+        "ε̂",
+        "Epsilon-hat: the network's guess of the noise ε in x_t. Training makes this guess as close to ε as it can.",
+        r"\hat\epsilon = \epsilon_\theta(x_t, t)",
+        aliases=("eps_hat", "predicted noise"),
+    ),
+    Term(
+        "x̂₀",
+        "x-zero-hat: the network's guess of the clean picture, x_t with all of the guessed noise ε̂ taken out at "
+        "once. Blurry at large t, sharp at small t.",
+        r"\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}",
+        aliases=("x0_hat", "x̂_0"),
+    ),
+    Term(
+        "MSE",
+        "Mean squared error: the average of the squared differences, pixel by pixel. 0 means a perfect guess.",
+        r"\mathrm{MSE} = \mathrm{mean}\,(\hat\epsilon - \epsilon)^2",
+        aliases=("ε-MSE",),
+    ),
+    Term(
+        "PSNR",
+        "Peak signal-to-noise ratio, in decibels: how close a guess is to the clean picture. Higher is closer; "
+        "+6 dB is about half the error. Around 30 dB looks nearly perfect; below 15 dB is a blur.",
+        r"\mathrm{PSNR} = 10 \log_{10} (\mathrm{peak}^2 / \mathrm{MSE})",
+    ),
+    Term(
+        "DDPM",
+        "Denoising Diffusion Probabilistic Model (Ho et al. 2020): the sampler that removes a little of the "
+        "guessed noise and adds back a little fresh noise at every step. Random: two runs differ.",
+    ),
+    Term(
+        "DDIM",
+        "Denoising Diffusion Implicit Model (Song et al. 2021): a sampler that can skip steps (50 instead of 1000) "
+        "and, with η = 0, adds no fresh noise, so the same start always gives the same picture.",
+    ),
+    Term(
+        "η",
+        "Eta: how much fresh noise DDIM adds back at each step. 0: none (deterministic); 1: as much as DDPM.",
+        aliases=("eta",),
+    ),
+    Term(
+        "Steps",
+        "How many times the sampler asks the network for a guess on the way from noise to picture. More steps "
+        "take longer and usually give a cleaner result.",
+    ),
+    Term(
+        "Seed",
+        "The number that starts the random-number generator: the same seed and settings give the same noise, "
+        "so the same pictures.",
+    ),
+    Term(
+        "Class y",
+        "The label given to a class-conditional network (e.g. 'Sneaker'), so it guesses the noise of a picture "
+        "of that class. '∅' means no label.",
+        aliases=("class", "label", "y", "Class label y"),
+    ),
+    Term(
+        "guidance",
+        "Classifier-free guidance: the network guesses the noise twice, with the class and without it, and the "
+        "sampler pushes further in the direction the class adds, by a factor w. Whether that helps depends on the "
+        "network: measure it.",
+        r"\tilde\epsilon = \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))",
+        aliases=("Guidance scale w", "w"),
+    ),
+    Term(
+        "v-prediction",
+        "A network that guesses v, a mix of the noise and the clean picture, instead of the noise ε. The app "
+        "turns v into ε̂ and x̂₀, so every page shows the same things.",
+        r"v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0",
+        aliases=("v_prediction",),
+    ),
+    Term(
+        "Sampler",
+        "The recipe that walks from noise back to a picture, one network guess per step: DDPM or DDIM here.",
+    ),
+    Term(
+        "Resolution",
+        "The picture's size in pixels (px) on each side. The network works on this many pixels: larger is "
+        "sharper but slower.",
+        aliases=("px", "Working resolution"),
+    ),
+    Term(
+        "ResNet block",
+        "One of the network's building blocks: a few convolutions whose output is added to its input, with the "
+        "timestep t mixed in.",
+        aliases=("ResNet", "Block"),
+    ),
+    Term(
+        "Attention",
+        "A layer where every spot of the picture looks at every other spot and borrows from the ones that look "
+        "relevant. A query is the spot that looks; the map shows where it looks.",
+        aliases=("Attention layer", "Query"),
+    ),
+    Term(
+        "Learning rate",
+        "How big a change one training step makes to the network's weights.",
+    ),
+    Term(
+        "bound",
+        "The variational bound (ELBO): the training objective the simple noise-guessing loss comes from; a sum of "
+        "one term per timestep (L₀ … L_T).",
+        aliases=("ELBO", "VLB", "L_simple"),
+    ),
+    Term(
+        "x, y",
+        "The two coordinates of a point in the plane (the particle lab draws its points there).",
+        aliases=("x",),
+    ),
+    Term(
+        "Markov chain",
+        "A process where each step depends only on the step before. The forward process is one: x_t is made "
+        "from x_{t−1} alone.",
+    ),
+)
+
+TERMS: dict[str, Term] = {t.name: t for t in _TERMS}
+
+
+def lookup(word: str) -> Term | None:
+    """The entry for ``word`` (its name or an alias, case-insensitive), or None."""
+    w = word.strip().lower()
+    for term in _TERMS:
+        if w == term.name.lower() or w in (a.lower() for a in term.aliases):
+            return term
+    return None
+
+
+def _spellings(term: Term) -> tuple[str, ...]:
+    return (term.name, *term.aliases)
+
+
+def terms_in(text: str) -> list[str]:
+    """The names of the terms that ``text`` uses (a symbol anywhere, a word as a whole word), in glossary order."""
+    found = []
+    for term in _TERMS:
+        for s in _spellings(term):
+            if _uses(text, s):
+                found.append(term.name)
+                break
+    return found
+
+
+def _uses(text: str, spelling: str) -> bool:
+    if not spelling.isascii() or not spelling.replace("-", "").replace(" ", "").isalnum():
+        return spelling in text  # a symbol (ε̂, x̂₀, ᾱ): anywhere
+    return re.search(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])", text, flags=re.IGNORECASE) is not None
+
+
+def helps(*names: str) -> str:
+    """One tooltip line per named term: "**ε̂**: the network's guess …" (for a widget's ``help=``)."""
+    lines = []
+    for n in names:
+        term = TERMS.get(n) or lookup(n)
+        if term is None:
+            raise KeyError(f"{n!r} is not in the glossary (app/glossary.py)")
+        lines.append(f"**{term.name}**: {term.plain}")
+    return "\n\n".join(lines)
+
+
+# The symbols a learner meets on the pages, most basic first: the sidebar's "Words" drawer lists these.
+SIDEBAR = ("t", "x₀", "x_t", "ε", "ε̂", "x̂₀", "β", "ᾱ", "SNR", "MSE", "PSNR", "DDPM", "DDIM", "η", "guidance")
+
+
+def sidebar() -> None:
+    """The sidebar's drawer of words, on every page (the entry file calls it once per run)."""
+    import streamlit as st
+
+    with st.sidebar.expander("Words used here", icon=":material/dictionary:", key="words"):
+        for name in SIDEBAR:
+            st.markdown(f"**{name}** — {TERMS[name].plain}")
+        st.page_link("views/glossary.py", label="All words, with formulas", icon=":material/menu_book:")

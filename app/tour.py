@@ -1,0 +1,128 @@
+"""The guided tour: a few steps, each bound to a widget of the app, shown once per browser session.
+
+Built from Streamlit alone (no network fetch): a small panel at the top of the page says what the step is about,
+the widget it is bound to gets an outline (CSS on the ``st-key-<key>`` class Streamlit gives a keyed widget), and
+**Next** goes to the step's page when it is on another one. **End the tour** (or **No thanks** on the offer)
+dismisses it for the rest of the session; a new browser session offers it again.
+
+State, all in ``st.session_state``: :data:`STEP_KEY` (the step shown, or absent while the tour is not running)
+and :data:`SEEN_KEY` (True once the tour was offered, taken or dismissed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+STEP_KEY = "tour_step"
+SEEN_KEY = "tour_seen"
+
+
+@dataclass(frozen=True)
+class Step:
+    page: str  # the page file (as in st.Page), where the widget is
+    url: str  # the page's url_path ("" for the default page)
+    widget: str  # the widget's key: its element gets the outline
+    title: str
+    text: str
+
+
+STEPS = (
+    Step(
+        "views/start.py",
+        "",
+        "sample_name",
+        "Your photo",
+        "Every page works on the photo chosen here, in the sidebar. Pick another sample, or upload your own.",
+    ),
+    Step(
+        "views/forward.py",
+        "forward",
+        "fwd_t",
+        "Drown it in noise",
+        "Drag the outlined slider: t is how many steps of noise the photo has had. Press Play to watch it all.",
+    ),
+    Step(
+        "views/denoise.py",
+        "denoise",
+        "den_t",
+        "The network's guess",
+        "At the t you choose here, the network guesses the noise; removing the guess gives its idea of the photo.",
+    ),
+    Step(
+        "views/trajectory.py",
+        "trajectory",
+        "traj_go",
+        "Back from noise",
+        "Press Run: the sampler asks the network again and again, and you can scrub through every step.",
+    ),
+    Step(
+        "views/trajectory.py",
+        "trajectory",
+        "words",
+        "Words",
+        "Lost in a word (ᾱ, ε̂, PSNR)? The outlined drawer in the sidebar explains every term in plain words.",
+    ),
+)
+
+CSS = """<style>
+.st-key-{key} {{ outline: 3px solid #ff8c00 !important; outline-offset: 4px; border-radius: 0.5rem; }}
+</style>"""
+
+
+def running() -> bool:
+    return STEP_KEY in st.session_state
+
+
+def _start() -> None:
+    st.session_state[STEP_KEY] = 0
+    st.session_state[SEEN_KEY] = True
+
+
+def _dismiss() -> None:
+    st.session_state.pop(STEP_KEY, None)
+    st.session_state[SEEN_KEY] = True
+
+
+def offer() -> None:
+    """On the Start page: offer the tour once per session (until taken or dismissed, or another page was seen)."""
+    if st.session_state.get(SEEN_KEY) or running():
+        return
+    with st.container(border=True, key="tour_offer"):
+        st.markdown("**New here?** A five-step tour shows where everything is (about a minute).")
+        a, b, _ = st.columns([1, 1, 3])
+        a.button("Take the tour", key="tour_take", on_click=_start, type="primary", icon=":material/tour:")
+        b.button("No thanks", key="tour_no", on_click=_dismiss)
+
+
+def render(url_path: str) -> None:
+    """The current step's panel and outline (call once per run from the entry, before the page). A first visit to
+    any page other than Start counts as seen: the offer is made on the Start page only."""
+    if not running():
+        if url_path not in ("", "start"):
+            st.session_state[SEEN_KEY] = True
+        return
+    i = min(int(st.session_state[STEP_KEY]), len(STEPS) - 1)
+    step = STEPS[i]
+    here = url_path == step.url or (step.url == "" and url_path == "start")
+    st.html(CSS.format(key=step.widget))
+    with st.container(border=True, key="tour_panel"):
+        st.markdown(f"**Tour {i + 1} of {len(STEPS)}: {step.title}.** {step.text}")
+        if not here:  # the learner went elsewhere during the tour: the step's widget is on its own page
+            st.page_link(step.page, label="Go to this step's page", icon=":material/arrow_outward:")
+        a, b, c, _ = st.columns([1, 1, 1, 3])
+        back = a.button("Back", key="tour_back", disabled=i == 0, icon=":material/arrow_back:")
+        last = i == len(STEPS) - 1
+        nxt = b.button("Done" if last else "Next", key="tour_next", type="primary",
+                       icon=":material/check:" if last else ":material/arrow_forward:")  # fmt: skip
+        c.button("End the tour", key="tour_end", on_click=_dismiss, icon=":material/close:")
+    if back or nxt:
+        if nxt and last:
+            _dismiss()
+            st.rerun()
+        st.session_state[STEP_KEY] = i + (1 if nxt else -1)
+        target = STEPS[st.session_state[STEP_KEY]]
+        if target.url != step.url:
+            st.switch_page(target.page)
+        st.rerun()
