@@ -32,28 +32,36 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def webp(side: int = SIDE) -> bytes:
-    return _encode(Image.new("RGB", (side, side), (90, 120, 200)), "WEBP", lossless=True, method=0, quality=0)
+def _colour(variant: int) -> tuple[int, int, int]:
+    """A different colour per variant, so each variant's bytes (and cache key) differ."""
+    return (90 + variant % 100, 120, 200 - variant % 100)
 
 
-def png16(side: int = SIDE) -> bytes:
+def webp(side: int = SIDE, variant: int = 0) -> bytes:
+    img = Image.new("RGB", (side, side), _colour(variant))
+    return _encode(img, "WEBP", lossless=True, method=0, quality=0)
+
+
+def png16(side: int = SIDE, variant: int = 0) -> bytes:
     comp = zlib.compressobj(9)
-    row = b"\x00" + b"\x12\x34" * side  # filter byte, then 16-bit grey samples 0x1234
+    row = b"\x00" + struct.pack(">H", 0x1234 + variant) * side  # filter byte, then 16-bit grey samples
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def tiff_rgba(side: int = SIDE) -> bytes:
-    return _encode(Image.new("RGBA", (side, side), (90, 120, 200, 128)), "TIFF", compression="tiff_deflate")
+def tiff_rgba(side: int = SIDE, variant: int = 0) -> bytes:
+    return _encode(Image.new("RGBA", (side, side), (*_colour(variant), 128)), "TIFF", compression="tiff_deflate")
 
 
-def jpeg_progressive(side: int = JPEG_SIDE) -> bytes:
-    img = Image.new("RGB", (side, side), (90, 120, 200))
+def jpeg_progressive(side: int = JPEG_SIDE, variant: int = 0) -> bytes:
+    img = Image.new("RGB", (side, side), _colour(variant))
     return _encode(img, "JPEG", progressive=True, quality=50, subsampling=0)
 
 
 ALL = {"webp": webp, "png16": png16, "tiff_rgba": tiff_rgba, "jpeg_progressive": jpeg_progressive}
+MIME = {"webp": "image/webp", "png16": "image/png", "tiff_rgba": "image/tiff", "jpeg_progressive": "image/jpeg"}
+SUFFIX = {"webp": "webp", "png16": "png", "tiff_rgba": "tif", "jpeg_progressive": "jpg"}
 
 
 def all_bombs() -> dict[str, bytes]:
