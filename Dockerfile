@@ -7,7 +7,13 @@
 # CPU-only index:  docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t diffusion-lens:gpu .
 # Several replicas need the same server.cookieSecret (STREAMLIT_SERVER_COOKIE_SECRET) and a
 # proxy with session affinity: see deploy/ and README "More than one server process".
-FROM python:3.11-slim-bookworm
+#
+# The base image is pinned by digest, so a rebuild gets the same system and Python, not whatever the tag
+# points at that day. This digest was not checked against Docker Hub from the machine that wrote it (it had no
+# access); it is the one that several public projects pin for this tag. Check it, and later move it, with
+#   docker buildx imagetools inspect python:3.11.13-slim-bookworm     (the "Digest:" line)
+# and put the new digest here (docs/security.md, "Updating the pins").
+FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 # The CPU build of the torch version requirements.txt pins (PyPI's Linux wheel pulls in the CUDA libraries).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -24,6 +30,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DIFFUSION_LENS_THREADS=1 \
     # Empty: the bundled checkpoints/photo-unet; or a model folder / Hub id.
     DIFFUSION_LENS_MODEL="" \
+    # Caches the app writes (the precision choices, anything under XDG_CACHE_HOME) go to /tmp, the one
+    # writable place when the root filesystem is read-only (deploy/deployment.yaml mounts an emptyDir there).
+    DIFFUSION_LENS_PRECISION_CACHE=/tmp/diffusion-lens/precision \
+    XDG_CACHE_HOME=/tmp/cache \
     # Streamlit's own settings (.streamlit/config.toml has the rest). Several replicas also
     # need one STREAMLIT_SERVER_COOKIE_SECRET, set at run time (deploy/secret.yaml), never here.
     STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
@@ -58,7 +68,10 @@ USER 10001:10001
 VOLUME ["/cache/huggingface"]
 EXPOSE 8501
 
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('STREAMLIT_SERVER_PORT', '8501'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/_stcore/health', timeout=4).status != 200)"]
+# a loaded server answers /_stcore/health slowly (docs/security.md, "Probe timeouts"): 10 s, not 5
+HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('STREAMLIT_SERVER_PORT', '8501'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/_stcore/health', timeout=9).status != 200)"]
 
-CMD ["streamlit", "run", "app/streamlit_app.py"]
+# app/launch.py refuses the placeholder cookie secret of deploy/secret.yaml, then runs
+# `streamlit run app/streamlit_app.py` in its place (same process, so SIGTERM reaches the server)
+CMD ["python", "-m", "app.launch"]
