@@ -21,6 +21,7 @@ LEARNED = "#d62728"
 ODE = "#1f77b4"
 SDE = "#ff7f0e"
 EXTENT = 1.6  # the square every particle chart shows: [-EXTENT, EXTENT]^2
+QUALITY_FLOOR = 1e-4  # quality below this (an MMD² estimate can be <= 0) is drawn here: within the estimate's noise
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -137,7 +138,8 @@ def samples_figure(points: np.ndarray, samples: np.ndarray, title: str) -> go.Fi
 def race_figure(rows: Sequence[dict], quality_label: str) -> go.Figure:
     """Two panels against network evaluations (log x): quality (log y, lower is better) and path straightness
     (1 = a straight line), one line per scheduler. ``rows``: dicts with scheduler, evaluations, quality,
-    straightness."""
+    straightness. Quality below :data:`QUALITY_FLOOR` is drawn at the floor (a log axis cannot show <= 0, and MMD²
+    estimates of equal distributions scatter around 0)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(quality_label + " (lower is better)", "path straightness"))
     names = list(dict.fromkeys(r["scheduler"] for r in rows))
     for i, name in enumerate(names):
@@ -145,7 +147,7 @@ def race_figure(rows: Sequence[dict], quality_label: str) -> go.Figure:
         nfe = [r["evaluations"] for r in mine]
         colour = PALETTE[i % len(PALETTE)]
         dash = "dash" if name.startswith("FlowMatch") else "solid"
-        q = [max(float(r["quality"]), 1e-6) for r in mine]
+        q = [max(float(r["quality"]), QUALITY_FLOOR) for r in mine]
         line = dict(color=colour, dash=dash)
         fig.add_trace(go.Scatter(x=nfe, y=q, mode="lines+markers", name=name, line=line, legendgroup=name), 1, 1)
         fig.add_trace(

@@ -34,7 +34,7 @@ def test_race_figure_has_a_line_per_scheduler_in_both_panels():
     ]
     fig = pp.race_figure(rows, "MMD²")
     assert len(fig.data) == 4
-    assert fig.data[0].y == (0.1, 1e-6)  # a zero is drawn at the floor of the log axis
+    assert fig.data[0].y == (0.1, pp.QUALITY_FLOOR)  # a zero is drawn at the floor of the log axis
     assert fig.layout.xaxis.type == "log"
 
 
