@@ -47,3 +47,50 @@ def test_an_address_naming_no_page_says_so(page, app_url):
     # a page that exists gets no such sentence
     open_app(page, f"{app_url}/denoise")
     assert page.locator(ALERTS).filter(has_text="This app has no page").count() == 0
+
+
+@pytest.fixture(scope="module")
+def locked_url(chromium_path, tiny_model_dir, tmp_path_factory):
+    """A classroom server whose list offers one Hub model, with the Hub out of reach (HF_HUB_OFFLINE)."""
+    from .conftest import free_port, start_server, stop_server, wait_healthy
+
+    port = free_port()
+    env = {
+        "DIFFUSION_LENS_MODEL": str(tiny_model_dir),
+        "DIFFUSION_LENS_SOURCES": "someone/offline-model",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path_factory.mktemp("hf-home")),
+        "DIFFUSION_LENS_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = start_server(port, env, tmp_path_factory.mktemp("locked") / "server.log")
+    try:
+        wait_healthy(proc, port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc)
+
+
+def test_a_linked_hub_model_waits_for_a_click_and_falls_back_with_one_sentence(browser, locked_url, shot):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    try:
+        open_app(page, f"{locked_url}/forward?model=someone/offline-model")
+        offer = page.locator("[data-testid='stMain']").get_by_text("This link uses the Hub model")
+        offer.wait_for()
+        assert "model=someone%2Foffline-model" in page.url or "model=someone/offline-model" in page.url
+        page.locator("[data-testid='stMain'] [data-testid='stImage']").first.wait_for()  # the page is not empty
+        shot(page, "proposed")
+        page.get_by_role("button", name="Load this model").click()
+        said = page.locator(ALERTS).filter(has_text="Using the bundled model instead.")
+        said.wait_for()
+        text = said.inner_text()
+        assert "someone/offline-model" in text and "offline" in text and "local folder" not in text.lower(), text
+        page.wait_for_url(lambda url: "model=bundled" in url)
+        assert page.get_by_role("button", name="Load this model").count() == 0
+        page.locator("[data-testid='stMain'] [data-testid='stImage']").first.wait_for()
+        shot(page, "fell-back")
+        no_traceback(page)
+    finally:
+        context.close()
