@@ -24,7 +24,7 @@ The recipes (:mod:`model.diffusion.guidance`):
 
 Agreement is a share of 10 × per-class samples: with 20 per class one sample is 0.5 points, and the binomial
 standard error near 80 % is about 2.8 points, so differences of a few points are noise. The real figures:
-``--per-class 50`` (about 25 min on an idle 2-core CPU: 4 w × 3 recipes × 500 samples × 50 steps).
+``--per-class 50`` (about 30 min on an idle 2-core CPU: 10 rows × 500 samples × 50 steps).
 """
 
 from __future__ import annotations
