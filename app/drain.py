@@ -16,7 +16,7 @@ file once per process), SIGTERM instead:
    which stops the server.
 
 A second SIGTERM while draining stops at once. Kubernetes' ``terminationGracePeriodSeconds`` should exceed
-the drain time (deploy/ sets both).
+the drain time plus a few seconds (docs/classroom-limits.md).
 """
 
 from __future__ import annotations
