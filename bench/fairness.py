@@ -130,6 +130,7 @@ async def classroom(url: str, pid: int, stats_file: Path, args, res: Results, ma
     marks["calm_cores"] = (cpu_seconds(pid) - calm_cpu) / args.calm  # the others' steps alone
     await asyncio.gather(*(runner(i, url, args, res, marks) for i in range(args.runners)))
     await watch_after_close(pid, stats_file, args, res, marks)
+    marks["at_end"] = read_stats(stats_file)
     await asyncio.gather(*others)
 
 
@@ -191,6 +192,7 @@ def main() -> None:
     )
     at_close = marks.get("at_close", {})
     print(f"at the last close: long runs {at_close.get('long_runs', 'n/a')}, queue {at_close.get('queue', 'n/a')}")
+    print(f"at the end: long runs {marks.get('at_end', {}).get('long_runs', 'n/a')}")
     gauge = marks.get("gauge_zero")
     print(
         "long runs in progress after the last tab closed (app/lanes.py gauge): "
