@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -524,3 +525,71 @@ def test_make_cluster_on_all_interfaces_locks_the_model_picker(tmp_path, tiny_mo
     finally:
         down = subprocess.run(["make", "-s", "cluster-down"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+READ_ONLY = ("/work", "/root", "/usr", "/etc", "/var", "/opt", "/home", "/srv")
+
+
+def _unshare_or_skip() -> None:
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private mount namespace here (needs root): {probe.stderr.strip()[:200]}")
+
+
+@pytest.mark.slow
+def test_the_app_serves_with_a_read_only_root_and_only_tmp_writable(tmp_path):
+    """As in deploy/: every folder read-only except an empty /tmp (the pod's emptyDir), the image's environment,
+    and its entry point (app.launch): the pages draw, and nothing fails for want of a writable folder."""
+    from failover import free_port_block
+    from ws_client import StreamlitSession
+
+    _unshare_or_skip()
+    port = free_port_block(1)
+    image_env = dict(
+        part.split("=", 1) for i, args in dockerfile() if i == "ENV" for part in args.split() if "=" in part
+    )
+    keep = ("DIFFUSION_LENS_PRECISION_CACHE", "XDG_CACHE_HOME", "PYTHONDONTWRITEBYTECODE", "DIFFUSION_LENS_THREADS")
+    env = {k: image_env[k] for k in keep}
+    env.update(PATH=os.environ["PATH"], HOME=str(Path.home()), HF_HOME="/tmp/hf", STREAMLIT_SERVER_PORT=str(port),
+               STREAMLIT_SERVER_ADDRESS="127.0.0.1", STREAMLIT_SERVER_COOKIE_SECRET="0123456789abcdef" * 4)  # fmt: skip
+    ro = " ".join(d for d in READ_ONLY if Path(d).is_dir())
+    script = (
+        f"set -e; for d in {ro}; do mount --bind $d $d; mount -o remount,bind,ro $d; done; "
+        f"mount -t tmpfs -o size=1g tmpfs /tmp; cd {ROOT}; exec {sys.executable} -m app.launch"
+    )
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+
+        async def pages():
+            async with StreamlitSession(f"http://127.0.0.1:{port}", timeout=120) as s:
+                return [await s.open("forward"), await s.open("denoise")]
+
+        for run in _run_async(pages):
+            assert not run.exceptions and run.images, (run.exceptions, log.read_text()[-2000:])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert "Read-only file system" not in text, text[-2000:]
