@@ -12,8 +12,9 @@ file once per process), SIGTERM instead:
 3. waits up to ``DIFFUSION_LENS_DRAIN_S`` seconds (default :data:`DEFAULT_DRAIN_S`) for the long runs in
    progress (:mod:`app.lanes`) to finish, then reruns the pages of the students whose run just ended (their
    result stays on the page, the message above it);
-4. gives the messages :data:`NOTICE_S` to reach the browsers, then hands over to Streamlit's own handler,
-   which stops the server.
+4. waits for those reruns to finish (at least :data:`NOTICE_S`, at most until the drain time is up), so the
+   sentence reaches the browsers and no script is cut off mid-computation, then hands over to Streamlit's own
+   handler, which stops the server.
 
 A second SIGTERM while draining stops at once. Kubernetes' ``terminationGracePeriodSeconds`` should exceed
 the drain time plus a few seconds (docs/classroom-limits.md).
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 
 import streamlit as st
+from streamlit.runtime.app_session import AppSessionState
 
 from app import lanes
 from model.nets import batching
@@ -82,6 +84,17 @@ def _rerun_sessions(skip: set[str], done: set[str]) -> None:
         loop.call_soon_threadsafe(info.session.request_rerun, None)
 
 
+def _scripts_running() -> int:
+    """Sessions whose script is running now (a rerun asked for by :func:`_rerun_sessions`, a student's click)."""
+    rt = _runtime()
+    if rt is None:
+        return 0
+    return sum(
+        getattr(info.session, "_state", None) is AppSessionState.APP_IS_RUNNING
+        for info in rt._session_mgr.list_active_sessions()
+    )
+
+
 def drain(stop: Callable[[], None], wait_s: float | None = None, poll_s: float = 0.2) -> dict:
     """Steps 1-4 of the module docstring, then ``stop()``; returns what happened (for tests and the log)."""
     wait_s = drain_seconds() if wait_s is None else wait_s
@@ -95,8 +108,12 @@ def drain(stop: Callable[[], None], wait_s: float | None = None, poll_s: float =
         time.sleep(poll_s)
     left = lanes.running()
     _rerun_sessions(set(), told)
-    if told:
-        time.sleep(NOTICE_S)
+    if told:  # the reruns finish (their pages and the sentence reach the browsers) before the server stops
+        time.sleep(min(NOTICE_S, 0.3))
+        deadline = max(start + wait_s, time.monotonic() + NOTICE_S)
+        while _scripts_running() > 0 and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        time.sleep(min(NOTICE_S, 0.3))
     report = {
         "runs_at_start": runs_at_start,
         "runs_left": left,
