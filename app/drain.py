@@ -70,6 +70,21 @@ def _runtime():
     return Runtime.instance() if Runtime.exists() else None
 
 
+def _same_page(session):
+    """The session's last client state (its page, widgets and address) as a whole-script rerun, as Streamlit's
+    own rerun-on-save does; None (the default page) when there is none."""
+    from streamlit.proto.ClientState_pb2 import ClientState
+
+    last = getattr(session, "_client_state", None)
+    if not isinstance(last, ClientState):
+        return None
+    state = ClientState()
+    state.CopyFrom(last)
+    state.fragment_id = ""  # the whole script: the sentence is drawn by the entry file, outside any fragment
+    state.is_auto_rerun = False
+    return state
+
+
 def _rerun_sessions(skip: set[str], done: set[str]) -> None:
     """Ask every connected session not in ``skip`` or ``done`` to rerun its page (on the server's event loop)."""
     rt = _runtime()
@@ -81,7 +96,7 @@ def _rerun_sessions(skip: set[str], done: set[str]) -> None:
         if sid in skip or sid in done:
             continue
         done.add(sid)
-        loop.call_soon_threadsafe(info.session.request_rerun, None)
+        loop.call_soon_threadsafe(info.session.request_rerun, _same_page(info.session))
 
 
 def _scripts_running() -> int:

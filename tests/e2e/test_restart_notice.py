@@ -79,3 +79,28 @@ def test_sigterm_tells_every_connected_student_then_stops(tiny_model_dir, tmp_pa
     for name in ("a", "b"):  # the message came before the connection went
         assert seen["told"][name] <= seen["closed"].get(name, float("inf")), seen
     assert "drained for SIGTERM" in text and code in (0, -signal.SIGTERM), (code, text[-2000:])
+
+
+def test_the_browser_shows_the_sentence_after_sigterm(browser, tiny_model_dir, tmp_path, shot):
+    """In Chromium: the page shows that the server is restarting (instead of only a connection error)."""
+    from _server import IDLE
+
+    env = {"DIFFUSION_LENS_MODEL": str(tiny_model_dir), "DIFFUSION_LENS_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    server = Server(env, log_path=tmp_path / "server.log")
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    try:
+        server.wait_healthy()
+        pg = context.new_page()
+        pg.goto(server.url + "/forward")
+        pg.wait_for_selector(IDLE)
+        pg.get_by_text("x_t at t = ", exact=False).first.wait_for()
+        os.kill(server.proc.pid, signal.SIGTERM)
+        pg.get_by_text("The server is restarting", exact=False).wait_for(timeout=20_000)
+        shot(pg, "restarting")
+        assert pg.get_by_text("x_t at t = ", exact=False).count() > 0  # still the page the student was on
+        assert "/forward" in pg.url
+        assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        context.close()
+        server.stop()
