@@ -2,7 +2,8 @@
 while other students move a slider.
 
 Each uploader opens the app, switches the sidebar to Upload and uploads, one after the other, ``--rounds``
-variants (different bytes, so no cache helps) of each file of bench/_bombs.py: a 38-byte lossless 5999×5999
+variants of each file of bench/_bombs.py, its own (different bytes for every uploader and round, so neither
+the decode-once cache nor a shared decode helps): a 38-byte lossless 5999×5999
 WebP, a 16-bit grey 5999×5999 PNG, an RGBA 5999×5999 TIFF and a progressive 64-MP JPEG. Before the fix each
 decode cost 370-620 MiB and eight uploaders took the server to 7.6 GiB.
 
@@ -10,9 +11,9 @@ Prints the server's peak RSS (its process tree, psutil, every 0.25 s), the other
 latency (p50 / p95 / max), the uploads' outcome (refused with a sentence, or decoded) and latency, and the
 health endpoint's latency (/_stcore/health, polled every 0.5 s). Goals: RSS < 2 GiB, others' p95 <= 1 s.
 
-    .venv/bin/python bench/bomb.py [--uploaders 8] [--rounds 2] [--students 6] [--seconds 60] [--model auto]
+    .venv/bin/python bench/bomb.py [--uploaders 8] [--rounds 1] [--students 6] [--seconds 60] [--model auto]
 
-About two minutes (building the files takes ~20 s of it); ``--model tiny`` for a smoke run.
+About two minutes (building the files takes ~30 s of it); ``--model tiny --uploaders 2`` for a smoke run.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ GOAL_RSS = 2 * 2**30
 GOAL_P95_S = 1.0
 
 
-def bomb_files(rounds: int) -> list[tuple[str, str, bytes]]:
-    """(file name, mime, bytes) for every kind and variant."""
+def bomb_files(uploaders: int, rounds: int) -> list[list[tuple[str, str, bytes]]]:
+    """Per uploader, (file name, mime, bytes) for every kind and round: different bytes everywhere."""
     out = []
-    for v in range(rounds):
-        for kind, make in _bombs.ALL.items():
-            out.append((f"{kind}-{v}.{_bombs.SUFFIX[kind]}", _bombs.MIME[kind], make(variant=v)))
+    for i in range(uploaders):
+        mine = []
+        for r in range(rounds):
+            v = i * rounds + r
+            for kind, make in _bombs.ALL.items():
+                mine.append((f"{kind}-{v}.{_bombs.SUFFIX[kind]}", _bombs.MIME[kind], make(variant=v)))
+        out.append(mine[i % 4 :] + mine[: i % 4])  # uploaders start on different kinds
     return out
 
 
@@ -51,8 +56,7 @@ async def uploader(i: int, url: str, files, res: Results, outcomes: Counter) -> 
             s.set_radio("image_source", "Upload")
             await s.rerun()
             action = "bomb_upload"
-            for k in range(len(files)):
-                name, mime, data = files[(i + k) % len(files)]  # uploaders start on different files
+            for name, mime, data in files[i]:
                 start = time.perf_counter()
                 await s.upload("uploader", name, data, mime)
                 r = await s.rerun()
@@ -113,7 +117,7 @@ def line(name: str, values: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--uploaders", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=2, help="variants of each bomb per uploader")
+    ap.add_argument("--rounds", type=int, default=1, help="variants of each bomb per uploader")
     ap.add_argument("--seconds", type=float, default=60.0, help="how long the other students move their slider")
     ap.add_argument("--calm", type=float, default=10.0, help="seconds of slider steps before the bombs")
     ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
@@ -122,10 +126,10 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.monotonic()
-    files = bomb_files(args.rounds)
+    files = bomb_files(args.uploaders, args.rounds)
     print(
-        f"{len(files)} files built in {time.monotonic() - t0:.0f} s: "
-        + ", ".join(f"{n} {len(d)} B" for n, _, d in files[:4])
+        f"{sum(map(len, files))} files built in {time.monotonic() - t0:.0f} s: "
+        + ", ".join(f"{n} {len(d)} B" for n, _, d in files[0][:4])
     )
     env, label = server_env(args.model, args.env)
     with Server(env) as server:
@@ -153,7 +157,7 @@ def main() -> None:
     during = [lat for lat, end in steps if end - lat >= start_s]  # began once the bombs started (and after)
     print()
     print(
-        f"{args.uploaders} uploaders × {len(files)} files ({args.rounds} of each kind), {args.students} other students"
+        f"{args.uploaders} uploaders × {len(files[0])} files ({args.rounds} of each kind), {args.students} other students"
     )
     print(line("others' step, before bombs", before))
     print(line("others' step, from the bombs", during))
