@@ -14,6 +14,8 @@ from plotly.subplots import make_subplots
 from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, t_line
 from app.plots import layout as _layout
 
+PSNR_MIN_SPAN_DB = 10.0  # dB: a difference a viewer can see in the pictures spans a visible part of the chart
+
 
 def _finite(values: Sequence[float]) -> list[float | None]:
     """inf / nan become gaps (Plotly draws None as a break), e.g. PSNR of a perfect estimate."""
@@ -119,10 +121,13 @@ def step_chart(
     reference: float | None = None,
     reference_name: str = "",
     colour: str = SIGNAL_COLOUR,
+    min_span: float | None = None,
 ) -> go.Figure:
     """One series against the step number (1 = first reverse step), t in the hover, the current step marked.
 
     :param reference: an optional horizontal line (e.g. RMS 1 of true unit noise).
+    :param min_span: the y axis covers at least this much (centred on the values), so that plotly's autorange
+        does not blow a wobble smaller than the span up into a shape that fills the chart.
     """
     fig = go.Figure()
     fig.add_trace(
@@ -142,14 +147,31 @@ def step_chart(
         fig.add_vline(x=marker_step, line=dict(color=MARKER_COLOUR, dash="dash"))
     fig.update_xaxes(title="reverse step (t decreases →)")
     fig.update_yaxes(title=y_title)
+    finite = [v for v in _finite(values) if v is not None]
+    if min_span is not None and finite:
+        lo, hi = min(finite), max(finite)
+        if hi - lo < min_span:
+            mid = (lo + hi) / 2
+            fig.update_yaxes(range=[mid - min_span / 2, mid + min_span / 2])
     return _layout(fig, title, height=300)
 
 
 def psnr_chart(
     steps: Sequence[int], psnr: Sequence[float], ts: Sequence[int], marker_step: int | None = None
 ) -> go.Figure:
-    """PSNR(x0_hat, x_0) against the step: how close each step's x_0 estimate is to the photo."""
-    return step_chart(steps, psnr, ts, "PSNR(x̂₀, x₀): the x₀ estimate at each step", "PSNR (dB)", marker_step)
+    """PSNR(x0_hat, x_0) against the step: how close each step's x_0 estimate is to the photo.
+
+    The y axis spans at least :data:`PSNR_MIN_SPAN_DB`: a run whose estimate moves by 0.2 dB draws a flat line,
+    not an arch."""
+    return step_chart(
+        steps,
+        psnr,
+        ts,
+        "PSNR(x̂₀, x₀): the x₀ estimate at each step",
+        "PSNR (dB)",
+        marker_step,
+        min_span=PSNR_MIN_SPAN_DB,
+    )
 
 
 def eps_norm_chart(

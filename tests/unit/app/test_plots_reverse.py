@@ -90,3 +90,16 @@ def test_a_refilled_sweep_equals_one_built_and_validated_in_full(ts, mse, psnr):
     full = pr.mark_sweep(pr.sweep_base(ts, mse, psnr), ts[-1], (mse[-1], psnr[-1]))
     assert marked.to_plotly_json() == full.to_plotly_json()
     assert list(template.data[0].x) == [0, 1]  # the template is left as it was
+
+
+def test_the_psnr_chart_does_not_blow_a_small_wobble_up_into_an_arch():
+    """Issue 26: a run whose x̂₀ PSNR moves by 0.2 dB was drawn by plotly's autorange as an arch filling the chart.
+    The axis spans at least PSNR_MIN_SPAN_DB around the values; a real climb keeps its own range."""
+    from app import plots_reverse
+
+    steps = list(range(1, 21))
+    wobble = [25.0 + 0.1 * math.sin(i / 3) for i in steps]
+    lo, hi = plots_reverse.psnr_chart(steps, wobble, steps).layout.yaxis.range
+    assert hi - lo >= plots_reverse.PSNR_MIN_SPAN_DB and lo < min(wobble) and hi > max(wobble)
+    climb = [10.0 + i for i in steps]
+    assert plots_reverse.psnr_chart(steps, climb, steps).layout.yaxis.range is None  # autorange shows the climb
