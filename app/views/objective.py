@@ -55,7 +55,7 @@ n = c2.select_slider(
     options=[20, 50, 100, 200],
     key="obj_n",
     persist_state="session",
-    help="The bound is estimated from this many timesteps (plus the exact L_0); "
+    help="The bound is estimated from this many sampled timesteps, plus L_0 computed at t = 0 (never sampled); "
     "the error falls like 1/√N. Press the button below for all of them.",
 )
 draws = c3.select_slider(
@@ -134,12 +134,23 @@ def _show_metrics(est: dict, partial: bool) -> None:
         m1.metric(
             "Bound L (bits/dim)",
             f"{est['total']:.2f} ± {est['stderr']:.2f}",
-            help=f"Estimated from {est['n']} sampled t. Unbiased: L_0 exact + the mean of L_t / p(t) over t drawn "
+            help=f"Estimated from {est['n']} sampled t. Unbiased: L_0 (always computed) + the mean of L_t / p(t) over t drawn "
             "with p(t) ∝ λ_t (section 4), ± one standard error.",
         )
     m2.metric("PNG, lossless (bits/dim)", f"{codec['png']:.3f}")
     m3.metric("JPEG q90, lossy (bits/dim)", f"{codec['jpeg']:.3f}")
-    m4.metric("L_0, the decoder (bits/dim)", "…" if partial and full is None else f"{(full or est)['decoder']:.3f}")
+    m4.metric(
+        "L_0, the decoder (bits/dim)",
+        "…" if partial and full is None else f"{(full or est)['decoder']:.3f}",
+        help=L0_HELP,
+    )
+
+
+# L_0 is never left to sampling, but it is not exact either: it is -log p(x_0 | x_1) at one noise draw of x_1.
+L0_HELP = (
+    "Computed at t = 0 every time (never left to sampling), for one noise draw of x_1. The estimate and "
+    "'Compute all terms' each draw their own x_1, so the two values can differ in the second decimal."
+)
 
 
 def _show_bits(est: dict, partial: bool) -> None:

@@ -97,3 +97,14 @@ def test_learned_variance_model_gets_a_message(tmp_path):
     at = _app(folder)
     assert not at.exception, [e.value for e in at.exception]
     assert at.error and "variance" in at.error[0].value
+
+
+def test_l0_is_not_called_exact(short_model_dir):
+    """Issue 26: L_0 was labelled exact but moved (2.242 vs 2.220) after "Compute all terms": it is computed at
+    t = 0 for one noise draw of x_1, and each computation draws its own. The page says so, and calls it exact nowhere."""
+    at = _app(short_model_dir)
+    assert_ok(at)
+    helps = [m.proto.help for m in at.metric] + [w.help or "" for w in at.select_slider]
+    assert not any("exact L_0" in h or "L_0 exact" in h for h in helps), helps
+    (l0,) = [m for m in at.metric if m.label.startswith("L_0")]
+    assert "one noise draw of x_1" in l0.proto.help
