@@ -26,6 +26,8 @@ PAGE = "denoise"  # this page's name in the address (app/urlstate.py)
 def settings(model) -> tuple[int, int, int | None]:
     """The page's widgets: t, the seed and (for a class-conditional model) the class index or None."""
     T = model.schedule.T
+    state.follow_shared("t", "den_t", hi=T - 1)
+    state.follow_shared("seed", "den_seed")
     if st.session_state["den_t"] > T - 1:
         st.session_state["den_t"] = T - 1
 
@@ -41,6 +43,8 @@ def settings(model) -> tuple[int, int, int | None]:
     seed = int(
         c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="den_seed", persist_state="session")
     )
+    state.publish_shared("t", "den_t", t)
+    state.publish_shared("seed", "den_seed", seed)
     label = None
     if model.conditional:  # the class y is an input of the network, beside x_t and t
         names = list(model.classes) + (["no label (∅)"] if model.null_label is not None else [])

@@ -57,6 +57,8 @@ def settings_and_pictures() -> None:
     # The settings are drawn before the image is read: while an upload is on its way there is no image and the
     # page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
     # the pictures kept the old t (issue 17).
+    state.follow_shared("t", "fwd_t", hi=999)
+    state.follow_shared("seed", "fwd_seed")
     c1, c2, c3 = st.columns([3, 1, 1])
     t = c1.slider(
         "Timestep t",
@@ -64,7 +66,7 @@ def settings_and_pictures() -> None:
         999,
         key="fwd_t",
         persist_state="session",
-        help="t = 0 is the first noising step, t = 999 the last.",
+        help="t = 0 is the first noising step, t = T − 1 = 999 the last.",
     )
     schedule_name = c2.radio(
         "Schedule", ["linear", "cosine"], key="fwd_schedule", persist_state="session", horizontal=True
@@ -72,6 +74,8 @@ def settings_and_pictures() -> None:
     seed = int(
         c3.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="fwd_seed", persist_state="session")
     )
+    state.publish_shared("t", "fwd_t", t)
+    state.publish_shared("seed", "fwd_seed", seed)
     played = c1.button(
         "Play: t from 0 to 999",
         key="fwd_play",

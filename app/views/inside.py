@@ -16,7 +16,7 @@ from model.images.tensors import to_picture
 from model.nets.probe import FEATURE_RANGE, query_weights
 
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
-for key, value in {"ins_t": 500, "ins_seed": 0, "ins_block": "mid", "ins_qrow": 0, "ins_qcol": 0}.items():
+for key, value in {"ins_t": 500, "ins_seed": 0, "ins_block": None, "ins_qrow": 0, "ins_qcol": 0}.items():
     state.set_default(key, value)
 
 st.title("Inside the network: what the U-Net does with x_t")
@@ -32,6 +32,8 @@ st.markdown(
 # the pictures kept the old t (issue 17).
 model = require_model()
 T = model.schedule.T
+state.follow_shared("t", "ins_t", hi=T - 1)
+state.follow_shared("seed", "ins_seed")
 if st.session_state["ins_t"] > T - 1:
     st.session_state["ins_t"] = T - 1
 
@@ -40,6 +42,8 @@ t = c1.slider(
     "Timestep t", 0, T - 1, key="ins_t", persist_state=KEEP, help="t = 0 is the first noising step, t = T − 1 the last."
 )
 seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="ins_seed", persist_state=KEEP))
+state.publish_shared("t", "ins_t", t)
+state.publish_shared("seed", "ins_seed", seed)
 options = backend_inside.label_options(model)
 label, label_name = None, None
 if options:
@@ -86,7 +90,10 @@ st.subheader("The architecture, read from the model's config")
 part_names = [p.name for p in arch.parts]
 linked = urlstate.from_link("ins_block")
 if st.session_state.get("ins_block") not in part_names:
-    st.session_state["ins_block"] = "mid" if "mid" in part_names else part_names[0]
+    # The default is the last up block: full resolution, where the feature maps show the photo's shapes (the mid
+    # block, at 1/8 or 1/16 of the size, shows a few pixels).
+    ups = [p.name for p in arch.parts if p.kind == "up"]
+    st.session_state["ins_block"] = ups[-1] if ups else part_names[0]
     if linked is not None:
         st.warning(
             f"In the link, block={code(linked)} is not a block of this model, so this page shows "

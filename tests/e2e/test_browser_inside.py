@@ -58,7 +58,7 @@ def test_inside_the_network_move_t_and_the_feature_maps_change(page, app_url, sh
     assert diagram.locator("g.node").count() >= 8  # x_t, conv_in, 2 down, mid, 2 up, conv_out, ...
     assert "UNetMidBlock2D" in diagram.text_content()
 
-    maps = image_with_caption(page, "mid's output")
+    maps = image_with_caption(page, "up 1's output")
     maps.wait_for()
     before = digest(page, maps)
     caption = image_with_caption(page, "x_t: the input at t =").inner_text()
@@ -70,14 +70,14 @@ def test_inside_the_network_move_t_and_the_feature_maps_change(page, app_url, sh
     thumb.press("End")
     image_with_caption(page, "x_t: the input at t = 999").wait_for()
     wait_idle(page)
-    after_end = digest(page, image_with_caption(page, "mid's output"))
+    after_end = digest(page, image_with_caption(page, "up 1's output"))
     assert t0 != 999 and after_end != before
 
     thumb.focus()
     thumb.press("Home")
     image_with_caption(page, "x_t: the input at t = 0").wait_for()
     wait_idle(page)
-    after_home = digest(page, image_with_caption(page, "mid's output"))
+    after_home = digest(page, image_with_caption(page, "up 1's output"))
     assert after_home not in (before, after_end)
     no_traceback(page)
     shot(page, "t0")

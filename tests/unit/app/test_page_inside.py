@@ -81,11 +81,12 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     at = _app(attention_model_dir)
     at.run()
     assert_ok(at)
-    assert at.selectbox(key="ins_block").value == "mid"
+    # issue 26: the default is the last up block, at full resolution, not the mid block's few pixels
+    assert at.selectbox(key="ins_block").value == "up 1"
     dot = at.get("graphviz_chart")[0].proto.spec
     assert '"down 0" -> "down 1"' in dot and "style=dashed" in dot and "self-attention (4 heads)" in dot
     assert _image(at, "x_t: the input at t = 500")
-    before = _url(_image(at, "mid's output"))
+    before = _url(_image(at, "up 1's output"))
     specs = _charts(at)
     assert len(specs) == 5  # time heat-map, features, time MLP, injection, attention
     assert any("Sinusoidal features" in s for s in specs)
@@ -94,7 +95,7 @@ def test_page_renders_and_moving_t_changes_the_feature_maps(attention_model_dir)
     at.slider(key="ins_t").set_value(100).run()
     assert_ok(at)
     assert _image(at, "x_t: the input at t = 100")
-    assert _url(_image(at, "mid's output")) != before
+    assert _url(_image(at, "up 1's output")) != before
 
     # the ResNet block of another block, stage by stage; its attention layer is picked by default
     at.selectbox(key="ins_block").set_value("down 1").run()
@@ -115,11 +116,11 @@ def test_the_page_keeps_its_settings_across_pages_and_nothing_big_in_the_session
     at = _app(attention_model_dir)
     at.run()
     at.slider(key="ins_t").set_value(321)
-    at.selectbox(key="ins_block").set_value("up 1").run()
+    at.selectbox(key="ins_block").set_value("down 0").run()
     at.switch_page("views/forward.py").run()
     at.switch_page("views/inside.py").run()
     assert_ok(at)
-    assert at.slider(key="ins_t").value == 321 and at.selectbox(key="ins_block").value == "up 1"
+    assert at.slider(key="ins_t").value == 321 and at.selectbox(key="ins_block").value == "down 0"
     for key, value in at.session_state.items():
         assert not isinstance(value, (torch.Tensor, np.ndarray)), key
 
@@ -144,11 +145,11 @@ def test_conditional_grey_model_shows_the_label_embedding(cond_model_dir):
     assert any("label embedding: 0: T-shirt/top" in s for s in _charts(at))
     dot = at.get("graphviz_chart")[0].proto.spec
     assert "label y = 0: T-shirt/top" in dot and '"emb" -> "label" [dir=back' in dot
-    before = _url(_image(at, "mid's output"))
+    before = _url(_image(at, "up 1's output"))
     box.set_value("7: Sneaker").run()
     assert_ok(at)
     assert any("label embedding: 7: Sneaker" in s for s in _charts(at))
-    assert _url(_image(at, "mid's output")) != before  # the label changes what the blocks compute
+    assert _url(_image(at, "up 1's output")) != before  # the label changes what the blocks compute
     box.set_value("no label (∅)").run()
     assert_ok(at)
 

@@ -184,8 +184,8 @@ def test_a_block_the_model_lacks_gets_a_sentence_and_the_default(tiny_model_dir)
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(w.value for w in at.warning)
     assert "block=`down 9` is not a block of this model" in text, text
-    assert "shows mid" in text and "its blocks are conv_in, down 0, down 1, mid" in text, text  # the choices
-    assert at.session_state["ins_block"] == "mid" and at.query_params["block"] == "mid"
+    assert "shows up 1" in text and "its blocks are conv_in, down 0, down 1, mid" in text, text  # the choices
+    assert at.session_state["ins_block"] == "up 1" and at.query_params["block"] == "up 1"
     at.run()  # said once; the page goes on with the default
     assert not any("block=" in w.value for w in at.warning)
 
