@@ -89,7 +89,7 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
             marker=dict(size=6, color=VLB_COLOUR),
             line=dict(color=VLB_COLOUR),
             # plain text (a legend cannot typeset LaTeX), and the page's own name for the term: L_{t−1}
-            name="KL term Lₜ₋₁ = KL(q(xₜ₋₁ | xₜ, x₀) ‖ pθ(xₜ₋₁ | xₜ))" + ("" if exact else ", sampled t"),
+            name="KL term Lₜ₋₁ = KL(q(xₜ₋₁ | x_t, x₀) ‖ pθ(xₜ₋₁ | x_t))" + ("" if exact else ", sampled t"),
         )
     )
     if (~kl).any():

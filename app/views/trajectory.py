@@ -354,7 +354,7 @@ d3.download_button(
     mime="image/png",
     on_click="ignore",
     key="traj_dl_slide",
-    help="1920 × 1080 px: a title line with the settings, panels labelled xₜ, ε̂, x̂₀.",
+    help="1920 × 1080 px: a title line with the settings, panels labelled x_t, ε̂, x̂₀.",
 )
 st.caption("The same pictures as `python -m model.figure IMAGE ... --out figure.png --gif anim.gif` makes.")
 

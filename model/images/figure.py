@@ -24,11 +24,13 @@ Command line (teachers making slides; parsing and output in :mod:`model.cli.figu
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,7 +41,6 @@ from model.diffusion.schedule import Schedule
 from model.diffusion.trajectory import StepRecord
 from model.images.tensors import noise_to_uint8, tensor_to_uint8
 
-COLUMNS = ("x_t", "eps_hat", "x0_hat")  # the paper's names; the default font has no Greek glyphs
 HEADER_PX = 24  # column-header band above the grid
 LABEL_PX = 72  # "t = ..." band left of the grid
 GAP_PX = 4  # between cells
@@ -151,14 +152,56 @@ def label_font(size: int = 14) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+# The three panels' names, spelled as on every page and in the glossary (x_t, ε̂, x̂₀); drawn with a Unicode
+# TrueType font, or in ASCII when the machine has none (Pillow's default font has no Greek glyphs).
+LABELS = ("x_t", "ε̂", "x̂₀")
+ASCII_LABELS = ("x_t", "eps_hat", "x0_hat")
+# fonts with Greek, subscripts and the combining hat, first found wins (DejaVu ships with Debian and matplotlib)
+UNICODE_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+)
+
+
+def _unicode_font_path() -> str | None:
+    for path in UNICODE_FONTS:
+        if Path(path).is_file():
+            return path
+    try:  # matplotlib's copy of DejaVu, without importing matplotlib
+        spec = importlib.util.find_spec("matplotlib")
+        if spec and spec.origin:
+            mpl = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+            if mpl.is_file():
+                return str(mpl)
+    except (ImportError, ValueError):
+        pass
+    return None
+
+
+def unicode_font(size: int) -> tuple[ImageFont.ImageFont, bool]:
+    """(font, True) for a Unicode TrueType font at ``size`` px, or (Pillow's default, False) when none is found."""
+    path = _unicode_font_path()
+    if path is not None:
+        return ImageFont.truetype(path, size), True
+    return label_font(size), False
+
+
+def panel_labels(unicode_ok: bool) -> tuple[str, str, str]:
+    """The panels' names for a font that can (True) or cannot (False) draw Greek and the combining hat."""
+    return LABELS if unicode_ok else ASCII_LABELS
+
+
 def upscale(arr: np.ndarray, side: int) -> Image.Image:
     img = Image.fromarray(arr)
     return img if img.width == side else img.resize((side, side), Image.Resampling.NEAREST)
 
 
-def _draw_headers(draw: ImageDraw.ImageDraw, res: int, font) -> None:
+def _draw_headers(draw: ImageDraw.ImageDraw, res: int) -> None:
     c = cell_px(res)
-    for col, name in enumerate(COLUMNS):
+    font, unicode_ok = unicode_font(15)
+    for col, name in enumerate(panel_labels(unicode_ok)):
         x, _ = cell_origin(0, col, res)
         draw.text((x + c // 2, HEADER_PX // 2), name, fill=INK, font=font, anchor="mm")
 
@@ -182,7 +225,7 @@ def grid_image(
     img = Image.new("RGB", grid_size(len(idx), res), BACKGROUND)
     draw = ImageDraw.Draw(img)
     font = label_font(14)
-    _draw_headers(draw, res, font)
+    _draw_headers(draw, res)
     for row, i in enumerate(idx):
         f = frames[i]
         for col, arr in enumerate(f.panels()):

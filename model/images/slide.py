@@ -1,51 +1,17 @@
 """The slide-ready figure: a 16:9 picture of the step grid with a title line stating the settings, the column labels in
-the paper's notation (xₜ, ε̂, x̂₀) and, on request, steps as columns. Pure Pillow; the panels are the
+the paper's notation (x_t, ε̂, x̂₀) and, on request, steps as columns. Pure Pillow; the panels are the
 :class:`~model.images.figure.Frame` s of a run (:mod:`model.images.figure`)."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from model.diffusion.trajectory import StepRecord
-from model.images.figure import BACKGROUND, INK, Frame, as_frames, label_font, pick_rows, upscale
+from model.images.figure import BACKGROUND, INK, Frame, as_frames, panel_labels, pick_rows, unicode_font, upscale
 
 SLIDE_SIZE = (1920, 1080)  # 16:9 at 1080p
-SLIDE_LABELS = ("xₜ", "ε̂", "x̂₀")  # x_t | eps_hat | x0_hat, in the paper's notation (needs a Unicode font)
-SLIDE_ASCII = ("x_t", "eps_hat", "x0_hat")  # only if no Unicode font is found
-# fonts with Greek, subscripts and the combining hat, first found wins (DejaVu ships with Debian and matplotlib)
-SLIDE_FONTS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-)
-
-
-def _unicode_font_path() -> str | None:
-    for path in SLIDE_FONTS:
-        if Path(path).is_file():
-            return path
-    try:  # matplotlib's copy of DejaVu, without importing matplotlib
-        spec = importlib.util.find_spec("matplotlib")
-        if spec and spec.origin:
-            mpl = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-            if mpl.is_file():
-                return str(mpl)
-    except (ImportError, ValueError):
-        pass
-    return None
-
-
-def slide_font(size: int) -> tuple[ImageFont.ImageFont, bool]:
-    """(font, True) for a Unicode TrueType font at ``size`` px, or (Pillow's default, False) when none is found."""
-    path = _unicode_font_path()
-    if path is not None:
-        return ImageFont.truetype(path, size), True
-    return label_font(size), False
 
 
 def slide_image(
@@ -56,12 +22,12 @@ def slide_image(
     size: tuple[int, int] = SLIDE_SIZE,
     indices: Sequence[int] | None = None,
 ) -> Image.Image:
-    """The step grid as a 16:9 slide: a title line stating the settings, panels labelled xₜ, ε̂, x̂₀.
+    """The step grid as a 16:9 slide: a title line stating the settings, panels labelled x_t, ε̂, x̂₀.
 
     :param steps: StepRecords or Frames in step order. :param rows: evenly spaced steps to show (first and last
         always), unless ``indices`` (positions in ``steps``) is given.
-    :param transposed: False: one row per step, columns xₜ | ε̂ | x̂₀ (the blog figure). True: one column per
-        step (t decreasing to the right), rows xₜ, ε̂, x̂₀: wide, which suits a slide.
+    :param transposed: False: one row per step, columns x_t | ε̂ | x̂₀ (the blog figure). True: one column per
+        step (t decreasing to the right), rows x_t, ε̂, x̂₀: wide, which suits a slide.
     :returns: an RGB image of exactly ``size`` px (default 1920 × 1080), white background, panels upscaled
         with nearest-neighbour and centred.
     """
@@ -71,10 +37,10 @@ def slide_image(
     idx = list(indices) if indices is not None else pick_rows(len(frames), rows)
     W, H = size
     unit = max(10, H // 54)  # 20 px at 1080p
-    title_font, unicode_ok = slide_font(round(unit * 2.2))
-    label_font, _ = slide_font(round(unit * 1.6))
-    small_font, _ = slide_font(round(unit * 1.1))
-    names = SLIDE_LABELS if unicode_ok else SLIDE_ASCII
+    title_font, unicode_ok = unicode_font(round(unit * 2.2))
+    label_font, _ = unicode_font(round(unit * 1.6))
+    small_font, _ = unicode_font(round(unit * 1.1))
+    names = panel_labels(unicode_ok)
     img = Image.new("RGB", (W, H), BACKGROUND)
     draw = ImageDraw.Draw(img)
     margin, gap = 2 * unit, max(4, unit // 2)

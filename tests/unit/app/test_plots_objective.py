@@ -33,7 +33,7 @@ def test_bound_terms_chart_separates_the_decoder_and_sorts():
     assert list(kl.x) == [2, 5, 5] and kl.mode == "markers"
     assert list(dec.x) == [0] and list(dec.y) == [2.0] and "decoder" in dec.name
     # the legend calls the term what the page's formula calls it, in plain text (no raw LaTeX braces)
-    assert "Lₜ₋₁" in kl.name and "{" not in kl.name and "_" not in kl.name
+    assert "Lₜ₋₁" in kl.name and "{" not in kl.name and "\\" not in kl.name  # plain text; x_t as on every page
     assert fig.layout.yaxis.type == "log"
     line = po.bound_terms_chart([3, 2, 1], [0.1, 0.2, 0.3], exact=True)
     assert len(line.data) == 1 and line.data[0].mode == "lines"
