@@ -38,6 +38,9 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+DIAGRAM_BACKGROUND = "#ffffff"  # the diagram is drawn on white in either theme
+
+
 def architecture_dot(
     arch: Architecture,
     selected: str | None = None,
@@ -54,7 +57,10 @@ def architecture_dot(
     node = {p.name: p for p in arch.parts}
     lines = [
         "digraph unet {",
-        '  graph [rankdir=TB, nodesep=0.25, ranksep=0.28, fontname="Helvetica", bgcolor="transparent"];',
+        # A light card of its own: Graphviz draws black text, and on a transparent background the plain labels,
+        # the time-embedding box and the edge labels were black on near-black in Streamlit's dark theme.
+        f'  graph [rankdir=TB, nodesep=0.25, ranksep=0.28, fontname="Helvetica", bgcolor="{DIAGRAM_BACKGROUND}", '
+        "pad=0.15];",
         '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f4", color="#888888", '
         'fontname="Helvetica", fontsize=10];',
         '  edge [color="#555555", arrowsize=0.6, fontname="Helvetica", fontsize=9];',
