@@ -237,8 +237,16 @@ st.success(
 
 
 # --- scrub: one step, the blog figure's row, live ---------------------------------------
+# Play shows one frame per rerun, and sets the step slider to it before the slider is drawn, so the slider follows
+# the pictures (one long loop inside a run could only move the pictures: a drawn widget cannot be changed).
+PLAYING = "traj_playing"  # the steps a Play has still to show, first one next
+
+
 def scrub() -> None:
     k = len(run.frames)
+    queue = st.session_state.get(PLAYING) or []
+    if queue:
+        st.session_state["traj_step"] = queue[0]
     if st.session_state.get("traj_step", 1) > k:
         st.session_state["traj_step"] = k
     if k > 1:
@@ -267,13 +275,15 @@ def scrub() -> None:
 
     show(pos - 1)
     if play:  # from the first step to the last, then the slider stays on the last one
-        shown = present.frames(1, k)
-        for i in shown:
-            show(i - 1)
-            time.sleep(present.FRAME_SECONDS)
-        st.session_state["traj_played"] = shown
-        state.set_next_run("traj_step", shown[-1])  # the slider ends where the animation did
+        st.session_state[PLAYING] = present.frames(1, k)
+        st.session_state["traj_played"] = []
         st.rerun()
+    if queue:
+        st.session_state.setdefault("traj_played", []).append(pos)  # what the animation showed (read by the tests)
+        st.session_state[PLAYING] = queue[1:]
+        if queue[1:]:
+            time.sleep(present.FRAME_SECONDS)
+            st.rerun()
     f = run.frames[pos - 1]
     parts = stored.get("parts")
     if parts:

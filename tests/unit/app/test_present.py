@@ -70,3 +70,33 @@ def test_play_steps_through_a_finished_reverse_run(tiny_model_dir, fast_play):
     assert at.session_state["traj_played"] == list(range(1, 11))
     assert at.slider(key="traj_step").value == 10
     assert any(m.value.startswith("**Step 10 of 10**") for m in at.markdown)
+
+
+def test_during_play_the_step_slider_follows_the_pictures(tiny_model_dir, fast_play, monkeypatch):
+    """Issue 26: during Play the slider stayed at step 1 while the pictures said step 15. Between two frames (the
+    pause), the step slider's value is the step whose pictures are shown."""
+    import time
+
+    import streamlit as st
+
+    seen = []
+    real_sleep = time.sleep
+
+    def pause(seconds):  # the page's pause between two frames, in the script's thread (other threads sleep too)
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        if get_script_run_ctx(suppress_warning=True) is not None and st.session_state.get("traj_playing"):
+            shown = st.session_state.get("traj_played") or [None]
+            seen.append((st.session_state.get("traj_step"), shown[-1]))
+        real_sleep(seconds)
+
+    at = _app(tiny_model_dir, "views/trajectory.py")
+    at.run()
+    at.slider(key="traj_steps").set_value(10)
+    at.button(key="traj_go").click().run()
+    monkeypatch.setattr(time, "sleep", pause)
+    at.button(key="traj_play").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(seen) >= 9, seen
+    assert all(step == shown for step, shown in seen), seen  # slider value == the step on screen
+    assert [step for step, _ in seen] == list(range(1, 10))
