@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from model.diffusion.reverse import predict_eps
@@ -54,26 +53,15 @@ def exact_x0_hat(points: torch.Tensor, x: torch.Tensor, scale, std) -> torch.Ten
     return (w @ points.to(torch.float64)).to(x.dtype)
 
 
-def alpha_bar_at(schedule: Schedule, t) -> torch.Tensor:
-    """alpha_bar at a float timestep t in [0, T-1] (an int gives the schedule's own value), float64 tensor.
-
-    Between indices, sigma = sqrt((1 - alpha_bar) / alpha_bar) is interpolated linearly, as diffusers'
-    ``EulerDiscreteScheduler`` does, so an exact model and that scheduler agree on what t means."""
-    tt = torch.as_tensor(t, dtype=torch.float64).clamp(0, schedule.T - 1)
-    sigmas = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt().numpy()
-    sigma = torch.as_tensor(np.interp(tt.numpy(), np.arange(schedule.T), sigmas), dtype=torch.float64)
-    return 1.0 / (1.0 + sigma**2)
-
-
 def vp_x0_hat(schedule: Schedule, points: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
     """The exact x0_hat for VP-noised particles x_t (B, 2) at timestep t (int, float or (B,) tensor)."""
-    ab = alpha_bar_at(schedule, t).reshape(-1, 1)
+    ab = flow.alpha_bar_at(schedule, t).reshape(-1, 1)
     return exact_x0_hat(points, x_t, ab.sqrt(), (1 - ab).sqrt())
 
 
 def vp_eps_hat(schedule: Schedule, points: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
     """The exact eps_hat = (x_t - sqrt(alpha_bar) x0_hat) / sqrt(1 - alpha_bar) (B, 2), any float t."""
-    ab = alpha_bar_at(schedule, t).reshape(-1, 1)
+    ab = flow.alpha_bar_at(schedule, t).reshape(-1, 1)
     x0_hat = exact_x0_hat(points, x_t, ab.sqrt(), (1 - ab).sqrt())
     if _integral(t):  # the project's formula at an index (one home per formula)
         return predict_eps(schedule, x_t, x0_hat, torch.as_tensor(t, dtype=torch.long).reshape(-1))

@@ -25,7 +25,6 @@ import torch
 
 from model.diffusion.schedule import Schedule
 from model.particles import flow
-from model.particles.exact import alpha_bar_at
 from model.particles.paths import straightness
 
 # name -> (diffusers class name, what the network must give it, extra config)
@@ -112,7 +111,7 @@ def run_one(
             z = x_in
         else:
             out = model.eps(x_in, tt)
-            z = flow.to_flow_coords(x_in, alpha_bar_at(schedule, tt))
+            z = flow.to_flow_coords(x_in, flow.alpha_bar_at(schedule, tt))
         evaluations += 1
         if first_stage:
             seen.append(z)

@@ -81,8 +81,8 @@ def test_ode_and_sde_start_from_the_same_seed_and_differ_after():
 
 
 def test_alpha_bar_at_matches_the_schedule_at_indices_and_interpolates_between():
-    assert torch.allclose(exact.alpha_bar_at(SCHED, torch.tensor([0, 500, 999])), SCHED.alpha_bar[[0, 500, 999]])
-    mid = float(exact.alpha_bar_at(SCHED, 500.5))
+    assert torch.allclose(flow.alpha_bar_at(SCHED, torch.tensor([0, 500, 999])), SCHED.alpha_bar[[0, 500, 999]])
+    mid = float(flow.alpha_bar_at(SCHED, 500.5))
     assert SCHED.alpha_bar_floats[501] < mid < SCHED.alpha_bar_floats[500]
 
 
