@@ -42,6 +42,10 @@ def phone_nav(pages) -> None:
             st.page_link(page, label=page.title, icon=page.icon)
 
 
+# A picture drawn to its column's width keeps that width (wider than outside this mode: the page's margins are
+# narrower) and is at most PICTURE_VH tall, the whole picture shown (object-fit), so a row of pictures with its
+# slider and caption fits one 1080-px screen. Numbers (st.metric) grow, instead of taking the paragraphs' size.
+PICTURE_VH = "52vh"
 CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {
@@ -59,9 +63,11 @@ CSS = """
 }
 [data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.2rem !important; }
 [data-testid="stMain"] .katex { font-size: 1.35em !important; }
-[data-testid="stMain"] [data-testid="stImage"] img { max-height: 40vh; width: auto !important; margin: 0 auto; }
+[data-testid="stMain"] [data-testid="stMetricValue"],
+[data-testid="stMain"] [data-testid="stMetricValue"] p { font-size: 3rem !important; line-height: 1.2; }
+[data-testid="stMain"] [data-testid="stImage"] img { max-height: PICTURE_VH; object-fit: contain; }
 </style>
-"""
+""".replace("PICTURE_VH", PICTURE_VH)
 
 
 def on() -> bool:

@@ -56,6 +56,9 @@ st.markdown(
     r"$\hat\epsilon$ the network predicts, and $\hat x_0$, $x_t$ with *all* of $\hat\epsilon$ removed. "
     "The sampler only removes a little of it per step, then asks again: early estimates are blurry, late ones sharp."
 )
+# In presentation mode the finished run's step row (slider and pictures) is drawn here, above the settings, so it
+# fits the projector's one screen (issue 26); elsewhere it comes after them, in the order one works.
+stage = st.container() if present.on() else None
 
 # --- settings ------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -312,7 +315,11 @@ def scrub() -> None:
     frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/frequency.py)
 
 
-scrub()
+if stage is not None:
+    with stage:
+        scrub()
+else:
+    scrub()
 
 st.subheader("Result")
 r1, r2, _ = st.columns([1, 1, 2])
