@@ -168,6 +168,7 @@ async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float
             res.ok("upload", time.perf_counter() - start)
             actions = 2
             which, key = "forward", "fwd_t"
+            shared_t = 250  # Forward, Denoise and Inside share t: a page opens at the t last set on any of them
             while time.monotonic() < deadline and actions < args.max_actions:
                 for _ in range(rnd.randint(3, 6)):
                     if time.monotonic() >= deadline or actions >= args.max_actions:
@@ -179,6 +180,7 @@ async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float
                     s.set_slider(key, new)
                     r = await s.rerun()
                     record(res, action, r, WS_CAPTIONS[which].format(t=new))
+                    shared_t = new
                     actions += 1
                 if time.monotonic() >= deadline or actions >= args.max_actions:
                     break
@@ -186,8 +188,9 @@ async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float
                 action = f"to_{which}"
                 first = which == "denoise" and "den_t" not in s.widgets
                 r = await s.rerun(page=which)
-                caption = WS_CAPTIONS[which].format(t=int(s.slider_value(key)))
-                record(res, f"{action}{' (1st)' if first else ''}", r, caption)
+                record(res, f"{action}{' (1st)' if first else ''}", r, WS_CAPTIONS[which].format(t=shared_t))
+                if key in s.widgets:
+                    s.set_slider(key, shared_t)  # what a browser's slider shows now: the server moved it
                 actions += 1
     except Exception as exc:  # one error ends this student's session; the others go on
         res.error(i, action, exc)
