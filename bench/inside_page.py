@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import _timing
 import torch
 
 from model.nets import probe, runtime
@@ -39,11 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BUDGET_MS = 300.0
 APP = str(ROOT / "app" / "streamlit_app.py")
-
-
-def _stats(ms: list[float]) -> tuple[float, float]:
-    ms = sorted(ms)
-    return statistics.median(ms), ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
 
 
 def timesteps(repeats: int, T: int, offset: int) -> list[int]:
@@ -103,15 +98,10 @@ def bench_page(source: str | None, res: int, repeats: int, T: int) -> list[float
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="a folder or Hub id (default: the bundled photo model)")
-    ap.add_argument("--res", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: as the app chooses)")
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    _timing.add_common_args(ap)
     a = ap.parse_args(argv)
 
-    import streamlit.logger
-
-    streamlit.logger.set_log_level("error")  # no "No runtime found" warnings: the cache works without a server
+    _timing.quiet_streamlit()
     threads = runtime.configure_threads(a.threads)
     model = load_model(a.model)
     results = bench_passes(model, a.res, a.repeats)
@@ -123,12 +113,7 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()} torch thread(s) (configured {threads}), {a.repeats} repeats, "
         f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs"
     )
-    print(f"{'':38s}{'median ms':>10s}{'p90 ms':>10s}")
-    summary = {}
-    for name, ms in results.items():
-        med, p90 = _stats(ms)
-        summary[name] = {"median_ms": med, "p90_ms": p90, "runs_ms": ms}
-        print(f"  {name:36s}{med:10.1f}{p90:10.1f}")
+    summary = _timing.print_table(results, 36)
     page = summary["page rerun (AppTest)"]["median_ms"]
     verdict = "met" if page <= BUDGET_MS else "NOT met"
     print(f"budget: page rerun median {page:.1f} ms vs {BUDGET_MS:.0f} ms: {verdict}")

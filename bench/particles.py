@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import _timing
 import torch
 
 from model.diffusion.forward import q_sample
@@ -39,11 +39,6 @@ from model.particles import data, exact, metrics, mlp, paths
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")
 BUDGET_MS = 300.0
-
-
-def _stats(ms: list[float]) -> tuple[float, float]:
-    ms = sorted(ms)
-    return statistics.median(ms), ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
 
 
 def _timed(fn, args_list) -> list[float]:
@@ -138,15 +133,10 @@ def yardsticks() -> dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--res", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: as the app chooses)")
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    _timing.add_common_args(ap)
     a = ap.parse_args(argv)
 
-    import streamlit.logger
-
-    streamlit.logger.set_log_level("error")  # no "No runtime found" warnings: the cache works without a server
+    _timing.quiet_streamlit()
     threads = runtime.configure_threads(a.threads)
     results = bench_math(a.repeats)
     results.update(bench_pages(a.res, a.repeats))
@@ -157,13 +147,11 @@ def main(argv=None) -> int:
         f"thread(s) (configured {threads}), {a.repeats} repeats, load average {load[0]:.2f} / {load[1]:.2f} / "
         f"{load[2]:.2f} on {os.cpu_count()} CPUs"
     )
-    print(f"{'':42s}{'median ms':>10s}{'p90 ms':>10s}")
-    summary = {}
-    for name, ms in results.items():
-        med, p90 = _stats(ms)
-        summary[name] = {"median_ms": med, "p90_ms": p90, "runs_ms": ms}
-        verdict = "" if "rerun" not in name else ("  (<= 300 ms)" if med <= BUDGET_MS else "  (over 300 ms)")
-        print(f"  {name:40s}{med:10.1f}{p90:10.1f}{verdict}")
+    summary = _timing.print_table(
+        results,
+        40,
+        lambda name, med: "" if "rerun" not in name else ("  (<= 300 ms)" if med <= BUDGET_MS else "  (over 300 ms)"),
+    )
     for name, value in sticks.items():
         print(f"  {name:40s}{value:10.4f}")
     if a.json:

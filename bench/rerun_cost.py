@@ -22,7 +22,10 @@ import time
 from _server import OUT, Server, cpu_seconds, load_average, percentile, server_env
 from ws_client import StreamlitSession
 
-PAGES = {"forward": ("forward", "fwd_t", "x_t at t = {t}"), "denoise": ("denoise", "den_t", "x_t: the input at t = {t}")}
+PAGES = {
+    "forward": ("forward", "fwd_t", "x_t at t = {t}"),
+    "denoise": ("denoise", "den_t", "x_t: the input at t = {t}"),
+}
 WARM_STEPS = 5  # per page, before the clock: the first visits load the model and fill caches
 
 
