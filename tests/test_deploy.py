@@ -557,9 +557,12 @@ def test_the_app_serves_with_a_read_only_root_and_only_tmp_writable(tmp_path):
     env.update(PATH=os.environ["PATH"], HOME=str(Path.home()), HF_HOME="/tmp/hf", STREAMLIT_SERVER_PORT=str(port),
                STREAMLIT_SERVER_ADDRESS="127.0.0.1", STREAMLIT_SERVER_COOKIE_SECRET="0123456789abcdef" * 4)  # fmt: skip
     ro = " ".join(d for d in READ_ONLY if Path(d).is_dir())
+    # The checkout (and its .venv) is read-only too, wherever it lies: a clone under /tmp (CI's) would vanish under
+    # the fresh /tmp, so it is carried across on /mnt and bound back at its own path.
     script = (
         f"set -e; for d in {ro}; do mount --bind $d $d; mount -o remount,bind,ro $d; done; "
-        f"mount -t tmpfs -o size=1g tmpfs /tmp; cd {ROOT}; exec {sys.executable} -m app.launch"
+        f"mount --bind {ROOT} /mnt; mount -t tmpfs -o size=1g tmpfs /tmp; mkdir -p {ROOT}; "
+        f"mount --bind /mnt {ROOT}; mount -o remount,bind,ro {ROOT}; cd {ROOT}; exec {sys.executable} -m app.launch"
     )
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
@@ -588,8 +591,10 @@ def test_the_app_serves_with_a_read_only_root_and_only_tmp_writable(tmp_path):
 
         for run in _run_async(pages):
             assert not run.exceptions and run.images, (run.exceptions, log.read_text()[-2000:])
+        assert proc.poll() is None, log.read_text()[-2000:]  # the pages came from this server, not another
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     text = log.read_text()
     assert "Read-only file system" not in text, text[-2000:]
