@@ -72,6 +72,13 @@ def bound_estimate(
     return last
 
 
+def decoder_generator(seed: int) -> torch.Generator:
+    """The source of L_0's one noise draw of x_1: its own generator, seeded by the page's seed alone, so the
+    estimate and "Compute all terms" show the same L_0 (they draw every other t in different orders). Offset by
+    2**32 (page seeds stay below 2**31) so x_1's noise is not the first draw of the other terms' stream."""
+    return torch.Generator().manual_seed(seed + 2**32)
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel) -> dict:
     """Every one of the T terms (improved-diffusion's ``calc_bpd_loop``).
@@ -88,6 +95,7 @@ def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch
         torch.Generator().manual_seed(seed),
         batch_size=vlb_terms.default_batch_size(resolution),
         progress=progress,
+        decoder_generator=decoder_generator(seed),
     )
     bar.empty()
     return dict(
@@ -182,7 +190,9 @@ def _chunk(
     start = time.perf_counter()
     bs = max(1, len(ts))
     if kind == "bound":
-        res = lk.vb_terms(_model.eps, _model.schedule, _x0, list(ts), g, batch_size=bs)
+        res = lk.vb_terms(
+            _model.eps, _model.schedule, _x0, list(ts), g, batch_size=bs, decoder_generator=decoder_generator(seed)
+        )
         out = dict(values=res.terms_bpd.tolist(), eps_mse=res.eps_mse.tolist(), prior=res.prior_bpd)
     else:
         res = lk.simple_loss_per_t(_model.eps, _model.schedule, _x0, list(ts), 1, g, batch_size=bs)

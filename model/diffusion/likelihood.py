@@ -124,6 +124,7 @@ def estimate_bpd(
     clip_denoised: bool = True,
     progress: Progress | None = None,
     proposal: str = "uniform",
+    decoder_generator: torch.Generator | None = None,
 ) -> BPDEstimate:
     """Estimate the bound from ``n`` timesteps drawn (with replacement) from 1..T-1.
 
@@ -137,17 +138,20 @@ def estimate_bpd(
     (see :func:`proposal_probs`) is usually tens of times more precise.
 
     :param n: number of sampled KL terms, >= 2 (for the standard error).
+    :param decoder_generator: if given, the source of L_0's own noise draw (see :func:`vb_terms`), so that L_0
+        equals the one of ``vb_terms`` over all timesteps with the same ``decoder_generator`` seed.
     :returns: a :class:`BPDEstimate`. The generator draws the timesteps, then the noise.
     """
     T = schedule.T
     if T < 2:
-        res = vb_terms(eps_model, schedule, x0, [0], generator, batch_size, clip_denoised, progress)
+        res = vb_terms(eps_model, schedule, x0, [0], generator, batch_size, clip_denoised, progress, decoder_generator)
         return BPDEstimate(res.total_bpd, 0.0, 0, float(res.terms_bpd[0]), res.prior_bpd, proposal, res)
     n = max(2, int(n))
     p = proposal_probs(schedule, proposal)
     idx = torch.multinomial(p, n, replacement=True, generator=generator)
     sampled = (idx + 1).sort(descending=True).values
-    res = vb_terms(eps_model, schedule, x0, sampled.tolist() + [0], generator, batch_size, clip_denoised, progress)
+    ts = sampled.tolist() + [0]
+    res = vb_terms(eps_model, schedule, x0, ts, generator, batch_size, clip_denoised, progress, decoder_generator)
     ratios = res.terms_bpd[:-1] / p[sampled - 1]
     decoder = float(res.terms_bpd[-1])
     stderr = float(ratios.std(unbiased=True)) / math.sqrt(n)

@@ -285,6 +285,7 @@ def vb_terms(
     batch_size: int = DEFAULT_BATCH_SIZE,
     clip_denoised: bool = True,
     progress: Progress | None = None,
+    decoder_generator: torch.Generator | None = None,
 ) -> TermsResult:
     """Every requested term of the bound for one image, many timesteps per network call.
 
@@ -295,13 +296,18 @@ def vb_terms(
         one at a time, so ``batch_size`` does not change the result).
     :param batch_size: how many timesteps go through the network together.
     :param progress: called as ``progress(done, total)`` after every batch.
+    :param decoder_generator: if given, the source of the draw at t = 0 alone (the decoder L_0's x_1, so L_0 is
+        the same number whatever other timesteps come with it); otherwise t = 0 draws from ``generator`` in turn.
     :returns: a :class:`TermsResult`; with the default timesteps, ``total_bpd`` is the bound
         on -log2 p(x_0) per dimension at this resolution.
     """
     _check_image(x0)
     x0q = quantize_8bit(x0.to(torch.float64))
     ts = list(range(schedule.T - 1, -1, -1)) if timesteps is None else _as_timesteps(schedule, timesteps)
-    noise = _draws(x0, len(ts), generator)
+    if decoder_generator is None:
+        noise = _draws(x0, len(ts), generator)
+    else:
+        noise = torch.cat([_draws(x0, 1, decoder_generator if t == 0 else generator) for t in ts])
     terms = torch.empty(len(ts), dtype=torch.float64)
     mse = torch.empty(len(ts), dtype=torch.float64)
     for sl, t, x_t, eps, eps_hat in _network_batches(eps_model, x0q, ts, noise, schedule, batch_size, progress):

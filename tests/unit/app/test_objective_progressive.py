@@ -77,7 +77,8 @@ def test_bound_steps_fill_in_and_end_equal_to_estimate_bpd(one_torch_thread, sma
     assert items[-1]["done"] == items[-1]["of"] == 13
     for it in items[:-1]:  # a partial item: the terms so far, in evaluation order
         assert len(it["ts"]) == len(it["terms"]) == it["done"]
-    ref = lk.estimate_bpd(net.eps, net.schedule, x0, 12, torch.Generator().manual_seed(3), proposal="importance")
+    g, dec = torch.Generator().manual_seed(3), bo.decoder_generator(3)
+    ref = lk.estimate_bpd(net.eps, net.schedule, x0, 12, g, proposal="importance", decoder_generator=dec)
     last = items[-1]
     assert last["ts"] == ref.terms.timesteps.tolist()
     np.testing.assert_allclose(last["terms"], ref.terms.terms_bpd.numpy(), rtol=1e-5, atol=1e-7)
@@ -161,7 +162,8 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
 
     net = load_model(str(short_model_dir))
     x0 = load_image(backend.SAMPLES[img].read_bytes(), RES)
-    ref = lk.estimate_bpd(net.eps, net.schedule, x0, 20, torch.Generator().manual_seed(0), proposal="importance")
+    g, dec = torch.Generator().manual_seed(0), bo.decoder_generator(0)
+    ref = lk.estimate_bpd(net.eps, net.schedule, x0, 20, g, proposal="importance", decoder_generator=dec)
     terms = _chart(at, "KL term")
     ys = np.concatenate([_values(tr["y"]) for tr in terms["data"]])
     want = np.sort(np.maximum(ref.terms.terms_bpd.numpy(), 1e-12))

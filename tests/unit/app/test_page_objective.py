@@ -102,12 +102,21 @@ def test_learned_variance_model_gets_a_message(tmp_path):
     assert at.title[0].value.startswith("Training objective")
 
 
-def test_l0_is_not_called_exact(short_model_dir):
-    """Issue 26: L_0 was labelled exact but moved (2.242 vs 2.220) after "Compute all terms": it is computed at
-    t = 0 for one noise draw of x_1, and each computation draws its own. The page says so, and calls it exact nowhere."""
+def test_l0_is_the_same_before_and_after_all_terms(short_model_dir):
+    """Issue 26: L_0 moved (2.242 vs 2.220) after "Compute all terms", because the estimate and all terms each drew
+    their own x_1. x_1 now has its own draw from the seed: the metric shows the same value before and after."""
     at = _app(short_model_dir)
     assert_ok(at)
-    helps = [m.proto.help for m in at.metric] + [w.help or "" for w in at.select_slider]
-    assert not any("exact L_0" in h or "L_0 exact" in h for h in helps), helps
-    (l0,) = [m for m in at.metric if m.label.startswith("L_0")]
-    assert "one noise draw of x_1" in l0.proto.help
+
+    def l0() -> str:
+        (m,) = [m for m in at.metric if m.label.startswith("L_0")]
+        return m.value
+
+    before = l0()
+    assert not any(m.label.startswith("Bound L, all t") for m in at.metric)
+    at.button(key="obj_all_go").click().run()
+    assert_ok(at)
+    assert any(m.label.startswith("Bound L, all t") for m in at.metric)  # the full bound is shown now
+    assert l0() == before
+    (m,) = [m for m in at.metric if m.label.startswith("L_0")]
+    assert "the same x_1" in m.proto.help and "exact" not in m.proto.help

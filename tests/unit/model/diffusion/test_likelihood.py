@@ -233,6 +233,28 @@ def test_estimate_on_a_tiny_network_is_close_to_all_terms(tiny_model_dir):
     assert est.terms.timesteps[-1] == 0 and len(est.terms.timesteps) == 41
 
 
+def test_a_decoder_generator_gives_l0_one_draw_whatever_comes_with_it():
+    """Issue 26: the estimate and all terms drew x_1 at different points of one stream, so L_0 differed. With its
+    own generator, L_0 is one number; the other terms still draw from ``generator`` in their order."""
+    x0 = _x0(5)
+    full_a = lk.vb_terms(shrink, LIN, x0, None, torch.Generator().manual_seed(0))
+    full_b = lk.vb_terms(
+        shrink, LIN, x0, None, torch.Generator().manual_seed(0), decoder_generator=torch.Generator().manual_seed(9)
+    )
+    est_a = lk.estimate_bpd(shrink, LIN, x0, 8, torch.Generator().manual_seed(1))
+    est_b = lk.estimate_bpd(
+        shrink, LIN, x0, 8, torch.Generator().manual_seed(1), decoder_generator=torch.Generator().manual_seed(9)
+    )
+    assert est_a.decoder_bpd != float(full_a.terms_bpd[-1])  # one stream: two draws of x_1
+    assert est_b.decoder_bpd == float(full_b.terms_bpd[-1])  # its own generator: one draw
+    alone = lk.vb_terms(
+        shrink, LIN, x0, [0], torch.Generator().manual_seed(5), decoder_generator=torch.Generator().manual_seed(9)
+    )
+    assert float(alone.terms_bpd[0]) == est_b.decoder_bpd
+    # the KL terms are unchanged where the decoder's draw came last anyway (all terms run T-1 .. 0)
+    torch.testing.assert_close(full_a.terms_bpd[:-1], full_b.terms_bpd[:-1])
+
+
 # ---------------------------------------------------------------------------------- simple loss
 
 
