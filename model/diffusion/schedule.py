@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 SCHEDULE_NAMES = ("linear", "cosine")
@@ -231,3 +232,21 @@ def gather(values: torch.Tensor, t: torch.Tensor | int, ndim: int = 4, dtype=tor
     idx = torch.as_tensor(t, dtype=torch.long).reshape(-1)
     out = values.to(device=idx.device, dtype=dtype)[idx]  # on t's device: a GPU batch never waits for the host
     return out.reshape(-1, *([1] * (ndim - 1)))
+
+
+def alpha_bar_at(schedule: Schedule, t) -> torch.Tensor:
+    """alpha_bar at timestep ``t``: an int, a float, or a tensor/array of them (any shape), each in [0, T-1].
+
+    :returns: float64 tensor of ``t``'s shape. At an integer t it is the schedule's own ``alpha_bar[t]``; between
+        indices sigma = sqrt((1 - alpha_bar) / alpha_bar) is interpolated linearly, as diffusers'
+        ``EulerDiscreteScheduler`` does, so an exact model and that scheduler agree on what a float t means.
+    :raises ValueError: for a t outside [0, T-1].
+    """
+    tt = torch.as_tensor(np.asarray(t, dtype=np.float64))
+    if bool(((tt < 0) | (tt > schedule.T - 1) | tt.isnan()).any()):
+        raise ValueError(f"timestep must lie in 0..{schedule.T - 1}, got {t}")
+    sigmas = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt().numpy()
+    sigma = torch.as_tensor(np.interp(tt.numpy(), np.arange(schedule.T), sigmas), dtype=torch.float64)
+    between = 1.0 / (1.0 + sigma**2)
+    at_index = schedule.alpha_bar[tt.round().long()]
+    return torch.where(tt == tt.round(), at_index, between)

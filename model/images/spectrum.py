@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from model.diffusion.schedule import Schedule
+from model.diffusion.schedule import Schedule, alpha_bar_at
 
 MIN_SIDE = 4  # the smallest image with at least two frequency bins (r = 1, 2)
 FLAT_POWER = 1e-12  # total power (per pixel) below this: a flat image, with no detail at any frequency
@@ -94,20 +94,12 @@ def is_flat(power: np.ndarray) -> bool:
     return float(np.max(power, initial=0.0)) < FLAT_POWER
 
 
-def alpha_bar_at(schedule: Schedule, t) -> np.ndarray:
-    """alpha_bar_t from the schedule as float64 numpy: a 0-d array for an int t, shape (K,) for K timesteps."""
-    idx = np.asarray(t, dtype=np.int64)
-    if np.any(idx < 0) or np.any(idx >= schedule.T):
-        raise ValueError(f"timestep index must lie in 0..{schedule.T - 1}, got {t}")
-    return schedule.alpha_bar.numpy()[idx]
-
-
 def noise_floor(schedule: Schedule, t) -> np.ndarray:
     """The power of the noise in x_t at every frequency: 1 - alpha_bar_t (white noise of that variance).
 
     :param t: an int (a 0-d array comes back) or a sequence of K timestep indices (shape (K,)).
     """
-    return 1.0 - alpha_bar_at(schedule, t)
+    return 1.0 - alpha_bar_at(schedule, t).numpy()
 
 
 def expected_xt_spectrum(schedule: Schedule, t: int, power0: np.ndarray) -> np.ndarray:
@@ -117,7 +109,7 @@ def expected_xt_spectrum(schedule: Schedule, t: int, power0: np.ndarray) -> np.n
     power; the cross term has mean zero. :param power0: R_0, the photo's spectrum from :func:`radial_power_spectrum`
     (any shape). :returns: the same shape as ``power0``.
     """
-    ab = alpha_bar_at(schedule, t)
+    ab = alpha_bar_at(schedule, t).numpy()
     return ab * np.asarray(power0, dtype=np.float64) + (1.0 - ab)
 
 
@@ -136,7 +128,7 @@ def f_max(schedule: Schedule, t, radius: np.ndarray, power0: np.ndarray) -> np.n
     :returns: int64, a 0-d array for an int t or shape (K,): the radius in cycles per image; 0 when every bin is
         drowned (the floor is above the photo everywhere), ``radius[-1]`` when none is.
     """
-    ab = np.atleast_1d(alpha_bar_at(schedule, t))  # (K,)
+    ab = np.atleast_1d(alpha_bar_at(schedule, t).numpy())  # (K,)
     above = ab[:, None] * np.asarray(power0, dtype=np.float64)[None, :] >= (1.0 - ab)[:, None]  # (K, B)
     r = np.asarray(radius, dtype=np.int64)
     # the last bin above the floor: argmax over the reversed bins finds it; rows with none give 0

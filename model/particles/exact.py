@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 
 from model.diffusion.reverse import predict_eps
-from model.diffusion.schedule import Schedule
+from model.diffusion.schedule import Schedule, alpha_bar_at
 from model.particles import flow
 
 SIGMA_FLOOR = 1e-6  # std below this is treated as this (the softmax is one-hot there anyway)
@@ -55,13 +55,13 @@ def exact_x0_hat(points: torch.Tensor, x: torch.Tensor, scale, std) -> torch.Ten
 
 def vp_x0_hat(schedule: Schedule, points: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
     """The exact x0_hat for VP-noised particles x_t (B, 2) at timestep t (int, float or (B,) tensor)."""
-    ab = flow.alpha_bar_at(schedule, t).reshape(-1, 1)
+    ab = alpha_bar_at(schedule, t).reshape(-1, 1)
     return exact_x0_hat(points, x_t, ab.sqrt(), (1 - ab).sqrt())
 
 
 def vp_eps_hat(schedule: Schedule, points: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
     """The exact eps_hat = (x_t - sqrt(alpha_bar) x0_hat) / sqrt(1 - alpha_bar) (B, 2), any float t."""
-    ab = flow.alpha_bar_at(schedule, t).reshape(-1, 1)
+    ab = alpha_bar_at(schedule, t).reshape(-1, 1)
     x0_hat = exact_x0_hat(points, x_t, ab.sqrt(), (1 - ab).sqrt())
     if _integral(t):  # the project's formula at an index (one home per formula)
         return predict_eps(schedule, x_t, x0_hat, torch.as_tensor(t, dtype=torch.long).reshape(-1))

@@ -19,21 +19,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from model.diffusion.schedule import Schedule
+from model.diffusion.schedule import Schedule, alpha_bar_at
 
 VelocityModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_sigma (B, ...), sigma (B,)) -> v_hat
 SIGMA_MIN = 1e-4  # v = (x - x0_hat) / sigma is evaluated no closer to sigma = 0 than this
-
-
-def alpha_bar_at(schedule: Schedule, t) -> torch.Tensor:
-    """alpha_bar at a float timestep t in [0, T-1] (an int gives the schedule's own value), float64 tensor.
-
-    Between indices, sigma = sqrt((1 - alpha_bar) / alpha_bar) is interpolated linearly, as diffusers'
-    ``EulerDiscreteScheduler`` does, so an exact model and that scheduler agree on what t means."""
-    tt = torch.as_tensor(t, dtype=torch.float64).clamp(0, schedule.T - 1)
-    sigmas = ((1 - schedule.alpha_bar) / schedule.alpha_bar).sqrt().numpy()
-    sigma = torch.as_tensor(np.interp(tt.numpy(), np.arange(schedule.T), sigmas), dtype=torch.float64)
-    return 1.0 / (1.0 + sigma**2)
 
 
 def _col(sigma, like: torch.Tensor) -> torch.Tensor:
@@ -94,7 +83,7 @@ def vp_sigmas(schedule: Schedule) -> np.ndarray:
 
 def flow_sigma_to_t(schedule: Schedule, sigma) -> np.ndarray:
     """The (float) DDPM timestep whose state is x_sigma up to a scale: sigma_vp = sigma / (1 - sigma), clamped to the
-    schedule's range, then inverted with the linear interpolation of :func:`alpha_bar_at`."""
+    schedule's range, then inverted with the linear interpolation of :func:`model.diffusion.schedule.alpha_bar_at`."""
     s = np.clip(np.asarray(sigma, dtype=np.float64), 0.0, 1.0 - 1e-9)
     s_vp = s / (1 - s)
     table = vp_sigmas(schedule)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.diffusion.schedule import Schedule
+from model.diffusion.schedule import Schedule, alpha_bar_at
 from model.particles import flow
 from model.particles.paths import straightness
 
@@ -111,7 +111,7 @@ def run_one(
             z = x_in
         else:
             out = model.eps(x_in, tt)
-            z = flow.to_flow_coords(x_in, flow.alpha_bar_at(schedule, tt))
+            z = flow.to_flow_coords(x_in, alpha_bar_at(schedule, tt))
         evaluations += 1
         if first_stage:
             seen.append(z)

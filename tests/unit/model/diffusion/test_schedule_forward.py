@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model.diffusion.forward import q_chain, q_chain_sample, q_sample, q_step
-from model.diffusion.schedule import make_schedule, schedule_from_config
+from model.diffusion.schedule import alpha_bar_at, make_schedule, schedule_from_config
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine", "scaled_linear"])
@@ -61,6 +61,29 @@ def test_bad_schedule_config_is_refused():
         schedule_from_config({"beta_schedule": "sigmoid-ish"})
     with pytest.raises(ValueError):
         schedule_from_config({"prediction_type": "score"})
+
+
+def test_alpha_bar_at_is_the_schedule_at_indices_and_interpolates_like_diffusers_euler_between():
+    """One home for alpha_bar at any t (the frequency view's ints, the particle lab's floats)."""
+    import numpy as np
+    from diffusers import EulerDiscreteScheduler
+
+    sched = make_schedule("linear")
+    idx = torch.tensor([0, 1, 500, 999])
+    assert torch.equal(alpha_bar_at(sched, idx), sched.alpha_bar[idx])  # exactly, not merely close
+    assert float(alpha_bar_at(sched, 7)) == sched.alpha_bar_floats[7] and alpha_bar_at(sched, 7).shape == ()
+    grid = alpha_bar_at(sched, np.array([[0.0, 0.5], [998.25, 999.0]]))
+    assert grid.shape == (2, 2) and grid.dtype == torch.float64
+    mid = float(alpha_bar_at(sched, 500.5))
+    assert sched.alpha_bar_floats[501] < mid < sched.alpha_bar_floats[500]
+    # diffusers' Euler interpolates sigma linearly in t: the same alpha_bar = 1 / (1 + sigma^2) at its float timesteps
+    euler = EulerDiscreteScheduler.from_config(sched.to_scheduler_config())
+    euler.set_timesteps(7)
+    ts, sigmas = euler.timesteps.double(), euler.sigmas[:-1].double()
+    torch.testing.assert_close(alpha_bar_at(sched, ts.numpy()), 1 / (1 + sigmas**2), rtol=1e-5, atol=0)
+    for bad in (-0.5, 999.5, float("nan")):
+        with pytest.raises(ValueError, match="0..999"):
+            alpha_bar_at(sched, bad)
 
 
 def test_q_sample_at_t0_is_nearly_x0_and_uses_the_generator(x0_small):

@@ -80,12 +80,6 @@ def test_ode_and_sde_start_from_the_same_seed_and_differ_after():
     assert torch.equal(sde, paths.vp_paths(model, SCHED, x1, 20, "ddpm", seed=9))  # fixed seed, same path
 
 
-def test_alpha_bar_at_matches_the_schedule_at_indices_and_interpolates_between():
-    assert torch.allclose(flow.alpha_bar_at(SCHED, torch.tensor([0, 500, 999])), SCHED.alpha_bar[[0, 500, 999]])
-    mid = float(flow.alpha_bar_at(SCHED, 500.5))
-    assert SCHED.alpha_bar_floats[501] < mid < SCHED.alpha_bar_floats[500]
-
-
 def test_velocity_from_eps_matches_the_exact_flow_velocity():
     """The conversion eps-network -> flow velocity agrees with the flow's own exact denoiser (one point: both exact)."""
     x = torch.randn(16, 2, generator=torch.Generator().manual_seed(6))

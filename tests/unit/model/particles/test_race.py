@@ -80,7 +80,7 @@ def test_eps_network_runs_every_scheduler_on_images():
     """An image-shaped eps-network (the oracle for one fixed picture) through every scheduler: finite, and the ODE
     schedulers land on the picture."""
     x0 = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    from model.particles.flow import alpha_bar_at
+    from model.diffusion.schedule import alpha_bar_at
 
     def eps_fn(x_t, t):
         ab = alpha_bar_at(SCHED, t).reshape(-1, 1, 1, 1)
