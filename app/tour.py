@@ -3,10 +3,15 @@
 Built from Streamlit alone (no network fetch): a small panel at the top of the page says what the step is about,
 the widget it is bound to gets an outline (CSS on the ``st-key-<key>`` class Streamlit gives a keyed widget), and
 **Next** goes to the step's page when it is on another one. **End the tour** (or **No thanks** on the offer)
-dismisses it for the rest of the session; a new browser session offers it again.
+dismisses it, and so does finishing it or finding one's own way to another page first.
 
-State, all in ``st.session_state``: :data:`STEP_KEY` (the step shown, or absent while the tour is not running)
-and :data:`SEEN_KEY` (True once the tour was offered, taken or dismissed).
+"Shown once" outlives the session: once seen, the browser gets a cookie (:data:`COOKIE`, a year, this site only,
+set by a two-line script that carries no user data), and a reload or a new tab reads it back through
+``st.context.cookies``, so a learner is not offered the tour again. Clearing cookies brings it back.
+
+State in ``st.session_state``: :data:`STEP_KEY` (the step shown, or absent while the tour is not running),
+:data:`SEEN_KEY` (True once the tour was offered, taken or dismissed, or the cookie says so) and
+:data:`WROTE_KEY` (the cookie was sent in this session).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import streamlit as st
 
 STEP_KEY = "tour_step"
 SEEN_KEY = "tour_seen"
+WROTE_KEY = "tour_cookie_sent"
+COOKIE = "diffusion_lens_tour"
+COOKIE_JS = f"<script>document.cookie = '{COOKIE}=seen; max-age=31536000; path=/; SameSite=Lax';</script>"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,27 @@ def _dismiss() -> None:
     st.session_state[SEEN_KEY] = True
 
 
+def _cookie_says_seen() -> bool:
+    """Whether this browser saw the tour in an earlier session (False where there is no browser, as in AppTest)."""
+    try:
+        return st.context.cookies.get(COOKIE) == "seen"
+    except Exception:  # noqa: BLE001 - no request context: no cookie
+        return False
+
+
+def _read_cookie() -> None:
+    """A browser that saw the tour in an earlier session has seen it in this one too."""
+    if not st.session_state.get(SEEN_KEY) and _cookie_says_seen():
+        st.session_state[SEEN_KEY] = st.session_state[WROTE_KEY] = True
+
+
+def _write_cookie() -> None:
+    """Once this session has seen the tour (and it is not running), tell the browser, once."""
+    if st.session_state.get(SEEN_KEY) and not st.session_state.get(WROTE_KEY):
+        st.session_state[WROTE_KEY] = True
+        st.html(COOKIE_JS, unsafe_allow_javascript=True)  # a static script: nothing to see
+
+
 def offer() -> None:
     """On the Start page: offer the tour once per session (until taken or dismissed, or another page was seen)."""
     if st.session_state.get(SEEN_KEY) or running():
@@ -99,9 +128,11 @@ def offer() -> None:
 def render(url_path: str) -> None:
     """The current step's panel and outline (call once per run from the entry, before the page). A first visit to
     any page other than Start counts as seen: the offer is made on the Start page only."""
+    _read_cookie()
     if not running():
         if url_path not in ("", "start"):
             st.session_state[SEEN_KEY] = True
+        _write_cookie()
         return
     i = min(int(st.session_state[STEP_KEY]), len(STEPS) - 1)
     step = STEPS[i]

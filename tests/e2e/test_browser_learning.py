@@ -50,6 +50,29 @@ def test_root_is_start_here_with_no_formula_above_the_first_picture(page, app_ur
     shot(page, "start")
 
 
+def test_the_tour_once_dismissed_is_not_offered_again_after_a_reload(page, app_url):
+    """Issue 26: the tour is shown once. "No thanks" sets a cookie; a reload (a new session) reads it back."""
+    from app import tour
+
+    open_app(page, app_url)
+    no = page.locator(".st-key-tour_no button")
+    no.wait_for()
+    assert page.locator(".st-key-tour_take").count() == 1
+    no.click()
+    wait_idle(page)
+    page.wait_for_function(f"() => document.cookie.includes('{tour.COOKIE}=seen')")
+    page.reload()
+    page.get_by_role("heading", name="Start here: diffusion in one minute").wait_for()
+    wait_idle(page)
+    page.locator(f"{MAIN} [data-testid='stImage'] img").first.wait_for()
+    assert page.locator(".st-key-tour_take").count() == 0
+    assert any(c["name"] == tour.COOKIE for c in page.context.cookies())
+    page.context.clear_cookies()  # cleared cookies bring the offer back
+    page.reload()
+    page.locator(".st-key-tour_take button").wait_for()
+    no_traceback(page)
+
+
 def _forward_answer() -> tuple[str, str]:
     snr = float(make_schedule("linear").snr[900])
     want = min(reveal.LOOKS, key=lambda o: abs(math.log(snr) - math.log(reveal.LOOKS[o])))

@@ -1,5 +1,5 @@
 """The guided tour (issue 26): offered once per session on the Start page, each step bound to a widget that gets an
-outline, Next crosses pages, and it can be dismissed for good."""
+outline, Next crosses pages, and it can be dismissed for good: a cookie keeps "seen" across reloads."""
 
 from __future__ import annotations
 
@@ -87,3 +87,24 @@ def test_a_first_visit_to_another_page_is_not_interrupted(tiny_model_dir):
     assert not panel(at) and not any(b.key == "tour_take" for b in at.button)
     at.switch_page("views/start.py").run()
     assert not any(b.key == "tour_take" for b in at.button)  # seen: the learner found their own way in
+
+
+def cookie_scripts(at) -> list[str]:
+    return [h.proto.body for h in at.get("html") if "document.cookie" in h.proto.body]
+
+
+def test_once_seen_the_browser_is_told_once_and_a_browser_that_was_told_is_not_offered_it(tiny_model_dir, monkeypatch):
+    at = app_test(tiny_model_dir)
+    at.run()
+    assert cookie_scripts(at) == []  # offered, not yet seen
+    at.button(key="tour_no").click().run()
+    assert_ok(at)
+    assert cookie_scripts(at) == [tour.COOKIE_JS] and f"{tour.COOKIE}=seen" in tour.COOKIE_JS
+    at.run()
+    assert cookie_scripts(at) == []  # once per session
+    # a new session (a reload) in a browser that carries the cookie: no offer
+    monkeypatch.setattr(tour, "_cookie_says_seen", lambda: True)
+    at2 = app_test(tiny_model_dir)
+    at2.run()
+    assert_ok(at2)
+    assert not any(b.key == "tour_take" for b in at2.button) and cookie_scripts(at2) == []
