@@ -132,6 +132,7 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("schedule", "fwd_schedule", _choice({"linear": "linear", "cosine": "cosine"})),
         Field("seed", "fwd_seed", _SEED),
         Field("chain", "fwd_chain", _bool, _show_bool),
+        Field("freq", "fwd_freq", _bool, _show_bool),
     ),
     "denoise": (
         Field("t", "den_t", _T),
@@ -148,6 +149,7 @@ PAGE_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("photo_model", "traj_photo_model_anyway", _bool, _show_bool),  # before class: it picks the model
         Field("class", "traj_class", _name),
         Field("w", "traj_guidance", _float(0.0, 8.0, 0.5), _show_float),
+        Field("freq", "traj_freq", _bool, _show_bool),
     ),
     "inside": (
         Field("t", "ins_t", _T),

@@ -67,6 +67,20 @@ def test_a_link_restores_every_page_and_the_address_keeps_it(tiny_model_dir, pag
         assert at.query_params["t"] == "42"
 
 
+RUN = {"start": "photo", "t_start": "300", "steps": "10", "seed": "1", "run": "1"}  # the view needs a run
+
+
+@pytest.mark.parametrize(("page", "key"), [("views/forward.py", "fwd_freq"), ("views/trajectory.py", "traj_freq")])
+def test_the_frequency_view_travels_in_the_link(tiny_model_dir, page, key):
+    extra = RUN if key == "traj_freq" else {}
+    at = _app(tiny_model_dir, {"res": "32", "freq": "1", **extra}, page)
+    at.run()
+    assert_ok(at)
+    assert at.toggle(key=key).value is True and at.query_params["freq"] == "1"
+    at.toggle(key=key).set_value(False).run()
+    assert at.query_params.get("freq", "0") == "0"
+
+
 def test_forward_pictures_follow_the_link(tiny_model_dir):
     at = _app(tiny_model_dir, {"t": "600", "res": "32"}, "views/forward.py")  # "/" is Start here (issue 26)
     at.run()
