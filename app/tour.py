@@ -94,11 +94,8 @@ def _dismiss() -> None:
 
 
 def _cookie_says_seen() -> bool:
-    """Whether this browser saw the tour in an earlier session (False where there is no browser, as in AppTest)."""
-    try:
-        return st.context.cookies.get(COOKIE) == "seen"
-    except Exception:  # noqa: BLE001 - no request context: no cookie
-        return False
+    """Whether this browser saw the tour in an earlier session (no cookies where there is no browser, as in AppTest)."""
+    return st.context.cookies.get(COOKIE) == "seen"
 
 
 def _read_cookie() -> None:
@@ -107,11 +104,11 @@ def _read_cookie() -> None:
         st.session_state[SEEN_KEY] = st.session_state[WROTE_KEY] = True
 
 
-def _write_cookie() -> None:
-    """Once this session has seen the tour (and it is not running), tell the browser, once."""
+def _write_cookie(slot) -> None:
+    """Once this session has seen the tour (and it is not running), tell the browser, once, in ``slot``."""
     if st.session_state.get(SEEN_KEY) and not st.session_state.get(WROTE_KEY):
         st.session_state[WROTE_KEY] = True
-        st.html(COOKIE_JS, unsafe_allow_javascript=True)  # a static script: nothing to see
+        slot.html(COOKIE_JS, unsafe_allow_javascript=True)  # a static script: nothing to see
 
 
 def offer() -> None:
@@ -128,11 +125,14 @@ def offer() -> None:
 def render(url_path: str) -> None:
     """The current step's panel and outline (call once per run from the entry, before the page). A first visit to
     any page other than Start counts as seen: the offer is made on the Start page only."""
+    # The cookie's script goes in a slot drawn on every run, so the page's elements keep their places whether or not
+    # it is written (an element that comes and goes at the top shifts every element below it between runs).
+    slot = st.empty()
     _read_cookie()
     if not running():
         if url_path not in ("", "start"):
             st.session_state[SEEN_KEY] = True
-        _write_cookie()
+        _write_cookie(slot)
         return
     i = min(int(st.session_state[STEP_KEY]), len(STEPS) - 1)
     step = STEPS[i]
