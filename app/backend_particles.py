@@ -23,7 +23,7 @@ import streamlit as st
 import torch
 
 from model.diffusion.schedule import Schedule, make_schedule
-from model.particles import data, mlp, race
+from model.particles import data, lab, mlp, race
 
 TRAIN_SLOTS = max(1, int(os.environ.get("DIFFUSION_LENS_TRAIN_SLOTS", "1") or 1))
 MAX_TRAIN_STEPS = 2000  # the most optimiser steps one training may take (a few seconds on one core)
@@ -44,6 +44,18 @@ def schedule() -> Schedule:
 @st.cache_data(max_entries=64, show_spinner=False)
 def dataset(name: str, n: int, seed: int) -> torch.Tensor:
     return data.make_dataset(name, n, seed)
+
+
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs={torch.Tensor: points_key})
+def exact_field(points: torch.Tensor, t: int, flow_matching: bool) -> lab.ExactField:
+    """Section 1's exact field (:func:`model.particles.lab.exact_field`), cached for every session."""
+    return lab.exact_field(schedule(), points, int(t), flow_matching)
+
+
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs={torch.Tensor: points_key})
+def exact_paths(points: torch.Tensor, steps: int, seed: int, flow_matching: bool) -> dict[str, torch.Tensor]:
+    """Section 2's paths (:func:`model.particles.lab.exact_paths`), cached for every session."""
+    return lab.exact_paths(schedule(), points, int(steps), int(seed), flow_matching)
 
 
 # --- the training queue ---------------------------------------------------------------------------------------------

@@ -9,8 +9,7 @@ import torch
 from app import backend_particles as bp
 from app import plots_particles as pp
 from app import state
-from model.diffusion.forward import q_sample
-from model.particles import data, exact, flow, metrics, mlp, paths
+from model.particles import data, lab, mlp, paths
 
 state.set_default("pl_data", "moons")
 state.set_default("pl_n", 300)
@@ -23,9 +22,6 @@ state.set_default("pl_t", 500)
 state.set_default("pl_steps", 25)
 state.set_default("pl_train_steps", 1000)
 MODES = ("ε-prediction (DDPM)", "flow matching")
-GRID_N = 17  # arrows per side of the field's grid
-N_PATHS = 48  # particles whose paths are drawn
-N_SAMPLES = 600  # samples drawn from a trained network
 
 st.title("Particle lab: diffusion on points you can see")
 st.markdown(
@@ -95,35 +91,22 @@ c1, c2 = st.columns([2, 1])
 t = int(c1.slider("t (0 = the first noising step)", 0, sched.T - 1, key="pl_t", persist_state="session"))
 use = c2.radio("Points used", ["1 point", "2 points", "all points"], key="pl_use", horizontal=True)
 subset = points[: {"1 point": 1, "2 points": 2}.get(use, len(points))]
-sigma = (t + 1) / sched.T  # flow matching's noise level for this t (sigma = 1 at t = T - 1)
-grid = torch.stack(torch.meshgrid(*[torch.linspace(-1.4, 1.4, GRID_N)] * 2, indexing="xy"), -1).reshape(-1, 2)
-noise = paths.start_noise(len(subset), seed=1)
+exact_field = bp.exact_field(subset, t, is_flow)
 if is_flow:
-    noisy = flow.interpolate(subset, noise, sigma)
-    field = -exact.exact_velocity(subset, grid, sigma)  # sampling runs sigma down, so particles move along -v
-    caption = f"σ = {sigma:.3f}: arrows are −v̂ (where Euler moves a particle as σ falls)."
+    caption = f"σ = {exact_field.sigma:.3f}: arrows are −v̂ (where Euler moves a particle as σ falls)."
 else:
-    noisy, _ = q_sample(sched, subset, t, noise=noise)
-    eps_hat = exact.vp_eps_hat(sched, subset, grid, t)
-    field = exact.vp_drift(sched, grid, t, eps_hat)
     caption = f"ᾱ_t = {sched.alpha_bar_floats[t]:.4f}: arrows are the probability-flow drift ½β(t)(x − ε̂/√(1−ᾱ_t))."
-title = f"Exact field at {'σ' if is_flow else 't'} = {sigma if is_flow else t:g}, {len(subset)} point(s)"
+title = f"Exact field at {'σ' if is_flow else 't'} = {exact_field.sigma if is_flow else t:g}, {len(subset)} point(s)"
 field_box = st.empty()
 st.caption(caption + " Arrow lengths are scaled to the longest one.")
 
 # --- 2. paths --------------------------------------------------------------------------------------------------------
 st.header("2. From noise to data: ODE and SDE on the same seeds")
 steps = int(st.slider("Sampling steps", 2, 100, key="pl_steps", persist_state="session"))
-x_T = paths.start_noise(N_PATHS, seed=int(st.session_state["pl_seed"]) + 11)
+groups = bp.exact_paths(subset, steps, int(st.session_state["pl_seed"]), is_flow)
 if is_flow:
-    groups = {"ODE (Euler on v̂)": flow.flow_paths(exact.exact_velocity_model(subset), x_T, steps)}
     note = "Flow matching samples with the ODE; its SDE is the ε view's (switch above)."
 else:
-    model = exact.exact_eps_model(sched, subset)
-    groups = {
-        "ODE (DDIM, η = 0)": paths.vp_paths(model, sched, x_T, steps, "ddim"),
-        "SDE (DDPM)": paths.vp_paths(model, sched, x_T, steps, "ddpm", seed=3),
-    }
     note = "Both start from the same x_T; the SDE adds fresh noise at every step, the ODE none."
 st.plotly_chart(
     pp.paths_figure(subset.numpy(), {k: v.numpy() for k, v in groups.items()}, "Paths of the exact denoiser"),
@@ -131,9 +114,8 @@ st.plotly_chart(
 )
 cols = st.columns(len(groups))
 for col, (name, path) in zip(cols, groups.items(), strict=True):
-    near = torch.cdist(path[-1], subset).min(1).values
     col.metric(f"{name}: straightness", f"{float(paths.straightness(path).mean()):.3f}")
-    col.caption(f"Mean distance of the end points to the nearest data point: {float(near.mean()):.4f}")
+    col.caption(f"Mean distance of the end points to the nearest data point: {lab.nearest_distance(path, subset):.4f}")
 st.caption(note + " Straightness = |end − start| / path length (1 = a straight line).")
 
 # --- 3. train a network ---------------------------------------------------------------------------------------------
@@ -171,20 +153,15 @@ if result is None and st.button("Train the network", type="primary"):
 if result is None:
     st.caption("Press *Train the network* to fit it; the loss curve fills in as it learns.")
 else:
-    net = result.net
-    xs = paths.start_noise(N_SAMPLES, seed=5)
-    if is_flow:
-        learned_field = -mlp.as_velocity_model(net)(grid, torch.full((len(grid),), sigma))
-        samples = flow.flow_paths(mlp.as_velocity_model(net), xs, 16)[-1]
-    else:
-        learned_eps = mlp.as_eps_model(net, sched)(grid, torch.full((len(grid),), t))
-        learned_field = exact.vp_drift(sched, grid, t, learned_eps)
-        samples = paths.vp_paths(mlp.as_eps_model(net, sched), sched, xs, 16, "ddim")[-1]
-    score = metrics.mmd(samples, points) if len(points) > 1 else float("nan")
+    net_view = lab.learned(sched, result.net, points, exact_field.grid, t, is_flow)
     c1, c2 = st.columns(2)
     c1.plotly_chart(pp.loss_figure(result.losses, len(result.losses)), width="stretch", key="pl_loss")
     c2.plotly_chart(
-        pp.samples_figure(points.numpy(), samples.numpy(), f"{N_SAMPLES} samples, 16 steps (MMD² {score:.4f})"),
+        pp.samples_figure(
+            points.numpy(),
+            net_view.samples.numpy(),
+            f"{lab.N_SAMPLES} samples, {lab.SAMPLE_STEPS} steps (MMD² {net_view.mmd:.4f})",
+        ),
         width="stretch",
     )
     st.caption(
@@ -193,10 +170,17 @@ else:
         "the network has smoothed the data: it cannot memorise every point, which is why it generalises."
     )
     if len(subset) == len(points):
-        learned_np = learned_field.numpy()
+        learned_np = net_view.field.numpy()
     else:
         st.caption("The overlay needs *all points* in section 1: the network was trained on all of them.")
 field_box.plotly_chart(
-    pp.field_figure(subset.numpy(), grid.numpy(), field.numpy(), title, noisy=noisy.numpy(), learned=learned_np),
+    pp.field_figure(
+        subset.numpy(),
+        exact_field.grid.numpy(),
+        exact_field.field.numpy(),
+        title,
+        noisy=exact_field.noisy.numpy(),
+        learned=learned_np,
+    ),
     width="stretch",
 )

@@ -10,6 +10,8 @@
   :func:`model.diffusion.trajectory.sample_trajectory`, and path straightness.
 * :mod:`~model.particles.mlp`: a small MLP trained live, eps-prediction or flow matching, reporting as it goes.
 * :mod:`~model.particles.metrics`: MMD between particle clouds.
+* :mod:`~model.particles.lab`: what the lab page shows (exact field, paths, a trained network's view), from its
+  settings.
 * :mod:`~model.particles.race`: diffusers' schedulers raced on network evaluations, on particles or an image model.
 
 Pure torch and numpy (diffusers for the race); the noise schedule and alpha_bar come from :mod:`model.diffusion`.
