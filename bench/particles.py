@@ -7,9 +7,10 @@ pictures, so ``--res`` (the sidebar's working resolution, 64 px by default) chan
 image; it is set as the app would have it. Every repeat uses a new t (or step count), so nothing comes from a cache.
 Medians and 90th percentiles over the repeats:
 
-* **exact field + figure**: the exact denoiser's drift on the 17 x 17 grid, the noised particles, and the Plotly
-  figure serialised to JSON (what a t move on section 1 costs);
-* **ODE + SDE paths + figure**: DDIM and DDPM paths of 48 particles (25 steps) through the trajectory generator;
+* **exact field + figure**: ``model.particles.lab.exact_field`` (the exact denoiser's drift on the 17 x 17 grid, the
+  noised particles) and the Plotly figure serialised to JSON (what a t move on section 1 costs);
+* **ODE + SDE paths + figure**: ``lab.exact_paths``, DDIM and DDPM paths of 48 particles (25 steps) through the
+  trajectory generator;
 * **lab page rerun, t move / steps move**: the whole page script through ``streamlit.testing.v1.AppTest``
   (an upper bound on a real server's script run);
 * **race page rerun, paths slider**: the Sampler race's "Paths at" slider once its race is cached.
@@ -31,10 +32,9 @@ from pathlib import Path
 import _timing
 import torch
 
-from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.nets import runtime
-from model.particles import data, exact, metrics, mlp, paths
+from model.particles import data, lab, metrics, mlp, paths
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")
@@ -55,18 +55,14 @@ def bench_math(repeats: int) -> dict[str, list[float]]:
 
     sched = make_schedule("linear")
     pts = data.make_dataset("moons", 300, 0)
-    axis = torch.linspace(-1.4, 1.4, 17)
-    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
 
     def field(t: int) -> None:
-        noisy, _ = q_sample(sched, pts, t, noise=paths.start_noise(len(pts), 1))
-        drift = exact.vp_drift(sched, grid, t, exact.vp_eps_hat(sched, pts, grid, t))
-        pp.field_figure(pts.numpy(), grid.numpy(), drift.numpy(), f"t = {t}", noisy=noisy.numpy()).to_json()
+        f = lab.exact_field(sched, pts, t, flow_matching=False)
+        pp.field_figure(pts.numpy(), f.grid.numpy(), f.field.numpy(), f"t = {t}", noisy=f.noisy.numpy()).to_json()
 
     def path(steps: int) -> None:
-        model, x_T = exact.exact_eps_model(sched, pts), paths.start_noise(48, 11)
-        groups = {k: paths.vp_paths(model, sched, x_T, steps, k).numpy() for k in ("ddim", "ddpm")}
-        pp.paths_figure(pts.numpy(), groups, "paths").to_json()
+        groups = lab.exact_paths(sched, pts, steps, seed=0, flow_matching=False)
+        pp.paths_figure(pts.numpy(), {k: v.numpy() for k, v in groups.items()}, "paths").to_json()
 
     ts = [(round(i * 999 / max(repeats - 1, 1)),) for i in range(repeats)]
     return {
@@ -102,10 +98,10 @@ def _page_moves(at, key: str, values: list) -> list[float]:
 
 
 def bench_pages(res: int, repeats: int) -> dict[str, list[float]]:
-    lab = _app("views/particles.py", res)
+    page = _app("views/particles.py", res)
     ts = [(37 + round(i * 960 / max(repeats - 1, 1))) % 1000 for i in range(repeats)]
-    out = {"lab page rerun, t move": _page_moves(lab, "pl_t", ts)}
-    out["lab page rerun, steps move"] = _page_moves(lab, "pl_steps", [5 + (7 * i) % 90 for i in range(repeats)])
+    out = {"lab page rerun, t move": _page_moves(page, "pl_t", ts)}
+    out["lab page rerun, steps move"] = _page_moves(page, "pl_steps", [5 + (7 * i) % 90 for i in range(repeats)])
     race = _app("views/race.py", res, race_steps=[4, 8, 16])
     out["race page rerun, paths slider"] = _page_moves(race, "race_paths", [[4, 8, 16][i % 3] for i in range(repeats)])
     return out
