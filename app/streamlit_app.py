@@ -32,7 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # error on every page load in an offline classroom).
 st.set_page_config(page_title="Diffusion Lens", page_icon=str(ROOT / "app" / "favicon.png"), layout="wide")
 state.init()
-drain.notice()  # while the server drains for a restart: one sentence at the top of every page
+# What comes and goes above the page (the restart notice, the link's notes, the tour's panel and its cookie script)
+# is drawn inside containers drawn on every run, so the page's own elements keep their places from run to run:
+# an element that appears in one run only shifted every element below it, and a fragment then left a stale copy
+# of its widgets on screen (a second Forward slider after Play).
+with st.container():
+    drain.notice()  # while the server drains for a restart: one sentence at the top of every page
 
 # Material Symbols ship with Streamlit's frontend, so the icons show on any machine
 # (emoji need a system emoji font, which a bare Linux classroom PC may lack).
@@ -57,9 +62,10 @@ sidebar.render()
 glossary.sidebar()  # the "Words used here" drawer on every page (app/glossary.py)
 present.apply()
 present.phone_nav(PAGES)
-for note in urlstate.take_notes():
-    st.warning(note)
-tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/tour.py)
+with st.container():
+    for note in urlstate.take_notes():
+        st.warning(note)
+    tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/tour.py)
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and
 # nothing after it reaches the browser) and again after it (what the page itself changed, e.g. a finished run).
 urlstate.write(nav.url_path)

@@ -104,11 +104,11 @@ def _read_cookie() -> None:
         st.session_state[SEEN_KEY] = st.session_state[WROTE_KEY] = True
 
 
-def _write_cookie(slot) -> None:
-    """Once this session has seen the tour (and it is not running), tell the browser, once, in ``slot``."""
+def _write_cookie() -> None:
+    """Once this session has seen the tour (and it is not running), tell the browser, once."""
     if st.session_state.get(SEEN_KEY) and not st.session_state.get(WROTE_KEY):
         st.session_state[WROTE_KEY] = True
-        slot.html(COOKIE_JS, unsafe_allow_javascript=True)  # a static script: nothing to see
+        st.html(COOKIE_JS, unsafe_allow_javascript=True)  # a static script: nothing to see
 
 
 def offer() -> None:
@@ -123,16 +123,14 @@ def offer() -> None:
 
 
 def render(url_path: str) -> None:
-    """The current step's panel and outline (call once per run from the entry, before the page). A first visit to
-    any page other than Start counts as seen: the offer is made on the Start page only."""
-    # The cookie's script goes in a slot drawn on every run, so the page's elements keep their places whether or not
-    # it is written (an element that comes and goes at the top shifts every element below it between runs).
-    slot = st.empty()
+    """The current step's panel and outline (call once per run from the entry, before the page, inside a container
+    drawn on every run: what it draws comes and goes). A first visit to any page other than Start counts as seen:
+    the offer is made on the Start page only."""
     _read_cookie()
     if not running():
         if url_path not in ("", "start"):
             st.session_state[SEEN_KEY] = True
-        _write_cookie(slot)
+        _write_cookie()
         return
     i = min(int(st.session_state[STEP_KEY]), len(STEPS) - 1)
     step = STEPS[i]
