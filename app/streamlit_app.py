@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # error on every page load in an offline classroom).
 st.set_page_config(page_title="Diffusion Lens", page_icon=str(ROOT / "app" / "favicon.png"), layout="wide")
 state.init()
-# What comes and goes above the page (the restart notice, the link's notes, the tour's panel and its cookie script)
-# is drawn inside containers drawn on every run, so the page's own elements keep their places from run to run:
-# an element that appears in one run only shifted every element below it, and a fragment then left a stale copy
-# of its widgets on screen (a second Forward slider after Play).
+# What comes and goes above the page (the restart notice, the model's fall-back sentence and a link's proposal, the
+# link's notes, the tour's panel and its cookie script) is drawn inside containers drawn on every run, so the page's
+# own elements keep their places from run to run: an element that appears in one run only shifted every element
+# below it, and a fragment then left a stale copy of its widgets on screen (a second Forward slider after Play).
 with st.container():
     drain.notice()  # while the server drains for a restart: one sentence at the top of every page
 
@@ -57,7 +57,8 @@ PAGES = [
 nav = st.navigation(PAGES)
 urlstate.check_page(nav, PAGES)  # an address naming no page gets a sentence (Streamlit shows the default silently)
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
-model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
+with st.container():
+    model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
 sidebar.render()
 glossary.sidebar()  # the "Words used here" drawer on every page (app/glossary.py)
 present.apply()
