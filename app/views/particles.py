@@ -105,7 +105,10 @@ st.header("2. From noise to data: ODE and SDE on the same seeds")
 steps = int(st.slider("Sampling steps", 2, 100, key="pl_steps", persist_state="session"))
 groups = bp.exact_paths(subset, steps, int(st.session_state["pl_seed"]), is_flow)
 if is_flow:
-    note = "Flow matching samples with the ODE; its SDE is the ε view's (switch above)."
+    note = (
+        "Both start from the same noise. Flow matching samples with the ODE; the SDE is DDPM's, drawn in the flow "
+        "frame x / (√ᾱ + √(1−ᾱ)): the same distributions at every step, reached along jittery paths."
+    )
 else:
     note = "Both start from the same x_T; the SDE adds fresh noise at every step, the ODE none."
 st.plotly_chart(

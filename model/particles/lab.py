@@ -65,11 +65,21 @@ def exact_paths(
     schedule: Schedule, points: torch.Tensor, steps: int, seed: int, flow_matching: bool
 ) -> dict[str, torch.Tensor]:
     """Section 2: the exact denoiser's paths from the same x_T (:data:`N_PATHS` particles, seed ``seed + 11``), by
-    sampler name: Euler on v for flow matching; DDIM (the ODE) and DDPM (the SDE) for eps-prediction."""
+    sampler name: the ODE (DDIM for eps-prediction, Euler on v for flow matching) and the SDE (DDPM).
+
+    For flow matching the SDE is DDPM's, drawn in the flow frame x / (sqrt(alpha_bar) + sqrt(1 - alpha_bar))
+    (:func:`model.particles.paths.vp_path_in_flow_coords`): the same marginals, so it shows where the flow's own
+    stochastic sampler goes. It starts from the ODE's x_T exactly (scaled into the VP state at t = T - 1)."""
     x_T = paths.start_noise(N_PATHS, seed=int(seed) + 11)
-    if flow_matching:
-        return {"ODE (Euler on v̂)": flow.flow_paths(exact.exact_velocity_model(points), x_T, steps)}
     model = exact.exact_eps_model(schedule, points)
+    if flow_matching:
+        ab = schedule.alpha_bar_floats[-1]
+        vp_start = x_T * (ab**0.5 + (1 - ab) ** 0.5)
+        sde = paths.vp_paths(model, schedule, vp_start, steps, "ddpm", seed=3)
+        return {
+            "ODE (Euler on v̂)": flow.flow_paths(exact.exact_velocity_model(points), x_T, steps),
+            "SDE (DDPM, in the flow frame)": paths.vp_path_in_flow_coords(sde, schedule, steps),
+        }
     return {
         "ODE (DDIM, η = 0)": paths.vp_paths(model, schedule, x_T, steps, "ddim"),
         "SDE (DDPM)": paths.vp_paths(model, schedule, x_T, steps, "ddpm", seed=3),

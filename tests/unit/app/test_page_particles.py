@@ -40,8 +40,9 @@ def test_flow_mode_one_point_paths_are_straight(tiny_model_dir):
     at = _lab(tiny_model_dir, pl_mode="flow matching", pl_data="few points", pl_k=1)
     assert_ok(at)
     assert any("One point" in i.value for i in at.info)
-    (metric,) = at.metric
-    assert metric.label.startswith("ODE (Euler") and metric.value == "1.000"
+    ode, sde = at.metric  # the flow's ODE, and DDPM's SDE drawn in the flow frame
+    assert ode.label.startswith("ODE (Euler") and ode.value == "1.000"
+    assert sde.label.startswith("SDE (DDPM, in the flow frame)") and float(sde.value) < 0.9
 
 
 @pytest.mark.parametrize(

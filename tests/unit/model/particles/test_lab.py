@@ -48,8 +48,12 @@ def test_paths_are_the_ode_and_sde_from_one_start_and_end_on_the_points():
     assert ode.shape == sde.shape == (41, lab.N_PATHS, 2) and torch.equal(ode[0], sde[0])
     assert not torch.equal(ode[1:], sde[1:])
     fm = lab.exact_paths(SCHED, THREE, 40, seed=0, flow_matching=True)
-    assert list(fm) == ["ODE (Euler on v̂)"]
-    for path in (ode, sde, *fm.values()):
+    assert list(fm) == ["ODE (Euler on v̂)", "SDE (DDPM, in the flow frame)"]
+    f_ode, f_sde = fm.values()
+    assert f_ode.shape == f_sde.shape == (41, lab.N_PATHS, 2)
+    torch.testing.assert_close(f_sde[0], f_ode[0])  # one start, in the flow frame
+    assert not torch.allclose(f_sde[1:], f_ode[1:], atol=1e-3)
+    for path in (ode, sde, f_ode, f_sde):
         assert lab.nearest_distance(path, THREE) < 0.02
 
 
