@@ -135,6 +135,18 @@ def samples_figure(points: np.ndarray, samples: np.ndarray, title: str) -> go.Fi
     return _square(layout(fig, title, 420), 420)
 
 
+def brush_figure(grid: np.ndarray) -> go.Figure:
+    """The faint grid of dots a person lasso- or box-selects to add points: square, so a dot's place on screen is
+    its place in the field charts (without ``constrain="domain"`` a wide column stretched x to about ±6 and squeezed
+    the grid into a strip)."""
+    fig = samples_figure(np.zeros((0, 2)), grid, "Brush: lasso or box-select grid dots to add them")
+    fig.update_traces(marker=dict(size=4, color="#ccc"), selector=dict(name="samples"))
+    fig.update_xaxes(constrain="domain")
+    fig.update_yaxes(constrain="domain")
+    fig.update_layout(dragmode="lasso")
+    return fig
+
+
 def race_figure(rows: Sequence[dict], quality_label: str) -> go.Figure:
     """Two panels against network evaluations (log x): quality (log y, lower is better) and path straightness
     (1 = a straight line), one line per scheduler. ``rows``: dicts with scheduler, evaluations, quality,

@@ -60,10 +60,7 @@ def read_points() -> torch.Tensor:
 def brush_points() -> torch.Tensor | None:
     """Points brushed by a lasso or box selection on a faint grid (None when nothing is selected)."""
     grid = data.brush_grid()
-    fig = pp.samples_figure(np.zeros((0, 2)), grid.numpy(), "Brush: lasso or box-select grid dots to add them")
-    fig.update_traces(marker=dict(size=4, color="#ccc"), selector=dict(name="samples"))
-    fig.update_layout(dragmode="lasso")
-    event = st.plotly_chart(fig, key="pl_brush", on_select="rerun", selection_mode=("lasso", "box"), width="stretch")
+    event = st.plotly_chart(pp.brush_figure(grid.numpy()), key="pl_brush", on_select="rerun", selection_mode=("lasso", "box"), width="stretch")
     indices = [p["point_index"] for p in (event.selection.points if event else []) if "point_index" in p]
     return data.brushed(indices, grid) if indices else None
 

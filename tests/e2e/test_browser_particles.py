@@ -37,3 +37,44 @@ def test_particle_lab_draws_the_exact_field_and_follows_t(page, app_url, shot):
     page.locator(f"{MAIN} .js-plotly-plot").filter(has_text="Exact field at t = 999").wait_for()
     assert page.locator("[data-testid='stException']").count() == 0
     shot(page, "t999")
+
+
+def _points_in_title(page) -> int:
+    title = page.locator(f"{MAIN} .js-plotly-plot .gtitle").filter(has_text="Exact field at").first.text_content()
+    return int(re.search(r"(\d+) point", title).group(1))
+
+
+def test_brushing_grid_dots_with_the_lasso_adds_them_to_the_points(page, app_url, shot):
+    """The brush: a lasso drawn on the faint grid (a real Plotly selection) adds the dots inside it to the typed
+    points. AppTest cannot fake a Plotly selection, so this is the brush's only page test."""
+    page.goto(f"{app_url}/particles")
+    page.wait_for_selector(IDLE)
+    page.locator(f"{MAIN} .js-plotly-plot").filter(has_text="Exact field at t = 500").wait_for()
+    wait_idle(page)
+    page.locator(f"{MAIN} .st-key-pl_data input").click()
+    page.get_by_role("option", name="your points").click()
+    wait_idle(page)
+    brush = page.locator(".st-key-pl_brush .js-plotly-plot")
+    brush.wait_for()
+    assert _points_in_title(page) == 3  # the three typed points
+    area = brush.locator(".nsewdrag").first.bounding_box()
+    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+    rx, ry = area["width"] * 0.15, area["height"] * 0.15
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in [(cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry + 2)]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    wait_idle(page)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("[data-testid='stMain'] .js-plotly-plot .gtitle")]
+                   .some(e => /Exact field at .*, (\\d+) point/.test(e.textContent)
+                              && +e.textContent.match(/(\\d+) point/)[1] > 3)""",
+        timeout=60_000,
+    )
+    brushed = _points_in_title(page) - 3
+    # the lasso spans the middle 30 % of each axis of the square chart (±1.6): |x|, |y| <= 0.48, about 17 x 17 of the
+    # 41 x 41 grid's dots (0.06 apart). A chart stretched wide (x to ±6) gave 656 here: the grid was a strip.
+    assert 200 <= brushed <= 400, brushed
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "brushed")

@@ -41,3 +41,15 @@ def test_race_figure_has_a_line_per_scheduler_in_both_panels():
 def test_loss_figure_has_the_raw_and_the_smoothed_curve():
     fig = pp.loss_figure([1.0, 0.5, 0.25], 10)
     assert [t.name for t in fig.data] == ["loss per step", "mean of 3"]
+
+
+def test_the_brush_grid_is_square_and_selectable():
+    from model.particles import data
+
+    grid = data.brush_grid().numpy()
+    fig = pp.brush_figure(grid)
+    assert fig.layout.xaxis.constrain == "domain" and fig.layout.yaxis.scaleanchor == "x"
+    assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range)  # no wide column stretches x
+    assert fig.layout.dragmode == "lasso"
+    (dots,) = [tr for tr in fig.data if len(tr.x)]
+    assert len(dots.x) == len(grid) and dots.marker.color == "#ccc"
