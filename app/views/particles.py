@@ -60,7 +60,13 @@ def read_points() -> torch.Tensor:
 def brush_points() -> torch.Tensor | None:
     """Points brushed by a lasso or box selection on a faint grid (None when nothing is selected)."""
     grid = data.brush_grid()
-    event = st.plotly_chart(pp.brush_figure(grid.numpy()), key="pl_brush", on_select="rerun", selection_mode=("lasso", "box"), width="stretch")
+    event = st.plotly_chart(
+        pp.brush_figure(grid.numpy()),
+        key="pl_brush",
+        on_select="rerun",
+        selection_mode=("lasso", "box"),
+        width="stretch",
+    )
     indices = [p["point_index"] for p in (event.selection.points if event else []) if "point_index" in p]
     return data.brushed(indices, grid) if indices else None
 
