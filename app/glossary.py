@@ -185,6 +185,111 @@ _TERMS = (
         "A process where each step depends only on the step before. The forward process is one: x_t is made "
         "from x_{t−1} alone.",
     ),
+    # issue 36: the words of the network, the samplers and the charts
+    Term(
+        "U-Net",
+        "The kind of network used here: it shrinks the picture step by step to see the whole of it, then grows it "
+        "back to full size, with shortcuts that carry the fine detail across.",
+        aliases=("UNet", "UNet2DModel"),
+    ),
+    Term(
+        "GMAC",
+        "A billion multiply-adds: a count of the arithmetic one pass of the network needs. More GMAC, slower steps.",
+        aliases=("GMACs", "MAC", "MACs"),
+    ),
+    Term(
+        "reparametrisation",
+        "Writing a random draw as a fixed recipe applied to plain noise (x_t is the faded picture plus scaled "
+        "noise ε), so training can see how the result changes when the network's weights change.",
+        r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\quad \epsilon \sim \mathcal{N}(0, I)",
+        aliases=("reparametrization", "reparametrisation trick", "reparameterisation"),
+    ),
+    Term(
+        "f_max",
+        "The finest detail of the photo still stronger than the noise at t, in cycles per image. Everything finer is "
+        "drowned, and the network has to invent it.",
+        aliases=("f max",),
+    ),
+    Term(
+        "judge",
+        "A separate small network that looks at a generated picture and says which class it thinks it shows. It "
+        "grades the generator by how often it agrees with the class that was asked for.",
+        aliases=("judge classifier",),
+    ),
+    Term(
+        "flow matching",
+        "Another way to train a generator: the network learns the direction and speed that carries noise in a "
+        "straight line to a picture, and sampling follows it.",
+        aliases=("FlowMatch", "flow-matching"),
+    ),
+    Term(
+        "SDE",
+        "Stochastic differential equation: a path from noise to a picture that adds a little fresh randomness at "
+        "every step, so two runs from one start differ (DDPM walks one).",
+    ),
+    Term(
+        "ODE",
+        "Ordinary differential equation: a path from noise to a picture with no fresh randomness, so one start "
+        "always ends on the same picture (DDIM with η = 0 walks one).",
+    ),
+    Term(
+        "Euler",
+        "The simplest way to follow a path: one straight step in the direction the network points, then ask again. "
+        "One network pass per step.",
+    ),
+    Term(
+        "Heun",
+        "A more careful step than Euler's: a trial step, a second look from where it lands, and a move by the "
+        "average of the two directions. Two network passes per step.",
+    ),
+    Term(
+        "DPM-Solver++",
+        "A fast sampler that reuses the network's earlier guesses to take bigger, more accurate steps: good "
+        "pictures in 10 to 20 steps.",
+        aliases=("DPM-Solver", "DPMSolver", "DPMSolver++"),
+    ),
+    Term(
+        "UniPC",
+        "A fast sampler that, like DPM-Solver++, uses earlier guesses to predict each step and then correct it: good "
+        "pictures in few steps.",
+    ),
+    Term(
+        "GroupNorm",
+        "Group normalisation: a layer that evens out the numbers in each group of channels (mean 0, spread 1), so "
+        "the next layer gets numbers of a steady size.",
+        aliases=("group normalisation",),
+    ),
+    Term(
+        "SiLU",
+        "The network's bend between layers: it keeps positive numbers almost as they are and squashes negative ones "
+        "towards 0.",
+        r"\mathrm{SiLU}(x) = x \cdot \mathrm{sigmoid}(x)",
+        aliases=("swish",),
+    ),
+    Term(
+        "embedding",
+        "A list of numbers that stands for something the network is told, such as the timestep t or the class, so "
+        "that every layer can take it into account.",
+        aliases=("time embedding", "label embedding", "embeddings"),
+    ),
+    Term(
+        "spectrum",
+        "How much of a picture is broad waves (the coarse shapes) and how much fine ripples (the detail), drawn "
+        "from coarse to fine.",
+        aliases=("power spectrum", "spectra"),
+    ),
+    Term(
+        "KL",
+        "Kullback–Leibler divergence: how different two probability distributions are; 0 when they are the same. "
+        "Each term of the bound is one.",
+        aliases=("KL divergence", "D_KL"),
+    ),
+    Term(
+        "NFE",
+        "Number of function evaluations: how many times a sampler runs the network. The fair way to compare "
+        "samplers' cost (Heun runs it twice per step).",
+        aliases=("network evaluations", "function evaluations"),
+    ),
 )
 
 TERMS: dict[str, Term] = {t.name: t for t in _TERMS}

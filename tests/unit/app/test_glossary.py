@@ -23,6 +23,10 @@ NOT_TERMS = {"PNG", "JPEG", "GIF", "BMP", "TIFF", "WebP", "a", "s", "k", "±"}  
 # jargon a newcomer does not know, though written in plain letters
 JARGON = ("Timestep", "Schedule", "Sampler", "Seed", "Steps", "Markov chain", "Guidance", "Attention", "ResNet",
           "Query", "Learning rate", "bound", "resolution")  # fmt: skip
+# jargon a page's own text may use (issue 36): each one a page uses needs an entry; append new words here
+PAGE_JARGON = JARGON + ("U-Net", "GMAC", "reparametrisation", "f_max", "judge", "flow matching", "SDE", "ODE",
+                        "Euler", "Heun", "DPM-Solver++", "UniPC", "GroupNorm", "SiLU", "embedding", "spectrum", "KL",
+                        "NFE", "Markov chain", "v_prediction", "ELBO")  # fmt: skip
 
 
 def widget_labels() -> list[tuple[str, str]]:
@@ -40,6 +44,33 @@ def widget_labels() -> list[tuple[str, str]]:
             elif isinstance(arg, ast.JoinedStr):
                 out.append((path.name, " ".join(v.value for v in arg.values if isinstance(v, ast.Constant))))
     return out
+
+
+def page_texts() -> list[tuple[str, str]]:
+    """(file, text) of every string literal in app/ that can reach the screen: docstrings and the glossary's own
+    entries left out, the fixed parts of f-strings included."""
+    out = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        if path.name == "glossary.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docs = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        out += [
+            (path.name, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+        ]
+    return out
+
+
+def uses(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE) is not None
 
 
 def candidate_terms(label: str) -> list[str]:
@@ -68,6 +99,24 @@ def test_every_term_in_a_widget_label_has_an_entry():
         (f, label, term) for f, label in labels for term in candidate_terms(label) if glossary.lookup(term) is None
     }
     assert not missing, sorted(missing)
+
+
+def test_every_jargon_word_a_page_uses_has_an_entry():
+    texts = page_texts()
+    assert uses("The U-Net's GroupNorm → SiLU", "GroupNorm") and not uses("spectrums_x", "spectrum")
+    used = {word for word in PAGE_JARGON for _, text in texts if uses(text, word)}
+    assert {"U-Net", "GMAC", "SDE", "GroupNorm", "embedding"} <= used  # the scan sees the pages' text
+    missing = sorted(word for word in used if glossary.lookup(word) is None)
+    assert not missing, missing
+
+
+def test_the_new_entries_are_plain_and_findable():
+    """Issue 36's words each have a plain entry, whether or not a page uses them today."""
+    for word in PAGE_JARGON:
+        term = glossary.lookup(word)
+        assert term is not None, word
+        assert term.plain.endswith(".") and "$" not in term.plain and "\\" not in term.plain, word
+    assert glossary.lookup("UNet") is glossary.TERMS["U-Net"] and glossary.lookup("FlowMatch").name == "flow matching"
 
 
 def test_the_issue_terms_have_plain_entries():
