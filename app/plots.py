@@ -201,5 +201,46 @@ def line_chart(
     if marker_x is not None:
         fig.add_vline(x=marker_x, line=dict(color=MARKER_COLOUR, width=2, dash="dash"))
     fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    fig.update_yaxes(title=y_title, **(log_axis([v for ys in series.values() for v in ys]) if log_y else {}))
     return layout(fig, title)
+
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+PLAIN_EXPONENTS = range(-4, 6)  # 0.0001 … 100000 are written out; further out, 10⁻⁶ (a row of zeros is miscounted)
+
+
+def power_label(exponent: int) -> str:
+    """10**exponent as a student reads it: 0.01, 0.1, 1, 10, 100 (10⁻⁶ beyond :data:`PLAIN_EXPONENTS`)."""
+    if exponent in PLAIN_EXPONENTS:
+        return f"{10.0**exponent:.{max(0, -exponent)}f}"
+    return "10" + str(exponent).translate(SUPERSCRIPT)
+
+
+def log_axis(values: Sequence[float] | np.ndarray, max_labels: int = 6) -> dict:
+    """The settings of a log axis that shows ``values`` and labels powers of ten only, in plain numbers.
+
+    Plotly's own log ticks read "2, 5, 0.1, 2, 5" (minor labels between the powers), "8 9 10 2 3" (where 2 and 3
+    mean 20 and 30) or "100µ, 1µ" (SI prefixes): easy to misread in front of a class. Here every label is a power
+    of ten written out (:func:`power_label`); the range runs from the power of ten below the smallest positive
+    value to the one above the largest (so at least two labels show, one at each end), and over many decades
+    every second or third power is labelled, at most about ``max_labels``. Zeros, negatives and NaNs are left out (a log axis cannot
+    show them). Pass the result to ``fig.update_yaxes(**log_axis(ys))``; it holds plain numbers and strings only,
+    so it can also go into a figure's JSON unvalidated.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return dict(type="log")
+    lo = math.floor(math.log10(v.min()) + 1e-9)
+    hi = max(math.ceil(math.log10(v.max()) - 1e-9), lo + 1)
+    step = math.ceil((hi - lo + 1) / max_labels)
+    lo, hi = step * math.floor(lo / step), step * math.ceil(hi / step)  # both ends labelled
+    exponents = list(range(lo, hi + 1, step))
+    pad = 0.02 * (hi - lo)  # markers on the first or last power stay whole
+    return dict(
+        type="log",
+        range=[lo - pad, hi + pad],  # a log axis's range is in log10 units
+        tickmode="array",
+        tickvals=[10.0**e for e in exponents],
+        ticktext=[power_label(e) for e in exponents],
+    )

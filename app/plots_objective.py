@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from app.plots import layout
+from app.plots import layout, log_axis
 
 MSE_COLOUR = "#d62728"
 VLB_COLOUR = "#1f77b4"
@@ -64,7 +64,7 @@ def eps_mse_chart(
         )
     )
     fig.update_xaxes(title="timestep t", range=[0, (T - 1) if T else float(x.max()) if len(x) else 1])
-    fig.update_yaxes(title="ε-MSE (log)", type="log")
+    fig.update_yaxes(title="ε-MSE (log)", **log_axis(np.concatenate([lo, hi])))
     return _layout(fig, "The simple loss at each t, on your image")
 
 
@@ -103,7 +103,7 @@ def bound_terms_chart(ts: Sequence[int], terms_bpd: Sequence[float], exact: bool
             )
         )
     fig.update_xaxes(title="timestep t", range=[-5, (T - 1) if T else float(x.max()) if len(x) else 1])
-    fig.update_yaxes(title="bits/dim (log)", type="log")
+    fig.update_yaxes(title="bits/dim (log)", **log_axis(np.maximum(y, FLOOR)))
     return _layout(fig, "Each bound term, in bits per dimension")
 
 
@@ -134,7 +134,10 @@ def weights_chart(
     for name, ys in (others or {}).items():
         fig.add_trace(go.Scatter(x=t, y=np.asarray(ys, float), name=name, line=dict(dash="dot")))
     fig.update_xaxes(title="timestep t", range=[0, len(vlb) - 1])
-    fig.update_yaxes(title="weight on ε-MSE (mean over t = 1, log)", type="log")
+    ys = [vlb, simple, *(others or {}).values()]
+    fig.update_yaxes(
+        title="weight on ε-MSE (mean over t = 1, log)", **log_axis(np.concatenate([np.ravel(v) for v in ys]))
+    )
     return _layout(fig, "Two weightings of the same ε-MSE")
 
 

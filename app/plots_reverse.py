@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, t_line
+from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, log_axis, t_line
 from app.plots import layout as _layout
 
 PSNR_MIN_SPAN_DB = 10.0  # dB: a difference a viewer can see in the pictures spans a visible part of the chart
@@ -27,7 +27,7 @@ def sweep_base(ts: Sequence[int], mse: Sequence[float], psnr: Sequence[float]) -
     (:func:`mark_sweep` adds it).
 
     Two stacked panels rather than two y-axes on one plot: each curve has its own axis right beside it, and the
-    log axis writes its ticks as powers of ten (1e-4), not with SI prefixes ("100µ").
+    log axis labels powers of ten only, in plain numbers (:func:`app.plots.log_axis`), not "100µ".
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     for row, values, name, colour in (
@@ -48,9 +48,7 @@ def sweep_base(ts: Sequence[int], mse: Sequence[float], psnr: Sequence[float]) -
         )
     fig.update_xaxes(range=[0, max(ts) if len(ts) else 1])
     fig.update_xaxes(title="timestep t  (0 = first noising step)", row=2, col=1)
-    fig.update_yaxes(
-        title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), type="log", exponentformat="power", row=1, col=1
-    )
+    fig.update_yaxes(title=dict(text="ε-MSE (log)", font=dict(color=NOISE_COLOUR)), **log_axis(mse), row=1, col=1)
     fig.update_yaxes(title=dict(text="PSNR (dB)", font=dict(color=SIGNAL_COLOUR)), row=2, col=1)
     return _layout(fig, "How good is one step, across t?", height=460)
 
@@ -68,6 +66,7 @@ def refill_sweep(template: go.Figure, ts: Sequence[int], mse: Sequence[float], p
     layout = dict(fig["layout"])
     for axis in ("xaxis", "xaxis2"):
         layout[axis] = dict(layout[axis], range=[0, max(ts) if len(ts) else 1])
+    layout["yaxis"] = dict(layout["yaxis"], **log_axis(mse))  # the labelled powers of ten follow the values
     return go.Figure(data=data, layout=layout, _validate=False)
 
 
