@@ -110,15 +110,53 @@ def _apply() -> None:
     ss["model_source"] = source
 
 
-def _describe_model_in_use() -> None:
+def _describe_model_in_use(why: str | None) -> None:
+    """A plain sentence for students (what the model does, how long a run takes here), and the technical lines
+    (parameters, prediction type, arithmetic, GMAC, the classroom lock's origin) in a drawer for the teacher."""
     ss = st.session_state
     try:
         model = backend.current_model()
     except network.ModelLoadError as exc:
         st.caption(f"Model in use: none yet. {exc}")
         return
-    for text in model_captions(model, int(ss.get("resolution", model.resolution))):
-        st.caption(text)
+    res = int(ss.get("resolution", model.resolution))
+    captions = model_captions(model, res)
+    st.caption(plain_caption(model, res))
+    off_size = res != model.resolution and not captions[-1].startswith("Cost estimate unavailable")
+    if off_size:
+        st.caption(captions[-1])  # "trained at … px": something a student can act on
+    with st.expander("Technical details", key="model_details"):
+        for text in captions[:-1] if off_size else captions:
+            st.caption(text)
+        if why:
+            st.caption(why)
+
+
+_PLAIN_NAMES = {
+    str(hub.BUNDLED_MODEL): "The photo model: a small network trained to take the noise out of photos.",
+    str(hub.FASHION_MODEL): "The Fashion generator: a small network that draws clothes out of pure noise.",
+}
+_plain: dict[tuple, str] = {}
+
+
+def plain_caption(model: network.LoadedModel, res: int) -> str:
+    """What the model in use is and how long a run takes on this server, in plain words (kept like the captions)."""
+    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation())
+    known = _plain.get(key)
+    if known is not None:
+        return known
+    text = _PLAIN_NAMES.get(model.source, f"A model of your choice ({model.source}).")
+    try:
+        run = estimates.sidebar_step(model, int(res))
+    except Exception:  # noqa: BLE001 -- the estimate is advice; never break the sidebar
+        return text
+    text += f" Here, one step takes {_seconds(run.per_pass())} and a {estimates.SIDEBAR_STEPS}-step run {run.text()}."
+    _plain[key] = text
+    return text
+
+
+def _seconds(s: float) -> str:
+    return f"about {s * 1000:.0f} ms" if s < 1 else f"about {s:.1f} s"
 
 
 _captions: dict[tuple, tuple[str, ...]] = {}
@@ -187,8 +225,6 @@ def model_picker() -> str:
         ss["mp_hub_choice"] = hub_choices[0]
     if pol.problem:
         st.warning(pol.problem)
-    if pol.locked:
-        st.caption(pol.why)
     st.radio(
         "Model source",
         kinds,
@@ -220,5 +256,5 @@ def model_picker() -> str:
         _apply()
     if ss.get("mp_error"):
         st.error(ss["mp_error"])
-    _describe_model_in_use()
+    _describe_model_in_use(pol.why if pol.locked else None)
     return ss["model_source"]

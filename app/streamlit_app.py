@@ -59,7 +59,7 @@ urlstate.check_page(nav, PAGES)  # an address naming no page gets a sentence (St
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 with st.container():
     model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
-sidebar.render()
+sidebar.render(nav.url_path)  # the photo picker only on pages that use a photo
 glossary.sidebar()  # the "Words used here" drawer on every page (app/glossary.py)
 present.apply()
 present.phone_nav(PAGES)
