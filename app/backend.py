@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app import model_cache, uploads
+from app import model_cache, settings, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
@@ -141,11 +140,10 @@ def model_source() -> str | None:
     """
     src = st.session_state.get("model_source", "bundled")
     if src in (None, "", "bundled"):
-        return os.environ.get("DIFFUSION_LENS_MODEL") or None
+        return settings.current().model
     return src
 
 
-WARM_UP_ENV = "DIFFUSION_LENS_WARM_UP"  # "0": don't load the default model before the first visitor asks
 _warm_lock = threading.Lock()
 _warm_thread: threading.Thread | None = None
 
@@ -158,7 +156,7 @@ def warm_up() -> threading.Thread | None:
     Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
     """
     global _warm_thread
-    if os.environ.get(WARM_UP_ENV, "").strip() == "0":
+    if not settings.current().warm_up:  # DIFFUSION_LENS_WARM_UP=0
         return None
     with _warm_lock:
         if _warm_thread is not None:
@@ -166,7 +164,7 @@ def warm_up() -> threading.Thread | None:
 
         def load() -> None:
             try:
-                model_cache.get_model(os.environ.get("DIFFUSION_LENS_MODEL") or None)
+                model_cache.get_model(settings.current().model)
             except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
                 pass
 

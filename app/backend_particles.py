@@ -11,7 +11,6 @@ a second student with the same settings gets it at once.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -22,10 +21,11 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app import settings
 from model.diffusion.schedule import Schedule, make_schedule
 from model.particles import data, lab, mlp, race
 
-TRAIN_SLOTS = max(1, int(os.environ.get("DIFFUSION_LENS_TRAIN_SLOTS", "1") or 1))
+TRAIN_SLOTS = settings.current().train_slots  # $DIFFUSION_LENS_TRAIN_SLOTS (app/settings.py)
 MAX_TRAIN_STEPS = 2000  # the most optimiser steps one training may take (a few seconds on one core)
 KEEP_TRAINED = 64  # finished trainings kept for every session (each is ~70 kB of weights)
 

@@ -9,7 +9,7 @@ file once per process), SIGTERM instead:
    long run starts (:func:`app.lanes.refuse_new`);
 2. reruns the pages of the connected students who are not in the middle of a long run, so they read the
    message now;
-3. waits up to ``DIFFUSION_LENS_DRAIN_S`` seconds (default :data:`DEFAULT_DRAIN_S`) for the long runs in
+3. waits up to ``DIFFUSION_LENS_DRAIN_S`` seconds (default 20, ``app/settings.py``) for the long runs in
    progress (:mod:`app.lanes`) to finish, then reruns the pages of the students whose run just ended (their
    result stays on the page, the message above it);
 4. waits for those reruns to finish (at least :data:`NOTICE_S`, at most until the drain time is up), so the
@@ -31,11 +31,9 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.runtime.app_session import AppSessionState
 
-from app import lanes
+from app import lanes, settings
 from model.nets import batching
 
-DRAIN_ENV = "DIFFUSION_LENS_DRAIN_S"
-DEFAULT_DRAIN_S = 20.0
 NOTICE_S = 1.5  # for the last reruns to reach the browsers before the websockets close
 MESSAGE = (
     "The server is restarting (an update or a move to another machine): this page reconnects by itself in a "
@@ -47,11 +45,8 @@ _state: dict = {"installed": False, "draining_since": None, "log": []}
 
 
 def drain_seconds() -> float:
-    """``$DIFFUSION_LENS_DRAIN_S`` (seconds to wait for long runs), else :data:`DEFAULT_DRAIN_S`."""
-    try:
-        return max(0.0, float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_S)))
-    except ValueError:
-        return DEFAULT_DRAIN_S
+    """Seconds to wait for long runs: ``$DIFFUSION_LENS_DRAIN_S`` (app/settings.py, default 20)."""
+    return settings.current().drain_s
 
 
 def draining() -> bool:

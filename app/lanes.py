@@ -23,7 +23,6 @@ The pure sampling code knows nothing of this: :func:`paced` wraps its generator 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -31,9 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from app import settings
 from model.nets import runtime
 
-ENV_SLOTS = "DIFFUSION_LENS_LONG_RUN_SLOTS"
+ENV_SLOTS = settings.LONG_RUN_SLOTS_ENV
 _T = TypeVar("_T")
 
 
@@ -72,10 +72,7 @@ _refusing: list[str] = []  # why new runs are refused (the server drains for a r
 def lane_slots() -> int:
     """Steps of long runs allowed in the inference queue at once: ``$DIFFUSION_LENS_LONG_RUN_SLOTS``, else one
     less than the inference slots (at least 1), so a slider step always finds a slot long runs leave free."""
-    try:
-        return max(1, int(os.environ[ENV_SLOTS]))
-    except (KeyError, ValueError):
-        return max(1, runtime.concurrency() - 1)
+    return settings.current().long_run_slots or max(1, runtime.concurrency() - 1)
 
 
 def long_lane() -> runtime.FairSemaphore:

@@ -1,4 +1,5 @@
-"""The container's entry point: refuse to serve with the placeholder cookie secret, else run the app.
+"""The container's entry point: refuse to serve with the placeholder cookie secret or a setting the app cannot
+use (app/settings.py), else run the app.
 
 ``deploy/secret.yaml`` is committed with a placeholder value, to be replaced before the first deploy. A cluster
 that applied it unchanged would sign every session cookie with a secret anyone can read on GitHub, so the
@@ -34,8 +35,19 @@ def cookie_secret_problem(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def settings_problem(env: Mapping[str, str]) -> str | None:
+    """One sentence if a ``DIFFUSION_LENS_*`` variable in ``env`` has a value the app cannot use (app/settings.py)."""
+    from app.settings import Settings, SettingsError  # (imports streamlit: only once the secret is fine)
+
+    try:
+        Settings.from_env(env)
+    except SettingsError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    problem = cookie_secret_problem(os.environ)
+    problem = cookie_secret_problem(os.environ) or settings_problem(os.environ)
     if problem:
         print(f"diffusion-lens: refusing to start: {problem}", file=sys.stderr)
         return 2

@@ -25,15 +25,15 @@ server's files.
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 
 import streamlit as st
 
+from app import settings
 from model.nets import hub, network
 
-ENV = "DIFFUSION_LENS_SOURCES"
-PUBLIC_ENV = "DIFFUSION_LENS_PUBLIC_ADDRESS"  # where a proxy in front of this server listens (scripts/cluster.sh)
+ENV = settings.SOURCES_ENV
+PUBLIC_ENV = settings.PUBLIC_ADDRESS_ENV  # where a proxy in front of this server listens (scripts/cluster.sh)
 LOCKED_DEFAULT = "known"
 
 
@@ -132,16 +132,13 @@ def parse(text: str, origin: str) -> Policy:
 def public_address() -> str | None:
     """Where students reach this server: a proxy's address (``DIFFUSION_LENS_PUBLIC_ADDRESS``) if one is set,
     else the server's own ``server.address`` (None: all interfaces)."""
-    published = os.environ.get(PUBLIC_ENV)
-    if published is not None and published.strip():
-        return published.strip()
-    return st.get_option("server.address")
+    return settings.current().public_address or st.get_option("server.address")
 
 
 def policy() -> Policy:
     """The policy in force: from ``DIFFUSION_LENS_SOURCES``, else from where students reach the server."""
-    text = os.environ.get(ENV)
-    if text is not None and text.strip():
+    text = settings.current().sources
+    if text:
         return parse(text, f"set by {ENV}")
     if listens_beyond_loopback(public_address()):
         return parse(LOCKED_DEFAULT, f"the default when the server listens beyond this machine; set {ENV} to change it")

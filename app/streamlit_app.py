@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-from app import backend, drain, glossary, janitor, model_choice, present, server_stats, sidebar, state, tour, urlstate
+from app import (
+    backend,
+    drain,
+    glossary,
+    janitor,
+    model_choice,
+    present,
+    server_stats,
+    settings,
+    sidebar,
+    state,
+    tour,
+    urlstate,
+)
 from model.nets import batching, precision, runtime
 
+# The environment is read once, first (app/settings.py): a value the app cannot use stops start-up with one sentence
+# naming the variable and what it accepts, in the console and on the page, before anything else runs.
+try:
+    settings.current()
+except settings.SettingsError as exc:
+    print(f"diffusion-lens: {exc}", file=sys.stderr)
+    st.error(f"The server cannot start: {exc}")
+    st.stop()
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
 # * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/nets/runtime.py);
 # * models load with the fastest arithmetic that passes the fidelity guard (model/nets/precision.py);

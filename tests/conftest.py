@@ -77,6 +77,23 @@ def _fp32_unless_a_test_asks():
     precision.set_policy("fp32")
 
 
+@pytest.fixture
+def server_env(monkeypatch):
+    """``server_env(NAME, value)`` sets a variable (``None`` unsets it) as if the server had started with it: the
+    app reads its settings (app/settings.py) once, so they are read again after each change, and after the test."""
+    from app import settings
+
+    def change(name: str, value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+        settings.current.clear()
+
+    yield change
+    settings.current.clear()  # monkeypatch puts the environment back next; the settings are read again lazily
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny tensors: one intra-op thread is ~10x faster than two on a busy 2-core machine."""

@@ -48,9 +48,10 @@ def test_no_source_file_edits_sys_path():
     assert not offenders, offenders
 
 
-# The sub-packages of model/, lowest first: each may import only the ones before it (and itself). The command
+# The sub-packages of model/, lowest first: each may import only the ones before it (and itself). serving (queue,
+# batching, arithmetic, settings) sits below nets: a loaded network is handed the Serving object that runs it. The command
 # lines come last, and only the two README launchers (model/figure.py, model/likelihood.py) import them.
-LAYERS = ["diffusion", "images", "nets", "training", "evaluation", "cli"]
+LAYERS = ["diffusion", "images", "serving", "nets", "training", "evaluation", "cli"]
 
 
 def _model_imports(path: Path) -> set[str]:

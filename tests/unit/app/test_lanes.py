@@ -9,16 +9,16 @@ import time
 import pytest
 import streamlit as st
 
-from app import backend_reverse, lanes
+from app import backend_reverse, lanes, settings
 from model.nets import network, runtime
 
 RES = 32
 
 
 @pytest.fixture
-def fresh(monkeypatch):
+def fresh(monkeypatch, server_env):
     """Two inference slots (the default), a fresh lane, empty caches."""
-    monkeypatch.delenv(lanes.ENV_SLOTS, raising=False)
+    server_env(lanes.ENV_SLOTS, None)
     runtime.reset(2)
     lanes.reset()
     st.cache_data.clear()
@@ -119,11 +119,12 @@ def test_a_new_run_of_a_session_cancels_its_previous_one(fresh):
         assert list(lanes.paced(steps(3), other)) == [0, 1, 2]
 
 
-def test_lane_slots_follow_the_inference_slots_and_the_environment(fresh, monkeypatch):
+def test_lane_slots_follow_the_inference_slots_and_the_environment(fresh, monkeypatch, server_env):
     assert lanes.lane_slots() == 1
     runtime.reset(4)
     assert lanes.lane_slots() == 3
-    monkeypatch.setenv(lanes.ENV_SLOTS, "2")
+    server_env(lanes.ENV_SLOTS, "2")
     assert lanes.lane_slots() == 2
-    monkeypatch.setenv(lanes.ENV_SLOTS, "many")
-    assert lanes.lane_slots() == 3
+    server_env(lanes.ENV_SLOTS, "many")  # a value it cannot use: one sentence naming the variable
+    with pytest.raises(settings.SettingsError, match=f"{lanes.ENV_SLOTS}='many' cannot be used: it accepts a whole"):
+        lanes.lane_slots()

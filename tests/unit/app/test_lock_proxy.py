@@ -19,20 +19,20 @@ def _without(sentence: str, path: str) -> str:
 
 
 @pytest.fixture
-def replica(monkeypatch):
+def replica(monkeypatch, server_env):
     """A replica as scripts/cluster.sh starts it: listening on 127.0.0.1, no DIFFUSION_LENS_SOURCES."""
     before = config.get_option("server.address")
     config.set_option("server.address", "127.0.0.1")
-    monkeypatch.delenv(sources.ENV, raising=False)
-    yield monkeypatch
+    server_env(sources.ENV, None)
+    yield server_env
     config.set_option("server.address", before)
 
 
 def test_the_lock_follows_the_address_the_proxy_publishes(replica):
-    replica.setenv("DIFFUSION_LENS_PUBLIC_ADDRESS", "0.0.0.0")  # CLUSTER_BIND=0.0.0.0
+    replica("DIFFUSION_LENS_PUBLIC_ADDRESS", "0.0.0.0")  # CLUSTER_BIND=0.0.0.0
     p = sources.policy()
     assert p.locked and not p.local and not p.hub_any
-    replica.setenv("DIFFUSION_LENS_PUBLIC_ADDRESS", "127.0.0.1")  # the default CLUSTER_BIND: this machine only
+    replica("DIFFUSION_LENS_PUBLIC_ADDRESS", "127.0.0.1")  # the default CLUSTER_BIND: this machine only
     assert not sources.policy().locked
 
 
@@ -52,10 +52,10 @@ def test_refusals_do_not_tell_whether_a_path_exists(setting, tmp_path):
         assert p.refusal(a) == p.refusal(b) and p.refusal(a), (a, b)
 
 
-def test_the_picker_says_the_same_for_a_server_folder_and_a_missing_one(monkeypatch, tmp_path):
+def test_the_picker_says_the_same_for_a_server_folder_and_a_missing_one(monkeypatch, tmp_path, server_env):
     """Any Hub id may be typed (DIFFUSION_LENS_SOURCES=hub), folders are not allowed: the answer for an existing
     folder and a missing path is the same sentence."""
-    monkeypatch.setenv(sources.ENV, "hub")
+    server_env(sources.ENV, "hub")
     answers = []
     for path in (str(tmp_path), str(tmp_path / "nothing-here")):
         at = app_test(page="views/about.py", timeout=120)
@@ -69,8 +69,8 @@ def test_the_picker_says_the_same_for_a_server_folder_and_a_missing_one(monkeypa
     assert answers[0] == answers[1] and len(answers[0]) == 1, answers
 
 
-def test_a_link_naming_a_server_path_gets_the_same_sentence_whether_it_exists_or_not(monkeypatch, tmp_path):
-    monkeypatch.setenv(sources.ENV, "known")
+def test_a_link_naming_a_server_path_gets_the_same_sentence_whether_it_exists_or_not(monkeypatch, tmp_path, server_env):
+    server_env(sources.ENV, "known")
     answers = []
     for path in (str(tmp_path), str(tmp_path / "nothing-here")):
         at = app_test(page="views/about.py", timeout=120)

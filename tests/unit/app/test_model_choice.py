@@ -45,8 +45,8 @@ def _link(params: dict[str, str], page: str = "views/about.py"):
 
 
 # --- item 5: a link proposes, the student confirms ----------------------------------------------------------------
-def test_a_link_proposes_a_hub_model_and_only_a_click_loads_it(hub, monkeypatch):
-    monkeypatch.setenv(sources.ENV, "hub")  # any Hub id may be loaded, no folders
+def test_a_link_proposes_a_hub_model_and_only_a_click_loads_it(hub, monkeypatch, server_env):
+    server_env(sources.ENV, "hub")  # any Hub id may be loaded, no folders
     at = _link({"model": PIPE, "res": "32"})
     at.run()
     assert_ok(at)
@@ -68,8 +68,8 @@ def test_a_link_proposes_a_hub_model_and_only_a_click_loads_it(hub, monkeypatch)
     assert f"In use: **{PIPE}**" in " ".join(c.value for c in at.sidebar.caption)
 
 
-def test_declining_a_proposal_keeps_the_bundled_model_and_the_address_follows(hub, monkeypatch):
-    monkeypatch.setenv(sources.ENV, "hub")
+def test_declining_a_proposal_keeps_the_bundled_model_and_the_address_follows(hub, monkeypatch, server_env):
+    server_env(sources.ENV, "hub")
     at = _link({"model": PIPE, "res": "32"})
     at.run()
     at.button(key="mp_decline").click().run()
@@ -79,8 +79,8 @@ def test_declining_a_proposal_keeps_the_bundled_model_and_the_address_follows(hu
     assert all(b.key not in ("mp_accept", "mp_decline") for b in at.button)
 
 
-def test_a_failed_load_is_remembered_not_retried_on_every_rerun(hub, monkeypatch):
-    monkeypatch.setenv(sources.ENV, "hub")
+def test_a_failed_load_is_remembered_not_retried_on_every_rerun(hub, monkeypatch, server_env):
+    server_env(sources.ENV, "hub")
     at = _link({"model": MISSING, "res": "32"})
     at.run()
     assert hub.calls == []
@@ -104,9 +104,9 @@ def test_a_failed_load_is_remembered_not_retried_on_every_rerun(hub, monkeypatch
     assert any(f"`{MISSING}` could not be loaded" in w.value for w in other.warning)
 
 
-def test_a_session_pointing_at_a_missing_hub_model_asks_the_hub_once(hub, monkeypatch):
+def test_a_session_pointing_at_a_missing_hub_model_asks_the_hub_once(hub, monkeypatch, server_env):
     """The request count of issue 28: a session whose model fails asked the Hub on every rerun (3 per run)."""
-    monkeypatch.setenv(sources.ENV, "hub")
+    server_env(sources.ENV, "hub")
     at = app_test(MISSING, 32, page="views/about.py", timeout=180)
     for _ in range(5):
         at.run()
@@ -131,10 +131,12 @@ def offline_hub(monkeypatch):
     return calls
 
 
-def test_a_hub_model_that_cannot_load_falls_back_to_the_bundled_model_with_one_sentence(offline_hub, monkeypatch):
+def test_a_hub_model_that_cannot_load_falls_back_to_the_bundled_model_with_one_sentence(
+    offline_hub, monkeypatch, server_env
+):
     """A locked classroom server (this Hub model is on its list; folders are not): the page is not left empty,
     the address stops naming the model, and the sentence does not suggest a local folder."""
-    monkeypatch.setenv(sources.ENV, "someone/offline")
+    server_env(sources.ENV, "someone/offline")
     at = app_test("someone/offline", 32, page="views/forward.py", timeout=180)
     at.run()
     assert_ok(at)
@@ -151,8 +153,8 @@ def test_a_hub_model_that_cannot_load_falls_back_to_the_bundled_model_with_one_s
     assert len(offline_hub) == 1
 
 
-def test_the_picker_on_a_locked_server_does_not_suggest_a_local_folder(offline_hub, monkeypatch):
-    monkeypatch.setenv(sources.ENV, "known")
+def test_the_picker_on_a_locked_server_does_not_suggest_a_local_folder(offline_hub, monkeypatch, server_env):
+    server_env(sources.ENV, "known")
     at = app_test(page="views/about.py", timeout=180)
     at.run()
     at.radio(key="mp_kind").set_value("Hub").run()
@@ -165,9 +167,11 @@ def test_the_picker_on_a_locked_server_does_not_suggest_a_local_folder(offline_h
 
 
 # --- item 1: the loader checks the lock itself ------------------------------------------------------------------
-def test_the_loader_refuses_a_folder_on_a_locked_server_whatever_the_session_says(tiny_model_dir, monkeypatch):
+def test_the_loader_refuses_a_folder_on_a_locked_server_whatever_the_session_says(
+    tiny_model_dir, monkeypatch, server_env
+):
     """A session whose model_source names a server folder (set past the picker) is refused by the loader itself."""
-    monkeypatch.setenv(sources.ENV, "known")
+    server_env(sources.ENV, "known")
     at = app_test(tiny_model_dir, 32, page="views/forward.py", timeout=180)
     at.run()
     assert not at.exception
@@ -177,8 +181,8 @@ def test_the_loader_refuses_a_folder_on_a_locked_server_whatever_the_session_say
     assert str(tiny_model_dir) not in " ".join(c.value for c in at.sidebar.caption)  # not in use
 
 
-def test_the_loader_refuses_a_hub_id_off_the_list_without_asking_the_hub(hub, monkeypatch):
-    monkeypatch.setenv(sources.ENV, "google/ddpm-cifar10-32")
+def test_the_loader_refuses_a_hub_id_off_the_list_without_asking_the_hub(hub, monkeypatch, server_env):
+    server_env(sources.ENV, "google/ddpm-cifar10-32")
     at = app_test(PIPE, 32, page="views/about.py", timeout=180)
     at.run()
     assert not at.exception
@@ -188,7 +192,7 @@ def test_the_loader_refuses_a_hub_id_off_the_list_without_asking_the_hub(hub, mo
 
 
 def test_a_hub_id_that_is_also_a_folder_here_is_fetched_from_the_hub_not_read_from_disk(
-    hub, monkeypatch, tmp_path, tiny_model_dir
+    hub, monkeypatch, tmp_path, tiny_model_dir, server_env
 ):
     """On a server that loads no folders, ``owner/name`` is a Hub id even when the working directory happens to
     hold a folder of that name (it would otherwise load a server folder past the lock)."""
@@ -196,7 +200,7 @@ def test_a_hub_id_that_is_also_a_folder_here_is_fetched_from_the_hub_not_read_fr
 
     from app import model_choice
 
-    monkeypatch.setenv(sources.ENV, "hub")
+    server_env(sources.ENV, "hub")
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_model_dir, tmp_path / "someone" / "tiny-pipe")  # a folder named like the Hub id
     model = model_choice.load(PIPE)

@@ -10,10 +10,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
-def every_source_allowed(monkeypatch):
+def every_source_allowed(monkeypatch, server_env):
     """These tests are about loading; the classroom lock (tests/unit/app/test_sources.py) would refuse folders and
     arbitrary Hub ids, because AppTest, like a plain `streamlit run`, does not listen on loopback only."""
-    monkeypatch.setenv("DIFFUSION_LENS_SOURCES", "all")
+    server_env("DIFFUSION_LENS_SOURCES", "all")
 
 
 def _app() -> AppTest:

@@ -55,14 +55,14 @@ def test_refusals_are_one_sentence(tiny_model_dir):
     assert sources.parse("all", "test").refusal(str(tiny_model_dir)) is None
 
 
-def test_the_default_follows_the_address(monkeypatch, address):
-    monkeypatch.delenv(sources.ENV, raising=False)
+def test_the_default_follows_the_address(monkeypatch, address, server_env):
+    server_env(sources.ENV, None)
     address("127.0.0.1")
     assert not sources.policy().locked
     address("0.0.0.0")
     p = sources.policy()
     assert p.hub_ids == tuple(KNOWN) and not p.local and sources.ENV in p.why
-    monkeypatch.setenv(sources.ENV, "all")
+    server_env(sources.ENV, "all")
     assert not sources.policy().locked
 
 
@@ -70,8 +70,8 @@ def _app() -> AppTest:
     return app_test(page="views/about.py", timeout=120)
 
 
-def test_the_picker_offers_only_what_is_allowed(monkeypatch, address):
-    monkeypatch.delenv(sources.ENV, raising=False)
+def test_the_picker_offers_only_what_is_allowed(monkeypatch, address, server_env):
+    server_env(sources.ENV, None)
     address("0.0.0.0")
     at = _app()
     at.run()
@@ -84,20 +84,20 @@ def test_the_picker_offers_only_what_is_allowed(monkeypatch, address):
     ]
     assert not at.sidebar.text_input  # no "Other Hub id…" to type into
 
-    monkeypatch.setenv(sources.ENV, "bundled")
+    server_env(sources.ENV, "bundled")
     only = _app()
     only.run()
     assert only.sidebar.radio(key="mp_kind").options == ["Bundled"]
 
-    monkeypatch.setenv(sources.ENV, "known,lcoal")
+    server_env(sources.ENV, "known,lcoal")
     typo = _app()
     typo.run()
     assert any("lcoal" in w.value for w in typo.sidebar.warning)
     assert typo.sidebar.radio(key="mp_kind").options == ["Bundled"]
 
 
-def test_a_link_cannot_pick_a_hub_model_off_the_list(monkeypatch):
-    monkeypatch.setenv(sources.ENV, "google/ddpm-cifar10-32")
+def test_a_link_cannot_pick_a_hub_model_off_the_list(monkeypatch, server_env):
+    server_env(sources.ENV, "google/ddpm-cifar10-32")
     at = _app()
     at.query_params["model"] = "someone/huge-model"
     at.run()

@@ -74,4 +74,4 @@ def test_at_most_decode_slots_decodes_run_at_once(monkeypatch):
         t.join(20)
     stats = uploads.stats()
     assert stats["decodes"] == 8
-    assert stats["peak_running"] == uploads.DECODE_SLOTS == 2
+    assert stats["peak_running"] == uploads.decode_slots() == 2
