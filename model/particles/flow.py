@@ -97,13 +97,16 @@ def to_flow_coords(x_t: torch.Tensor, alpha_bar) -> torch.Tensor:
 
 
 def velocity_from_eps(
-    schedule: Schedule, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    schedule: Schedule,
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    clip_range: float | None = None,
 ) -> VelocityModel:
     """A flow-matching velocity model made from an eps-predictor ``eps_fn(x_t, t)`` (t a (B,) float tensor).
 
     x_t = (a + b) x_sigma at the matching t (:func:`flow_sigma_to_t`), x0_hat = (x_t - b eps_hat) / a (eq. 15) and
     v_hat = (x_sigma - x0_hat) / sigma, which is eps_hat - x0_hat wherever sigma is in the schedule's range; outside
-    it (sigma = 1, or below the first step's noise) the nearest step's x0_hat stands in."""
+    it (sigma = 1, or below the first step's noise) the nearest step's x0_hat stands in. ``clip_range``: clamp x0_hat
+    to [-clip_range, clip_range] first (diffusers' ``clip_sample``, for a model sampled with it); None: no clamp."""
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sig = torch.as_tensor(sigma).reshape(-1)
@@ -113,6 +116,8 @@ def velocity_from_eps(
         x_t = (x.double() * (a + b)).to(x.dtype)
         eps_hat = eps_fn(x_t, t.expand(x.shape[0]) if t.numel() == 1 else t).double()
         x0_hat = (x_t.double() - b * eps_hat) / a
+        if clip_range is not None:
+            x0_hat = x0_hat.clamp(-clip_range, clip_range)
         return velocity_from_x0(x, x0_hat, sig.expand(x.shape[0]) if sig.numel() == 1 else sig)
 
     return velocity

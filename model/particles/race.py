@@ -4,8 +4,9 @@ Every scheduler is built fresh for every run (:func:`make_scheduler`; they keep 
 ``step``, so one must never be shared between sessions or runs) from the model's own schedule
 (:meth:`model.diffusion.schedule.Schedule.to_scheduler_config`). Two settings are ours, on purpose:
 
-* ``clip_sample``: DDPM's and DDIM's default ``True`` clamps x0_hat to [-1, 1] at every step. The Fashion generator was
-  trained and is sampled with it (its config says so); particles are not images, so the particle race turns it off.
+* ``clip_sample``: DDPM's, DDIM's and Heun's ``True`` clamps x0_hat to [-1, 1] at every step. The Fashion generator
+  was trained and is sampled with it (its config says so, and the flow schedulers' velocity clamps its x0_hat too:
+  :func:`eps_network_model`); particles are not images, so the particle race turns it off.
 * ``timestep_spacing="trailing"`` for DDPM and DDIM: their default ``"leading"`` starts 8 steps at t = 875, not at
   t = 999, so they would start from a state that is not pure noise. Every other scheduler starts at t = 999 already.
 
@@ -39,7 +40,6 @@ SCHEDULERS: dict[str, tuple[str, str, dict]] = {
     "FlowMatch Heun": ("FlowMatchHeunDiscreteScheduler", "velocity", {}),
 }
 STOCHASTIC = ("DDPM",)  # ancestral sampling: its end point is not the ODE's, whatever the step count
-_CONFIG_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
 
 
 def expected_evaluations(name: str, num_steps: int) -> int:
@@ -49,19 +49,42 @@ def expected_evaluations(name: str, num_steps: int) -> int:
 
 
 def make_scheduler(name: str, schedule: Schedule, clip_sample: bool | None = None):
-    """A fresh diffusers scheduler for ``schedule``. ``clip_sample`` (DDPM, DDIM only) defaults to the schedule's."""
+    """A fresh diffusers scheduler for ``schedule``, configured as diffusers' own ``from_config`` would configure it
+    from the model's scheduler config: every key of :meth:`~model.diffusion.schedule.Schedule.to_scheduler_config`
+    the class accepts, then the race's own settings (:data:`SCHEDULERS`).
+
+    ``clip_sample`` (the schedulers that have it: DDPM, DDIM, Heun) defaults to the schedule's. Heun has it too: built
+    without it, Heun sampled the Fashion generator unclipped, unlike diffusers' own loop with the model's config, and
+    its 4-step pictures came out speckled (``tests/unit/model/particles/test_race_heun.py`` runs both loops)."""
+    import inspect
+
     import diffusers
 
     cls_name, kind, extra = SCHEDULERS[name]
     cls = getattr(diffusers, cls_name)
     if kind == "velocity":
         return cls(num_train_timesteps=schedule.T)
-    base = schedule.to_scheduler_config()
-    cfg = {k: base[k] for k in _CONFIG_KEYS if k in base}
-    if cls_name in ("DDPMScheduler", "DDIMScheduler"):
-        cfg["clip_sample"] = schedule.clip_sample if clip_sample is None else clip_sample
-        cfg["clip_sample_range"] = schedule.clip_sample_range
-    return cls(**cfg, **extra)
+    accepted = inspect.signature(cls.__init__).parameters
+    cfg = {k: v for k, v in schedule.to_scheduler_config().items() if k in accepted}
+    if clip_sample is not None and "clip_sample" in accepted:
+        cfg["clip_sample"] = clip_sample
+    return cls(**{**cfg, **extra})
+
+
+def heun_last_check(name: str, num_steps: int, schedule: Schedule) -> tuple[float, float]:
+    """(sigma, gain) of a Heun scheduler's last corrected step: the sigma it ends at, and by how much the average of
+    its two slopes multiplies a jump of x0_hat between its two evaluations.
+
+    With d_1 = (x - D_1) / s_0, the predictor x' = x + (s_1 - s_0) d_1 and d_2 = (x' - D_2) / s_1 = d_1 + (D_1 - D_2)
+    / s_1, Heun's x + (s_1 - s_0) (d_1 + d_2) / 2 is the predictor plus (s_1 - s_0) (D_1 - D_2) / (2 s_1): the gain is
+    (s_0 - s_1) / (2 s_1). diffusers' Heun ends that step at the schedule's smallest sigma (0.01 for the linear
+    schedule; 0.001 for the flow one), where the exact x0_hat of a point set snaps to the nearest point, so at few
+    steps the gain is large and the paths overshoot. ``num_steps`` >= 2."""
+    sched = make_scheduler(name, schedule)
+    sched.set_timesteps(num_steps)
+    sigmas = [float(s) for s in sched.sigmas[::2]]  # (s_0, s_1, s_1, ..., s_N-1, s_N-1, 0)[::2]: one per step
+    s0, s1 = sigmas[-2], sigmas[-1]
+    return s1, (s0 - s1) / (2 * s1)
 
 
 @dataclass(frozen=True)
@@ -158,7 +181,13 @@ def exact_particle_model(schedule: Schedule, points: torch.Tensor) -> RaceModel:
     )
 
 
-def eps_network_model(schedule: Schedule, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> RaceModel:
+def eps_network_model(
+    schedule: Schedule, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], clip_sample: bool | None = None
+) -> RaceModel:
     """An eps-predicting network ``eps_fn(x_t, t)`` for both kinds: the flow schedulers get its velocity through
-    :func:`model.particles.flow.velocity_from_eps` (same network, sampled on the straight-line time)."""
-    return RaceModel(eps=eps_fn, velocity=flow.velocity_from_eps(schedule, eps_fn))
+    :func:`model.particles.flow.velocity_from_eps` (same network, sampled on the straight-line time), with x0_hat
+    clamped to the schedule's ``clip_sample_range`` when ``clip_sample`` (default: the schedule's) is on, as the eps
+    schedulers that have the setting clamp it."""
+    clip = schedule.clip_sample if clip_sample is None else clip_sample
+    clip_range = schedule.clip_sample_range if clip else None
+    return RaceModel(eps=eps_fn, velocity=flow.velocity_from_eps(schedule, eps_fn, clip_range=clip_range))
