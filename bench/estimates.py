@@ -53,9 +53,9 @@ from model.diffusion import vlb_terms
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images import figure
 from model.images.tensors import load_image
-from model.nets import runtime
 from model.nets.hub import BUNDLED_MODEL
 from model.nets.network import LoadedModel, load_local, load_model
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "assets" / "astronaut.jpg"
@@ -99,7 +99,7 @@ def run_trajectory(model: LoadedModel, res: int, ts: list[int], sampler: str) ->
     """What the Reverse trajectory's Run does (app/backend_reverse.trajectory without the progress bar)."""
     with torch.inference_mode():
         x_start, g = figure.start_sample(model.schedule, None, ts[0], 0, (1, model.channels, res, res))
-        figure.record_run(sample_trajectory(model.eps, model.schedule, x_start, ts, sampler, 0.0, g), None)
+        figure.record_run(sample_trajectory(model.predict, model.schedule, x_start, ts, sampler, 0.0, g), None)
 
 
 def run_terms(model: LoadedModel, res: int, x0: torch.Tensor, ts: list[int] | None) -> None:
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         time.perf_counter = time.thread_time  # every clock in this process, model.nets.cost's included
     apply = None
     try:
-        from model.nets import precision  # the app picks its arithmetic at load (issue 20, item 1)
+        from model.serving import precision  # the app picks its arithmetic at load (issue 20, item 1)
 
         precision.set_policy("auto")
         apply = precision.apply  # a Hub model gets the same choice when it loads

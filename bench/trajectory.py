@@ -17,7 +17,7 @@ the output says "stand-in": speed does not depend on the weights.
 Ours and theirs alternate within each repeat so both see the same machine load; the
 table reports medians, each run's minor page faults and the final-image difference (same
 seed, same noise draws). Both run in one process, under the allocator settings of
-``model.nets.runtime.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
+``model.serving.runtime.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
 then the run that keeps its records page-faults the network's activations in afresh at
 every step: 88,945 faults per 50-step run at 128 px against 1, and 1.056x, on 2026-11-28).
 A :class:`NetClock` splits each run into the UNet's forward and the loop's own work.
@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 
 from model.diffusion.schedule import make_schedule, schedule_from_config
-from model.nets import runtime
 from model.nets.checkpoint_io import ModelLoadError
 from model.nets.hub import BUNDLED_MODEL
 from model.nets.network import LoadedModel, load_model
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def run_ours(model: LoadedModel, scheduler, res: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     f0, t0, c0 = minor_faults(), time.perf_counter(), time.process_time()
     x = torch.randn((1, 3, res, res), generator=g)
-    records = list(sample_trajectory(model.eps, model.schedule, x, ts, sampler, 0.0, g))
+    records = list(sample_trajectory(model.predict, model.schedule, x, ts, sampler, 0.0, g))
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
     assert len(records) == len(ts) and records[0].eps_hat is not None
     return dt, dc, records[-1].x_prev, minor_faults() - f0
@@ -199,10 +199,10 @@ def bench_overhead(model, sampler, steps, res, repeats=7):
 
 
 def bench_live(model, res=128, repeats=15):
-    """One Denoise-page step: q_sample + eps_hat + x0_hat + three panels to PIL."""
+    """One Denoise-page step: q_sample + (eps_hat, x0_hat) from LoadedModel.predict, as the page gets them + three
+    panels to PIL."""
     from app.render import noise_picture, picture
     from model.diffusion.forward import q_sample
-    from model.diffusion.reverse import predict_x0
 
     x0 = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
     total, net = [], []
@@ -212,9 +212,8 @@ def bench_live(model, res=128, repeats=15):
         with torch.inference_mode():
             x_t, _ = q_sample(model.schedule, x0, t, generator=torch.Generator().manual_seed(i))
             t1 = time.perf_counter()
-            eps_hat = model.eps(x_t, t)
+            eps_hat, x0_hat = model.predict(x_t, t)
             t2 = time.perf_counter()
-            x0_hat = predict_x0(model.schedule, x_t, eps_hat, t)
         _ = (picture(x_t), noise_picture(eps_hat), picture(x0_hat))
         total.append(time.perf_counter() - t0)
         net.append(t2 - t1)
@@ -232,7 +231,9 @@ def bench_scrub(model, res=128, steps=50, repeats=30):
     with torch.inference_mode():
         x, g = figure.start_sample(model.schedule, None, model.schedule.T - 1, 0, (1, 3, res, res))
         run = figure.record_run(
-            sample_trajectory(model.eps, model.schedule, x, make_timesteps(model.schedule.T - 1, steps), "ddim", 0.0, g)
+            sample_trajectory(
+                model.predict, model.schedule, x, make_timesteps(model.schedule.T - 1, steps), "ddim", 0.0, g
+            )
         )
     pil, png = [], []
     for i in range(repeats):
@@ -268,7 +269,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     runtime.configure_threads(a.threads)  # the inference queue would otherwise reset threads on first use
     allocator = (
-        "glibc tuned by model.nets.runtime.configure_allocator (freed memory kept for reuse)"
+        "glibc tuned by model.serving.runtime.configure_allocator (freed memory kept for reuse)"
         if runtime.configure_allocator()
         else "as the platform sets it (DIFFUSION_LENS_MALLOC=default, or no glibc)"
     )

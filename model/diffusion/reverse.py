@@ -12,8 +12,10 @@ Conventions
   (one index per image; improved-diffusion's ``_extract_into_tensor`` pattern), so
   training, evaluation, the bound and the pages all call these one formulas.
 * ``eps_model(x_t, t)`` is any callable taking ``x_t`` (B, C, H, W) and a LongTensor
-  ``t`` of shape (B,), and returning eps_hat shaped like ``x_t``, or the pair
-  ``(eps_hat, x0_hat)`` (``LoadedModel.predict``), whose x0_hat the steps then use.
+  ``t`` of shape (B,), and returning the pair ``(eps_hat, x0_hat)`` (``LoadedModel.predict``),
+  whose x0_hat the steps then use, or, for an eps-predicting schedule only, eps_hat alone
+  (shaped like ``x_t``; the steps then take x0_hat from eq. 15). For a v- or sample-predicting
+  schedule the steps refuse eps_hat alone (see :func:`step_x0_hat`).
 * Steps are pure functions: nothing is mutated, so one model and one schedule can
   serve every session at once.
 """
@@ -237,6 +239,26 @@ def _maybe_clip(schedule: Schedule, x0_hat: torch.Tensor, clip: bool | None) -> 
     return x0_hat.clamp(-r, r) if clip else x0_hat
 
 
+def step_x0_hat(
+    schedule: Schedule, x_t: torch.Tensor, eps_hat: torch.Tensor, t: int, x0_hat: torch.Tensor | None
+) -> torch.Tensor:
+    """The x0_hat a step uses: the given one, or eq. 15 from eps_hat for an eps-predicting schedule.
+
+    A v- or sample-predicting network's own output gives x0_hat directly (:func:`output_to_x0`, as diffusers'
+    schedulers compute it); rebuilding it from eps_hat divides float32 rounding by sqrt(alpha_bar_t), which on the
+    cosine schedule at t = T-1 (alpha_bar ~ 2.4e-9) puts x0_hat off by ~6e-4. So for those schedules ``x0_hat`` is
+    required and its absence raises ``ValueError`` (pass ``LoadedModel.predict``'s pair).
+    """
+    if x0_hat is not None:
+        return x0_hat
+    if schedule.prediction_type != "epsilon":
+        raise ValueError(
+            f"this schedule's network predicts {schedule.prediction_type!r}: pass x0_hat from its own output "
+            "(LoadedModel.predict, or output_to_x0); rebuilding it from eps_hat loses precision at high t"
+        )
+    return predict_x0(schedule, x_t, eps_hat, t)
+
+
 def ddpm_step(
     schedule: Schedule,
     eps_hat: torch.Tensor,
@@ -249,16 +271,25 @@ def ddpm_step(
 ) -> StepOutput:
     """Ancestral DDPM step: sample x_{t_prev} ~ p_theta(x_{t_prev} | x_t) = N(mu_theta, sigma^2 I).
 
-    1. x0_hat from eps_hat (eq. 15), or the given ``x0_hat`` (see :func:`output_to_x0`: exact
-       for v- and sample-predicting networks), clipped to [-1, 1] if the schedule says so.
+    1. x0_hat: the given ``x0_hat`` (:func:`output_to_x0`: straight from the network output), or eq. 15
+       from eps_hat for an eps-predicting schedule (:func:`step_x0_hat`; a v- or sample-predicting
+       schedule without ``x0_hat`` raises ``ValueError``), clipped to [-1, 1] if the schedule says so.
     2. mu_theta = the posterior mean of eq. 7 with x0_hat in place of x0.
-    3. sigma^2 = beta_tilde (``fixed_small``) or beta (``fixed_large``); no noise is added
-       on the step to the clean image (t_prev = -1; with timesteps ending at 0 that is the
-       step from t = 0, where diffusers adds none). The noise is drawn from ``generator``
-       exactly as diffusers' ``DDPMScheduler.step`` draws it, so the two agree sample for sample.
+    3. sigma^2 = beta_tilde (``fixed_small``) or beta = 1 - ab_t / ab_{t_prev} (``fixed_large``), with
+       noise z drawn from ``generator`` exactly as diffusers' ``DDPMScheduler.step`` draws it; no noise is
+       added, and none drawn, on the step to the clean image (t_prev = -1), as in Ho et al.'s Algorithm 2
+       (z = 0 on the last step) and improved-diffusion's ``p_sample`` (no noise where the respaced t is 0).
+
+    Where this differs from diffusers: diffusers decides by ``t > 0``, not by the step's target. With
+    timesteps that end at 0 (the project's :func:`~model.diffusion.trajectory.make_timesteps`, diffusers'
+    ``leading`` and ``linspace`` spacings) the two agree sample for sample on every step. A run that ends
+    above 0 (``trailing`` spacing: the last step goes from t = T // n - 1 straight to the clean image) differs
+    on that last step only: diffusers draws z there and adds sigma z, where sigma^2 is 1 - ab_t for
+    ``fixed_large`` (the final sample keeps sqrt(1 - ab_t) z of noise) and beta_tilde = 0, clamped to 1e-20,
+    for ``fixed_small`` (1e-10 z: the same sample to float32 rounding); this step adds nothing.
     """
     t_prev = t - 1 if t_prev is None else t_prev
-    x0_hat = predict_x0(schedule, x_t, eps_hat, t) if x0_hat is None else x0_hat
+    x0_hat = step_x0_hat(schedule, x_t, eps_hat, t, x0_hat)
     x0_hat = _maybe_clip(schedule, x0_hat, clip)
     mean, var, _ = q_posterior(schedule, x0_hat, x_t, t, t_prev)
     if t_prev >= 0:  # no noise on the step to the clean image
@@ -289,11 +320,12 @@ def ddim_step(
 
     ``t_prev = -1`` means the final step to the clean image: alpha_bar = 1, or alpha_bar_0
     when the schedule has ``set_alpha_to_one=False`` (diffusers' ``DDIMScheduler``).
-    ``x0_hat``: as in :func:`ddpm_step` (default: eq. 15 from eps_hat).
+    ``x0_hat``: as in :func:`ddpm_step` (required for a v- or sample-predicting schedule; eq. 15 from
+    eps_hat otherwise, see :func:`step_x0_hat`).
     """
     ab_t = _ab(schedule, t)
     ab_prev = _ab(schedule, t_prev) if t_prev >= 0 or schedule.set_alpha_to_one else schedule.alpha_bar_floats[0]
-    x0_hat = predict_x0(schedule, x_t, eps_hat, t) if x0_hat is None else x0_hat
+    x0_hat = step_x0_hat(schedule, x_t, eps_hat, t, x0_hat)
     x0_hat = _maybe_clip(schedule, x0_hat, clip)
     sigma = eta * ((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev)) ** 0.5
     direction = max(1.0 - ab_prev - sigma**2, 0.0) ** 0.5 * eps_hat

@@ -67,12 +67,16 @@ def sample_trajectory(
 ) -> Iterator[StepRecord]:
     """Run the reverse process from ``x_start`` (which must be x at ``timesteps[0]``) down to 0.
 
-    :param eps_model: callable ``(x_t, t) -> eps_hat`` (see module docstring), or one that
-        returns ``(eps_hat, x0_hat)`` such as ``LoadedModel.predict``: its x0_hat, computed
-        straight from the network output, is then used instead of eq. 15.
+    :param eps_model: callable ``(x_t, t) -> (eps_hat, x0_hat)`` such as ``LoadedModel.predict``,
+        whose x0_hat, computed straight from the network output, the steps use; for an
+        eps-predicting schedule it may return eps_hat alone (x0_hat is then eq. 15). A v- or
+        sample-predicting schedule with eps_hat alone raises ``ValueError`` at the first step
+        (:func:`model.diffusion.reverse.step_x0_hat`).
     :param x_start: (B, C, H, W), e.g. ``q_sample(x0, t_start)`` or pure noise for t_start = T-1.
     :param timesteps: strictly decreasing indices, e.g. :func:`make_timesteps`; the last
-        step always lands on the clean image (t_prev = -1).
+        step always lands on the clean image (t_prev = -1). DDPM adds no noise on that step,
+        also where the timesteps end above 0, where diffusers adds some (see
+        :func:`model.diffusion.reverse.ddpm_step`).
     :param sampler: ``"ddpm"`` (ancestral, stochastic) or ``"ddim"`` (eta = 0: deterministic).
     :yields: a :class:`StepRecord` per step, in order. The final sample is
         ``record.x_prev`` of the last record.

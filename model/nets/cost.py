@@ -141,7 +141,7 @@ def time_call(
 def path_name(model: LoadedModel, t: int) -> str:
     """The name of the arithmetic ``model`` runs at timestep ``t`` ("fp32" unless the model chose a faster path).
 
-    A reduced-precision path may be used only up to some t (``model.nets.precision.path_for``), so a
+    A reduced-precision path may be used only up to some t (``model.serving.precision.path_for``), so a
     pass's cost depends on its timesteps; estimates group passes by this name.
     """
     choice = getattr(model, "precision", None)
@@ -157,7 +157,7 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
     costs. The inference slot is taken before the clock starts (it is re-entrant), so time spent queueing
     behind other sessions' passes is not counted as this model's.
     """
-    from model.nets.runtime import inference_slot
+    from model.serving.runtime import inference_slot
 
     x = torch.zeros(batch, model.channels, resolution, resolution)
     tt = torch.full((batch,), int(t), dtype=torch.long)
@@ -176,6 +176,13 @@ def _zeros_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(x_t)
 
 
+def _zeros_prediction(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A free network for a sampler: (eps_hat, x0_hat) = (0, 0), the pair that a step takes whatever the schedule's
+    prediction type (eps_hat alone is refused for v- and sample-predicting ones)."""
+    zeros = torch.zeros_like(x_t)
+    return zeros, zeros
+
+
 def trajectory_overhead(
     schedule: Schedule, channels: int, resolution: int, sampler: str = "ddim", record: bool = True
 ) -> float:
@@ -189,7 +196,7 @@ def trajectory_overhead(
 
     def call() -> None:
         x_start, g = figure.start_sample(schedule, x0, ts[0], 0)
-        records = sample_trajectory(_zeros_eps, schedule, x_start, ts, sampler, 0.0, g)
+        records = sample_trajectory(_zeros_prediction, schedule, x_start, ts, sampler, 0.0, g)
         if record:
             figure.record_run(records, x0)
         else:

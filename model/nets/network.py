@@ -43,7 +43,6 @@ import torch
 
 from model.diffusion.reverse import output_to_eps, output_to_x0
 from model.diffusion.schedule import Schedule, make_schedule, schedule_from_config
-from model.nets import graph, precision
 from model.nets.checkpoint_io import (
     WEIGHTS_PICKLE,
     WEIGHTS_SAFE,
@@ -58,8 +57,9 @@ from model.nets.hub import (
     download_hub_model,
     parse_source,
 )
-from model.nets.precision import PrecisionChoice
-from model.nets.runtime import inference_slot
+from model.serving import graph, precision
+from model.serving.precision import PrecisionChoice
+from model.serving.runtime import inference_slot
 
 
 def select_device(prefer: str | torch.device | None = None) -> torch.device:
@@ -93,7 +93,9 @@ class LoadedModel:
     null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
     # guidance acts only for lo <= t <= hi (classes.json "guidance_interval"; None: at every t); measured per model
     guidance_interval: tuple[int, int] | None = None
-    precision: PrecisionChoice | None = field(default=None, compare=False)  # None: plain fp32 (model/nets/precision.py)
+    precision: PrecisionChoice | None = field(
+        default=None, compare=False
+    )  # None: plain fp32 (model/serving/precision.py)
 
     @property
     def num_parameters(self) -> int:
@@ -152,21 +154,21 @@ class LoadedModel:
         y = self.labels(class_labels, x.shape[0])
         tt = torch.as_tensor(t).to(self.device)
         y = None if y is None else y.to(self.device)
-        from model.nets import batching  # (local: this method is the batcher's only caller here)
+        from model.serving import batching  # (local: this method is the batcher's only caller here)
 
         batcher = batching.active()  # None unless the app enabled batching (server policy)
         if batcher is not None:  # rides with other sessions' passes on this model and shape, one slot per batch
             out = batcher.run(self._network, x, tt, y)
         else:
-            with inference_slot():  # process-wide fair queue on concurrent forward passes (model/nets/runtime.py)
+            with inference_slot():  # process-wide fair queue on concurrent forward passes (model/serving/runtime.py)
                 out = self._network(x, tt, y)
         return out[:, :c, :h, :w].float().cpu()
 
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """One forward pass of the UNet on ``self.device``: x (B, C, H, W) padded, t (B,), y (B,) or None.
 
-        Runs under the precision path chosen at load (:mod:`model.nets.precision`; None = plain fp32),
-        eager or as a TorchScript graph (:mod:`model.nets.graph`).
+        Runs under the precision path chosen at load (:mod:`model.serving.precision`; None = plain fp32),
+        eager or as a TorchScript graph (:mod:`model.serving.graph`).
         Returns the raw output tensor (B, C_out, H, W), in whatever dtype the path produced.
         """
 
@@ -195,14 +197,18 @@ class LoadedModel:
 
     @torch.inference_mode()
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
-        """eps_hat = eps_theta(x_t, t[, y]), shaped like x_t; converts v / sample outputs to eps."""
+        """eps_hat = eps_theta(x_t, t[, y]), shaped like x_t; converts v / sample outputs to eps.
+
+        For a reverse step use :meth:`predict`: a step given eps_hat alone would rebuild x0_hat by eq. 15, which
+        for a v- or sample-predicting network loses precision at high t, so the steps refuse it
+        (:func:`model.diffusion.reverse.step_x0_hat`)."""
         t = torch.as_tensor(t, dtype=torch.long).reshape(-1).expand(x_t.shape[0])
         x = x_t.float().cpu()
         return output_to_eps(self.schedule, self.raw(x, t, class_labels), x, t)
 
     @torch.inference_mode()
     def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> torch.Tensor:
-        """x0_hat: x_t with all of eps_hat removed (eq. 15), shaped like x_t."""
+        """x0_hat, shaped like x_t: :meth:`predict`'s (eq. 15 for an eps-predictor, straight from the output else)."""
         return self.predict(x_t, t, class_labels)[1]
 
     __call__ = eps

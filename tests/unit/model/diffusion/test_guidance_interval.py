@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model.diffusion.guidance import cfg_combine, guidance_help, guided_eps, in_interval, rescale_cfg
+from model.diffusion.reverse import predict_x0
 from model.nets import hub, network
 from model.nets.checkpoint_io import ModelLoadError
 
@@ -45,7 +46,8 @@ def test_outside_the_interval_the_sampler_gets_the_conditional_prediction(tiny_c
     torch.testing.assert_close(outside.eps_hat, outside.eps_cond)
     assert not torch.allclose(outside.eps_cond, outside.eps_uncond)  # both are still made, for the page's panels
     rescaled = guided_eps(m, x, 200, y, 2.0, rescale=1.0)
-    assert rescaled.x0_hat is None  # not linear: x0_hat is left to the sampler's eq. 15
+    # not linear, so no output gives x0_hat of the rescaled eps_hat: it is eq. 15, computed here, not by the sampler
+    torch.testing.assert_close(rescaled.x0_hat, predict_x0(m.schedule, x, rescaled.eps_hat, 200))
     torch.testing.assert_close(rescaled.eps_hat.std(dim=(1, 2, 3)), rescaled.eps_cond.std(dim=(1, 2, 3)))
 
 

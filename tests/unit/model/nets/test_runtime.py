@@ -1,4 +1,4 @@
-"""model.nets.runtime: the process-wide fair inference queue and the torch thread setting."""
+"""model.serving.runtime: the process-wide fair inference queue and the torch thread setting."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from thread_helpers import run_threads
 
-from model.nets import runtime
-from model.nets.runtime import FairSemaphore, inference_slot
+from model.serving import runtime
+from model.serving.runtime import FairSemaphore, inference_slot
 
 
 @pytest.fixture(autouse=True)
@@ -188,12 +188,12 @@ def test_runtime_does_not_import_streamlit():
     import re
 
     assert not re.search(r"^\s*(import|from)\s+streamlit", inspect.getsource(runtime), re.M)
-    assert "model.nets.runtime" in sys.modules
+    assert "model.serving.runtime" in sys.modules
 
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from model.nets import runtime
+from model.serving import runtime
 from model.nets.network import load_model
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 runtime.configure_threads(1)
@@ -201,9 +201,9 @@ m = load_model(None)
 x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
 ts = make_timesteps(999, 12)
 with torch.inference_mode():
-    list(sample_trajectory(m.eps, m.schedule, x, ts[:2], "ddim"))  # warm-up
+    list(sample_trajectory(m.predict, m.schedule, x, ts[:2], "ddim"))  # warm-up
     p0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    records = list(sample_trajectory(m.eps, m.schedule, x, ts, "ddim"))  # every record kept
+    records = list(sample_trajectory(m.predict, m.schedule, x, ts, "ddim"))  # every record kept
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - p0)
 """
 
@@ -236,7 +236,7 @@ def test_configure_allocator_is_once_per_process_and_can_be_switched_off():
     import subprocess
 
     root = Path(__file__).resolve().parents[4]
-    code = "from model.nets import runtime; print(runtime.configure_allocator(), runtime.configure_allocator())"
+    code = "from model.serving import runtime; print(runtime.configure_allocator(), runtime.configure_allocator())"
     for value, expected in (("default", "False False"), ("", "True True")):
         env = {**os.environ, "DIFFUSION_LENS_MALLOC": value, "PYTHONPATH": str(root)}
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)
