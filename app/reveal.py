@@ -8,16 +8,17 @@ The three questions of the pages (issue 26): :func:`forward_question` ("what wil
 :func:`denoise_question` ("is x̂₀ sharper at t = 50 or 500?") and :func:`guidance_question` ("will guidance
 w = 4 look better?").
 
-Every pick is counted in a server-wide :class:`Tally` (thread-safe, one vote per browser session and question:
-changing one's answer moves the vote). In presentation mode (app/present.py) the presenter sees the class's
-counts under each question, with a button to start a new count.
+Every pick is counted in a server-wide :class:`Tally` (thread-safe, one vote per browser and question, whatever its
+tabs: changing one's answer moves the vote; :func:`app.guard.browser_id`). The tally is this process's own object,
+not a Streamlit cache, so nothing a browser sends empties it. The presenter (:func:`app.present.presenter`: the
+teacher who gave the presenter key) sees the class's counts under each question, refreshed every
+:data:`REFRESH_S` seconds while students vote, with a button to start a new count; students never see them.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,14 +26,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, backend_reverse, present
+from app import backend, backend_reverse, guard, present
 from app.render import picture
 from model.diffusion.guidance import guided_eps_model
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images.tensors import tensor_to_uint8, to_picture
 from model.nets import hub
 
-VOTER_KEY = "_reveal_voter"  # this browser session's anonymous id in the tally
 MAX_VOTERS = 5000  # per question: a classroom, with room to spare (older votes are dropped first)
 
 
@@ -68,17 +68,17 @@ class Tally:
             self._votes.pop(question, None)
 
 
-@st.cache_resource(show_spinner=False)
+_TALLY = Tally()  # a module's object lives as long as the process: clear_cache (even the operator's) leaves it
+
+
 def tally() -> Tally:
     """The one tally of this server process."""
-    return Tally()
+    return _TALLY
 
 
 def voter_id() -> str:
-    ss = st.session_state
-    if VOTER_KEY not in ss:
-        ss[VOTER_KEY] = uuid.uuid4().hex
-    return ss[VOTER_KEY]
+    """This browser's anonymous id in the tally (all its tabs share it)."""
+    return guard.browser_id()
 
 
 # --- the question ----------------------------------------------------------------------------------------------
@@ -87,6 +87,7 @@ class Answer:
     correct: str  # one of the options
     why: str  # one sentence, with the measured numbers
     pictures: list = field(default_factory=list)  # [(picture, caption)] that show the answer
+    columns: int = 3  # the pictures are drawn this many to a row: the size of the page's other pictures
 
 
 def ask(
@@ -118,22 +119,31 @@ def ask(
         (st.success if right else st.warning)(
             f"{'Right' if right else 'Not quite'}: the answer is **{answer.correct}**. {answer.why}"
         )
-        if answer.pictures:
-            cols = st.columns(len(answer.pictures))
+        if answer.pictures:  # as wide as the page's own pictures (one column of three), not the page's width
+            cols = st.columns(max(answer.columns, len(answer.pictures)))[: len(answer.pictures)]
             for c, (pic, cap) in zip(cols, answer.pictures, strict=True):
                 c.image(pic, caption=cap, width="stretch")
         _presenter_counts(qid, options)
     return choice
 
 
+REFRESH_S = 3.0  # the presenter's counts are redrawn this often while the page is open
+
+
 def _presenter_counts(qid: str, options: Sequence[str]) -> None:
-    if not present.on():
-        return
+    if present.presenter():
+        _live_counts(qid, tuple(options))
+
+
+@st.fragment(run_every=REFRESH_S)
+def _live_counts(qid: str, options: tuple[str, ...]) -> None:
+    """The class's answers, redrawn every :data:`REFRESH_S` s (a fragment: only these lines rerun)."""
     counts = tally().counts(qid, options)
     total = sum(counts.values())
     st.markdown(
         f"**The class's answers** ({total}): " + " · ".join(f"{o}: **{n}**" for o, n in counts.items()),
-        help="Counted on this server, one answer per browser, its latest pick.",
+        help="Counted by this server process, one answer per browser (its latest pick); behind several replicas, "
+        "the students whose browsers were sent to this one (docs/security.md).",
     )
     st.button("Start a new count", key=f"reveal_reset_{qid}", on_click=tally().reset, args=(qid,))
 
@@ -267,6 +277,7 @@ def guidance_answer(label: int, classes: Sequence[str]) -> Answer:
         f"{round(a0 * GUIDE_N)} at w = 0 and {round(a4 * GUIDE_N)} at w = {GUIDE_W:g}.",
         [(_strip(im0), f"w = 0: {round(a0 * GUIDE_N)}/{GUIDE_N} judged {name}"),
          (_strip(im4), f"w = {GUIDE_W:g}: {round(a4 * GUIDE_N)}/{GUIDE_N} judged {name}")],
+        columns=2,  # two strips of samples, one above the other on a phone
     )  # fmt: skip
 
 

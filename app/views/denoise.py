@@ -13,11 +13,14 @@ state.set_default("den_seed", 0)
 
 st.title("Denoise one step: the network predicts the entire noise")
 st.markdown(
-    "The network does not output a slightly cleaner picture: given $x_t$ it predicts the **entire** noise "
-    r"$\hat\epsilon = \epsilon_\theta(x_t, t)$ that was mixed in. Removing all of it at once gives the "
-    r"x₀ estimate $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$. "
-    "At large t the photo is buried, so $\\hat x_0$ is a blurry guess; at small t it is sharp — which is "
-    "why a sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
+    "The network does not output a slightly cleaner picture: shown a noisy picture, it guesses the **entire** "
+    "noise that was mixed in. Take all of that guess away at once and you get its estimate of the clean photo, "
+    'called x̂₀ ("x-zero-hat"). How good is that estimate? First make a guess, then look.'
+)
+# Said after the question and the sweep that answer it (issue 36: a question comes before its answer).
+LESSON = (
+    "At large t the photo is buried, so $\\hat x_0$ is a blurry guess; at small t it is sharp — which is why a "
+    "sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
 )
 
 PAGE = "denoise"  # this page's name in the address (app/urlstate.py)
@@ -113,6 +116,7 @@ def show_sweep(img, model, mkey: str, r: dict, t: int, seed: int, label: int | N
                     f"{len(sw['ts'])} values of t, the same noise ε (seed {seed}) at each; computed once per image, "
                     "resolution, model and seed. The dashed line is the current t."
                 )
+    st.markdown(LESSON)
 
 
 # Everything below the introduction depends on t, so it is one fragment: moving t (or any setting of this page)
@@ -124,6 +128,9 @@ def settings_and_pictures() -> None:
     # page stops, and a widget that disappears and comes back showed its default (t = 0) in the browser while
     # the pictures kept the old t (issue 17).
     model = require_model()
+    # The question comes first, above the pictures, the sweep and the sentence that answer it; it is drawn once
+    # the settings it depends on are read.
+    question = st.container()
     t, seed, label = settings(model)
     urlstate.write(PAGE)
     img = require_image()
@@ -131,8 +138,9 @@ def settings_and_pictures() -> None:
     r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 
     show_step(img, model, r, t, seed)
+    with question:
+        reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/reveal.py)
     show_sweep(img, model, mkey, r, t, seed, label)
-    reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/reveal.py)
 
 
 settings_and_pictures()

@@ -15,38 +15,59 @@ NOISE_ONLY_SNR = 0.01  # below this signal-to-noise ratio x_t is shown as almost
 
 st.title("Forward process: drowning a photo in noise")
 st.markdown(
+    "Add a little random noise to a photo, then a little more, again and again: after a few hundred steps the "
+    "photo is hard to see, and after 1000 it is gone. Drag the timestep t to see the photo after any number of "
+    "steps."
+)
+# The formulas come after the first pictures (the Start-here rule: a sentence and a picture before any formula).
+THE_MATHS = (
     "Each step of the forward process adds a little Gaussian noise: "
     r"$q(x_t \mid x_{t-1}) = \mathcal{N}\big(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big)$. "
-    "Chained, the steps form a Markov chain "
-    r"$q(x_{1:T} \mid x_0) = \prod_t q(x_t \mid x_{t-1})$, "
-    "and thanks to the reparametrisation you can jump straight to any step: "
-    r"$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$."
+    "Chained, the steps form a *Markov chain* (each step depends only on the one before): "
+    r"$q(x_{1:T} \mid x_0) = \prod_t q(x_t \mid x_{t-1})$. "
+    "Because a sum of Gaussian noises is again Gaussian (the *reparametrisation*: write the noise as a scale "
+    "times one standard draw ε), you can jump straight to any step:"
 )
 
 PAGE = "forward"  # this page's name in the address (app/urlstate.py)
 
 
-def show_formula(slot, schedule, tt: int) -> None:
+def show_formula(schedule, tt: int) -> None:
     a, b = float(schedule.sqrt_alpha_bar[tt]), float(schedule.sqrt_one_minus_alpha_bar[tt])
     # The symbols keep t (with t = 0, "x_0 = ... x_0" would clash: index 0 is the first noising step, not the photo).
-    slot.latex(  # two lines, each short enough for a phone
+    st.latex(  # two lines, each short enough for a phone
         r"\begin{aligned} x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon \\"
         rf" &= {a:.3f}\,x_0 + {b:.3f}\,\epsilon \qquad (t = {tt}) \end{{aligned}}"
     )
 
 
-def play(img, schedule_name: str, seed: int, x_t_slot, formula_slot) -> None:
-    """The photo drowning, frame by frame; then the slider moves to the last frame (a full rerun)."""
-    schedule = backend.schedule(schedule_name)
-    shown = present.frames(0, 999)
-    for tt in shown:
-        x_play, _ = backend.forward_jump(img.key, img.resolution, schedule_name, tt, seed, img.x0)
-        x_t_slot.image(picture(x_play), caption=f"x_t at t = {tt}", width="stretch")
-        show_formula(formula_slot, schedule, tt)
+# Play shows one frame per rerun, and sets the t slider to it before the slider is drawn, so the slider follows the
+# pictures (one loop inside a run could only move the pictures: a drawn widget cannot be changed; the slider stayed
+# at 500 while the caption said t = 564). Reverse trajectory's Play does the same.
+PLAYING = "fwd_playing"  # the t a Play has still to show, first one next
+
+
+def play_next() -> None:
+    """Before the slider is drawn: during a Play, the slider takes the next frame's t."""
+    queue = st.session_state.get(PLAYING) or []
+    if queue:
+        st.session_state["fwd_t"] = queue[0]
+
+
+def play_advance(t: int, pressed: bool) -> None:
+    """After the pictures of t are drawn: start a Play (``pressed``) or go on to its next frame (a full rerun)."""
+    if pressed:
+        st.session_state[PLAYING] = present.frames(0, 999)
+        st.session_state["fwd_played"] = []  # what the animation showed (read by the tests)
+        st.rerun()
+    queue = st.session_state.get(PLAYING) or []
+    if not queue:
+        return
+    st.session_state.setdefault("fwd_played", []).append(t)
+    st.session_state[PLAYING] = queue[1:]
+    if queue[1:]:
         time.sleep(present.FRAME_SECONDS)
-    st.session_state["fwd_played"] = shown  # what the last animation showed (read by the tests)
-    state.set_next_run("fwd_t", shown[-1])  # the slider ends where the animation did
-    st.rerun()  # the whole app: state.init() in the entry gives the slider its new value
+        st.rerun()
 
 
 # Everything below the introduction depends on t, so it is one fragment: moving t (or any setting of this page)
@@ -59,6 +80,7 @@ def settings_and_pictures() -> None:
     # the pictures kept the old t (issue 17).
     state.follow_shared("t", "fwd_t", hi=999)
     state.follow_shared("seed", "fwd_seed")
+    play_next()
     c1, c2, c3 = st.columns([3, 1, 1])
     t = c1.slider(
         "Timestep t",
@@ -84,6 +106,7 @@ def settings_and_pictures() -> None:
     )
     urlstate.write(PAGE)
 
+    question = st.container()  # first, above the pictures and the chart that answer it; drawn once x_0 is read
     img = require_image()
     schedule = backend.schedule(schedule_name)
     x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
@@ -95,16 +118,15 @@ def settings_and_pictures() -> None:
         caption=f"ε ~ N(0, I) — the noise ({NOISE_CAPTION})",
         width="stretch",
     )
-    x_t_slot = cols[2].empty()
-    x_t_slot.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
-    formula_slot = st.empty()
-    show_formula(formula_slot, schedule, t)
-    if played:
-        play(img, schedule_name, seed, x_t_slot, formula_slot)
+    cols[2].image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
+    st.markdown(THE_MATHS)
+    show_formula(schedule, t)
+    play_advance(t, played)
     snr = schedule_captions(schedule, schedule_name, t)
     frequency.forward_section(img, schedule, t, x_t)  # issue 27: the spectrum of x_t (app/frequency.py)
     markov_chain(img, schedule, schedule_name, t, seed, x_t, snr)
-    reveal.forward_question(img, schedule_name, seed)  # predict, then reveal (app/reveal.py)
+    with question:
+        reveal.forward_question(img, schedule_name, seed)  # predict, then reveal (app/reveal.py)
 
 
 def schedule_captions(schedule, schedule_name: str, t: int) -> float:
