@@ -20,11 +20,22 @@ def _fresh(monkeypatch):
     lanes.reset()
 
 
-def _slow_run(session: str, steps: int, out: list) -> threading.Thread:
+def _until(condition, timeout_s: float = 10.0) -> None:
+    """Poll ``condition()`` until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.005)
+
+
+def _slow_run(session: str, steps: int, out: list, gate: threading.Event | None = None) -> threading.Thread:
+    """A long run of ``steps`` steps in a thread; with ``gate``, it stops half-way until the gate opens."""
+
     def body():
         def gen():
             for i in range(steps):
-                time.sleep(0.01)
+                if gate is not None and i == steps // 2:
+                    gate.wait(30)
                 yield i
 
         try:
@@ -40,11 +51,15 @@ def _slow_run(session: str, steps: int, out: list) -> threading.Thread:
 
 def test_a_run_in_progress_finishes_before_the_server_stops():
     done: list = []
-    th = _slow_run("tab-1", 60, done)  # about 0.6 s
-    time.sleep(0.05)
+    gate = threading.Event()
+    th = _slow_run("tab-1", 60, done, gate)  # held half-way until the drain has begun
+    _until(lambda: len(done) == 30)
+    opener = threading.Thread(target=lambda: (_until(drain.draining), gate.set()))
+    opener.start()
     stopped_at = []
-    report = drain.drain(lambda: stopped_at.append(len(done)), wait_s=10)
+    report = drain.drain(lambda: stopped_at.append(len(done)), wait_s=30, poll_s=0.01)
     th.join(5)
+    opener.join(5)
     assert stopped_at == [60]  # the run had all its steps when the server stopped
     assert report["runs_at_start"] == 1 and report["runs_left"] == 0
     assert drain.draining()
@@ -52,16 +67,18 @@ def test_a_run_in_progress_finishes_before_the_server_stops():
 
 def test_the_wait_is_bounded():
     done: list = []
-    th = _slow_run("tab-1", 1000, done)  # about 10 s
-    time.sleep(0.05)
-    start = time.monotonic()
-    report = drain.drain(lambda: None, wait_s=0.3)
-    assert time.monotonic() - start < 2 and report["runs_left"] == 1
+    gate = threading.Event()
+    th = _slow_run("tab-1", 10, done, gate)  # cannot finish before the gate opens, after the drain
+    _until(lambda: len(done) == 5)
+    report = drain.drain(lambda: None, wait_s=0.3, poll_s=0.01)
+    assert report["runs_left"] == 1 and report["seconds"] >= 0.3  # gave up on the run after wait_s
     lanes.refuse_new("x")
     for runs in list(lanes._runs.values()):
         for run in runs:
             run.cancel("the test is over")
+    gate.set()
     th.join(5)
+    assert not th.is_alive() and done[-1] == "The reverse run stopped because the test is over."
 
 
 def test_no_new_run_starts_while_draining():

@@ -116,11 +116,6 @@ def test_denoise_takes_the_class(tiny_cond_model_dir):
 
 
 def test_pure_noise_with_the_photo_model_generates_with_the_fashion_generator():
-
-    from model.nets import hub
-
-    if not (hub.FASHION_MODEL / "config.json").is_file():
-        pytest.skip("the Fashion generator checkpoint is not in this checkout")
     at = _app("bundled", 32)
     at.switch_page("views/trajectory.py").run()
     at.radio(key="traj_source").set_value("Pure noise (generate)").run()
@@ -139,11 +134,6 @@ def test_pure_noise_with_the_photo_model_generates_with_the_fashion_generator():
 
 
 def test_picker_offers_both_bundled_models_and_switches_resolution_and_sample():
-
-    from model.nets import hub
-
-    if not (hub.FASHION_MODEL / "config.json").is_file():
-        pytest.skip("the Fashion generator checkpoint is not in this checkout")
     at = AppTest.from_file(APP_ENTRY, default_timeout=240)
     at.run()
     assert_ok(at)

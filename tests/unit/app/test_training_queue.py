@@ -8,6 +8,14 @@ import time
 from app.backend_particles import TrainingQueue
 
 
+def _until(condition, timeout_s: float = 10.0) -> None:
+    """Poll ``condition()`` until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.005)
+
+
 def test_trainings_are_admitted_one_at_a_time_in_arrival_order():
     q = TrainingQueue(1)
     first = q.join()
@@ -17,19 +25,19 @@ def test_trainings_are_admitted_one_at_a_time_in_arrival_order():
     assert not q.wait(tickets[1], 0.05)  # polling without a slot keeps the place...
     assert q.ahead(tickets[1]) == 1  # ...behind the same one
     order: list[int] = []
+    refused = [0, 0, 0]  # polls that found no slot, per student
 
     def student(i: int) -> None:
         while not q.wait(tickets[i], 0.02):
-            pass
+            refused[i] += 1
         order.append(i)
-        time.sleep(0.02)
         q.done()
 
     threads = [threading.Thread(target=student, args=(i,)) for i in (2, 1, 0)]  # start in reverse order
     for th in threads:
         th.start()
-    time.sleep(0.1)
-    assert order == []  # nobody overtakes the running training
+    _until(lambda: min(refused) >= 2 or bool(order))  # every student has polled, and been refused, twice
+    assert order == [] and q.waiting == 3  # nobody overtakes the running training
     q.done()
     for th in threads:
         th.join(5)

@@ -129,9 +129,6 @@ def test_the_bundled_photo_model_at_64_px():
     assert arch.time_dim == 32 and arch.emb_dim == 64 and arch.total_params == 6_591_683
 
 
-@pytest.mark.skipif(
-    not (ROOT / "checkpoints" / "fashion-unet" / "config.json").is_file(), reason="no Fashion generator config yet"
-)
 def test_the_fashion_generator_at_32_px():
     config = json.loads((ROOT / "checkpoints" / "fashion-unet" / "config.json").read_text())
     unet = UNet2DModel.from_config(config).eval()
