@@ -181,7 +181,8 @@ class CopyRun:
 def copy_test(schedule: Schedule, data: TrainingSet, models: dict, x_T: torch.Tensor, steps: int) -> CopyRun:
     """Run every ``models[name]`` (an ``eps_model``, e.g. :func:`empirical_eps_model` and the network's
     ``predict``) with DDIM (eta = 0, deterministic) from the same x_T (B, 1, 32, 32) in ``steps`` steps, through the
-    project's one trajectory generator; then look up each final picture's nearest training image."""
+    project's one trajectory generator (x0_hat clipped to [-1, 1] as the schedule says: the exact denoiser's is a
+    mean of images, inside already); then look up each final picture's nearest training image."""
     import time
 
     from model.diffusion.trajectory import make_timesteps, sample_trajectory
@@ -192,7 +193,7 @@ def copy_test(schedule: Schedule, data: TrainingSet, models: dict, x_T: torch.Te
         start = time.perf_counter()
         rows, last = [], None
         with torch.inference_mode():
-            for rec in sample_trajectory(model, schedule, x_T, ts, "ddim", clip=False):
+            for rec in sample_trajectory(model, schedule, x_T, ts, "ddim"):
                 rows.append(rec.x0_hat)
                 last = rec
         secs[name] = time.perf_counter() - start
