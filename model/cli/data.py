@@ -16,6 +16,9 @@ from model.training.data import (
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "what", nargs="?", choices=["emoji"], help="emoji: the words-to-pictures data (default --out data/emoji)"
+    )
     ap.add_argument("--out", type=Path, help="training-set folder to build (e.g. data/train)")
     ap.add_argument("--eval-out", type=Path, help="folder for the held-out evaluation photos (e.g. data/eval)")
     ap.add_argument("--cache", type=Path, default=None, help="where .deb files are downloaded and unpacked")
@@ -24,6 +27,12 @@ def main(argv=None) -> None:
         "--fashion-out", type=Path, help="folder for Fashion-MNIST (Debian's dataset-fashion-mnist), e.g. data/fashion"
     )
     a = ap.parse_args(argv)
+    if a.what == "emoji":
+        from model.emoji.data import build_emoji
+
+        m = build_emoji(a.out or Path("data/emoji"), a.cache)
+        print(f"wrote {m['counts']['pictures']} emoji pictures ({m['counts']['held_out']} held out) + manifest")
+        return
     if not a.out and not a.eval_out and not a.fashion_out:
         ap.error("give --out, --eval-out and/or --fashion-out")
     if a.fashion_out:

@@ -1,0 +1,252 @@
+"""Training the words-to-pictures model, in three phases, resumable at any moment (command: :mod:`model.cli.train_emoji`).
+
+1. **autoencoder** (``ae_steps``): AdamW, loss = MSE + 0.5·L1 of the reconstruction from a posterior sample, plus
+   ``kl_weight``·KL(q(z|x) || N(0, I)) (Rombach et al. 2022, sec. 3); random horizontal flips. At the end: the
+   held-out PSNR, and the latent ``scaling_factor`` = 1 / std of the posterior means (so the U-Net sees unit variance).
+2. **category judge** (``judge_steps``, :mod:`model.evaluation.emoji_judge`), on the training pictures.
+3. **text encoder + latent U-Net** together (``unet_steps``): each picture's latent z ~ q(z|x) scaled, a prompt drawn
+   by :func:`model.emoji.prompts.draw_prompt` (10 % empty: classifier-free guidance), t uniform in 0..T-1,
+   x_t = q_sample(z, t) (Ho et al. eq. 4) and the loss ||eps - eps_hat(x_t, t, words)||². An exponential moving
+   average of the weights (decay ``ema``) is what gets exported.
+
+Every ``checkpoint_every`` seconds (and at each phase's end) the full state (weights, optimiser, EMA, step, random
+states) goes to ``out/train_state/`` (git-ignored), and the current EMA networks are exported into ``out/`` in the
+pipeline layout (:mod:`model.emoji.pipeline`), so stopping the process at any time leaves a usable model; run the
+same command again to go on from the last state.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.diffusion.forward import q_sample
+from model.emoji.data import CATEGORIES, EmojiData, load_emoji, to_model
+from model.emoji.nets import TextEncoder, make_unet, make_vae
+from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
+from model.emoji.prompts import draw_prompt, vocabulary
+from model.emoji.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class EmojiTrainConfig:
+    data: str = "data/emoji"
+    out: str = "checkpoints/emoji-sd"
+    judge_out: str = "checkpoints/emoji-judge"
+    ae_steps: int = 2500  # batches of ae_batch
+    ae_batch: int = 32
+    ae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    judge_steps: int = 500
+    unet_steps: int = 40000  # batches of unet_batch; stop the process earlier and the last export stays
+    unet_batch: int = 64
+    unet_lr: float = 5e-4
+    ema: float = 0.999
+    checkpoint_every: float = 180.0  # seconds between saves
+    seed: int = 0
+    device: str = "cpu"
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over pictures of 10 log10(1 / MSE) on [0, 1] pixels; a, b (N, 3, H, W) in [-1, 1]."""
+    mse = ((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+@torch.no_grad()
+def reconstruct(vae, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """The autoencoder's reconstruction from the posterior mean (what the bench measures)."""
+    vae.eval()
+    return torch.cat(
+        [vae.decode(vae.encode(x[i : i + batch]).latent_dist.mean).sample for i in range(0, len(x), batch)]
+    )
+
+
+class Trainer:
+    """One run: holds the config, the data, the state paths, and a clock for checkpoints."""
+
+    def __init__(self, cfg: EmojiTrainConfig, log: Callable[[str], None] = print):
+        self.cfg, self.log = cfg, log
+        self.out = Path(cfg.out)
+        self.state_dir = self.out / "train_state"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.data: EmojiData = load_emoji(Path(cfg.data))
+        self.train_idx = np.flatnonzero(~self.data.held_out)
+        self.held_idx = np.flatnonzero(self.data.held_out)
+        self.x = to_model(self.data.images)  # (N, 3, 32, 32)
+        self.record = self._read_record()
+
+    # ---- bookkeeping ----
+    def _read_record(self) -> dict:
+        p = self.state_dir / "record.json"
+        return json.loads(p.read_text()) if p.exists() else {"config": asdict(self.cfg), "phases": {}}
+
+    def _write_record(self) -> None:
+        (self.state_dir / "record.json").write_text(json.dumps(self.record, indent=2))
+        write_index(self.out, {"training": self.record})
+
+    def _phase(self, name: str) -> dict:
+        return self.record["phases"].setdefault(name, {"done": False, "seconds": 0.0, "step": 0})
+
+    def run(self) -> None:
+        torch.manual_seed(self.cfg.seed)
+        tok = Tokenizer.from_words(vocabulary(self.data.rows))
+        tok.save(self.out / "tokenizer")
+        save_schedule(self.out, make_emoji_schedule())
+        if not self._phase("autoencoder")["done"]:
+            self.train_autoencoder()
+        if not self._phase("judge")["done"]:
+            self.train_category_judge()
+        if not self._phase("unet")["done"]:
+            self.train_unet(tok)
+        self.log("all phases done")
+
+    # ---- phase 1 ----
+    def train_autoencoder(self) -> None:
+        cfg, ph = self.cfg, self._phase("autoencoder")
+        vae = make_vae().to(cfg.device)
+        opt = torch.optim.AdamW(vae.parameters(), cfg.ae_lr, weight_decay=0.0)
+        step = self._load(vae, opt, "autoencoder.pt")
+        rng = torch.Generator().manual_seed(cfg.seed + step)
+        x_train = self.x[self.train_idx]
+        last, t0 = time.time(), time.time()
+        vae.train()
+        while step < cfg.ae_steps:
+            lr = cfg.ae_lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / cfg.ae_steps)))  # cosine to 10 %
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = x_train[torch.randint(0, len(x_train), (cfg.ae_batch,), generator=rng)]
+            flip = torch.rand(cfg.ae_batch, generator=rng) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x).to(cfg.device)
+            post = vae.encode(x).latent_dist
+            rec = vae.decode(post.sample()).sample
+            loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + cfg.kl_weight * post.kl().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 100 == 0:
+                self.log(f"autoencoder step {step}/{cfg.ae_steps} loss {loss.item():.4f}")
+            if time.time() - last > cfg.checkpoint_every:
+                ph["seconds"] += time.time() - t0
+                t0 = last = time.time()
+                ph["step"] = step
+                self._save(vae, opt, step, "autoencoder.pt")
+                self._write_record()
+        ph["seconds"] += time.time() - t0
+        vae = vae.cpu().eval()
+        with torch.no_grad():
+            means = torch.cat([vae.encode(x_train[i : i + 256]).latent_dist.mean for i in range(0, len(x_train), 256)])
+        vae.register_to_config(scaling_factor=float(1.0 / means.std()))
+        held = self.x[self.held_idx]
+        ph.update(
+            done=True,
+            step=step,
+            held_out_psnr_db=psnr(reconstruct(vae, held), held),
+            train_psnr_db=psnr(reconstruct(vae, x_train[:256]), x_train[:256]),
+            scaling_factor=float(vae.config.scaling_factor),
+        )
+        save_part(vae, self.out / "vae")
+        self._save(vae, opt, step, "autoencoder.pt")
+        self._write_record()
+        self.log(f"autoencoder done: held-out PSNR {ph['held_out_psnr_db']:.2f} dB")
+
+    # ---- phase 2 ----
+    def train_category_judge(self) -> None:
+        from model.evaluation.emoji_judge import save_judge, train_judge
+
+        ph, t0 = self._phase("judge"), time.time()
+        judge = train_judge(
+            self.data.images[self.train_idx], self.data.categories[self.train_idx], self.cfg.judge_steps
+        )
+        pred = judge.predict(self.data.images[self.held_idx])
+        acc = float((pred == self.data.categories[self.held_idx]).mean())
+        ph.update(done=True, step=self.cfg.judge_steps, seconds=time.time() - t0, held_out_accuracy=acc)
+        save_judge(judge, Path(self.cfg.judge_out), {"held_out_accuracy": acc, "steps": self.cfg.judge_steps})
+        self._write_record()
+        self.log(f"judge done: held-out accuracy {acc:.3f} over {len(CATEGORIES)} categories")
+
+    # ---- phase 3 ----
+    def _latents(self):
+        from model.emoji.pipeline import load_vae
+
+        vae = load_vae(self.out)
+        with torch.no_grad():
+            dists = [vae.encode(self.x[i : i + 256]).latent_dist for i in range(0, len(self.x), 256)]
+        mean = torch.cat([d.mean for d in dists]) * vae.config.scaling_factor
+        std = torch.cat([d.std for d in dists]) * vae.config.scaling_factor
+        return mean, std
+
+    def train_unet(self, tok: Tokenizer) -> None:
+        cfg, ph = self.cfg, self._phase("unet")
+        schedule = make_emoji_schedule()
+        mean, std = self._latents()
+        te, unet = TextEncoder(len(tok.vocab)).to(cfg.device), make_unet().to(cfg.device)
+        ema_te, ema_unet = TextEncoder(len(tok.vocab)), make_unet()
+        ema_te.load_state_dict(te.state_dict())
+        ema_unet.load_state_dict(unet.state_dict())
+        params = list(te.parameters()) + list(unet.parameters())
+        opt = torch.optim.AdamW(params, cfg.unet_lr, weight_decay=0.01)
+        nets = torch.nn.ModuleDict({"te": te, "unet": unet, "ema_te": ema_te, "ema_unet": ema_unet})
+        step = self._load(nets, opt, "unet.pt")
+        rng = torch.Generator().manual_seed(cfg.seed + 1000 + step)
+        prng = random.Random(cfg.seed + step)
+        rows, idx_pool = self.data.rows, self.train_idx
+        last, t0 = time.time(), time.time()
+        te.train()
+        unet.train()
+        while step < cfg.unet_steps:
+            lr = cfg.unet_lr * min(1.0, (step + 1) / 500)  # warm-up
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = idx_pool[torch.randint(0, len(idx_pool), (cfg.unet_batch,), generator=rng).numpy()]
+            z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=rng)
+            ids = torch.tensor([tok.encode_words(draw_prompt(rows[i], prng)) for i in idx])
+            t = torch.randint(0, schedule.T, (cfg.unet_batch,), generator=rng)
+            x_t, eps = q_sample(schedule, z0, t, generator=rng)
+            eps_hat = unet(x_t.to(cfg.device), t.to(cfg.device), encoder_hidden_states=te(ids.to(cfg.device))).sample
+            loss = F.mse_loss(eps_hat, eps.to(cfg.device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            with torch.no_grad():
+                for ema, live in ((ema_te, te), (ema_unet, unet)):
+                    for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
+                        pe.lerp_(pl.detach().cpu(), 1 - cfg.ema)
+            if step % 100 == 0:
+                self.log(f"unet step {step}/{cfg.unet_steps} loss {loss.item():.4f}")
+            if time.time() - last > cfg.checkpoint_every or step == cfg.unet_steps:
+                ph["seconds"] += time.time() - t0
+                t0 = last = time.time()
+                ph.update(step=step, done=step >= cfg.unet_steps, examples_seen=step * cfg.unet_batch)
+                self._save(nets, opt, step, "unet.pt")
+                save_part(ema_te, self.out / "text_encoder")
+                save_part(ema_unet, self.out / "unet")
+                self._write_record()
+                self.log(f"unet checkpoint at step {step}")
+
+    # ---- state ----
+    def _save(self, model, opt, step: int, name: str) -> None:
+        tmp = self.state_dir / (name + ".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
+        tmp.replace(self.state_dir / name)
+
+    def _load(self, model, opt, name: str) -> int:
+        p = self.state_dir / name
+        if not p.exists():
+            return 0
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        self.log(f"resumed {name} at step {state['step']}")
+        return int(state["step"])
