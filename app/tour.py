@@ -79,6 +79,23 @@ CSS = """<style>
 </style>"""
 
 
+# The step's widget may be far below the fold (the Words drawer sits at the foot of a long sidebar, 1,694 px below a
+# 900-px window's): scroll it into the middle of its scroller, once it is drawn, unless it is already in view. The
+# script carries the key only; it runs when the step changes (a new script), not on every rerun of one step.
+SCROLL_JS = """<script>
+(() => {{
+  const until = Date.now() + 15000;
+  const look = () => {{
+    const el = document.querySelector(".st-key-{key}");
+    if (!el || !el.getBoundingClientRect().height) {{ if (Date.now() < until) setTimeout(look, 200); return; }}
+    const r = el.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) el.scrollIntoView({{block: "center"}});
+  }};
+  look();
+}})();
+</script>"""
+
+
 def running() -> bool:
     return STEP_KEY in st.session_state
 
@@ -136,6 +153,8 @@ def render(url_path: str) -> None:
     step = STEPS[i]
     here = url_path == step.url or (step.url == "" and url_path == "start")
     st.html(CSS.format(key=step.widget))
+    if here:
+        st.html(SCROLL_JS.format(key=step.widget), unsafe_allow_javascript=True)
     with st.container(border=True, key="tour_panel"):
         st.markdown(f"**Tour {i + 1} of {len(STEPS)}: {step.title}.** {step.text}")
         if not here:  # the learner went elsewhere during the tour: the step's widget is on its own page
