@@ -24,7 +24,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     # Hub models picked in the app are downloaded here: mount a volume to keep them.
     HF_HOME=/cache/huggingface \
-    # Read by model/nets/runtime.py. Inside a container os.sched_getaffinity sees the host's cores,
+    # Read by model/serving/runtime.py. Inside a container os.sched_getaffinity sees the host's cores,
     # not the CPU limit, so set THREADS explicitly: CPU limit / CONCURRENCY, at least 1.
     DIFFUSION_LENS_CONCURRENCY=2 \
     DIFFUSION_LENS_THREADS=1 \

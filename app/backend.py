@@ -23,7 +23,8 @@ from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
 from model.images.decode import ImageLoadError
 from model.images.tensors import picture_to_x0, to_channels
-from model.nets import network, runtime
+from model.nets import network
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"

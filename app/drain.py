@@ -32,7 +32,7 @@ import streamlit as st
 from streamlit.runtime.app_session import AppSessionState
 
 from app import lanes, settings
-from model.nets import batching
+from model.serving import batching
 
 NOTICE_S = 1.5  # for the last reruns to reach the browsers before the websockets close
 MESSAGE = (

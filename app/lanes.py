@@ -1,7 +1,7 @@
 """Long runs in a lane of their own, one per session, stopped when the session leaves (issue 28, item 3).
 
 A long run is a whole reverse trajectory, "one of each class" or the t_start sweep: hundreds of forward
-passes in a row from one session. Every pass queues for an inference slot (model/nets/runtime.py, first
+passes in a row from one session. Every pass queues for an inference slot (model/serving/runtime.py, first
 come first served), so ten students running 1000-step runs put ten passes ahead of every other student's
 slider step. Three rules keep a classroom fair:
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from app import settings
-from model.nets import runtime
+from model.serving import runtime
 
 ENV_SLOTS = settings.LONG_RUN_SLOTS_ENV
 _T = TypeVar("_T")

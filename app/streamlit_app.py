@@ -21,7 +21,7 @@ from app import (
     tour,
     urlstate,
 )
-from model.nets import batching, precision, runtime
+from model.serving import batching, precision, runtime
 
 # The environment is read once, first (app/settings.py): a value the app cannot use stops start-up with one sentence
 # naming the variable and what it accepts, in the console and on the page, before anything else runs.
@@ -32,15 +32,15 @@ except settings.SettingsError as exc:
     st.error(f"The server cannot start: {exc}")
     st.stop()
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
-# * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/nets/runtime.py);
-# * models load with the fastest arithmetic that passes the fidelity guard (model/nets/precision.py);
+# * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/serving/runtime.py);
+# * models load with the fastest arithmetic that passes the fidelity guard (model/serving/precision.py);
 #   DIFFUSION_LENS_PRECISION=fp32 forces plain fp32;
 runtime.configure_threads()
 precision.set_policy("auto")
 # * a thread waiting for the GIL gets it after $DIFFUSION_LENS_GIL_SWITCH_MS (1) instead of Python's 5 ms, so a
-#   forward pass is not held up once per torch op by other sessions' scripts (model/nets/runtime.py);
+#   forward pass is not held up once per torch op by other sessions' scripts (model/serving/runtime.py);
 runtime.configure_gil_switch()
-# ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/nets/batching.py);
+# ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/serving/batching.py);
 # DIFFUSION_LENS_BATCH_MS (default 5) is how long a batch waits for company, 0 turns batching off.
 batching.enable()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)

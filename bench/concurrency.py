@@ -2,10 +2,10 @@
 
 Many client threads (one per simulated student) each ask for single forward passes of
 the shipped UNet architecture ("photo", random weights) with a little think time in
-between; every pass goes through ``model.nets.runtime.inference_slot``. For each setting of
+between; every pass goes through ``model.serving.runtime.inference_slot``. For each setting of
 (slots, torch threads) it prints the p50/p95 latency of a request, queue wait included,
 and the throughput. "unlimited" bypasses the queue (what happens without it).
-``--batch-ms 5`` adds the same slot settings with the dynamic batcher (model/nets/batching.py)
+``--batch-ms 5`` adds the same slot settings with the dynamic batcher (model/serving/batching.py)
 in front of the queue, and prints the batch sizes it formed.
 
     .venv/bin/python bench/concurrency.py [--clients 12] [--seconds 15] [--res 64] [--batch-ms 5]
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from model.nets import runtime
-from model.nets.batching import DynamicBatcher
+from model.serving import runtime
+from model.serving.batching import DynamicBatcher
 from model.training.train_lib import build_unet
 
 ROOT = Path(__file__).resolve().parent.parent

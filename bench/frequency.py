@@ -36,7 +36,7 @@ from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.images import spectrum
 from model.images.tensors import load_image, tensor_to_uint8
-from model.nets import runtime
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")

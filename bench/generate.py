@@ -12,7 +12,7 @@ getting the two predictions per step are timed side by side, alternating within 
 
 Also times one step of a single sample with guidance (the Reverse trajectory page's run), and the batched
 run once more with the model loaded in plain fp32 (``DIFFUSION_LENS_PRECISION=fp32``), beside the
-arithmetic the app picks at load (model/nets/precision.py: the fastest path that passes the fidelity guard).
+arithmetic the app picks at load (model/serving/precision.py: the fastest path that passes the fidelity guard).
 Prints the median seconds per run and the ratios; the issue's target is at most 3 s for the batched run on the
 project's 2-core CPU. Don't run it while a training job runs: both would be slowed.
 """
@@ -29,8 +29,8 @@ import torch
 
 from model.diffusion.guidance import GuidedEps, cfg_combine
 from model.images.generate import DEFAULT_STEPS, trajectory
-from model.nets import precision, runtime
 from model.nets.network import load_model, precision_label
+from model.serving import precision, runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ asks waits for the holder to give the GIL up: after up to ``sys.getswitchinterva
 by default). This prints the time of one pass (the app's model and arithmetic, batch 1, one
 torch thread per pass as the server runs it) alone and beside ``--busy`` threads that run
 pure Python, at several switch intervals; and the same with the network traced by
-TorchScript (model/nets/graph.py), whose whole graph runs with the GIL released::
+TorchScript (model/serving/graph.py), whose whole graph runs with the GIL released::
 
     .venv/bin/python bench/gil_convoy.py [--busy 1 3] [--res 64] [--intervals-ms 5 1 0.5]
 
-The app's entry (app/streamlit_app.py) sets the interval with ``model.nets.runtime.configure_gil_switch`` (``DIFFUSION_LENS_GIL_SWITCH_MS``).
+The app's entry (app/streamlit_app.py) sets the interval with ``model.serving.runtime.configure_gil_switch`` (``DIFFUSION_LENS_GIL_SWITCH_MS``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import time
 
 import torch
 
-from model.nets import network, precision, runtime
+from model.nets import network
+from model.serving import precision, runtime
 
 
 def busy(stop: threading.Event) -> None:
@@ -60,7 +61,7 @@ def main() -> None:
     path = model.precision.path_for(t) if model.precision is not None else precision.FP32
     eager = dataclasses.replace(model, precision=precision.PrecisionChoice(path=precision.as_eager(path)))
     graph = dataclasses.replace(model, precision=precision.PrecisionChoice(path=precision.as_graph(path)))
-    runs = {"eager": lambda: eager.predict(x, t), "graph": lambda: graph.predict(x, t)}  # model/nets/graph.py
+    runs = {"eager": lambda: eager.predict(x, t), "graph": lambda: graph.predict(x, t)}  # model/serving/graph.py
     label = network.precision_label(model)
     print(f"model: {model.source}, {args.res} px, batch 1, 1 torch thread, arithmetic: {label}")
     print(f"{'switch ms':>10}{'busy':>6}" + "".join(f"{name + ' ms':>12}" for name in runs))

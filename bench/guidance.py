@@ -45,9 +45,9 @@ from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.evaluation.gen_metrics import agreement
 from model.evaluation.judge import load_judge
 from model.images.tensors import tensor_to_uint8
-from model.nets import runtime
 from model.nets.hub import FASHION_MODEL
 from model.nets.network import load_model
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE = ROOT / "checkpoints" / "fashion-judge"

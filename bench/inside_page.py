@@ -32,8 +32,9 @@ from pathlib import Path
 import _timing
 import torch
 
-from model.nets import probe, runtime
+from model.nets import probe
 from model.nets.network import load_model
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,13 +33,13 @@ rest of the page (e.g. Denoise's sweep over t) still computes. Targets (issue 6,
 
     .venv/bin/python bench/load.py [--sessions 30] [--seconds 120] [--model auto]
 
-With and without the dynamic batcher (model/nets/batching.py), 30 and 60 students, one fresh
+With and without the dynamic batcher (model/serving/batching.py), 30 and 60 students, one fresh
 server per run, then all four side by side with the batch sizes the server saw
 (``--batch-ms 0`` runs the server without the batcher)::
 
     .venv/bin/python bench/load.py --sessions 30 60 --batch-ms 5 0
 
-With and without the network as a TorchScript graph (model/nets/graph.py: the pass runs with
+With and without the network as a TorchScript graph (model/serving/graph.py: the pass runs with
 the GIL released; ``--graph off`` sets ``DIFFUSION_LENS_GRAPH=off``, eager passes only)::
 
     .venv/bin/python bench/load.py --sessions 60 --graph on off
@@ -76,8 +76,8 @@ from _server import (
 )
 from ws_client import StreamlitError, StreamlitSession
 
-from model.nets.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
-from model.nets.precision import GRAPH_ENV
+from model.serving.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
+from model.serving.precision import GRAPH_ENV
 
 
 def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
@@ -343,7 +343,7 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
 
 
 def read_server_stats(path: Path, timeout: float = 5.0) -> dict:
-    """The server's inference stats (model/nets/batching.py writes them every second): waits for a fresh copy."""
+    """The server's inference stats (model/serving/batching.py writes them every second): waits for a fresh copy."""
     start = time.time()
     time.sleep(1.5)  # the writer's period is 1 s: what it writes now covers the last passes
     while time.time() - start < timeout:

@@ -33,8 +33,8 @@ import _timing
 import torch
 
 from model.diffusion.schedule import make_schedule
-from model.nets import runtime
 from model.particles import data, lab, metrics, mlp, paths
+from model.serving import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/precision.py [--threads 2] [--seeds 4] [--res 64]
 
-For the bundled photo model and the Fashion generator it runs :func:`model.nets.precision.choose`
+For the bundled photo model and the Fashion generator it runs :func:`model.serving.precision.choose`
 afresh (nothing remembered) and prints, per candidate arithmetic, the x0_hat PSNR against fp32
 at each of the guard's timesteps, the timesteps it passed, the timing at 128 px and the choice,
 with the time the check took.
@@ -26,9 +26,9 @@ from types import SimpleNamespace
 import torch
 
 from model.evaluation.evaluate import DEFAULT_TS, evaluate
-from model.nets import precision
 from model.nets.hub import BUNDLED_MODEL, FASHION_MODEL
 from model.nets.network import load_local, precision_label
+from model.serving import precision
 from model.training.crops import center_square, load_images
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,8 +86,8 @@ def whole_process(repeats: int) -> None:
 def live_step(repeats: int, res: int = 256) -> None:
     from model.diffusion.forward import q_sample
     from model.images.tensors import load_image, tensor_to_uint8
-    from model.nets import precision
     from model.nets.network import load_local, precision_label
+    from model.serving import precision
 
     sample = sorted((ROOT / "assets").glob("*.jpg")) + sorted((ROOT / "assets").glob("*.png"))
     x0 = load_image(sample[0].read_bytes(), res)
@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the live step")
     ap.add_argument("--skip-process", action="store_true", help="only the live step")
     a = ap.parse_args()
-    from model.nets import runtime
+    from model.serving import runtime
 
     runtime.configure_threads(a.threads)  # threads and the allocator, as the app sets them
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""

@@ -51,7 +51,7 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
     """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens)."""
     import os
 
-    from model.nets import precision
+    from model.serving import precision
 
     old = os.environ.get(precision.CACHE_ENV)
     os.environ[precision.CACHE_ENV] = str(tmp_path_factory.mktemp("precision-choices"))
@@ -71,7 +71,7 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
 def _fp32_unless_a_test_asks():
     """The library default is plain fp32; the app's entry file and the commands set "auto" at their edge.
     Put the default back after every test, so one test's policy never leaks into the next."""
-    from model.nets import precision
+    from model.serving import precision
 
     yield
     precision.set_policy("fp32")

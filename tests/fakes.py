@@ -136,9 +136,9 @@ def network_passes(unet: torch.nn.Module):
     """The batch size of every forward pass of ``unet`` while the block runs, in a list.
 
     Counts eager passes (a forward hook on ``unet``) and passes run as a TorchScript graph
-    (``model.nets.graph.run``, where hooks do not fire); a pass that traces the graph counts once.
+    (``model.serving.graph.run``, where hooks do not fire); a pass that traces the graph counts once.
     """
-    from model.nets import graph
+    from model.serving import graph
 
     sizes: list[int] = []
     in_graph = threading.local()

@@ -74,7 +74,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
 
 
 def test_dockerfile_runs_what_the_app_needs():
-    from model.nets import runtime
+    from model.serving import runtime
 
     ins = dockerfile()
     args = {k: [a for i, a in ins if i == k] for k in {i for i, _ in ins}}
@@ -126,7 +126,7 @@ def load_manifests() -> dict[str, dict]:
 
 @pytest.mark.parametrize("name", ["deployment.yaml", "gpu/deployment.yaml"])
 def test_deployments_probe_health_and_use_the_shared_secret(name):
-    from model.nets import runtime
+    from model.serving import runtime
 
     docs = load_manifests()
     dep = docs[name]

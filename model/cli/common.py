@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from model.nets import precision, runtime
+from model.serving import precision, runtime
 
 
 def add_precision_option(ap: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_precision_option(ap: argparse.ArgumentParser) -> None:
         "--precision",
         choices=precision.POLICIES,
         default="auto",
-        help="auto: the fastest arithmetic that passes the fidelity guard (model/nets/precision.py); fp32: plain fp32",
+        help="auto: the fastest arithmetic that passes the fidelity guard (model/serving/precision.py); fp32: plain fp32",
     )
 
 

@@ -3,9 +3,7 @@
 * :mod:`~model.nets.network`: :func:`~model.nets.network.load_model` and :class:`~model.nets.network.LoadedModel`,
   the only caller of the UNet.
 * :mod:`~model.nets.hub`, :mod:`~model.nets.checkpoint_io`: model sources and the diffusers folder layout.
-* :mod:`~model.nets.precision`: the arithmetic (fp32 or a guarded faster path).
-* :mod:`~model.nets.runtime`, :mod:`~model.nets.batching`: the inference queue and the dynamic batcher; the app's
-  entry point and each command switch them on, never a forward pass.
+* How a network is served (the queue, batching, the arithmetic) is :mod:`model.serving`.
 * :mod:`~model.nets.cost`: MACs counted and seconds measured.
 * :mod:`~model.nets.anatomy`, :mod:`~model.nets.probe`: the parts of a UNet and what flows through them.
 """

@@ -73,7 +73,7 @@ def test_page_shows_the_partial_sweep_then_draws_it_once(one_torch_thread, small
 def test_sweep_lane_has_one_chunk_per_slot(monkeypatch, slots, lane):
     """At most one sweep chunk per inference slot is queued or running: a slider step's single pass never queues
     behind more than the chunks already running."""
-    from model.nets import runtime
+    from model.serving import runtime
 
     monkeypatch.setattr(backend, "_sweep_lane", None)
     runtime.reset(slots)

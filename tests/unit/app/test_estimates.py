@@ -159,7 +159,7 @@ def test_a_cold_first_call_is_never_averaged_in(monkeypatch):
 
 
 def test_passes_are_costed_on_the_arithmetic_path_of_their_t():
-    # a model that runs bf16 up to t = 400 and fp32 above (model/nets/precision.py's choice)
+    # a model that runs bf16 up to t = 400 and fp32 above (model/serving/precision.py's choice)
     choice = SimpleNamespace(path_for=lambda t: SimpleNamespace(name="bf16" if int(t.max()) <= 400 else "fp32"))
     model = SimpleNamespace(precision=choice)
     asked = []

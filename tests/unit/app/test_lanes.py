@@ -10,7 +10,8 @@ import pytest
 import streamlit as st
 
 from app import backend_reverse, lanes, settings
-from model.nets import network, runtime
+from model.nets import network
+from model.serving import runtime
 
 RES = 32
 

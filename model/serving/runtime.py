@@ -14,7 +14,7 @@ thrashing a small CPU:
   reverse trajectory takes one slot per forward pass, so it interleaves with other
   students' single steps instead of blocking them. Re-entrant: a thread that already
   holds a slot passes straight through (so wrapping both a sampler and the model's
-  ``eps`` cannot deadlock). When the app enables it, :mod:`model.nets.batching` sits in front
+  ``eps`` cannot deadlock). When the app enables it, :mod:`model.serving.batching` sits in front
   of this queue: concurrent passes on the same model and shape take one slot as one batch.
 
 It also tunes glibc's allocator once per process (:func:`configure_allocator`): big tensors

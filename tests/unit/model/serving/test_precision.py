@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from model.diffusion.schedule import make_schedule
-from model.nets import precision
 from model.nets.checkpoint_io import tiny_unet
 from model.nets.network import LoadedModel, precision_label
-from model.nets.precision import FP32, PrecisionChoice, PrecisionPath
+from model.serving import precision
+from model.serving.precision import FP32, PrecisionChoice, PrecisionPath
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Dynamic batching across sessions: forward passes that ask for the same thing ride together.
 
 A classroom server is one process; every browser session is a thread in it and all of them
-share one read-only model (model/nets/runtime.py). Without batching each session's forward pass
+share one read-only model (model/serving/runtime.py). Without batching each session's forward pass
 queues alone for an inference slot. A :class:`DynamicBatcher` merges the passes that ask for
 the same network on inputs of the same shape into one call, and hands each caller its own rows.
 
@@ -13,7 +13,7 @@ How one call goes (leader and followers; the batcher starts no thread of its own
    and waits for the result (a follower). Otherwise it opens a new batch and leads it.
 2. The leader waits up to ``max_wait_ms`` for others to join, but only while other calls are
    in flight (a lone session never waits), then queues for an inference slot
-   (:func:`model.nets.runtime.inference_slot`: FIFO, the slot count holds) with its batch still
+   (:func:`model.serving.runtime.inference_slot`: FIFO, the slot count holds) with its batch still
    open, so requests arriving while it queues join too.
 3. Holding the slot, the leader closes the batch, concatenates x, t and y along dim 0, runs
    the network once and hands every caller its own rows, in order. If the network raises,
@@ -27,7 +27,7 @@ holds could deadlock.
 Correctness rests on one property of the network: a row's output does not depend on the
 other rows. True for diffusers' UNet2DModel in eval mode (GroupNorm normalises within a
 sample; no BatchNorm statistics, no dropout); a bf16 or fp16 path may differ in the last
-bits between batch sizes. tests/unit/model/nets/test_batching.py checks it in fp32.
+bits between batch sizes. tests/unit/model/serving/test_batching.py checks it in fp32.
 
 Batching is server policy, not math: nothing is batched until the app calls :func:`enable`
 (the Streamlit entry does, from ``DIFFUSION_LENS_BATCH_MS``: default 5, 0 turns it off).
@@ -51,7 +51,7 @@ from pathlib import Path
 
 import torch
 
-from model.nets import runtime
+from model.serving import runtime
 
 BATCH_MS_ENV = "DIFFUSION_LENS_BATCH_MS"
 STATS_FILE_ENV = "DIFFUSION_LENS_STATS_FILE"

@@ -16,7 +16,7 @@ decided per model by measurement, when the model is loaded (:func:`choose`):
    px (the app's middle working size: the gain grows with the image); the fastest wins if it
    is at least ``MIN_GAIN`` faster than fp32.
 3. **Graph or eager.** Each arithmetic is also tried as a TorchScript graph
-   (:mod:`model.nets.graph`, names ending in " graph"): the same ops, run with the GIL released.
+   (:mod:`model.serving.graph`, names ending in " graph"): the same ops, run with the GIL released.
    Timed alone, on a quiet machine, a graph is about as fast as eager; beside other sessions'
    Python threads it is many times faster (``bench/gil_convoy.py``), which a quiet timing cannot
    see. So a graph path's time is divided by ``1 + GRAPH_CREDIT`` before the comparison: it beats
@@ -86,7 +86,7 @@ def policy() -> str:
 @dataclass(frozen=True)
 class PrecisionPath:
     """One way to run the network: plain fp32 (``dtype`` None) or autocast to ``dtype`` on ``device_type``;
-    eager, or as a TorchScript graph (``graph``: :mod:`model.nets.graph`)."""
+    eager, or as a TorchScript graph (``graph``: :mod:`model.serving.graph`)."""
 
     name: str
     device_type: str = "cpu"

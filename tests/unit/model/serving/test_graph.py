@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from model.diffusion.schedule import make_schedule
-from model.nets import graph, precision
 from model.nets.checkpoint_io import tiny_unet
 from model.nets.network import LoadedModel, precision_label
-from model.nets.precision import FP32, FP32_GRAPH, PrecisionChoice, PrecisionPath
+from model.serving import graph, precision
+from model.serving.precision import FP32, FP32_GRAPH, PrecisionChoice, PrecisionPath
 
 BF16 = PrecisionPath("bf16", "cpu", torch.bfloat16)
 BF16_GRAPH = PrecisionPath("bf16 graph", "cpu", torch.bfloat16, graph=True)

@@ -14,14 +14,14 @@ mode, once per (network, precision path, with or without labels), on the first c
 the path's autocast context. The trace shares the network's parameter tensors (no copy).
 Nothing in the UNet's forward branches on values, and its shape arithmetic is recorded as
 size ops, so one trace serves every batch size and image size
-(tests/unit/model/nets/test_graph.py checks fp32 outputs equal eager ones exactly at several
+(tests/unit/model/serving/test_graph.py checks fp32 outputs equal eager ones exactly at several
 shapes, conditional and not). The first two calls of a new trace are slower (TorchScript's
 profiling executor records shapes, then optimises).
 
 Forward hooks on the network's modules do not fire inside a trace; :mod:`model.nets.probe`
 calls the eager module directly for that reason.
 
-Used only when the precision guard picked a graph path (:mod:`model.nets.precision`,
+Used only when the precision guard picked a graph path (:mod:`model.serving.precision`,
 ``DIFFUSION_LENS_GRAPH=off`` leaves graphs out of the candidates).
 
 Shapes: x (B, C, H, W) on the network's device, t (B,) int64, y (B,) int64 or None.
@@ -36,7 +36,7 @@ import weakref
 
 import torch
 
-from model.nets.precision import PrecisionPath
+from model.serving.precision import PrecisionPath
 
 
 class _Sample(torch.nn.Module):

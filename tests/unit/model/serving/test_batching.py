@@ -1,4 +1,4 @@
-"""model.nets.batching: concurrent forward passes merged into one network call, each caller getting its own rows."""
+"""model.serving.batching: concurrent forward passes merged into one network call, each caller getting its own rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from thread_helpers import run_threads
 
-from model.nets import batching, runtime
-from model.nets.batching import DynamicBatcher
+from model.serving import batching, runtime
+from model.serving.batching import DynamicBatcher
 
 
 @pytest.fixture(autouse=True)
