@@ -100,5 +100,6 @@ st.page_link("views/denoise.py", label="Denoise one step: the guess, measured", 
 st.page_link("views/trajectory.py", label="Reverse trajectory: noise back to a picture", icon=":material/fast_rewind:")
 st.page_link("views/inside.py", label="Inside the network: what its layers see", icon=":material/hub:")
 st.page_link("views/objective.py", label="Training objective: how it learns", icon=":material/functions:")
+st.page_link("views/questions.py", label="Questions students ask: does it just copy?", icon=":material/help:")
 st.page_link("views/about.py", label="About the ideas: the maths in one table", icon=":material/menu_book:")
 st.page_link("views/glossary.py", label="Words: every term in plain words", icon=":material/dictionary:")

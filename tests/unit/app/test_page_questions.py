@@ -77,3 +77,17 @@ def test_plots_build_without_streamlit():
     fig = pq.guidance_figure(res)
     assert len(fig.data) == 2 * len(res.samples)
     assert len(pq.guidance_bars(res).data) == 2
+
+
+def test_start_here_links_to_the_page(tiny_model_dir):
+    at = app_test(tiny_model_dir, page="views/start.py")
+    at.run()
+    assert_ok(at)
+
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    links = {el.proto.page for el in walk(at.main) if getattr(el, "type", "") == "page_link"}
+    assert "questions" in links
