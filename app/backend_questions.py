@@ -1,7 +1,7 @@
 """The "Questions students ask" page's door to ``model/``: cached runs for its three answers.
 
 * Does it just copy? The exact denoiser of the Fashion subset against the bundled Fashion network
-  (:mod:`model.images.memorise`), and the particle version (:mod:`model.particles.memorise`).
+  (:mod:`model.evaluation.memorise`), and the particle version (:mod:`model.particles.memorise`).
 * What does guidance really sample? :mod:`model.particles.tilted`.
 * Can it fix my photo? RePaint with the chosen model (:mod:`model.diffusion.inpaint`); SDEdit is Reverse
   trajectory's own run from a noised photo (:func:`app.backend_reverse.trajectory`).
@@ -22,7 +22,8 @@ import torch
 from app import backend, lanes
 from model.diffusion import inpaint
 from model.diffusion.schedule import Schedule, make_schedule
-from model.images import figure, memorise
+from model.evaluation import memorise
+from model.images import figure
 from model.images.tensors import tensor_to_uint8
 from model.nets import hub
 from model.particles import memorise as particle_copies

@@ -4,7 +4,7 @@ python -m model.cli.fashion_subset                      # fetch Debian's dataset
 python -m model.cli.fashion_subset --from data/fashion  # or use a folder built by model.cli.data --fashion-out
 
 The subset is the first N training and M test images in Fashion-MNIST's own (shuffled) order, stored as uint8
-(:mod:`model.images.memorise`).
+(:mod:`model.evaluation.memorise`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from model.images.memorise import N_TEST, N_TRAIN, SUBSET_FILE, write_subset
+from model.evaluation.memorise import N_TEST, N_TRAIN, SUBSET_FILE, write_subset
 from model.training.fashion import build_fashion, is_fashion_folder, load_split
 
 

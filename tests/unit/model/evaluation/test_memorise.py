@@ -1,4 +1,4 @@
-"""Does it just copy? model/images/memorise.py (the exact denoiser of Fashion images) and model/particles/memorise.py."""
+"""Does it just copy? model/evaluation/memorise.py (the exact denoiser of Fashion images) and model/particles/memorise.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.diffusion.schedule import make_schedule
-from model.images import memorise
+from model.evaluation import memorise
 from model.particles import memorise as points
 
 SCHEDULE = make_schedule("linear")
