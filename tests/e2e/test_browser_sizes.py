@@ -5,6 +5,8 @@ its legend, plot and subplot titles."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -52,6 +54,38 @@ CHART_TITLES_JS = """() => {
 }"""
 
 
+# What the checks above measure, once laid out: every picture decoded, every chart drawn (Plotly draws after the
+# element appears), then the boxes of the pictures, formulas, charts and chart titles after two animation frames
+LAYOUT_JS = """async () => {
+  const main = document.querySelector("[data-testid=stMain]");
+  const decoded = i => Promise.race([i.decode().catch(() => null), new Promise(r => setTimeout(r, 1000))]);
+  await Promise.all([...main.querySelectorAll("img")].map(decoded));  // (a lazy picture off screen never decodes)
+  await document.fonts.ready;
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const undrawn = [...main.querySelectorAll("[data-testid=stPlotlyChart]")].filter(c => !c.querySelector(".main-svg"));
+  const boxes = [...main.querySelectorAll("img, .katex-display, .js-plotly-plot, .gtitle, .legend")].map(e => {
+    const b = e.getBoundingClientRect();
+    return [b.left, b.top, b.width, b.height].map(Math.round).join(",");
+  });
+  return undrawn.length ? null : boxes.join(";");
+}"""
+
+
+def settled_layout(page, timeout_s: float = 60) -> None:
+    """Return once the script is idle and :data:`LAYOUT_JS`'s boxes are the same on two polls in a row (a fixed
+    800 ms wait raced with a slow first run on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        page.wait_for_selector(IDLE)
+        boxes = page.evaluate(LAYOUT_JS)
+        if boxes is not None and boxes == last and page.locator(IDLE).count():
+            return
+        last = boxes
+        page.wait_for_timeout(100)  # the polling interval
+    raise AssertionError(f"the page's layout never settled: {last}")
+
+
 @pytest.mark.parametrize("size", list(SIZES))
 def test_every_page_at_three_sizes(browser, app_url, size):
     w, h, query = SIZES[size]
@@ -66,8 +100,7 @@ def test_every_page_at_three_sizes(browser, app_url, size):
             page.goto(f"{app_url}/{path}{query}")
             page.wait_for_selector(IDLE)
             page.wait_for_selector("[data-testid='stMain'] [data-testid='stHeading']")
-            page.wait_for_timeout(800)  # charts and formulas lay out
-            page.wait_for_selector(IDLE)
+            settled_layout(page)  # pictures decoded, charts drawn, boxes still
             no_traceback(page)
             page.screenshot(path=str(ARTIFACTS / f"size-{size}-{path or 'start'}.png"), full_page=True)
             nav = page.locator(".st-key-phone_nav")
