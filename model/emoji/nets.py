@@ -58,7 +58,7 @@ def make_vae() -> AutoencoderKL:
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(24, 48, 96),
+        block_out_channels=(16, 32, 64),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
         norm_num_groups=8,

@@ -41,11 +41,11 @@ class EmojiTrainConfig:
     data: str = "data/emoji"
     out: str = "checkpoints/emoji-sd"
     judge_out: str = "checkpoints/emoji-judge"
-    ae_steps: int = 2500  # batches of ae_batch
+    ae_steps: int = 1000  # batches of ae_batch
     ae_batch: int = 32
-    ae_lr: float = 1e-3
+    ae_lr: float = 2e-3
     kl_weight: float = 1e-6
-    judge_steps: int = 500
+    judge_steps: int = 300
     unet_steps: int = 40000  # batches of unet_batch; stop the process earlier and the last export stays
     unet_batch: int = 64
     unet_lr: float = 5e-4
@@ -135,6 +135,10 @@ class Trainer:
             step += 1
             if step % 100 == 0:
                 self.log(f"autoencoder step {step}/{cfg.ae_steps} loss {loss.item():.4f}")
+            if step % 500 == 0:
+                held = self.x[self.held_idx]
+                self.log(f"autoencoder held-out PSNR {psnr(reconstruct(vae, held.to(cfg.device)).cpu(), held):.2f} dB")
+                vae.train()
             if time.time() - last > cfg.checkpoint_every:
                 ph["seconds"] += time.time() - t0
                 t0 = last = time.time()
@@ -219,10 +223,11 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
+            decay = min(cfg.ema, (1 + step) / (10 + step))  # EMA warm-up: the first steps forget the initial weights
             with torch.no_grad():
                 for ema, live in ((ema_te, te), (ema_unet, unet)):
                     for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
-                        pe.lerp_(pl.detach().cpu(), 1 - cfg.ema)
+                        pe.lerp_(pl.detach().cpu(), 1 - decay)
             if step % 100 == 0:
                 self.log(f"unet step {step}/{cfg.unet_steps} loss {loss.item():.4f}")
             if time.time() - last > cfg.checkpoint_every or step == cfg.unet_steps:
