@@ -1,0 +1,147 @@
+"""Page: words to pictures. A miniature Stable Diffusion trained here on emoji (issue 37), opened up: the tokens,
+the latent at every step, each word's cross-attention map, and guidance against a negative prompt.
+
+The page reads its widgets, calls :mod:`app.backend_emoji` and draws with :mod:`app.plots_emoji`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import backend_emoji as be
+from app import plots_emoji as pe
+from app import state
+from app.render import DISPLAY_PX
+from model.emoji.sample import MAX_PROMPT_CHARS, MAX_STEPS
+from model.images.tensors import to_picture
+
+state.set_default("emoji_prompt", "smiling face")
+state.set_default("emoji_negative", "")
+state.set_default("emoji_w", 3.0)
+state.set_default("emoji_steps", 25)
+state.set_default("emoji_seed", 0)
+
+st.title("Words to pictures")
+st.markdown(
+    "A text-to-image generator turns words into a picture in three parts. A **text encoder** reads your words and "
+    "turns each one into a list of numbers (its embedding). An **autoencoder** squeezes a 32×32 colour picture into "
+    "a small grid of numbers, the *latent*, and back. A **U-Net** starts from pure noise in that latent and removes "
+    "the noise step by step, looking at your words through **cross-attention** at every step. All three were "
+    "trained on this machine's processor, on about 3,800 emoji (Google's Noto and Twitter's Twemoji art), so they "
+    "are small enough to open up."
+)
+
+try:
+    pipe = be.pipeline()
+except be.ModelNotTrained:
+    st.info(
+        "The words-to-pictures model is not trained yet: run `python -m model.cli.train_emoji` (see docs/models.md)."
+    )
+    st.stop()
+
+
+def _use_example() -> None:
+    choice = st.session_state.get("emoji_example")
+    if choice:
+        st.session_state["emoji_prompt"] = choice
+
+
+def _add_word() -> None:
+    word = st.session_state.get("emoji_add")
+    if word:
+        st.session_state["emoji_prompt"] = (st.session_state.get("emoji_prompt", "") + " " + word).strip()[
+            :MAX_PROMPT_CHARS
+        ]
+    st.session_state["emoji_add"] = None
+
+
+st.pills("Try", be.EXAMPLES, key="emoji_example", on_change=_use_example)
+c1, c2 = st.columns([3, 2])
+prompt = c1.text_input("Prompt", key="emoji_prompt", max_chars=MAX_PROMPT_CHARS)
+c2.selectbox(
+    "Add a word the model knows",
+    be.vocabulary(str(be.model_dir()), be.stamp(be.model_dir())),
+    index=None,
+    key="emoji_add",
+    on_change=_add_word,
+    placeholder="type to search the vocabulary",
+)
+c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+w = c1.slider(
+    "Guidance w",
+    0.0,
+    10.0,
+    key="emoji_w",
+    step=0.5,
+    help="0: the prompt alone; larger: pushed harder towards the prompt, away from the negative prompt",
+)
+negative = c2.text_input(
+    "Negative prompt",
+    key="emoji_negative",
+    max_chars=MAX_PROMPT_CHARS,
+    help="what to steer away from (empty: nothing in particular)",
+)
+steps = int(c3.number_input("Steps", 1, MAX_STEPS, key="emoji_steps"))
+seed = int(c4.number_input("Seed", 0, 2**31 - 1, key="emoji_seed"))
+
+unknown = pipe.tokenizer.unknown(prompt)
+if unknown:
+    st.caption(
+        f"Not in the vocabulary: {', '.join(unknown[:8])}. Each unknown word becomes the token [UNK], which the model "
+        "never learned anything about, so it steers the picture no more than an empty prompt would."
+    )
+try:
+    r = be.run(str(be.model_dir()), be.stamp(be.model_dir()), prompt, negative, float(w), steps, seed)
+except ValueError as e:
+    st.warning(f"{e}.")
+    st.stop()
+
+S = len(r.timesteps)
+st.subheader("1. Your words become tokens, and tokens become numbers")
+st.markdown(
+    "The tokenizer splits the prompt into words and looks each one up in the list of words the emoji use; "
+    "[START] opens every prompt. The text encoder then gives each token an embedding: the rows below are what "
+    "the U-Net reads."
+)
+st.text("  ".join(r.tokens))
+st.plotly_chart(pe.embedding_heatmap(r.embeddings, r.tokens), width="stretch")
+
+st.subheader("2. From noise to a picture, step by step")
+st.markdown(
+    "The U-Net works on the latent (left: its 4 channels). At every step it guesses the finished latent; the "
+    "autoencoder's decoder turns that guess into a picture, x̂₀ (middle). Move the slider to walk through the run."
+)
+step = st.slider("Step", 1, S, value=S, key="emoji_step") - 1
+c1, c2, c3 = st.columns([3, 1, 1])
+c1.plotly_chart(pe.latent_channels(r.latents[step], r.timesteps[step]), width="stretch")
+c2.image(to_picture(r.x0[step], DISPLAY_PX // 2), caption=f"x̂₀ at step {step + 1} of {S}", width="stretch")
+c3.image(to_picture(r.final, DISPLAY_PX // 2), caption="the finished picture", width="stretch")
+
+st.subheader("3. Where each word looks: cross-attention")
+st.markdown(
+    "At every position of the latent, cross-attention shares out the picture's attention among the tokens. "
+    "Bright where the word is attended, dark where it is not (averaged over the U-Net's 7 cross-attention layers)."
+)
+words = r.tokens[1:]
+if words:
+    cols = st.columns(min(len(words), 6))
+    for k, pic in enumerate(be.overlays(r, step)[:6]):
+        cols[k].image(to_picture(pic, DISPLAY_PX // 2), caption=words[k], width="stretch")
+    st.plotly_chart(pe.attention_over_steps(r.attention, r.tokens, r.timesteps), width="stretch")
+else:
+    st.caption("The prompt is empty: there is no word to look at (only [START]).")
+
+st.subheader("4. Guidance and the negative prompt")
+st.markdown(
+    "The U-Net makes two guesses at every step: one with your prompt and one with the negative prompt (or with no "
+    "words at all). Guidance takes the prompt's guess and pushes it further away from the other one, w times the "
+    "difference:"
+)
+st.latex(
+    r"\tilde\epsilon = \hat\epsilon(x_t, \text{prompt}) + w\,(\hat\epsilon(x_t, \text{prompt}) - \hat\epsilon(x_t, \text{negative}))"
+)
+c1, c2, c3 = st.columns(3)
+c1.image(to_picture(r.x0_cond[step], DISPLAY_PX // 2), caption="x̂₀ of the prompt alone", width="stretch")
+c2.image(to_picture(r.x0_uncond[step], DISPLAY_PX // 2), caption="x̂₀ of the negative prompt alone", width="stretch")
+c3.image(to_picture(r.x0[step], DISPLAY_PX // 2), caption=f"x̂₀ guided, w = {w:g}", width="stretch")
+st.caption(f"This run: {S} steps in {r.seconds:.2f} s on the server's processor, attention maps recorded.")

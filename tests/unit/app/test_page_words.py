@@ -1,0 +1,72 @@
+"""AppTest: the words-to-pictures page (issue 37) on a tiny randomly initialised emoji model, and without one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import app_test, assert_ok
+
+from model.emoji.nets import TextEncoder, make_unet, make_vae
+from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
+from model.emoji.sample import MAX_PROMPT_CHARS
+from model.emoji.tokenizer import Tokenizer
+
+torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
+
+
+@pytest.fixture(scope="module")
+def emoji_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("emoji-sd")
+    tok = Tokenizer.from_words(["smiling", "face", "cat", "red", "heart"])
+    tok.save(out / "tokenizer")
+    save_part(TextEncoder(len(tok.vocab)), out / "text_encoder")
+    save_part(make_vae(), out / "vae")
+    save_part(make_unet(), out / "unet")
+    save_schedule(out, make_emoji_schedule())
+    write_index(out, {"training": {}})
+    return out
+
+
+def _page(folder, **state):
+    at = app_test(page="views/words.py")
+    at.session_state["emoji_model_dir"] = str(folder)
+    at.session_state["emoji_steps"] = 4
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def test_without_a_trained_model_the_page_says_so(tmp_path):
+    at = _page(tmp_path)
+    assert_ok(at)
+    assert len(at.info) == 1 and "not trained yet" in at.info[0].value
+
+
+def test_the_page_shows_tokens_steps_attention_and_guidance(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="smiling cat")
+    assert_ok(at)
+    assert "[START]  smiling  cat" in [t.value for t in at.text]
+    captions = [c for img in at.image for c in img.captions]
+    assert "smiling" in captions and "cat" in captions  # one attention map per word
+    assert "x̂₀ of the negative prompt alone" in captions and "the finished picture" in captions
+    assert at.slider(key="emoji_step").max == 4
+    at.slider(key="emoji_step").set_value(2).run()
+    assert_ok(at)
+    assert "x̂₀ at step 2 of 4" in [c for img in at.image for c in img.captions]
+
+
+def test_unknown_words_and_a_too_long_prompt_get_a_sentence(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="smiling dragon")
+    assert_ok(at)
+    assert any("Not in the vocabulary: dragon" in c.value for c in at.caption)
+    at = _page(emoji_dir, emoji_prompt="cat " * (MAX_PROMPT_CHARS // 4 + 1))
+    assert_ok(at)
+    assert len(at.warning) == 1 and f"keep it under {MAX_PROMPT_CHARS}" in at.warning[0].value
+
+
+def test_adding_a_word_from_the_vocabulary_extends_the_prompt(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="red")
+    at.selectbox(key="emoji_add").set_value("heart").run()
+    assert_ok(at)
+    assert at.text_input(key="emoji_prompt").value == "red heart"
