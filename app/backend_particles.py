@@ -21,7 +21,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import settings
+from app import guard, settings
 from model.diffusion.schedule import Schedule, make_schedule
 from model.particles import data, lab, mlp, race
 
@@ -61,20 +61,39 @@ def exact_paths(points: torch.Tensor, steps: int, seed: int, flow_matching: bool
 # --- the training queue ---------------------------------------------------------------------------------------------
 
 
+PER_BROWSER = 1  # trainings one browser may have queued or running at once, however many tabs it opens
+BUSY = (
+    "A training from this browser (another tab?) is already queued or running: press Train again once it has finished."
+)
+
+
+class BrowserBusy(ValueError):
+    """A browser asked for more than :data:`PER_BROWSER` trainings at once."""
+
+
 class TrainingQueue:
     """FIFO admission to :attr:`slots` concurrent trainings that keeps a waiter's place while it polls (so a page can
-    redraw "3 ahead of you" between polls without losing its turn)."""
+    redraw "3 ahead of you" between polls without losing its turn), with at most :attr:`per_owner` places (queued or
+    running) per owner: a browser, so twelve tabs of one student hold one place, not twelve
+    (:func:`app.guard.browser_id`)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, per_owner: int = PER_BROWSER) -> None:
         self.slots = slots
+        self.per_owner = per_owner
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()
+        self._owners: dict[object, str] = {}  # ticket -> its owner, while queued or running
         self._running = 0
 
-    def join(self) -> object:
+    def join(self, owner: str | None = None) -> object:
+        """A place at the back of the queue; :class:`BrowserBusy` if ``owner`` already holds :attr:`per_owner`."""
         with self._cond:
+            if owner is not None and list(self._owners.values()).count(owner) >= self.per_owner:
+                raise BrowserBusy(BUSY)
             ticket = object()
             self._queue.append(ticket)
+            if owner is not None:
+                self._owners[ticket] = owner
             return ticket
 
     def ahead(self, ticket: object) -> int:
@@ -97,11 +116,14 @@ class TrainingQueue:
         with self._cond:
             if ticket in self._queue:
                 self._queue.remove(ticket)
+            self._owners.pop(ticket, None)
             self._cond.notify_all()
 
-    def done(self) -> None:
+    def done(self, ticket: object | None = None) -> None:
+        """A training admitted with ``ticket`` has finished: its slot and its owner's place are free."""
         with self._cond:
             self._running -= 1
+            self._owners.pop(ticket, None)
             self._cond.notify_all()
 
     @property
@@ -113,16 +135,25 @@ class TrainingQueue:
 QUEUE = TrainingQueue(TRAIN_SLOTS)
 
 
-def queued(poll_s: float = 0.5) -> Iterator[int]:
+def queued(poll_s: float = 0.5, owner: str | None = None) -> Iterator[int]:
     """Queue for a training slot: yields the number of trainings ahead (to show) every ``poll_s`` while waiting, and
-    returns once admitted. The caller must call ``QUEUE.done()`` after training (use :func:`train_live`)."""
-    ticket = QUEUE.join()
+    returns the admitted ticket. The caller must call ``QUEUE.done(ticket)`` after training (use :func:`train_live`).
+    :class:`BrowserBusy` (a ValueError with one sentence) when ``owner`` already has a training queued or running."""
+    ticket = QUEUE.join(owner)
     try:
         while not QUEUE.wait(ticket, poll_s):
             yield QUEUE.ahead(ticket) + QUEUE.slots
     except BaseException:
         QUEUE.leave(ticket)
         raise
+    return ticket
+
+
+def _this_browser() -> str | None:
+    """The browser of the script run calling (None outside one: a benchmark or a test calling directly)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    return guard.browser_id() if get_script_run_ctx() is not None else None
 
 
 # --- trained networks, shared -----------------------------------------------------------------------------------------
@@ -163,7 +194,7 @@ def train_live(points: torch.Tensor, config: mlp.TrainConfig) -> Iterator[mlp.Tr
     if config.steps > MAX_TRAIN_STEPS:
         raise ValueError(f"at most {MAX_TRAIN_STEPS} steps per training")
     key = (points_key(points), config)
-    yield from queued()
+    ticket = yield from queued(owner=_this_browser())  # one training per browser at a time, whatever its tabs
     try:
         last = None
         for last in mlp.train(points, schedule(), config):
@@ -171,7 +202,7 @@ def train_live(points: torch.Tensor, config: mlp.TrainConfig) -> Iterator[mlp.Tr
         if last is not None:
             _keep(key, Trained(last.net.eval(), tuple(last.losses), last.seconds))
     finally:
-        QUEUE.done()
+        QUEUE.done(ticket)
 
 
 # --- the race ---------------------------------------------------------------------------------------------------------

@@ -2,13 +2,26 @@
 
 Turned on by the sidebar's toggle or by ``?present=1`` in the address (see :mod:`app.urlstate`). While it is on
 the sidebar is hidden, so the page shows one button to leave it.
+
+Anyone may present (it is only larger type), but only the *presenter* sees the class's answers to the questions and
+may start a new count (:mod:`app.reveal`): a session that gave the presenter key the teacher set in
+``$DIFFUSION_LENS_PRESENTER_KEY`` (as the cookie secret is set: deploy/secret.yaml), or, on a server students cannot
+reach (it listens on this machine only, see :mod:`app.sources`) and with no key set, whoever presents.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
+
 import streamlit as st
 
+from app import sources
+
 KEY = "present"
+PRESENTER_ENV = "DIFFUSION_LENS_PRESENTER_KEY"
+PRESENTER_STATE = "_presenter"  # True once this session gave the presenter key
+KEY_BOX = "present_key"
 FRAME_SECONDS = 0.12  # the pause between two frames of a Play animation
 PLAY_FRAMES = 40  # a Play animation shows at most this many frames
 
@@ -66,12 +79,62 @@ CSS = """
 [data-testid="stMain"] [data-testid="stMetricValue"],
 [data-testid="stMain"] [data-testid="stMetricValue"] p { font-size: 3rem !important; line-height: 1.2; }
 [data-testid="stMain"] [data-testid="stImage"] img { max-height: PICTURE_VH; object-fit: contain; }
+[data-testid="stMain"] .js-plotly-plot .xtick text, [data-testid="stMain"] .js-plotly-plot .ytick text,
+[data-testid="stMain"] .js-plotly-plot .legendtext, [data-testid="stMain"] .js-plotly-plot .annotation-text {
+  font-size: 17px !important;
+}
+[data-testid="stMain"] .js-plotly-plot .g-xtitle text, [data-testid="stMain"] .js-plotly-plot .g-ytitle text,
+[data-testid="stMain"] .js-plotly-plot .gtitle { font-size: 19px !important; }
+[data-testid="stMain"] [data-testid="stNumberInput"] input, [data-testid="stMain"] [data-testid="stTextInput"] input {
+  font-size: 1.3rem !important; min-height: 2.9rem;
+}
+[data-testid="stMain"] [data-testid="stSliderThumbValue"], [data-testid="stMain"] [data-testid="stSliderTickBar"] {
+  font-size: 1.1rem !important;
+}
 </style>
 """.replace("PICTURE_VH", PICTURE_VH)
 
 
 def on() -> bool:
     return bool(st.session_state.get(KEY))
+
+
+def presenter_key() -> str:
+    return os.environ.get(PRESENTER_ENV, "").strip()
+
+
+def presenter() -> bool:
+    """Whether this session presents to the class: presentation mode on, and the presenter key given (or no key
+    set on a server only this machine reaches)."""
+    if not on():
+        return False
+    if st.session_state.get(PRESENTER_STATE):
+        return True
+    return not presenter_key() and not sources.listens_beyond_loopback(sources.public_address())
+
+
+def _check_key() -> None:
+    given = str(st.session_state.get(KEY_BOX) or "").strip()
+    st.session_state[KEY_BOX] = ""  # the key is not kept in the box
+    key = presenter_key()
+    st.session_state[PRESENTER_STATE] = bool(key) and hmac.compare_digest(given.encode(), key.encode())
+    st.session_state["_presenter_refused"] = bool(given) and not st.session_state[PRESENTER_STATE]
+
+
+def _key_box() -> None:
+    """In presentation mode, for the teacher: where to give the presenter key (or how to set one)."""
+    if presenter():
+        return
+    with st.expander("Teacher: show the class's answers"):
+        if not presenter_key():
+            st.caption(
+                f"Only the presenter sees the class's answers. This server has no presenter key: its operator sets "
+                f"one in {PRESENTER_ENV} (a long random value, like the cookie secret) and restarts it."
+            )
+            return
+        st.text_input("Presenter key", type="password", key=KEY_BOX, on_change=_check_key)
+        if st.session_state.get("_presenter_refused"):
+            st.warning("That is not this server's presenter key: ask whoever runs the server for it.")
 
 
 def _leave() -> None:
@@ -86,6 +149,7 @@ def apply() -> None:
         return
     st.html(CSS)
     st.button("Leave presentation mode", key="present_exit", on_click=_leave, icon=":material/close_fullscreen:")
+    _key_box()
 
 
 def frames(lo: int, hi: int, count: int = PLAY_FRAMES) -> list[int]:

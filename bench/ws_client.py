@@ -1,20 +1,19 @@
 """A minimal Streamlit client speaking the app's own websocket protocol (no browser).
 
-One :class:`StreamlitSession` is one real server session, exactly like a browser tab:
-it opens ``/_stcore/stream`` with the XSRF cookie the index page sets, asks for script
-runs with ``BackMsg.rerun_script`` and its widget states, uploads files the way the
-frontend does (``file_urls_request``, then an HTTP PUT with the XSRF token, then the
-uploader's widget state), follows ``st.navigation`` pages, and fetches every image of a
-run from ``/media`` as a browser would: as soon as its element arrives, while the script
-goes on (``RunResult.shown`` says when each picture was in). What it does not do is lay
-out and paint, so it costs the load-test machine far less CPU than a headless browser;
-its HTTP fetches are plain asyncio connections, no threads: at most 6 at once, kept alive
-between pictures as a browser's HTTP/1.1 connections are (``keep_alive=False`` opens a new one
-per picture, which costs the server an accept and a new protocol object each time).
+One :class:`StreamlitSession` is one real server session, exactly like a browser tab: it opens ``/_stcore/stream``
+with the XSRF cookie the index page sets, asks for script runs with ``BackMsg.rerun_script`` and its widget states,
+uploads files the way the frontend does (``file_urls_request``, then an HTTP PUT with the XSRF token, then the
+uploader's widget state), follows ``st.navigation`` pages, and fetches every image of a run from ``/media`` as a
+browser would: as soon as its element arrives, while the script goes on (``RunResult.shown`` says when each picture
+was in). What it does not do is lay out and paint, so it costs the load-test machine far less CPU than a headless
+browser; its HTTP fetches are plain asyncio connections, no threads: at most 6 at once, kept alive between pictures
+as a browser's HTTP/1.1 connections are (``keep_alive=False`` opens a new one per picture, which costs the server an
+accept and a new protocol object each time).
 
-Only what the benchmarks need: sliders, radios and a file uploader. Like the browser, a change of widgets that an
-``st.fragment`` drew reruns only that fragment: each delta names the fragment that sent it, and the rerun request
-carries that id.
+Only what the benchmarks and tests need: sliders, radios, text boxes, buttons, a file uploader, and ``send_raw`` for a
+hand-made BackMsg (what a student's script could send); ``b.xsrf = a.xsrf`` before entering makes b a tab of a's
+browser. Like the browser, a change of widgets that an ``st.fragment`` drew reruns only that fragment: each delta
+names the fragment that sent it, and the rerun request carries that id.
 """
 
 from __future__ import annotations
@@ -56,9 +55,11 @@ class RunResult:
     images: dict[str, str] = field(default_factory=dict)  # caption -> media URL
     shown: dict[str, float] = field(default_factory=dict)  # caption -> seconds from the request to its bytes fetched
     alerts: list[str] = field(default_factory=list)
+    markdown: list[str] = field(default_factory=list)  # bodies of st.markdown elements (and captions)
     exceptions: list[str] = field(default_factory=list)
 
 
+WIDGET_KINDS = ("slider", "radio", "file_uploader", "selectbox", "number_input", "button", "text_input", "text_area")
 MEDIA_CONNECTIONS = 6  # a browser's HTTP/1.1 connections per host
 
 
@@ -87,6 +88,9 @@ class StreamlitSession:
         self.page_hash = ""
         self.widgets: dict[str, Widget] = {}  # key (user key or label) -> widget
         self.states: dict[str, WidgetState] = {}  # widget id -> state we send
+        self._triggers: dict[str, WidgetState] = {}  # button presses: sent with the next run only
+        self.query = ""  # the address's query string sent with each run (e.g. "present=1")
+        self.largest = 0  # bytes of the largest message the server sent
         self._changed: set[str] = set()  # fragment ids of the widgets changed since the last run ("" = none)
         self._run: RunResult | None = None
         self._finished: asyncio.Event | None = None
@@ -98,6 +102,9 @@ class StreamlitSession:
 
     # ------------------------------------------------------------------ connection
     def _fetch_cookie(self) -> None:
+        if self.xsrf:  # given one (another tab of the same browser): keep it
+            self.cookie_header = f"{XSRF_COOKIE}={self.xsrf}"
+            return
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         with opener.open(self.base + "/_stcore/health", timeout=self.timeout) as r:  # sets the XSRF cookie
@@ -132,6 +139,7 @@ class StreamlitSession:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
+                self.largest = max(self.largest, len(raw))
                 msg = ForwardMsg()
                 msg.ParseFromString(raw)
                 self._handle(msg)
@@ -180,9 +188,9 @@ class StreamlitSession:
     def _element(self, el, fragment_id: str) -> None:
         kind = el.WhichOneof("type")
         run = self._run
-        if kind in ("slider", "radio", "file_uploader", "selectbox", "number_input", "button"):
+        if kind in WIDGET_KINDS:
             proto = getattr(el, kind)
-            key = proto.id.rsplit("-", 1)[-1] if "$$ID" in proto.id else proto.label
+            key = proto.id.rsplit("-", 1)[-1] if "$$ID" in proto.id and not proto.id.endswith("-None") else proto.label
             self.widgets[key] = Widget(proto.id, kind, proto.label, proto, fragment_id)
             if run is not None:
                 run.widgets.add(key)
@@ -193,6 +201,8 @@ class StreamlitSession:
                 self._fetch_soon(run, img.caption, url)
         elif kind == "alert" and run is not None:
             run.alerts.append(el.alert.body)
+        elif kind == "markdown" and run is not None:
+            run.markdown.append(el.markdown.body)
         elif kind == "exception" and run is not None:
             run.exceptions.append(f"{el.exception.type}: {el.exception.message}")
 
@@ -285,12 +295,13 @@ class StreamlitSession:
             self.page_hash = self.pages.get(page, "")
         msg = BackMsg()
         cs = msg.rerun_script
-        cs.query_string = ""
         cs.page_script_hash = self.page_hash
         cs.page_name = page or ""
         cs.fragment_id = fragment_id
-        for state in self.states.values():
+        cs.query_string = self.query
+        for state in {**self.states, **self._triggers}.values():
             cs.widget_states.widgets.append(state)
+        self._triggers = {}
         self._run = RunResult(seconds=0.0, fragment_id=fragment_id)
         self._finished = asyncio.Event()
         self._fetches = {}
@@ -309,6 +320,10 @@ class StreamlitSession:
             raise StreamlitError("; ".join(run.exceptions))
         return run
 
+    async def send_raw(self, msg: BackMsg) -> None:
+        """Send a hand-made BackMsg as is (e.g. ``BackMsg(clear_cache=True)``); no run is awaited."""
+        await self.ws.send(msg.SerializeToString())
+
     async def open(self, page: str = "forward") -> RunResult:
         """The first run of the session on ``page`` (a url path; "" is the app's default page, Start here)."""
         return await self.rerun(page or None)
@@ -326,6 +341,18 @@ class StreamlitSession:
         if st is not None:
             return st.double_array_value.data[0]
         return (list(w.proto.value) or list(w.proto.default))[0]
+
+    def set_text(self, key: str, value: str) -> None:
+        """Type ``value`` into the text box (text_input or text_area) ``key``."""
+        w = self.widgets[key]
+        self.states[w.id] = WidgetState(id=w.id, string_value=value)
+        self._changed.add(w.fragment_id)
+
+    def click(self, key: str) -> None:
+        """Press the button ``key`` (sent with the next :meth:`rerun` only, as a browser's press is)."""
+        w = self.widgets[key]
+        self._triggers[w.id] = WidgetState(id=w.id, trigger_value=True)
+        self._changed.add(w.fragment_id)
 
     def set_radio(self, key: str, option: str) -> None:
         w = self.widgets[key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import glossary
+from app import glossary, text
 
 st.title("Words: a glossary")
 st.markdown(
@@ -15,7 +15,8 @@ query = st.text_input("Find a word", key="gloss_find", placeholder="e.g. PSNR, g
 exact = glossary.lookup(query) if query else None  # a term's name or spelling: that entry alone
 terms = [exact] if exact else [t for t in glossary.TERMS.values() if query.lower() in (t.name + " " + t.plain).lower()]
 if not terms:
-    st.info(f"No entry mentions “{query[:40]}”. Try a shorter word, or clear the search.")
+    # what a student typed is echoed as inline code: no markdown, link, picture or LaTeX of theirs is drawn
+    st.info(f"No entry mentions {text.code(query)}. Try a shorter word, or clear the search.")
 for term in terms:
     with st.container(border=True, key=f"gloss_{list(glossary.TERMS).index(term.name)}"):
         st.markdown(f"#### {term.name}")
