@@ -290,6 +290,42 @@ _TERMS = (
         "samplers' cost (Heun runs it twice per step).",
         aliases=("network evaluations", "function evaluations"),
     ),
+    Term(
+        "prompt",
+        "The words you give a text-to-image generator to say what picture you want.",
+        aliases=("Prompt", "prompts"),
+    ),
+    Term(
+        "token",
+        "One piece of a prompt as the model reads it: here one word, looked up in the list of words it was trained "
+        "on. A word not on the list becomes the token [UNK], which tells the model nothing.",
+        aliases=("tokens", "tokenizer", "[UNK]"),
+    ),
+    Term(
+        "latent",
+        "A small grid of numbers that stands for a picture: the words-to-pictures model works on 8×8×4 numbers "
+        "instead of 32×32×3 pixels, and the autoencoder turns them into a picture at the end.",
+        aliases=("latents", "latent space"),
+    ),
+    Term(
+        "autoencoder",
+        "A pair of networks trained together: the encoder squeezes a picture into a latent, the decoder turns the "
+        "latent back into the picture. Latent diffusion adds and removes noise in between.",
+        aliases=("VAE", "encoder", "decoder"),
+    ),
+    Term(
+        "cross-attention",
+        "How the picture listens to the words: at every position of the latent, the network shares its attention "
+        "out among the prompt's tokens and takes in most from those it attends to.",
+        r"\mathrm{softmax}\big(Q K^\top / \sqrt{d}\big)\,V,\quad Q \text{ from the picture},\ K, V \text{ from the tokens}",
+        aliases=("cross attention", "attention map", "attention maps"),
+    ),
+    Term(
+        "negative prompt",
+        "Words to steer away from: guidance pushes the picture away from what the model would draw for them, "
+        "instead of away from what it draws for no words at all.",
+        aliases=("Negative prompt",),
+    ),
 )
 
 TERMS: dict[str, Term] = {t.name: t for t in _TERMS}
