@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 import torch
 
@@ -21,6 +20,8 @@ state.set_default("pl_use", "all points")
 state.set_default("pl_t", 500)
 state.set_default("pl_steps", 25)
 state.set_default("pl_train_steps", 1000)
+state.set_default("pl_brush_n", 0)  # the brush chart's key: a new one (an empty selection) after each lasso is taken
+state.set_default("pl_sigma", 0.5)  # flow matching's noise level (its own slider; t for eps-prediction)
 MODES = ("ε-prediction (DDPM)", "flow matching")
 
 st.title("Particle lab: diffusion on points you can see")
@@ -30,6 +31,9 @@ st.markdown(
     "them; follow particles from noise to data along the ODE and the SDE; then train a small network live and lay "
     "its field over the exact one."
 )
+
+
+BRUSH_GRID = data.brush_grid()
 
 
 def read_points() -> torch.Tensor:
@@ -43,32 +47,71 @@ def read_points() -> torch.Tensor:
     if name != "your points":
         n = c2.select_slider("Points", [50, 100, 300, 1000], key="pl_n", persist_state="session")
         return bp.dataset(name, int(n), seed)
-    text = st.text_area(
-        "Your points, one per line as x, y (keep them within ±1.5)", key="pl_text", persist_state="session", height=120
+    st.text_area(
+        "Your points, one per line as x, y (keep them within ±1.5); the brush below adds to them",
+        key="pl_text",
+        persist_state="session",
+        height=120,
+        max_chars=data.MAX_TEXT_CHARS,  # the browser stops there, and the server cuts a longer value to it
     )
-    try:
-        typed = data.parse_points(text) if text.strip() else None
-        brushed = brush_points()
-        if typed is None and brushed is None:
-            data.check_points(np.zeros((0, 2)))  # raises: "There are no points yet: ..."
-    except ValueError as exc:
-        st.warning(str(exc))
+    with st.container(key="pl_brush"):
+        st.plotly_chart(
+            pp.brush_figure(BRUSH_GRID.numpy()),
+            key=f"pl_brush_{st.session_state['pl_brush_n']}",
+            on_select=take_brush,
+            selection_mode=("lasso", "box"),
+            width="stretch",
+        )
+    problem = st.session_state.pop("pl_brush_problem", None)
+    if problem:
+        st.warning(problem)
+    points, error = typed_points(st.session_state["pl_text"])
+    if error:
+        st.warning(error)
         st.stop()
-    return torch.cat([p for p in (typed, brushed) if p is not None])
+    st.caption(f"{len(points)} point(s).")
+    return points
 
 
-def brush_points() -> torch.Tensor | None:
-    """Points brushed by a lasso or box selection on a faint grid (None when nothing is selected)."""
-    grid = data.brush_grid()
-    event = st.plotly_chart(
-        pp.brush_figure(grid.numpy()),
-        key="pl_brush",
-        on_select="rerun",
-        selection_mode=("lasso", "box"),
-        width="stretch",
-    )
-    indices = [p["point_index"] for p in (event.selection.points if event else []) if "point_index" in p]
-    return data.brushed(indices, grid) if indices else None
+def typed_points(text: str) -> tuple[torch.Tensor | None, str | None]:
+    """(points, None) or (None, one sentence) for the text box, read once per text: a rerun with the same text (every
+    slider move) reuses the last reading instead of parsing it again."""
+    memo = st.session_state.get("pl_parsed")
+    if memo is not None and memo[0] == text:
+        return memo[1], memo[2]
+    try:
+        if len(text) >= data.MAX_TEXT_CHARS:
+            raise ValueError(
+                f"The text filled the box's {data.MAX_TEXT_CHARS:,} characters, so its end may be cut off: "
+                f"keep it to at most {data.MAX_POINTS:,} points, one per line."
+            )
+        found = (data.parse_points(text), None) if text.strip() else (None, data.NO_POINTS)
+    except ValueError as exc:
+        found = (None, str(exc))
+    st.session_state["pl_parsed"] = (text, *found)
+    return found
+
+
+def take_brush() -> None:
+    """The brush's ``on_select``: add the selected grid dots to the text box (where a person sees and edits them),
+    then draw a fresh brush (a new key, with no selection), so the next lasso adds to the points instead of
+    replacing the last one. A selection the grid could not have made gets one sentence."""
+    key = f"pl_brush_{st.session_state['pl_brush_n']}"
+    st.session_state["pl_brush_n"] += 1
+    try:
+        try:
+            entries = st.session_state[key]["selection"]["points"]
+        except (KeyError, TypeError, AttributeError):
+            entries = None  # not a selection at all: selection_indices says so
+        indices = data.selection_indices(entries, len(BRUSH_GRID))
+        if not indices:
+            return
+        text = data.add_to_text(st.session_state["pl_text"], data.brushed(indices, BRUSH_GRID))
+        if len(text) >= data.MAX_TEXT_CHARS:
+            raise ValueError(f"With these the box would pass its {data.MAX_TEXT_CHARS:,} characters: brush fewer.")
+        st.session_state["pl_text"] = text
+    except ValueError as exc:
+        st.session_state["pl_brush_problem"] = str(exc)
 
 
 points = read_points()
@@ -80,18 +123,28 @@ is_flow = mode == MODES[1]
 
 # --- 1. the exact denoiser -------------------------------------------------------------------------------------------
 st.header("1. The exact denoiser of the point set")
+# one short line per formula, so that each fits a phone's 400-px column (one long line ran off the screen)
 if is_flow:
     st.latex(
-        r"x_\sigma=(1-\sigma)x_0+\sigma\varepsilon,\quad w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_\sigma-(1-\sigma)"
-        r"x^{(i)}\|^2}{2\sigma^2}\Big),\quad \hat x_0=\sum_i w_i x^{(i)},\quad \hat v=\frac{x_\sigma-\hat x_0}{\sigma}"
+        r"\begin{gathered}x_\sigma=(1-\sigma)\,x_0+\sigma\varepsilon\\"
+        r"w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_\sigma-(1-\sigma)x^{(i)}\|^2}{2\sigma^2}\Big)\\"
+        r"\hat x_0=\sum_i w_i\,x^{(i)},\qquad \hat v=\frac{x_\sigma-\hat x_0}{\sigma}\end{gathered}"
     )
 else:
     st.latex(
-        r"x_t=\sqrt{\bar\alpha_t}x_0+\sqrt{1-\bar\alpha_t}\varepsilon,\quad w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_t-"
-        r"\sqrt{\bar\alpha_t}x^{(i)}\|^2}{2(1-\bar\alpha_t)}\Big),\quad \hat x_0=\sum_i w_i x^{(i)}"
+        r"\begin{gathered}x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\varepsilon\\"
+        r"w_i=\mathrm{softmax}_i\!\Big(-\frac{\|x_t-\sqrt{\bar\alpha_t}\,x^{(i)}\|^2}{2(1-\bar\alpha_t)}\Big)\\"
+        r"\hat x_0=\sum_i w_i\,x^{(i)}\end{gathered}"
     )
 c1, c2 = st.columns([2, 1])
-t = int(c1.slider("t (0 = the first noising step)", 0, sched.T - 1, key="pl_t", persist_state="session"))
+if is_flow:  # the slider is the σ the chart shows (σ = (t + 1) / T, model/particles/lab.py)
+    sigma = c1.slider(
+        "σ, the noise level (1 = pure noise, 0 = the data)", 0.001, 1.0, step=0.001, format="%.3f", key="pl_sigma",
+        persist_state="session",
+    )  # fmt: skip
+    t = min(sched.T - 1, max(0, round(float(sigma) * sched.T) - 1))
+else:
+    t = int(c1.slider("t (0 = the first noising step)", 0, sched.T - 1, key="pl_t", persist_state="session"))
 use = c2.radio("Points used", ["1 point", "2 points", "all points"], key="pl_use", horizontal=True)
 subset = points[: {"1 point": 1, "2 points": 2}.get(use, len(points))]
 exact_field = bp.exact_field(subset, t, is_flow)
@@ -99,7 +152,8 @@ if is_flow:
     caption = f"σ = {exact_field.sigma:.3f}: arrows are −v̂ (where Euler moves a particle as σ falls)."
 else:
     caption = f"ᾱ_t = {sched.alpha_bar_floats[t]:.4f}: arrows are the probability-flow drift ½β(t)(x − ε̂/√(1−ᾱ_t))."
-title = f"Exact field at {'σ' if is_flow else 't'} = {exact_field.sigma if is_flow else t:g}, {len(subset)} point(s)"
+level = f"σ = {exact_field.sigma:.3f}" if is_flow else f"t = {t}"
+title = f"Exact field at {level}, {len(subset)} point(s)"
 field_box = st.empty()
 st.caption(caption + " Arrow lengths are scaled to the longest one.")
 
@@ -172,8 +226,8 @@ else:
     )
     st.caption(
         f"Trained in {result.seconds:.1f} s. MMD² compares the samples with the data (0 = same distribution); the "
-        "learned field (red) is drawn over the exact one (blue) in section 1, at the same t. Where the two disagree "
-        "the network has smoothed the data: it cannot memorise every point, which is why it generalises."
+        f"learned field (red) is drawn over the exact one (blue) in section 1, at the same {'σ' if is_flow else 't'}. "
+        "Where the two disagree the network has smoothed the data: it cannot memorise every point, which is why it generalises."
     )
     if len(subset) == len(points):
         learned_np = net_view.field.numpy()

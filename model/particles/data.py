@@ -13,6 +13,8 @@ import torch
 
 DATASETS = ("moons", "rings", "few points", "your points")
 MAX_POINTS = 2000  # a typed or brushed set larger than this is refused (the exact denoiser is O(N) per particle)
+MAX_TEXT_CHARS = 64_000  # typed text longer than this is refused before it is read (2,000 points of "-0.123, 0.456")
+NO_POINTS = "There are no points yet: type at least one point as x, y, or brush some on the grid."
 COORD_LIMIT = 3.0  # typed coordinates must lie in [-3, 3]
 
 
@@ -58,14 +60,22 @@ def make_dataset(name: str, n: int, seed: int) -> torch.Tensor:
 def parse_points(text: str) -> torch.Tensor:
     """Points typed one per line as ``x, y`` (or ``x y``); blank lines and ``#`` comments are skipped. (N, 2).
 
-    Raises ``ValueError`` with one sentence a person can act on: no points, a line that is not two numbers,
-    a NaN or infinity, a coordinate outside [-3, 3], or more than :data:`MAX_POINTS` points.
+    Raises ``ValueError`` with one sentence a person can act on: text longer than :data:`MAX_TEXT_CHARS` (checked
+    before anything is read), more than :data:`MAX_POINTS` points (checked as the lines are read, so no more than that
+    is parsed), a line that is not two numbers, a NaN or infinity, or a coordinate outside [-3, 3].
     """
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(
+            f"The text is {len(text):,} characters, more than the {MAX_TEXT_CHARS:,} the lab reads: "
+            f"keep it to at most {MAX_POINTS:,} points, one per line."
+        )
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
+        if len(rows) == MAX_POINTS:
+            raise ValueError(f"There are more than {MAX_POINTS:,} points, more than the lab handles: use fewer.")
         parts = line.replace(",", " ").replace(";", " ").split()
         try:
             values = [float(p) for p in parts]
@@ -81,7 +91,7 @@ def check_points(points) -> torch.Tensor:
     """Validate a (N, 2) array of points and return it as float32; ``ValueError`` (one sentence) otherwise."""
     arr = np.asarray(points, dtype=np.float64)
     if arr.size == 0:
-        raise ValueError("There are no points yet: type at least one point as x, y, or brush some on the grid.")
+        raise ValueError(NO_POINTS)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"Points must be pairs (x, y); got an array of shape {arr.shape}.")
     if not np.isfinite(arr).all():
@@ -102,8 +112,48 @@ def brush_grid(n: int = 41, extent: float = 1.2) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
+def selection_indices(entries, n: int) -> list[int]:
+    """The grid indices of a Plotly selection's ``points`` on :func:`brush_grid` (``n`` dots): every entry a dict with
+    a whole ``point_index`` in 0 .. n - 1. A selection the grid could not have made (hand-made: an index that is null,
+    infinite, a list or text, an entry that is not a dict, more entries than dots) gets one sentence (``ValueError``);
+    the length is checked before any entry is looked at."""
+    if not isinstance(entries, list | tuple):
+        raise ValueError(_not_the_grids("its points are not a list"))
+    if len(entries) > n:
+        raise ValueError(_not_the_grids(f"{len(entries):,} points where the grid has {n:,}"))
+    out = []
+    for k, entry in enumerate(entries):
+        i = entry.get("point_index") if isinstance(entry, dict) else None
+        if not isinstance(i, int | np.integer) or isinstance(i, bool) or not 0 <= i < n:
+            raise ValueError(_not_the_grids(f"point {k + 1} has no whole point_index from 0 to {n - 1}"))
+        out.append(i)
+    return out
+
+
+def _not_the_grids(why: str) -> str:
+    return f"The brush selection is not one the grid could have made ({why}): draw a new lasso or box on the grid."
+
+
 def brushed(indices, grid: torch.Tensor | None = None) -> torch.Tensor:
-    """The grid points at ``indices`` (what a lasso or box selection on :func:`brush_grid` returns). (K, 2)."""
+    """The grid points at ``indices`` (what a lasso or box selection on :func:`brush_grid` returns), each once, in
+    grid order. (K, 2). Indices that are not whole numbers in range get one sentence (:func:`selection_indices`)."""
     grid = brush_grid() if grid is None else grid
-    idx = sorted({int(i) for i in indices if 0 <= int(i) < len(grid)})
+    idx = sorted(set(selection_indices([{"point_index": i} for i in indices], len(grid))))
     return check_points(grid[idx].numpy() if idx else np.zeros((0, 2)))
+
+
+def add_to_text(text: str, points: torch.Tensor) -> str:
+    """``text`` with ``points`` (K, 2) added one per line as ``x, y``, leaving out those it already holds (the brush
+    adds to the typed points, and a dot brushed twice counts once). Text that does not parse is kept as it is."""
+    try:
+        have = {(round(x, 4), round(y, 4)) for x, y in parse_points(text).tolist()} if text.strip() else set()
+    except ValueError:
+        have = set()
+    lines = []
+    for x, y in np.round(np.asarray(points, dtype=np.float64), 4).tolist():
+        if (x, y) not in have:
+            have.add((x, y))
+            lines.append(f"{x:g}, {y:g}")
+    if not lines:
+        return text
+    return text.rstrip("\n") + ("\n" if text.strip() else "") + "\n".join(lines)

@@ -52,4 +52,4 @@ def test_the_brush_grid_is_square_and_selectable():
     assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range)  # no wide column stretches x
     assert fig.layout.dragmode == "lasso"
     (dots,) = [tr for tr in fig.data if len(tr.x)]
-    assert len(dots.x) == len(grid) and dots.marker.color == "#ccc"
+    assert len(dots.x) == len(grid) and dots.marker.color == pp.DATA and dots.marker.opacity < 1  # faint
