@@ -18,6 +18,7 @@ same command again to go on from the last state.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from model.diffusion.forward import q_sample
+from model.emoji.card import write_card
 from model.emoji.data import CATEGORIES, EmojiData, load_emoji, to_model
 from model.emoji.nets import TextEncoder, make_unet, make_vae
 from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
@@ -41,14 +43,14 @@ class EmojiTrainConfig:
     data: str = "data/emoji"
     out: str = "checkpoints/emoji-sd"
     judge_out: str = "checkpoints/emoji-judge"
-    ae_steps: int = 1000  # batches of ae_batch
+    ae_steps: int = 1500  # batches of ae_batch
     ae_batch: int = 32
     ae_lr: float = 2e-3
     kl_weight: float = 1e-6
     judge_steps: int = 300
     unet_steps: int = 40000  # batches of unet_batch; stop the process earlier and the last export stays
-    unet_batch: int = 64
-    unet_lr: float = 5e-4
+    unet_batch: int = 48
+    unet_lr: float = 8e-4
     ema: float = 0.999
     checkpoint_every: float = 180.0  # seconds between saves
     seed: int = 0
@@ -92,6 +94,7 @@ class Trainer:
     def _write_record(self) -> None:
         (self.state_dir / "record.json").write_text(json.dumps(self.record, indent=2))
         write_index(self.out, {"training": self.record})
+        write_card(self.out, self.record)
 
     def _phase(self, name: str) -> dict:
         return self.record["phases"].setdefault(name, {"done": False, "seconds": 0.0, "step": 0})
@@ -120,7 +123,7 @@ class Trainer:
         last, t0 = time.time(), time.time()
         vae.train()
         while step < cfg.ae_steps:
-            lr = cfg.ae_lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / cfg.ae_steps)))  # cosine to 10 %
+            lr = cfg.ae_lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.ae_steps)))  # cosine to 10 %
             for g in opt.param_groups:
                 g["lr"] = lr
             x = x_train[torch.randint(0, len(x_train), (cfg.ae_batch,), generator=rng)]
