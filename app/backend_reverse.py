@@ -257,6 +257,22 @@ def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: in
 SWEEP_T_STARTS = tuple(range(100, 1000, 100))  # the t_start sweep: 100, 200, ..., 900
 
 
+def psnr_to_result(run: figure.Run) -> tuple[list[int], list[float]]:
+    """How close each stored step's x̂₀ is to the picture the run ends on: ``(steps, dB)``, steps 1-based.
+
+    Early in a run x̂₀ is a blurry guess and late it is sharp; the run's own result is what it sharpens into
+    (against the photo the estimates of a run from t_start = 300 stayed flat at about 21.5 dB: the run ends on a
+    picture near the photo, not on the photo). Computed on the stored panels (uint8), so inf where a panel
+    equals the result.
+    """
+
+    def signed(a) -> torch.Tensor:  # uint8 (H, W, 3) -> [-1, 1]
+        return torch.from_numpy(a).float() / 127.5 - 1.0
+
+    final = signed(run.final)
+    return [f.index + 1 for f in run.frames], [figure.psnr(signed(f.x0_hat), final) for f in run.frames]
+
+
 def sweep_t_starts(T: int) -> list[int]:
     """The t_start values of the sweep that exist for a model with T steps."""
     return [t for t in SWEEP_T_STARTS if t <= T - 1]

@@ -13,7 +13,7 @@ from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model.diffusion.guidance import guidance_help, in_interval
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure, slide
-from model.images.generate import DEFAULT_GUIDANCE
+from model.images.generate import default_guidance
 from model.images.tensors import tensor_to_uint8, to_picture
 from model.nets import hub
 from model.nets.cost import suggested_steps
@@ -45,16 +45,39 @@ for key, value in {
     "traj_step": 1,
     "traj_every": 5,
     "traj_photo_model_anyway": False,
-    "traj_guidance": DEFAULT_GUIDANCE,
 }.items():
     state.set_default(key, value)
+
+
+def no_guidance() -> None:
+    """The "No guidance" button: w = 0, the plain conditional model, one click away from the recommended w."""
+    st.session_state["traj_guidance"] = 0.0
+
+
+def guidance_default_note(model, w: float) -> str:
+    """Which w the slider starts at, and why, in one sentence."""
+    if getattr(model, "recommended_guidance", None) is None:
+        return f"The slider starts at w = {w:g}: this model's card recommends no guidance scale."
+    where = ""
+    if model.guidance_interval is not None:
+        lo, hi = model.guidance_interval
+        where = f", with guidance only in the last, least noisy steps ({lo} ≤ t ≤ {hi})"
+    return (
+        f"The slider starts at w = {w:g}, the scale this model's card recommends{where}: measured with a separate "
+        "classifier (the judge), its samples show the class asked for more often than at w = 0. "
+        "Press **No guidance** to see the plain model."
+    )
+
+
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
 
 st.title("Reverse trajectory: from noise back to a photo")
 st.markdown(
-    "Each row of the famous figure is one step of the reverse process: the noisy input $x_t$, the noise "
-    r"$\hat\epsilon$ the network predicts, and $\hat x_0$, $x_t$ with *all* of $\hat\epsilon$ removed. "
-    "The sampler only removes a little of it per step, then asks again: early estimates are blurry, late ones sharp."
+    "Start from pure noise, or from your photo with noise added, and let the network clean it up a little at a "
+    "time. At every step it guesses the whole noise; the sampler removes only a little of it, then asks again. "
+    "Press **Run**, then step through the run: each step shows three pictures side by side, the noisy input "
+    "x_t, the noise the network predicts (ε̂) and its guess of the clean picture (x̂₀: all of ε̂ removed), like "
+    "each row of the figure of the whole run further down this page. Early guesses are blurry, late ones sharp."
 )
 # In presentation mode the finished run's step row (slider and pictures) is drawn here, above the settings, so it
 # fits the projector's one screen (issue 26); elsewhere it comes after them, in the order one works.
@@ -110,6 +133,12 @@ if model.conditional:
     choice = g1.selectbox("Class y", names, key="traj_class", persist_state=KEEP, help="The class to generate.")
     label = None if choice == NO_LABEL else names.index(choice)
     if model.guidable:
+        w_card = default_guidance(model)  # what the model's card recommends: a newcomer sees the model at its best
+        state.set_default("traj_guidance", w_card)
+        g2.markdown(
+            "**Guidance** makes the class clearer: the network guesses the noise twice, once told the class and once "
+            "with no label, and the sampler steps further in the direction where the two differ."
+        )
         guidance = g2.slider(
             "Guidance scale w",
             0.0,
@@ -121,11 +150,18 @@ if model.conditional:
             help=guidance_help(model),
         )
         guidance = float(guidance) if label is not None else 0.0
+        g2.button(
+            "No guidance (w = 0)", key="traj_w0", on_click=no_guidance,
+            disabled=label is None or guidance == 0, help="The plain conditional model, for comparison.",
+        )  # fmt: skip
+        g2.caption(guidance_default_note(model, w_card))
         yname = rf"\text{{{choice}}}" if label is not None else "y"
         g2.latex(  # two short lines, so the formula fits a narrow column and a phone
             r"\begin{aligned}\tilde\epsilon &= \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))"
             rf"\\ &= {1 + guidance:g}\,\hat\epsilon(x_t, {yname}) - {guidance:g}\,\hat\epsilon(x_t, \varnothing)\end{{aligned}}"
         )
+        if model.source == str(hub.FASHION_MODEL) or mkey == "fashion":  # asked where guidance is on screen
+            reveal.guidance_question(choice)  # predict, then reveal (app/reveal.py)
 sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
     "DDIM η",
@@ -186,7 +222,8 @@ if go:
         "x0": img.x0 if source == PHOTO else None,
     }
     compare.remember(st.session_state[RUN_KEY])  # the last few runs, for "Compare two runs"
-    st.session_state["traj_step"] = min(int(autorun_step or 1), len(run.frames))
+    # the step slider opens on the result (the last step), not on step 1's pure noise; a link names its own step
+    st.session_state["traj_step"] = min(int(autorun_step or len(run.frames)), len(run.frames))
     st.session_state["traj_every"] = max(1, math.ceil(len(run.frames) / 10))
 
 if model.conditional and model.guidable:
@@ -196,7 +233,7 @@ if model.conditional and model.guidable:
         "above (the conditional and unconditional passes are batched together)."
     )
     if st.button("Generate one of each class", key="traj_each"):
-        w_each = float(st.session_state.get("traj_guidance", DEFAULT_GUIDANCE))
+        w_each = float(st.session_state.get("traj_guidance", default_guidance(model)))
         st.session_state["traj_each_run"] = (
             backend_reverse.one_of_each(mkey, w_each, sampler.lower(), eta_used, steps, seed, model),
             model.classes,
@@ -215,8 +252,6 @@ if model.conditional and model.guidable:
                 for c, pic in zip(cols, pics, strict=True):
                     c.image(to_picture(pic, 64), width="stretch")
                 st.caption(f"t = {t_row}")
-
-reveal.guidance_question(st.session_state.get("traj_class"))  # predict, then reveal (app/reveal.py)
 
 stored = st.session_state.get(RUN_KEY)
 # the address carries run=1 (and the step) only while the run shown is the one of the settings shown
@@ -308,10 +343,21 @@ def scrub() -> None:
         )  # fmt: skip
 
     step_nums = list(range(1, run.num_steps + 1))
-    charts = st.columns(2 if run.psnr is not None else 1)
-    if run.psnr is not None:
-        charts[0].plotly_chart(plots_reverse.psnr_chart(step_nums, run.psnr, run.ts, f.index + 1), width="stretch")
+    charts = st.columns(2)
+    kept, to_result = backend_reverse.psnr_to_result(run)
+    photo = (step_nums, run.psnr) if run.psnr is not None else None
+    chart = plots_reverse.estimate_chart(kept, to_result, [run.ts[i - 1] for i in kept], f.index + 1, photo)
+    charts[0].plotly_chart(chart, width="stretch")
     charts[-1].plotly_chart(plots_reverse.eps_norm_chart(step_nums, run.eps_rms, run.ts, f.index + 1), width="stretch")
+    st.caption(
+        "Left: how close each step's x̂₀ is to the picture the run ends on (higher is closer): early estimates are "
+        "blurry, late ones sharp."
+        + (
+            " Dotted: x̂₀ against your photo, nearly flat: the run ends on a picture near your photo, not on it."
+            if photo is not None
+            else ""
+        )
+    )
     frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/frequency.py)
 
 

@@ -151,5 +151,6 @@ def guidance_help(model) -> str:
         return base + " Whether that draws the class more clearly depends on the network: it can also spoil them."
     return (
         base + f" This model guides only for {interval[0]} ≤ t ≤ {interval[1]}, the last, least noisy steps: "
-        "guided at every step, its samples got brighter and less recognisable as w grew (bench/guidance.py)."
+        "guided at every step, its samples got brighter and less recognisable as w grew, while guided only there "
+        "a separate classifier recognised the class asked for more often."
     )

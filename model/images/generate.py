@@ -30,15 +30,19 @@ from model.images.tensors import tensor_to_uint8
 DEFAULT_MODEL = "fashion"
 DEFAULT_STEPS = 50
 DEFAULT_SAMPLER = "ddim"
-# Guidance scale w of the app and the command for a guidable model, chosen by measurement: for the
-# bundled Fashion generator the judge's agreement and FID were best at w = 0 and got worse with every
-# step up (the sweep table is in checkpoints/fashion-unet/README.md, made with python -m model.cli.evaluate_gen).
+# Guidance scale w of the app and the command for a guidable model whose card recommends none. A model's card
+# names its own in classes.json ("recommended_guidance", LoadedModel.recommended_guidance): the bundled Fashion
+# generator's is w = 2, measured with its guidance interval (checkpoints/fashion-unet/README.md, bench/guidance.py).
 DEFAULT_GUIDANCE = 0.0
 
 
 def default_guidance(model) -> float:
-    """:data:`DEFAULT_GUIDANCE` for a model that supports guidance, else 0 (guidance needs a "no label" index)."""
-    return DEFAULT_GUIDANCE if getattr(model, "guidable", False) else 0.0
+    """The guidance scale w a newcomer gets: the one ``model``'s card recommends, else :data:`DEFAULT_GUIDANCE` for a
+    model that supports guidance, else 0 (guidance needs a "no label" index)."""
+    if not getattr(model, "guidable", False):
+        return 0.0
+    w = getattr(model, "recommended_guidance", None)
+    return DEFAULT_GUIDANCE if w is None else float(w)
 
 
 def resolve_label(classes: Sequence[str] | None, spec) -> int | None:

@@ -99,7 +99,9 @@ def test_trajectory_from_pure_noise(tiny_model_dir, sampler):
     assert_ok(at)
     run = at.session_state["traj_run"]["run"]
     assert run.psnr is None and run.ts[0] == 999 and run.num_steps == 10
-    assert len(at.get("plotly_chart")) == 1  # no PSNR without a photo
+    # x̂₀ against the run's result (no photo to compare with) and ‖ε̂‖
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 and "your photo" not in charts[0].proto.spec and "result" in charts[0].proto.spec
     assert any("**generates**" in i.value for i in at.info)  # a model of your own: no switch to the Fashion generator
 
 
