@@ -115,12 +115,15 @@ def guidance_bars(result) -> go.Figure:
     return layout(fig, "How far each method's samples are from the target, and from the class", height=340)
 
 
-def sdedit_figure(rows: Sequence[Mapping]) -> go.Figure:
-    """PSNR of the edited photo to the original against the start t (``t_start_sweep``'s rows)."""
+def sdedit_figure(rows: Sequence[Mapping], marked: int | None = None) -> go.Figure:
+    """PSNR of the edited photo to the original against the start t (``t_start_sweep``'s rows); ``marked``: the t
+    shown above the chart."""
     fig = go.Figure(
         go.Scatter(x=[r["t_start"] for r in rows], y=[r["psnr"] for r in rows], mode="lines+markers",
                    name="PSNR to the original", line=dict(color=EXACT))
     )  # fmt: skip
+    if marked is not None:
+        fig.add_vline(x=marked, line=dict(color=DATA, dash="dot"))
     fig.update_xaxes(title="noised to t, then denoised back")
     fig.update_yaxes(title="PSNR (dB)")
     return layout(fig, "How much of the photo survives", height=320)

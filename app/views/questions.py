@@ -18,7 +18,7 @@ from model.particles import tilted
 
 QUESTIONS = ("Does it just copy?", "What does guidance really sample?", "Can it fix my photo?")
 COPY_STEPS = (10, 25, 50)
-SDEDIT_STEPS = 20
+SDEDIT_STEPS = 10  # DDIM steps per start of the editing sweep (9 starts, about 90 network calls)
 state.set_default("qs_which", QUESTIONS[0])
 state.set_default("qs_seed", 0)
 state.set_default("qs_copy_steps", 25)
@@ -192,19 +192,25 @@ def sdedit(img, model) -> None:
         "**Editing by noise** (SDEdit, Meng et al. 2022): noise your photo to a level t, then let the model "
         "denoise it back. A little noise and the photo survives; a lot and the model invents a new picture."
     )
-    t = int(st.slider("Noise the photo to t", 100, 900, step=100, key="qs_t_edit", persist_state="session"))
     seed = int(st.session_state["qs_seed"])
-    run, _ = backend_reverse.trajectory(img.key, img.resolution, backend.model_key(), t, "ddim", 0.0, SDEDIT_STEPS,
-                                        seed, img.x0, model)  # fmt: skip
+    key = (img.key, img.resolution, backend.model_key(), seed)
+    if st.button("Noise and denoise back from t = 100, 200, …, 900 (seconds)", key="qs_sweep"):
+        st.session_state["qs_sdedit"] = key
+    if st.session_state.get("qs_sdedit") != key:
+        st.caption(f"One DDIM run of {SDEDIT_STEPS} steps from each t, then the slider moves between them at once.")
+        return
+    rows = backend_reverse.t_start_sweep(img.key, img.resolution, backend.model_key(), "ddim", 0.0, SDEDIT_STEPS,
+                                         seed, img.x0, model)  # fmt: skip
+    by_t = {r["t_start"]: r for r in rows}
+    if st.session_state["qs_t_edit"] not in by_t:  # a model with fewer timesteps has fewer starts
+        st.session_state["qs_t_edit"] = rows[-1]["t_start"]
+    t = int(st.select_slider("Noise the photo to t", list(by_t), key="qs_t_edit", persist_state="session"))
+    row = by_t[t]
     c1, c2, c3 = st.columns(3)
     c1.image(to_picture(tensor_to_uint8(img.x0), DISPLAY_PX), caption="your photo")
-    c2.image(to_picture(run.frames[0].x_t, DISPLAY_PX), caption=f"noised to t = {t}")
-    psnr = backend_questions.psnr_uint8(run.final, tensor_to_uint8(img.x0))
-    c3.image(to_picture(run.final, DISPLAY_PX), caption=f"denoised back: PSNR {psnr:.1f} dB")
-    if st.button("PSNR against t for every t (a sweep)", key="qs_sweep"):
-        rows = backend_reverse.t_start_sweep(img.key, img.resolution, backend.model_key(), "ddim", 0.0,
-                                             SDEDIT_STEPS, seed, img.x0, model)  # fmt: skip
-        st.plotly_chart(pq.sdedit_figure(rows))
+    c2.image(to_picture(row["start"], DISPLAY_PX), caption=f"noised to t = {row['t_start']}")
+    c3.image(to_picture(row["final"], DISPLAY_PX), caption=f"denoised back: PSNR {row['psnr']:.1f} dB")
+    st.plotly_chart(pq.sdedit_figure(rows, row["t_start"]))
 
 
 if which == QUESTIONS[0]:

@@ -50,7 +50,7 @@ def test_guidance_page_draws_the_target_and_the_methods(tiny_model_dir):
     [((40, 40), (20, 80), "empty"), ((0, 100), (0, 100), "whole photo"), ((0, 100), (0, 96), "too little")],
 )
 def test_a_bad_hole_gets_a_sentence_and_the_page_keeps_running(tiny_model_dir, xs, ys, words):
-    at = _page(tiny_model_dir, qs_which="Can it fix my photo?", qs_x=xs, qs_y=ys, qs_t_edit=900)
+    at = _page(tiny_model_dir, qs_which="Can it fix my photo?", qs_x=xs, qs_y=ys)
     assert not at.exception
     assert len(at.warning) == 1 and words in at.warning[0].value
     at.slider(key="qs_x").set_value((25, 75)).run()
@@ -60,7 +60,7 @@ def test_a_bad_hole_gets_a_sentence_and_the_page_keeps_running(tiny_model_dir, x
 
 
 def test_inpainting_runs_and_shows_every_step(tiny_model_dir):
-    at = _page(tiny_model_dir, qs_which="Can it fix my photo?", qs_steps=10, qs_sampler="DDIM", qs_t_edit=900)
+    at = _page(tiny_model_dir, qs_which="Can it fix my photo?", qs_steps=10, qs_sampler="DDIM")
     assert_ok(at)
     at.button(key="qs_fill").click().run()
     assert_ok(at)
@@ -70,6 +70,19 @@ def test_inpainting_runs_and_shows_every_step(tiny_model_dir):
     at.slider(key="qs_step").set_value(1).run()
     assert_ok(at)
     assert any("Step 1 of 10, at t = 999" in m.value for m in at.markdown)
+
+
+def test_editing_by_noise_runs_every_t_once_then_the_slider_picks_one(tiny_model_dir):
+    at = _page(tiny_model_dir, qs_which="Can it fix my photo?")
+    assert_ok(at)
+    assert not any(c.startswith("denoised back") for img in at.image for c in img.captions)
+    at.button(key="qs_sweep").click().run()
+    assert_ok(at)
+    at.select_slider(key="qs_t_edit").set_value(900).run()
+    assert_ok(at)
+    captions = [c for img in at.image for c in img.captions]
+    assert "noised to t = 900" in captions and any(c.startswith("denoised back: PSNR") for c in captions)
+    assert any("How much of the photo survives" in t for t in _titles(at))
 
 
 def test_plots_build_without_streamlit():
