@@ -20,6 +20,11 @@ from model.nets.network import LoadedModel
 HISTORY_KEY = "traj_history"
 COUNTER_KEY = "traj_run_count"  # runs remembered in this session: the next run's id
 MAX_RUNS = 4
+NEWEST_KEY = "cmp_newest"  # the newest run when A and B were last set: a newer one becomes B
+LOST_ON_RELOAD = (
+    "The runs live in this browser tab only: reloading the page or closing the tab loses them (download a grid, "
+    "GIF or slide above to keep one)."
+)
 
 
 def describe(stored: dict) -> str:
@@ -57,12 +62,19 @@ def render_compare() -> None:
     if len(history) < 2:
         st.caption(
             f"Run with other settings (DDIM vs DDPM, 10 vs 50 steps, two η values) and the last {MAX_RUNS} runs "
-            "appear here side by side."
+            "appear here side by side, the newest always one of the two. " + LOST_ON_RELOAD
         )
         return
     by_id = {h["run_id"]: h for h in history}
     labels = _labels(history)
-    # The choices are run ids, so a new run (which goes first in the list) does not move A and B to other runs.
+    ss = st.session_state
+    newest = history[0]["run_id"]
+    if ss.get(NEWEST_KEY) != newest:  # a run since the pair was chosen: it becomes B, the B before it A
+        b_before = ss.get("cmp_b")
+        ss["cmp_a"] = b_before if b_before in by_id and b_before != newest else history[1]["run_id"]
+        ss["cmp_b"] = newest
+        ss[NEWEST_KEY] = newest
+    # The choices are run ids (not positions in the list), so the dropdowns, the panels and the legend agree.
     for key, default in (("cmp_a", history[1]), ("cmp_b", history[0])):
         if st.session_state.get(key) not in by_id:  # first time, or that run was dropped from the history
             st.session_state[key] = default["run_id"]
@@ -90,6 +102,7 @@ def render_compare() -> None:
         inner[2].image(to_picture(f.x0_hat, DISPLAY_PX), caption=f"x̂₀{p}", width="stretch")
     series = {f"A: {labels[a]}": runs[0], f"B: {labels[b]}": runs[1]}
     st.plotly_chart(plots_reverse.compare_chart(series, t), width="stretch")
+    st.caption(LOST_ON_RELOAD)
 
 
 def render_sweep(settings: backend_reverse.SweepSettings, x0: torch.Tensor | None, model: LoadedModel) -> None:

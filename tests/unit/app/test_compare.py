@@ -135,9 +135,10 @@ def _shown_runs(at) -> tuple[str, str, str, str]:
     return a.options[a.index], b.options[b.index], names[0][3:], names[1][3:]
 
 
-def test_a_third_run_leaves_a_and_b_on_the_runs_chosen(tiny_model_dir):
+def test_a_third_run_becomes_run_b_and_the_dropdowns_agree_with_the_chart(tiny_model_dir):
     """Issue 26: after a third run the dropdowns said DDIM 50 / DDPM 50 while the panels and the legend showed
-    DDPM 50 / DDIM 30 (the choices were positions in the history, and a new run goes first)."""
+    DDPM 50 / DDIM 30 (the choices were positions in the history, and a new run goes first). Issue 36: A and B then
+    stayed on the two older runs; the newest run is B, the B before it A, and the page says runs go on reload."""
     at = _app(tiny_model_dir)
     at.run()
     for sampler, steps in (("DDIM", 20), ("DDPM", 20), ("DDIM", 10)):
@@ -150,5 +151,7 @@ def test_a_third_run_leaves_a_and_b_on_the_runs_chosen(tiny_model_dir):
             assert before[0].startswith("DDIM η = 0, 20 steps") and before[1].startswith("DDPM, 20 steps"), before
             assert before[:2] == before[2:]
     after = _shown_runs(at)
-    assert after == before  # the same two runs, in the dropdowns, the legend (and so the panels)
-    assert any(m.value.startswith("**A**: step") and "of 20" in m.value for m in at.markdown)
+    assert after[0] == before[1] and after[1].startswith("DDIM η = 0, 10 steps"), after  # the newest is B
+    assert after[:2] == after[2:]  # the dropdowns and the legend (and so the panels) agree
+    assert any(m.value.startswith("**B**: step") and "of 10" in m.value for m in at.markdown)
+    assert any("reloading the page" in c.value for c in at.caption)
