@@ -24,7 +24,7 @@ from model.images import figure
 from model.images.decode import ImageLoadError
 from model.images.tensors import picture_to_x0, to_channels
 from model.nets import network
-from model.serving import runtime
+from model.serving.runtime import FairSemaphore
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -200,23 +200,16 @@ def sweep_chunk_size(resolution: int) -> int:
     return int(min(40, max(1, round(SWEEP_CHUNK_AT_256 * (256 / resolution) ** 2))))
 
 
-_sweep_lane: runtime.FairSemaphore | None = None
-_sweep_lane_lock = threading.Lock()
-
-
-def sweep_lane() -> runtime.FairSemaphore:
+@st.cache_resource(show_spinner=False)
+def sweep_lane() -> FairSemaphore:
     """The sweep's lane into the inference queue: at most one chunk per inference slot is queued or running.
 
     The sweep is background work beside a page's pictures, and one chunk is a forward pass of many t (about 0.2 s
     at 64 px on one core). Without the lane, a classroom arriving at Denoise queued every sweep's chunks in the
     inference queue (first come, first served) ahead of the single-t passes of everybody's slider steps; with it,
-    a step waits for at most one chunk to finish, and the sweeps queue among themselves in the lane.
+    a step waits for at most one chunk to finish, and the sweeps queue among themselves in the lane. Built once.
     """
-    global _sweep_lane
-    with _sweep_lane_lock:
-        if _sweep_lane is None:
-            _sweep_lane = runtime.FairSemaphore(runtime.concurrency())
-        return _sweep_lane
+    return FairSemaphore(settings.serving().queue.size)
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)

@@ -16,13 +16,13 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app import settings
 from app.backend_reverse import fixed_noise
 from model.diffusion.forward import q_sample
 from model.diffusion.reverse import output_to_eps
 from model.images.tensors import noise_to_uint8, tensor_to_uint8, to_channels
 from model.nets import anatomy, probe
 from model.nets.network import LoadedModel
-from model.serving.runtime import inference_slot
 
 TIME_TABLE_POINTS = 250  # columns of the time-embedding heat-map (t = 0 … T-1)
 
@@ -81,7 +81,7 @@ def inside_pass(
     pad = size - x0.shape[-1]
     x_in = torch.nn.functional.pad(x_t, (0, pad, 0, pad), mode="reflect") if pad else x_t
     y = _model.labels(label, 1)
-    with inference_slot():  # the process-wide fair queue on forward passes (model/serving/runtime.py)
+    with settings.serving().queue.slot():  # the server's fair queue on forward passes (model/serving/runtime.py)
         cap, out = probe.capture(_model.unet, x_in, int(t), y)
     c, r = x0.shape[1], x0.shape[-1]
     out = out[:, :c, :r, :r]  # a learned-variance head's extra channels and any padding off

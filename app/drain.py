@@ -32,7 +32,6 @@ import streamlit as st
 from streamlit.runtime.app_session import AppSessionState
 
 from app import lanes, settings
-from model.serving import batching
 
 NOTICE_S = 1.5  # for the last reruns to reach the browsers before the websockets close
 MESSAGE = (
@@ -149,7 +148,9 @@ def install() -> bool:
         _state["installed"] = True
     loop = rt._get_async_objs().eventloop
     loop.call_soon_threadsafe(_set_handler)
-    batching.add_stats_source("long_runs", lanes.stats)  # benchmarks: runs in progress (a no-op without the file)
+    settings.serving().add_stats_source(
+        "long_runs", lanes.stats
+    )  # benchmarks: runs in progress (a no-op without the file)
     return True
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import threading
 import time
 
+import streamlit as st
+
 SWEEP_S = 30.0
 
-_lock = threading.Lock()
-_thread: threading.Thread | None = None
 _freed = {"sweeps": 0, "media_sessions": 0, "upload_sessions": 0}
 
 
@@ -62,24 +62,21 @@ def freed() -> dict[str, int]:
     return dict(_freed)
 
 
+@st.cache_resource(show_spinner=False)
 def start(every_s: float = SWEEP_S) -> threading.Thread:
     """Once per process: run :func:`sweep` every ``every_s`` seconds in a daemon thread."""
-    global _thread
-    with _lock:
-        if _thread is not None:
-            return _thread
 
-        def loop() -> None:
-            while True:
-                time.sleep(every_s)
-                try:
-                    done = sweep()
-                except Exception:  # noqa: BLE001 -- Streamlit internals may change; never take the server down
-                    continue
-                _freed["sweeps"] += 1
-                for key, n in done.items():
-                    _freed[key] += n
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                done = sweep()
+            except Exception:  # noqa: BLE001 -- Streamlit internals may change; never take the server down
+                continue
+            _freed["sweeps"] += 1
+            for key, n in done.items():
+                _freed[key] += n
 
-        _thread = threading.Thread(target=loop, name="diffusion-lens-janitor", daemon=True)
-        _thread.start()
-        return _thread
+    thread = threading.Thread(target=loop, name="diffusion-lens-janitor", daemon=True)
+    thread.start()
+    return thread

@@ -30,8 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import streamlit as st
+
 from app import settings
-from model.serving import runtime
+from model.serving.runtime import FairSemaphore
 
 ENV_SLOTS = settings.LONG_RUN_SLOTS_ENV
 _T = TypeVar("_T")
@@ -65,23 +67,19 @@ class LongRun:
 _lock = threading.Lock()
 _runs: dict[str | None, list[LongRun]] = {}
 _stats = {"started": 0, "finished": 0, "cancelled": 0, "steps": 0}
-_lane: runtime.FairSemaphore | None = None
 _refusing: list[str] = []  # why new runs are refused (the server drains for a restart), empty when they are not
 
 
 def lane_slots() -> int:
     """Steps of long runs allowed in the inference queue at once: ``$DIFFUSION_LENS_LONG_RUN_SLOTS``, else one
     less than the inference slots (at least 1), so a slider step always finds a slot long runs leave free."""
-    return settings.current().long_run_slots or max(1, runtime.concurrency() - 1)
+    return settings.current().long_run_slots or max(1, settings.serving().queue.size - 1)
 
 
-def long_lane() -> runtime.FairSemaphore:
+@st.cache_resource(show_spinner=False)
+def long_lane() -> FairSemaphore:
     """The lane (FIFO) every step of a long run holds while it computes; built once per process."""
-    global _lane
-    with _lock:
-        if _lane is None:
-            _lane = runtime.FairSemaphore(lane_slots())
-        return _lane
+    return FairSemaphore(lane_slots())
 
 
 def _script_ctx():
@@ -205,9 +203,8 @@ def paced(steps: Iterable[_T], run: LongRun) -> Iterator[_T]:
 
 def reset() -> None:
     """Forget the lane and the counts (tests: after changing the inference slots or ``DIFFUSION_LENS_LONG_RUN_SLOTS``)."""
-    global _lane
+    long_lane.clear()
     with _lock:
-        _lane = None
         _runs.clear()
         _refusing.clear()
         _stats.update(started=0, finished=0, cancelled=0, steps=0)

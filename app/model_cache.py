@@ -3,7 +3,8 @@
 The math and the commands load a model with :func:`model.nets.network.load_model` (a new instance each call); the
 app asks :func:`get_model`, so thirty sessions share one read-only copy. A folder re-saved on disk is loaded again
 (:func:`model.nets.network.fingerprint`), and a model loaded under another arithmetic policy is another entry
-(:func:`model.nets.network.cache_key`).
+(:func:`model.nets.network.cache_key`). Every model it loads is prepared by the server's one
+:class:`model.serving.service.Serving` object (``app/settings.py``): its queue, batcher and arithmetic.
 """
 
 from __future__ import annotations
@@ -14,11 +15,23 @@ from pathlib import Path
 
 import torch
 
+from app import settings
 from model.nets import network
 from model.nets.hub import Progress, parse_source
 from model.nets.network import LoadedModel, select_device
 
 MAX_CACHED_MODELS = 3
+
+
+def load_served(kind: str, where: str, progress: Progress | None, device) -> LoadedModel:
+    """A model loaded (:func:`model.nets.network.load_parsed`) and prepared by the server's Serving object."""
+    return settings.serving().prepare(network.load_parsed(kind, where, progress, device))
+
+
+def _key(kind: str, where: str, device) -> tuple:
+    """The cache key: the source, the device (``DIFFUSION_LENS_DEVICE`` unless given) and the server's policy."""
+    dev = select_device(device or settings.current().serving.device)
+    return network.cache_key(kind, where, dev, settings.serving().policy)
 
 
 class ModelCache:
@@ -29,7 +42,7 @@ class ModelCache:
     (different models still load in parallel). Failed loads are not cached.
     """
 
-    def __init__(self, maxsize: int = MAX_CACHED_MODELS, loader=network.load_parsed):
+    def __init__(self, maxsize: int = MAX_CACHED_MODELS, loader=load_served):
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.maxsize = maxsize
@@ -52,7 +65,7 @@ class ModelCache:
     def peek(self, source, device=None) -> LoadedModel | None:
         """The cached model for ``source`` if it is loaded and up to date, else None; never loads."""
         kind, where = parse_source(source)
-        key, fp = network.cache_key(kind, where, select_device(device)), network.fingerprint(kind, where)
+        key, fp = _key(kind, where, device), network.fingerprint(kind, where)
         with self._lock:
             hit = self._models.get(key)
         return hit[1] if hit and hit[0] == fp else None
@@ -67,8 +80,8 @@ class ModelCache:
 
     def get(self, source, progress: Progress | None = None, device=None) -> LoadedModel:
         kind, where = parse_source(source)
-        dev = select_device(device)
-        key, fp = network.cache_key(kind, where, dev), network.fingerprint(kind, where)
+        dev = select_device(device or settings.current().serving.device)
+        key, fp = _key(kind, where, dev), network.fingerprint(kind, where)
         model = self._hit(key, fp)
         if model is not None:
             return model

@@ -7,7 +7,7 @@ grows with sessions and reruns, and each is where a slow leak would show. (Strea
 1.67 keeps no server-side cache of forward messages any more: messages are hashed, and the
 browser caches them.)
 
-:func:`start` adds :func:`snapshot` to the stats file that model/serving/batching.py rewrites every
+:func:`start` adds :func:`snapshot` to the stats file that the server's Serving object rewrites every
 second when ``$DIFFUSION_LENS_STATS_FILE`` is set (only benchmarks set it). It reads
 Streamlit's runtime from the stats writer's thread: plain dict copies and lengths, no locks
 taken, a few hundred entries, well under a millisecond.
@@ -15,7 +15,7 @@ taken, a few hundred entries, well under a millisecond.
 
 from __future__ import annotations
 
-from model.serving import batching
+from app import settings
 
 
 def snapshot() -> dict:
@@ -67,4 +67,4 @@ def snapshot() -> dict:
 
 def start() -> None:
     """Add :func:`snapshot` to the benchmark stats file, under ``"streamlit"`` (idempotent; a no-op without the file)."""
-    batching.add_stats_source("streamlit", snapshot)
+    settings.serving().add_stats_source("streamlit", snapshot)

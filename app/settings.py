@@ -4,7 +4,8 @@
 and lanes, the drain) and, in ``serving``, how the network runs (:class:`model.serving.settings.ServingSettings`).
 :func:`current` reads them on its first call (the entry file makes that call first, so a bad value stops start-up
 with one sentence naming the variable and what it accepts; ``python -m app.launch`` refuses to start at all).
-Nothing else in ``app/`` or ``model/`` reads the environment. ``docs/server.md`` lists every variable in one table.
+Nothing else in ``app/`` or ``model/`` reads the environment. :func:`serving` builds the server's one
+:class:`model.serving.service.Serving` object from them, once. ``docs/server.md`` lists every variable in one table.
 
 A new setting: a commented field here (or in ``ServingSettings`` if ``model/`` uses it), a :class:`Variable` in
 :data:`VARIABLES`, and a row in ``docs/server.md``'s table (a test checks the table against both lists).
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from model.serving.service import Serving
 from model.serving.settings import ServingSettings, SettingsError, Variable, number, read, switch, text, whole
 
 MODEL_ENV = "DIFFUSION_LENS_MODEL"
@@ -29,6 +31,8 @@ DECODE_SLOTS_ENV = "DIFFUSION_LENS_DECODE_SLOTS"
 SOURCES_ENV = "DIFFUSION_LENS_SOURCES"
 PUBLIC_ADDRESS_ENV = "DIFFUSION_LENS_PUBLIC_ADDRESS"
 DRAIN_ENV = "DIFFUSION_LENS_DRAIN_S"
+PRESENTER_KEY_ENV = "DIFFUSION_LENS_PRESENTER_KEY"
+ALLOW_CLEAR_CACHE_ENV = "DIFFUSION_LENS_ALLOW_CLEAR_CACHE"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class Settings:
     public_address: str | None = None
     # seconds to wait for long runs after SIGTERM (app/drain.py)
     drain_s: float = 20.0
+    # the key a teacher types to present to the class (app/present.py); None: no key asked on this machine only
+    presenter_key: str | None = None
+    # let a browser's "Clear caches" empty the caches every session shares (app/guard.py); off on a server
+    allow_clear_cache: bool = False
     # how the network runs: queue, threads, batching, arithmetic, device (model/serving/settings.py)
     serving: ServingSettings = dataclasses.field(default_factory=ServingSettings)
 
@@ -69,6 +77,8 @@ VARIABLES = (
     Variable(SOURCES_ENV, "sources", "a comma-separated list of bundled, known, hub, local, all, owner/name", text),
     Variable(PUBLIC_ADDRESS_ENV, "public_address", "a host name or IP address", text),
     Variable(DRAIN_ENV, "drain_s", "a number of seconds, 0 or more", number(0)),
+    Variable(PRESENTER_KEY_ENV, "presenter_key", "any text", text),
+    Variable(ALLOW_CLEAR_CACHE_ENV, "allow_clear_cache", "on or off", switch),
 )
 
 
@@ -78,10 +88,21 @@ def current() -> Settings:
     return Settings.from_env(os.environ)
 
 
+@st.cache_resource(show_spinner=False)
+def serving() -> Serving:
+    """The one :class:`Serving` object of this server process, built at the first call (the entry file's): the
+    fair inference queue, the batcher, the arithmetic policy ("auto" unless DIFFUSION_LENS_PRECISION says), the
+    process policy (threads, allocator, GIL switch) and, for benchmarks, the stats file writer."""
+    built = Serving(current().serving, policy="auto", batching=True)
+    built.configure_process()
+    built.start_stats_writer()
+    return built
+
+
 def reload() -> Settings:
     """Read the environment again (tests that change a variable; a server reads it once)."""
     current.clear()
     return current()
 
 
-__all__ = ["Settings", "SettingsError", "VARIABLES", "current", "reload"]
+__all__ = ["Settings", "SettingsError", "VARIABLES", "current", "reload", "serving"]

@@ -21,7 +21,6 @@ from app import (
     tour,
     urlstate,
 )
-from model.serving import batching, precision, runtime
 
 # The environment is read once, first (app/settings.py): a value the app cannot use stops start-up with one sentence
 # naming the variable and what it accepts, in the console and on the page, before anything else runs.
@@ -32,17 +31,11 @@ except settings.SettingsError as exc:
     st.error(f"The server cannot start: {exc}")
     st.stop()
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
-# * torch threads = cores // inference slots, and glibc's allocator keeps freed memory (model/serving/runtime.py);
-# * models load with the fastest arithmetic that passes the fidelity guard (model/serving/precision.py);
-#   DIFFUSION_LENS_PRECISION=fp32 forces plain fp32;
-runtime.configure_threads()
-precision.set_policy("auto")
-# * a thread waiting for the GIL gets it after $DIFFUSION_LENS_GIL_SWITCH_MS (1) instead of Python's 5 ms, so a
-#   forward pass is not held up once per torch op by other sessions' scripts (model/serving/runtime.py);
-runtime.configure_gil_switch()
-# ... and concurrent sessions' forward passes on the same model and shape run as one batch (model/serving/batching.py);
-# DIFFUSION_LENS_BATCH_MS (default 5) is how long a batch waits for company, 0 turns batching off.
-batching.enable()
+# * the one Serving object every session's model runs through, built once (app/settings.py): torch threads = cores //
+#   inference slots, glibc's allocator keeps freed memory, the GIL is handed over every 1 ms (model/serving/process.py);
+#   models load with the fastest arithmetic that passes the fidelity guard (DIFFUSION_LENS_PRECISION=fp32 forces
+#   fp32); concurrent sessions' passes on the same model and shape run as one batch (model/serving/batching.py)
+settings.serving()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)
 backend.warm_up()  # the default model loads in the background at the first request, before anyone needs it
 server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server_stats.py)
@@ -73,7 +66,6 @@ PAGES = [
     st.Page("views/particles.py", title="Particle lab", icon=":material/scatter_plot:", url_path="particles"),
     st.Page("views/race.py", title="Sampler race", icon=":material/speed:", url_path="race"),
     st.Page("views/questions.py", title="Questions students ask", icon=":material/help:", url_path="questions"),
-    st.Page("views/words.py", title="Words to pictures", icon=":material/palette:", url_path="words"),
     st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
     st.Page("views/glossary.py", title="Words (glossary)", icon=":material/dictionary:", url_path="glossary"),
 ]

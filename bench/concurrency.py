@@ -2,7 +2,7 @@
 
 Many client threads (one per simulated student) each ask for single forward passes of
 the shipped UNet architecture ("photo", random weights) with a little think time in
-between; every pass goes through ``model.serving.runtime.inference_slot``. For each setting of
+between; every pass goes through ``model.serving.runtime.InferenceQueue.slot``. For each setting of
 (slots, torch threads) it prints the p50/p95 latency of a request, queue wait included,
 and the throughput. "unlimited" bypasses the queue (what happens without it).
 ``--batch-ms 5`` adds the same slot settings with the dynamic batcher (model/serving/batching.py)
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from model.serving import runtime
+from model.serving import process
 from model.serving.batching import DynamicBatcher
+from model.serving.runtime import InferenceQueue
 from model.training.train_lib import build_unet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +36,10 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int, batcher=None) -> dict:
-    runtime.reset(slots or 1)
-    runtime.configure_threads(threads)
+def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int, batch_ms: float = 0.0) -> dict:
+    queue = InferenceQueue(slots or 1)
+    batcher = DynamicBatcher(queue, batch_ms) if batch_ms > 0 else None  # one slot of this queue per batch
+    process.configure_threads(threads)
     latencies: list[float] = []
     lock = threading.Lock()
     stop = time.perf_counter() + seconds
@@ -56,7 +58,7 @@ def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res
                 with torch.inference_mode():
                     batcher.run(network, x, t)
             else:
-                guard = runtime.inference_slot() if slots else contextlib.nullcontext()
+                guard = queue.slot() if slots else contextlib.nullcontext()
                 with guard, torch.inference_mode():
                     unet(x, t)
             with lock:
@@ -72,6 +74,7 @@ def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res
         "p50": statistics.median(latencies),
         "p95": percentile(latencies, 0.95),
         "per_s": len(latencies) / seconds,
+        "batcher": batcher.stats() if batcher is not None else None,
     }
 
 
@@ -83,7 +86,7 @@ def main() -> None:
     ap.add_argument("--reverse", action="store_true", help="run the settings in reverse order (load drift check)")
     ap.add_argument("--batch-ms", type=float, default=0.0, help="also run with the dynamic batcher (0: don't)")
     args = ap.parse_args()
-    cores = runtime.available_cores()
+    cores = process.available_cores()
     unet = build_unet("photo", args.res).eval().requires_grad_(False)
     with torch.inference_mode():  # warm up
         unet(torch.zeros(1, 3, args.res, args.res), torch.tensor([0]))
@@ -96,12 +99,11 @@ def main() -> None:
     if args.batch_ms > 0:
         runs += [(slots, threads, "batched") for slots, threads in settings if slots]
     for slots, threads, batched in runs:
-        batcher = DynamicBatcher(args.batch_ms) if batched else None
-        r = run(unet, slots, threads, args.clients, args.seconds, args.res, batcher)
+        r = run(unet, slots, threads, args.clients, args.seconds, args.res, args.batch_ms if batched else 0.0)
         label = ("unlimited" if slots is None else str(slots)) + (" +batch" if batched else "")
         line = f"{label:>9} {threads:>7} {r['n']:>8} {r['p50'] * 1e3:>8.0f} {r['p95'] * 1e3:>8.0f} {r['per_s']:>6.1f}"
-        if batcher is not None:
-            s = batcher.stats()
+        if r["batcher"] is not None:
+            s = r["batcher"]
             sizes = " ".join(f"{k}x{v}" for k, v in s["requests_per_batch"].items())
             line += f"   {s['mean_requests_per_batch']:.2f} requests per batch ({sizes})"
         print(line)

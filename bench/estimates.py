@@ -55,7 +55,7 @@ from model.images import figure
 from model.images.tensors import load_image
 from model.nets.hub import BUNDLED_MODEL
 from model.nets.network import LoadedModel, load_local, load_model
-from model.serving import runtime
+from model.serving import process
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "assets" / "astronaut.jpg"
@@ -151,29 +151,29 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-clock", action="store_true", help="time in the main thread's CPU seconds (a busy machine)")
     a = ap.parse_args(argv)
 
-    threads = runtime.configure_threads(a.threads)  # the app's thread count and allocator settings
+    process.configure_allocator()  # the app's allocator setting and thread count
+    threads = process.configure_threads(a.threads)
     if a.cpu_clock:
         if threads != 1:
             ap.error("--cpu-clock needs one torch thread (--threads 1): other threads' CPU time would be missed")
         time.perf_counter = time.thread_time  # every clock in this process, model.nets.cost's included
     apply = None
     try:
-        from model.serving import precision  # the app picks its arithmetic at load (issue 20, item 1)
+        from model.serving.service import Serving  # the app picks its arithmetic at load (issue 20, item 1)
 
-        precision.set_policy("auto")
-        apply = precision.apply  # a Hub model gets the same choice when it loads
+        apply = Serving(policy="auto").prepare  # every model gets the app's arithmetic (its Serving object)
     except ImportError:
         pass
     clock = "main thread's CPU time" if a.cpu_clock else "wall clock"
     print(f"threads {threads}, {clock}, load average {os.getloadavg()[0]:.2f}, torch {torch.__version__}", flush=True)
     ddpm = 100 if a.quick else 1000
     rows = []
-    bundled = load_model(None)
+    bundled = apply(load_model(None)) if apply is not None else load_model(None)
     rows += bench_model("bundled", bundled, bundled.resolution, 50, ddpm, None, a.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "photo-unet-copy"
         shutil.copytree(BUNDLED_MODEL, copy)
-        local = load_local(copy)
+        local = apply(load_local(copy)) if apply is not None else load_local(copy)
         rows += bench_model("local copy", local, local.resolution, 50, ddpm, None, a.repeats)
     standin = standin_256(32 if a.quick else 128)
     standin = apply(standin) if apply is not None else standin

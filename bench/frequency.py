@@ -36,7 +36,7 @@ from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.images import spectrum
 from model.images.tensors import load_image, tensor_to_uint8
-from model.serving import runtime
+from model.serving import process
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")
@@ -133,7 +133,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     _timing.quiet_streamlit()
-    threads = runtime.configure_threads(a.threads)
+    process.configure_allocator()  # the app's allocator setting and thread count
+    threads = process.configure_threads(a.threads)
     results = bench_view(a.res, a.repeats)
     results["Forward page, t move, view off"] = bench_forward_page(a.model, a.res, a.repeats, False, 5)
     results["Forward page, t move, view on"] = bench_forward_page(a.model, a.res, a.repeats, True, 7)

@@ -30,7 +30,8 @@ import torch
 from model.diffusion.guidance import GuidedEps, cfg_combine
 from model.images.generate import DEFAULT_STEPS, trajectory
 from model.nets.network import load_model, precision_label
-from model.serving import precision, runtime
+from model.serving import process
+from model.serving.service import Serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,10 +73,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the app's setting)")
     a = ap.parse_args()
-    threads = runtime.configure_threads(a.threads)
+    process.configure_allocator()
+    threads = process.configure_threads(a.threads)
     model_fp32 = load_model(a.model)  # the library default: plain fp32
-    precision.set_policy("auto")  # what the app does at its edge
-    model = load_model(a.model)
+    model = Serving(policy="auto").prepare(load_model(a.model))  # what the app does at its edge
     print(f"arithmetic the app picks at load: {precision_label(model)} (fp32 row below: {precision_label(model_fp32)})")
     if not model.guidable:
         raise SystemExit(f"error: {a.model} is not a class-conditional model with a 'no label' index")

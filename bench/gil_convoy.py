@@ -12,7 +12,7 @@ TorchScript (model/serving/graph.py), whose whole graph runs with the GIL releas
 
     .venv/bin/python bench/gil_convoy.py [--busy 1 3] [--res 64] [--intervals-ms 5 1 0.5]
 
-The app's entry (app/streamlit_app.py) sets the interval with ``model.serving.runtime.configure_gil_switch`` (``DIFFUSION_LENS_GIL_SWITCH_MS``).
+The app sets the interval with ``model.serving.process.configure_gil_switch`` (``DIFFUSION_LENS_GIL_SWITCH_MS``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import time
 import torch
 
 from model.nets import network
-from model.serving import precision, runtime
+from model.serving import precision, process
+from model.serving.service import Serving
 
 
 def busy(stop: threading.Event) -> None:
@@ -53,9 +54,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=10)
     args = ap.parse_args()
 
-    runtime.configure_threads(1)
-    precision.set_policy("auto")
-    model = network.load_model(None)
+    process.configure_threads(1)
+    model = Serving(policy="auto").prepare(network.load_model(None))  # its graph traces live in the Serving object
     x = torch.randn(1, model.channels, args.res, args.res)
     t = torch.full((1,), 500)
     path = model.precision.path_for(t) if model.precision is not None else precision.FP32

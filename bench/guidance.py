@@ -47,7 +47,7 @@ from model.evaluation.judge import load_judge
 from model.images.tensors import tensor_to_uint8
 from model.nets.hub import FASHION_MODEL
 from model.nets.network import load_model
-from model.serving import runtime
+from model.serving import process
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE = ROOT / "checkpoints" / "fashion-judge"
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for r in args.recipes:
         recipe_args(r, (0, 0), 0.0)  # an unknown recipe fails before any work
-    runtime.configure_threads(args.threads)
+    process.configure_allocator()
+    process.configure_threads(args.threads)
     model = load_model(str(FASHION_MODEL))
     judge = load_judge(JUDGE)
     print(f"Fashion generator, {args.per_class} per class, {args.steps} DDIM steps, seed {args.seed}")

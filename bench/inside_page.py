@@ -34,7 +34,7 @@ import torch
 
 from model.nets import probe
 from model.nets.network import load_model
-from model.serving import runtime
+from model.serving import process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     _timing.quiet_streamlit()
-    threads = runtime.configure_threads(a.threads)
+    process.configure_allocator()  # the app's allocator setting and thread count
+    threads = process.configure_threads(a.threads)
     model = load_model(a.model)
     results = bench_passes(model, a.res, a.repeats)
     results["page rerun (AppTest)"] = bench_page(a.model, a.res, a.repeats, model.schedule.T)

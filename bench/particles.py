@@ -34,7 +34,7 @@ import torch
 
 from model.diffusion.schedule import make_schedule
 from model.particles import data, lab, metrics, mlp, paths
-from model.serving import runtime
+from model.serving import process
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app" / "streamlit_app.py")
@@ -133,7 +133,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     _timing.quiet_streamlit()
-    threads = runtime.configure_threads(a.threads)
+    process.configure_allocator()  # the app's allocator setting and thread count
+    threads = process.configure_threads(a.threads)
     results = bench_math(a.repeats)
     results.update(bench_pages(a.res, a.repeats))
     sticks = yardsticks()

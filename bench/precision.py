@@ -29,6 +29,8 @@ from model.evaluation.evaluate import DEFAULT_TS, evaluate
 from model.nets.hub import BUNDLED_MODEL, FASHION_MODEL
 from model.nets.network import load_local, precision_label
 from model.serving import precision
+from model.serving.service import Serving
+from model.serving.settings import ServingSettings
 from model.training.crops import center_square, load_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,10 +80,7 @@ def eval_table(res: int, seeds: int) -> None:
         (photos / p.name).write_bytes(p.read_bytes())
     x0 = torch.stack([center_square(im, res) for im in load_images(photos)])
     fp32 = load_local(BUNDLED_MODEL)
-    precision.set_policy("auto")
-    os.environ[precision.CACHE_ENV] = "off"
-    fast = load_local(BUNDLED_MODEL)
-    precision.set_policy("fp32")
+    fast = Serving(ServingSettings(precision_cache=None), policy="auto").prepare(load_local(BUNDLED_MODEL))
     print(f"\nevaluation table, model column: {len(x0)} photos at {res} px x {seeds} noise seeds, bundled model")
     print(f"  fast path: {precision_label(fast)}")
     rows = {}

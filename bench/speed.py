@@ -87,14 +87,12 @@ def live_step(repeats: int, res: int = 256) -> None:
     from model.diffusion.forward import q_sample
     from model.images.tensors import load_image, tensor_to_uint8
     from model.nets.network import load_local, precision_label
-    from model.serving import precision
+    from model.serving.service import Serving
 
     sample = sorted((ROOT / "assets").glob("*.jpg")) + sorted((ROOT / "assets").glob("*.png"))
     x0 = load_image(sample[0].read_bytes(), res)
     models = {"fp32": load_local(CHECKPOINT)}
-    precision.set_policy("auto")
-    models["auto"] = load_local(CHECKPOINT)
-    precision.set_policy("fp32")
+    models["auto"] = Serving(policy="auto").prepare(load_local(CHECKPOINT))
     t = 500
 
     def step(model) -> float:
@@ -129,9 +127,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the live step")
     ap.add_argument("--skip-process", action="store_true", help="only the live step")
     a = ap.parse_args()
-    from model.serving import runtime
+    from model.serving import process
 
-    runtime.configure_threads(a.threads)  # threads and the allocator, as the app sets them
+    process.configure_allocator()  # threads and the allocator, as the app sets them
+    process.configure_threads(a.threads)
     flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
     native = [f for f in ("avx512_bf16", "amx_bf16") if f" {f}" in flags]
     print(

@@ -17,7 +17,7 @@ the output says "stand-in": speed does not depend on the weights.
 Ours and theirs alternate within each repeat so both see the same machine load; the
 table reports medians, each run's minor page faults and the final-image difference (same
 seed, same noise draws). Both run in one process, under the allocator settings of
-``model.serving.runtime.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
+``model.serving.process.configure_allocator`` (``DIFFUSION_LENS_MALLOC=default`` for glibc's own:
 then the run that keeps its records page-faults the network's activations in afresh at
 every step: 88,945 faults per 50-step run at 128 px against 1, and 1.056x, on 2026-11-28).
 A :class:`NetClock` splits each run into the UNet's forward and the loop's own work.
@@ -45,7 +45,8 @@ from model.diffusion.schedule import make_schedule, schedule_from_config
 from model.nets.checkpoint_io import ModelLoadError
 from model.nets.hub import BUNDLED_MODEL
 from model.nets.network import LoadedModel, load_model
-from model.serving import runtime
+from model.serving import process
+from model.serving.settings import ServingSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -267,10 +268,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
-    runtime.configure_threads(a.threads)  # the inference queue would otherwise reset threads on first use
+    process.configure_threads(a.threads)
     allocator = (
-        "glibc tuned by model.serving.runtime.configure_allocator (freed memory kept for reuse)"
-        if runtime.configure_allocator()
+        "glibc tuned by model.serving.process.configure_allocator (freed memory kept for reuse)"
+        if process.configure_allocator(ServingSettings.from_environment().malloc != "default")
         else "as the platform sets it (DIFFUSION_LENS_MALLOC=default, or no glibc)"
     )
     model, what = get_model(a)

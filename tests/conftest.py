@@ -48,39 +48,34 @@ def image_captions(at) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _precision_choices_in_a_temporary_folder(tmp_path_factory):
-    """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens)."""
+    """Tests never read or write the user's remembered precision choices (~/.cache/diffusion-lens): the app's
+    settings (read once, app/settings.py) find a temporary folder in DIFFUSION_LENS_PRECISION_CACHE."""
     import os
 
-    from model.serving import precision
-
-    old = os.environ.get(precision.CACHE_ENV)
-    os.environ[precision.CACHE_ENV] = str(tmp_path_factory.mktemp("precision-choices"))
+    cache_env = "DIFFUSION_LENS_PRECISION_CACHE"
+    old = os.environ.get(cache_env)
+    os.environ[cache_env] = str(tmp_path_factory.mktemp("precision-choices"))
     # the app's background load of the default model (app.backend.warm_up) stays off in tests that don't ask
     os.environ.setdefault("DIFFUSION_LENS_WARM_UP", "0")
     # tests load tiny models from temporary folders; the classroom lock (app/sources.py) would refuse them, because
     # AppTest does not listen on loopback only: tests of the lock set DIFFUSION_LENS_SOURCES (or delete it) themselves
     os.environ.setdefault("DIFFUSION_LENS_SOURCES", "all")
+    from app import settings
+
+    settings.current.clear()  # read once, but a module imported while collecting may have read them already
+    settings.serving.clear()
     yield
     if old is None:
-        os.environ.pop(precision.CACHE_ENV, None)
+        os.environ.pop(cache_env, None)
     else:
-        os.environ[precision.CACHE_ENV] = old
-
-
-@pytest.fixture(autouse=True)
-def _fp32_unless_a_test_asks():
-    """The library default is plain fp32; the app's entry file and the commands set "auto" at their edge.
-    Put the default back after every test, so one test's policy never leaks into the next."""
-    from model.serving import precision
-
-    yield
-    precision.set_policy("fp32")
+        os.environ[cache_env] = old
 
 
 @pytest.fixture
 def server_env(monkeypatch):
     """``server_env(NAME, value)`` sets a variable (``None`` unsets it) as if the server had started with it: the
-    app reads its settings (app/settings.py) once, so they are read again after each change, and after the test."""
+    app reads its settings (app/settings.py) once, so they are read again after each change, and after the test;
+    the server's Serving object is built again from them (a new inference queue)."""
     from app import settings
 
     def change(name: str, value: str | None) -> None:
@@ -89,9 +84,11 @@ def server_env(monkeypatch):
         else:
             monkeypatch.setenv(name, value)
         settings.current.clear()
+        settings.serving.clear()
 
     yield change
     settings.current.clear()  # monkeypatch puts the environment back next; the settings are read again lazily
+    settings.serving.clear()
 
 
 @pytest.fixture(scope="module")

@@ -136,31 +136,31 @@ def network_passes(unet: torch.nn.Module):
     """The batch size of every forward pass of ``unet`` while the block runs, in a list.
 
     Counts eager passes (a forward hook on ``unet``) and passes run as a TorchScript graph
-    (``model.serving.graph.run``, where hooks do not fire); a pass that traces the graph counts once.
+    (``model.serving.graph.Traces.run``, where hooks do not fire); a pass that traces the graph counts once.
     """
     from model.serving import graph
 
     sizes: list[int] = []
     in_graph = threading.local()
-    real_run = graph.run
+    real_run = graph.Traces.run
 
     def on_eager(mod, args, out) -> None:
         if not getattr(in_graph, "on", False):
             sizes.append(args[0].shape[0])
 
-    def counted_run(net, path, x, t, y):
+    def counted_run(traces, net, path, x, t, y):
         if net is not unet:
-            return real_run(net, path, x, t, y)
+            return real_run(traces, net, path, x, t, y)
         sizes.append(x.shape[0])
         in_graph.on = True
         try:
-            return real_run(net, path, x, t, y)
+            return real_run(traces, net, path, x, t, y)
         finally:
             in_graph.on = False
 
     hook = unet.register_forward_hook(on_eager)
     try:
-        with mock.patch.object(graph, "run", counted_run):
+        with mock.patch.object(graph.Traces, "run", counted_run):
             yield sizes
     finally:
         hook.remove()

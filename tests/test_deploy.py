@@ -74,8 +74,6 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
 
 
 def test_dockerfile_runs_what_the_app_needs():
-    from model.serving import runtime
-
     ins = dockerfile()
     args = {k: [a for i, a in ins if i == k] for k in {i for i, _ in ins}}
     assert len(args["FROM"]) == 1 and args["FROM"][0].startswith("python:3.11")
@@ -87,7 +85,7 @@ def test_dockerfile_runs_what_the_app_needs():
     assert user.isdigit() and int(user) != 0
     assert HEALTH in args["HEALTHCHECK"][0]
     env = " ".join(args["ENV"])
-    for name in (runtime.THREADS_ENV, runtime.CONCURRENCY_ENV, "HF_HOME=/cache/huggingface"):
+    for name in ("DIFFUSION_LENS_THREADS", "DIFFUSION_LENS_CONCURRENCY", "HF_HOME=/cache/huggingface"):
         assert name in env
     assert "/cache/huggingface" in args["VOLUME"][0]
     copied = " ".join(args["COPY"])
@@ -126,8 +124,6 @@ def load_manifests() -> dict[str, dict]:
 
 @pytest.mark.parametrize("name", ["deployment.yaml", "gpu/deployment.yaml"])
 def test_deployments_probe_health_and_use_the_shared_secret(name):
-    from model.serving import runtime
-
     docs = load_manifests()
     dep = docs[name]
     pod = dep["spec"]["template"]
@@ -140,7 +136,7 @@ def test_deployments_probe_health_and_use_the_shared_secret(name):
     res = c["resources"]
     assert {"cpu", "memory"} <= res["requests"].keys() and {"cpu", "memory"} <= res["limits"].keys()
     env = {e["name"]: e for e in c["env"]}
-    assert {runtime.THREADS_ENV, runtime.CONCURRENCY_ENV, "DIFFUSION_LENS_MODEL", "HF_HOME"} <= env.keys()
+    assert {"DIFFUSION_LENS_THREADS", "DIFFUSION_LENS_CONCURRENCY", "DIFFUSION_LENS_MODEL", "HF_HOME"} <= env.keys()
     ref = env["STREAMLIT_SERVER_COOKIE_SECRET"]["valueFrom"]["secretKeyRef"]
     secret = docs["secret.yaml"]
     assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]

@@ -1,5 +1,6 @@
-"""What the sampling commands share: the ``--precision`` option, the process policy applied at the command's edge
-(arithmetic, allocator, threads), and the one-line ``error:`` exit."""
+"""What the sampling commands share: the ``--precision`` option, the command's edge (its serving settings read
+once, the :class:`model.serving.service.Serving` object that runs its model, the allocator and threads), and the
+one-line ``error:`` exit."""
 
 from __future__ import annotations
 
@@ -8,25 +9,41 @@ import sys
 
 import torch
 
-from model.serving import precision, runtime
+from model.serving import process
+from model.serving.service import Serving
+from model.serving.settings import POLICIES, ServingSettings, SettingsError
 
 
 def add_precision_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--precision",
-        choices=precision.POLICIES,
+        choices=POLICIES,
         default="auto",
         help="auto: the fastest arithmetic that passes the fidelity guard (model/serving/precision.py); fp32: plain fp32",
     )
 
 
-def apply_policy(args: argparse.Namespace) -> None:
-    """This command's policy, set once at its edge before any work: the arithmetic, the allocator (freed tensor
-    memory kept for reuse) and, when the command has ``--threads``, torch's thread count."""
-    precision.set_policy(args.precision)
-    runtime.configure_allocator()
+def apply_policy(args: argparse.Namespace) -> Serving:
+    """This command's edge, before any work: the serving settings read once from the environment (a bad value exits
+    with one ``error:`` sentence), the arithmetic (``--precision``, unless ``DIFFUSION_LENS_PRECISION`` says), the
+    allocator (freed tensor memory kept for reuse) and, when the command has ``--threads``, torch's thread count.
+    Returns the :class:`Serving` object that runs the command's model (see :func:`load`)."""
+    try:
+        settings = ServingSettings.from_environment()
+    except SettingsError as exc:
+        raise SystemExit(fail(str(exc))) from None
+    process.configure_allocator(settings.malloc != "default")
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+    return Serving(settings, policy=args.precision)
+
+
+def load(serving: Serving, source):
+    """The model ``source`` names (:func:`model.nets.network.load_model`, on the settings' device), run by
+    ``serving`` with its arithmetic."""
+    from model.nets.network import load_model
+
+    return serving.prepare(load_model(source, device=serving.settings.device))
 
 
 def fail(msg: str) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.cli.common import add_precision_option, apply_policy, fail
+from model.cli.common import add_precision_option, apply_policy, fail, load
 from model.images.figure import Run, gif_bytes, grid_image, pick_rows, record_run, start_sample
 from model.images.slide import slide_image
 
@@ -71,17 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from model.images.generate import default_guidance, resolve_label
     from model.images.tensors import check_resolution, load_image, to_channels
     from model.nets.checkpoint_io import ModelLoadError
-    from model.nets.network import load_model
 
     a = _parser().parse_args(argv)
 
-    apply_policy(a)
+    serving = apply_policy(a)
     if a.steps < 1 or a.rows < 1:
         return fail("--steps and --rows must be at least 1.")
     if a.eta < 0:
         return fail("--eta must be >= 0.")
     try:
-        model = load_model(a.model)
+        model = load(serving, a.model)
     except ModelLoadError as exc:
         return fail(str(exc))
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.cli.common import add_precision_option, apply_policy, fail
+from model.cli.common import add_precision_option, apply_policy, fail, load
 from model.diffusion.guidance import check_guidance
 from model.images.generate import (
     DEFAULT_GUIDANCE,
@@ -54,17 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     from model.nets.checkpoint_io import ModelLoadError
-    from model.nets.network import load_model
 
     a = _parser().parse_args(argv)
 
-    apply_policy(a)
+    serving = apply_policy(a)
     if a.steps < 1 or a.batch < 1 or a.per_class < 1:
         return fail("--steps, --batch and --per-class must be at least 1.")
     if a.eta < 0:
         return fail("--eta must be >= 0.")
     try:
-        model = load_model(a.model)
+        model = load(serving, a.model)
     except ModelLoadError as exc:
         return fail(str(exc))
     guidance = default_guidance(model) if a.guidance is None else a.guidance

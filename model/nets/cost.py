@@ -157,7 +157,7 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
     costs. The inference slot is taken before the clock starts (it is re-entrant), so time spent queueing
     behind other sessions' passes is not counted as this model's.
     """
-    from model.serving.runtime import inference_slot
+    import contextlib
 
     x = torch.zeros(batch, model.channels, resolution, resolution)
     tt = torch.full((batch,), int(t), dtype=torch.long)
@@ -167,7 +167,8 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
         if str(model.device).startswith("cuda"):
             torch.cuda.synchronize()
 
-    with inference_slot():
+    serving = getattr(model, "serving", None)  # the model's server's queue, if it has one
+    with serving.queue.slot() if serving is not None else contextlib.nullcontext():
         return time_call(call)
 
 

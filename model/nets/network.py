@@ -35,7 +35,6 @@ re-exported here, so ``from model.nets.network import ...`` keeps working.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,14 +56,13 @@ from model.nets.hub import (
     download_hub_model,
     parse_source,
 )
-from model.serving import graph, precision
+from model.serving.graph import Traces
 from model.serving.precision import PrecisionChoice
-from model.serving.runtime import inference_slot
+from model.serving.service import Serving
 
 
 def select_device(prefer: str | torch.device | None = None) -> torch.device:
-    """CUDA when available, otherwise the CPU. ``prefer`` (or env ``DIFFUSION_LENS_DEVICE``) overrides."""
-    prefer = prefer or os.environ.get("DIFFUSION_LENS_DEVICE")
+    """CUDA when available, otherwise the CPU. ``prefer`` (the edge's ``DIFFUSION_LENS_DEVICE``) overrides."""
     if prefer:
         return torch.device(prefer)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,6 +94,8 @@ class LoadedModel:
     precision: PrecisionChoice | None = field(
         default=None, compare=False
     )  # None: plain fp32 (model/serving/precision.py)
+    # what runs its passes: the queue, the batcher, graph traces (Serving.prepare sets it); None: a plain direct pass
+    serving: Serving | None = field(default=None, compare=False, repr=False)
 
     @property
     def num_parameters(self) -> int:
@@ -154,14 +154,10 @@ class LoadedModel:
         y = self.labels(class_labels, x.shape[0])
         tt = torch.as_tensor(t).to(self.device)
         y = None if y is None else y.to(self.device)
-        from model.serving import batching  # (local: this method is the batcher's only caller here)
-
-        batcher = batching.active()  # None unless the app enabled batching (server policy)
-        if batcher is not None:  # rides with other sessions' passes on this model and shape, one slot per batch
-            out = batcher.run(self._network, x, tt, y)
-        else:
-            with inference_slot():  # process-wide fair queue on concurrent forward passes (model/serving/runtime.py)
-                out = self._network(x, tt, y)
+        if self.serving is not None:  # its server's fair queue, batched with other sessions' passes if it batches
+            out = self.serving.run(self._network, x, tt, y)
+        else:  # not prepared by a Serving object (library code, most tests): a plain pass
+            out = self._network(x, tt, y)
         return out[:, :c, :h, :w].float().cpu()
 
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -179,7 +175,10 @@ class LoadedModel:
         if self.precision is None:
             return call()
         path = self.precision.path_for(t)
-        return graph.run(self.unet, path, x, t, y) if path.graph else path.forward(call)
+        if not path.graph:
+            return path.forward(call)
+        traces = self.serving.traces if self.serving is not None else Traces()  # (a graph path comes from a Serving)
+        return traces.run(self.unet, path, x, t, y)
 
     @torch.inference_mode()
     def predict(self, x_t: torch.Tensor, t: torch.Tensor | int, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,7 +246,7 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
         unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null,
         guidance_interval=interval,
     )  # fmt: skip
-    return precision.apply(model)  # the fastest path that passes the fidelity guard, if the policy says "auto"
+    return model  # plain fp32; Serving.prepare gives it its server's queue and arithmetic
 
 
 def precision_label(model: LoadedModel) -> str:
@@ -340,7 +339,7 @@ def fingerprint(kind: str, where: str) -> tuple:
     return tuple(stats)
 
 
-def cache_key(kind: str, where: str, device: torch.device) -> tuple:
+def cache_key(kind: str, where: str, device: torch.device, policy: str = "fp32") -> tuple:
     """The identity of a loaded model: its source, device and arithmetic policy (a model loaded under "fp32" is
     not the "auto" one)."""
-    return (kind, where, str(device), precision.policy())
+    return (kind, where, str(device), policy)

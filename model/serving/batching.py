@@ -1,8 +1,8 @@
 """Dynamic batching across sessions: forward passes that ask for the same thing ride together.
 
 A classroom server is one process; every browser session is a thread in it and all of them
-share one read-only model (model/serving/runtime.py). Without batching each session's forward pass
-queues alone for an inference slot. A :class:`DynamicBatcher` merges the passes that ask for
+share one read-only model and one inference queue (:class:`model.serving.runtime.InferenceQueue`). Without
+batching each session's forward pass queues alone for an inference slot. A :class:`DynamicBatcher` merges the passes that ask for
 the same network on inputs of the same shape into one call, and hands each caller its own rows.
 
 How one call goes (leader and followers; the batcher starts no thread of its own):
@@ -13,7 +13,7 @@ How one call goes (leader and followers; the batcher starts no thread of its own
    and waits for the result (a follower). Otherwise it opens a new batch and leads it.
 2. The leader waits up to ``max_wait_ms`` for others to join, but only while other calls are
    in flight (a lone session never waits), then queues for an inference slot
-   (:func:`model.serving.runtime.inference_slot`: FIFO, the slot count holds) with its batch still
+   (:meth:`model.serving.runtime.InferenceQueue.slot`: FIFO, the slot count holds) with its batch still
    open, so requests arriving while it queues join too.
 3. Holding the slot, the leader closes the batch, concatenates x, t and y along dim 0, runs
    the network once and hands every caller its own rows, in order. If the network raises,
@@ -29,32 +29,25 @@ other rows. True for diffusers' UNet2DModel in eval mode (GroupNorm normalises w
 sample; no BatchNorm statistics, no dropout); a bf16 or fp16 path may differ in the last
 bits between batch sizes. tests/unit/model/serving/test_batching.py checks it in fp32.
 
-Batching is server policy, not math: nothing is batched until the app calls :func:`enable`
-(the Streamlit entry does, from ``DIFFUSION_LENS_BATCH_MS``: default 5, 0 turns it off).
-Command lines and tests run unbatched unless they enable it. For benchmarks,
-``DIFFUSION_LENS_STATS_FILE`` names a JSON file that the server rewrites every second with
-:func:`stats` (batch sizes seen and the inference queue's waits).
+Batching is server policy, not math: a :class:`model.serving.service.Serving` object built with
+``batching=True`` (the app's, from ``DIFFUSION_LENS_BATCH_MS``: default 5, 0 turns it off) owns one batcher;
+command lines and tests run unbatched unless they build one.
 
 Pure Python + torch; nothing here imports streamlit.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 
 import torch
 
-from model.serving import runtime
+from model.serving.runtime import InferenceQueue
 
-BATCH_MS_ENV = "DIFFUSION_LENS_BATCH_MS"
-STATS_FILE_ENV = "DIFFUSION_LENS_STATS_FILE"
 DEFAULT_BATCH_MS = 5.0  # how long a batch stays open for others to join (while others are in flight)
 # Rows x H x W in one batch: 16 rows at 64 px, 4 at 128 px, 1 at 256 px (activation memory
 # grows with it, and on a CPU a bigger batch does not cost less per row; a single request
@@ -87,18 +80,20 @@ class _Batch:
 class DynamicBatcher:
     """Merges concurrent forward passes with the same key into one network call (module docstring).
 
-    ``max_wait_ms``: how long a new batch waits for others to join (only while other calls
+    ``queue``: the inference queue a batch takes one slot of. ``max_wait_ms``: how long a new batch waits for others to join (only while other calls
     are in flight). ``max_pixels``: cap on rows x H x W per batch. ``max_rows``: cap on rows.
     """
 
     def __init__(
         self,
+        queue: InferenceQueue,
         max_wait_ms: float = DEFAULT_BATCH_MS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         if max_wait_ms < 0 or max_pixels < 1 or max_rows < 1:
             raise ValueError("max_wait_ms must be >= 0, max_pixels and max_rows >= 1")
+        self.queue = queue
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_pixels = int(max_pixels)
         self.max_rows = int(max_rows)
@@ -122,10 +117,10 @@ class DynamicBatcher:
         if t.numel() == 1 and b > 1:
             t = t.expand(b)
         splittable = x.dim() == 4 and b > 0 and t.shape[0] == b and (y is None or y.reshape(-1).shape[0] == b)
-        if runtime.holds_slot() or not splittable:  # a nested pass, or rows we cannot hand back
+        if self.queue.holds_slot() or not splittable:  # a nested pass, or rows we cannot hand back
             with self._cond:
                 self._direct += 1
-            with runtime.inference_slot():
+            with self.queue.slot():
                 return network(x, t, y)
         if y is not None:
             y = y.reshape(-1)
@@ -173,7 +168,7 @@ class DynamicBatcher:
                     deadline = batch.opened + self.max_wait_s
                     while batch.open and (left := deadline - time.perf_counter()) > 0:
                         self._cond.wait(left)
-            with runtime.inference_slot():  # one slot for the whole batch; still open while queueing
+            with self.queue.slot():  # one slot for the whole batch; still open while queueing
                 with self._cond:
                     self._close(batch)
                 parts = batch.parts
@@ -226,121 +221,4 @@ class DynamicBatcher:
         }
 
 
-# ---------------------------------------------------------------------------------
-# Process-wide policy: the app enables it once; everything else runs unbatched
-# ---------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_active: DynamicBatcher | None = None
-_configured = False
-_stats_writer: threading.Thread | None = None
-_stats_sources: dict[str, Callable[[], dict]] = {}  # name -> what else the stats file carries (add_stats_source)
-
-
-def _env_ms() -> float:
-    raw = os.environ.get(BATCH_MS_ENV, "").strip()
-    try:
-        return max(0.0, float(raw)) if raw else DEFAULT_BATCH_MS
-    except ValueError:
-        return DEFAULT_BATCH_MS
-
-
-def enable(
-    max_wait_ms: float | None = None,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> DynamicBatcher | None:
-    """Batch this process's forward passes from now on; returns the batcher, or None when turned off.
-
-    ``max_wait_ms`` None: ``$DIFFUSION_LENS_BATCH_MS`` (default 5), read on the first call only,
-    so an app may call this on every run. ``0`` turns batching off. An explicit value replaces
-    the batcher (its stats start afresh). Also starts the ``$DIFFUSION_LENS_STATS_FILE``
-    writer, once, if that variable is set.
-    """
-    global _active, _configured
-    with _lock:
-        if max_wait_ms is None and _configured:
-            return _active
-        ms = _env_ms() if max_wait_ms is None else float(max_wait_ms)
-        _active = DynamicBatcher(ms, max_pixels, max_rows) if ms > 0 else None
-        _configured = True
-        batcher = _active
-    path = os.environ.get(STATS_FILE_ENV, "").strip()
-    if path:
-        _start_stats_writer(Path(path))
-    return batcher
-
-
-def disable() -> None:
-    """Run every pass unbatched again (tests; a later :func:`enable` reads the environment anew)."""
-    global _active, _configured
-    with _lock:
-        _active, _configured = None, False
-
-
-def active() -> DynamicBatcher | None:
-    """The process's batcher, or None when passes run unbatched."""
-    return _active
-
-
-def stats() -> dict:
-    """The batcher's :meth:`DynamicBatcher.stats` (``{"enabled": False}`` when off) plus the queue's."""
-    batcher = _active
-    out = batcher.stats() if batcher is not None else {"enabled": False}
-    out["queue"] = runtime.queue_stats()
-    return out
-
-
-def add_stats_source(name: str, source: Callable[[], dict]) -> None:
-    """Also write ``source()`` under ``name`` in the ``$DIFFUSION_LENS_STATS_FILE`` file, every second.
-
-    For what only the app can see (app/server_stats.py: Streamlit's media store and sessions). A source that
-    raises writes ``{"error": ...}`` instead. Adding a name again replaces its source.
-    """
-    _stats_sources[name] = source
-
-
-def _snapshot() -> dict:
-    out = stats()
-    for name, source in list(_stats_sources.items()):
-        try:
-            out[name] = source()
-        except Exception as exc:  # a gauge must never stop the writer
-            out[name] = {"error": repr(exc)}
-    return out
-
-
-def _start_stats_writer(path: Path, every_s: float = 1.0) -> None:
-    """Once per process: a daemon thread that rewrites ``path`` with :func:`stats` (and the added sources) every ``every_s``."""
-    global _stats_writer
-    with _lock:
-        if _stats_writer is not None:
-            return
-
-        def write_forever() -> None:
-            tmp = path.with_name(path.name + ".tmp")
-            while True:
-                try:
-                    tmp.write_text(json.dumps(_snapshot()))
-                    tmp.replace(path)  # atomic: a reader never sees half a file
-                except OSError:
-                    pass
-                time.sleep(every_s)
-
-        _stats_writer = threading.Thread(target=write_forever, name="diffusion-lens-stats", daemon=True)
-        _stats_writer.start()
-
-
-__all__ = [
-    "BATCH_MS_ENV",
-    "DEFAULT_BATCH_MS",
-    "DEFAULT_MAX_PIXELS",
-    "DynamicBatcher",
-    "STATS_FILE_ENV",
-    "active",
-    "add_stats_source",
-    "disable",
-    "enable",
-    "stats",
-]
+__all__ = ["DEFAULT_BATCH_MS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_ROWS", "DynamicBatcher"]

@@ -21,6 +21,7 @@ profiling executor records shapes, then optimises).
 Forward hooks on the network's modules do not fire inside a trace; :mod:`model.nets.probe`
 calls the eager module directly for that reason.
 
+The traces belong to a :class:`Traces` object, one per :class:`model.serving.service.Serving`.
 Used only when the precision guard picked a graph path (:mod:`model.serving.precision`,
 ``DIFFUSION_LENS_GRAPH=off`` leaves graphs out of the candidates).
 
@@ -52,41 +53,47 @@ class _Sample(torch.nn.Module):
         return out.sample if hasattr(out, "sample") else out
 
 
-_lock = threading.Lock()
-# network -> {(path name, conditional): traced module}; dropped with the network
-_traces: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, bool], torch.jit.ScriptModule]] = (
-    weakref.WeakKeyDictionary()
-)
+class Traces:
+    """The traces one :class:`model.serving.service.Serving` object made: per network, per (path, conditional).
+
+    Kept in a weak dictionary, so a network's traces go with it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # network -> {(path name, conditional): traced module}
+        self._traces: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, bool], torch.jit.ScriptModule]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def traced(
+        self, unet: torch.nn.Module, path: PrecisionPath, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.jit.ScriptModule:
+        """The trace of ``unet`` under ``path`` (made on first use, with x, t, y as the example inputs)."""
+        key = (path.name, y is not None)
+        with self._lock:
+            per_net = self._traces.setdefault(unet, {})
+            graph = per_net.get(key)
+            if graph is None:
+                example = (x, t) if y is None else (x, t, y)
+                with warnings.catch_warnings(), torch.no_grad(), path.context():
+                    warnings.simplefilter("ignore")  # TracerWarnings about Python-side shape checks
+                    graph = torch.jit.trace(_Sample(unet, y is not None).eval(), example, check_trace=False)
+                per_net[key] = graph
+        return graph
+
+    def run(
+        self, unet: torch.nn.Module, path: PrecisionPath, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One forward pass of ``unet`` on x (B, C, H, W), t (B,), y (B,) or None, as a graph under ``path``."""
+        graph = self.traced(unet, path, x, t, y)
+        with torch.inference_mode(), path.context():
+            return graph(x, t) if y is None else graph(x, t, y)
+
+    def count(self, unet: torch.nn.Module) -> int:
+        """How many traces ``unet`` has (tests, diagnostics)."""
+        with self._lock:
+            return len(self._traces.get(unet, {}))
 
 
-def traced(unet: torch.nn.Module, path: PrecisionPath, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None):
-    """The trace of ``unet`` under ``path`` (made on first use, with x, t, y as the example inputs)."""
-    key = (path.name, y is not None)
-    with _lock:
-        per_net = _traces.setdefault(unet, {})
-        graph = per_net.get(key)
-        if graph is None:
-            example = (x, t) if y is None else (x, t, y)
-            with warnings.catch_warnings(), torch.no_grad(), path.context():
-                warnings.simplefilter("ignore")  # TracerWarnings about Python-side shape checks
-                graph = torch.jit.trace(_Sample(unet, y is not None).eval(), example, check_trace=False)
-            per_net[key] = graph
-    return graph
-
-
-def run(
-    unet: torch.nn.Module, path: PrecisionPath, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None
-) -> torch.Tensor:
-    """One forward pass of ``unet`` on x (B, C, H, W), t (B,), y (B,) or None, as a graph under ``path``."""
-    graph = traced(unet, path, x, t, y)
-    with torch.inference_mode(), path.context():
-        return graph(x, t) if y is None else graph(x, t, y)
-
-
-def count(unet: torch.nn.Module) -> int:
-    """How many traces ``unet`` has (tests, diagnostics)."""
-    with _lock:
-        return len(_traces.get(unet, {}))
-
-
-__all__ = ["count", "run", "traced"]
+__all__ = ["Traces"]

@@ -22,18 +22,18 @@ decided per model by measurement, when the model is loaded (:func:`choose`):
    see. So a graph path's time is divided by ``1 + GRAPH_CREDIT`` before the comparison: it beats
    eager of the same arithmetic unless it is more than 25 % slower alone (against another
    arithmetic, ``MIN_GAIN`` applies as above). Above a bf16 / fp16 graph's ``t_max`` the fp32 graph runs.
-   ``DIFFUSION_LENS_GRAPH=off`` leaves graphs out.
+   ``DIFFUSION_LENS_GRAPH=off`` (``graphs=False``) leaves graphs out.
 
 **Remembered per machine.** Timings are noisy, and a choice that flipped between runs would change
-the pictures of the same seed. So the choice is stored (``$DIFFUSION_LENS_PRECISION_CACHE``, default
+the pictures of the same seed. So the choice is stored (in ``cache``: ``$DIFFUSION_LENS_PRECISION_CACHE``, default
 ``~/.cache/diffusion-lens/precision``; ``off`` disables it) under a key made of the model's config
 and weights, torch's version, the CPU model, the device and the thread count, and reused by every
 later load on this machine: same machine, same seed, same pictures, and a faster load.
 
-Policy (the app's edge sets it, not the math): :func:`set_policy` ``"auto"`` (the app and the
-figure / generate commands) or ``"fp32"`` (the library default, so that tests and
-cross-checks against diffusers see exact fp32). The environment variable
-``DIFFUSION_LENS_PRECISION=fp32`` forces fp32 everywhere; ``=auto`` turns the choice on.
+Policy (the edge sets it, not the math): a :class:`model.serving.service.Serving` object's ``policy``,
+``"auto"`` (the app and the figure / generate commands) or ``"fp32"`` (the library default, so that tests and
+cross-checks against diffusers see exact fp32); ``DIFFUSION_LENS_PRECISION`` overrides it. Under ``"auto"`` it
+calls :func:`apply` on every model it prepares.
 
 Shapes: x (B, C, H, W) float32 on the model's device, t (B,) int64, y (B,) int64 or None.
 Pure torch; nothing here imports streamlit.
@@ -55,32 +55,14 @@ from pathlib import Path
 
 import torch
 
-PRECISION_ENV = "DIFFUSION_LENS_PRECISION"
-GRAPH_ENV = "DIFFUSION_LENS_GRAPH"
-CACHE_ENV = "DIFFUSION_LENS_PRECISION_CACHE"
-POLICIES = ("fp32", "auto")
+from model.serving.settings import POLICIES
+
 GUARD_MIN_PSNR_DB = 40.0
 GUARD_TIMESTEPS = 16
 GUARD_MAX_SIZE = 64  # px: the guard runs at the model's native size, at most this (16 images in one batch)
 TIMING_SIZE = 128  # px: candidates are timed on one image of this size (the app's middle working size)
 MIN_GAIN = 0.05  # a candidate must save at least 5 % of fp32's time to be worth its rounding
 GRAPH_CREDIT = 0.25  # a graph path may be up to 25 % slower alone: it frees the GIL for other sessions
-
-_policy = "fp32"
-
-
-def set_policy(policy: str) -> None:
-    """``"auto"``: models loaded from now on get :func:`choose`'s path; ``"fp32"``: plain fp32."""
-    global _policy
-    if policy not in POLICIES:
-        raise ValueError(f"precision policy must be one of {POLICIES}, not {policy!r}")
-    _policy = policy
-
-
-def policy() -> str:
-    """The policy in force: ``$DIFFUSION_LENS_PRECISION`` if set to a known value, else :func:`set_policy`'s."""
-    env = os.environ.get(PRECISION_ENV, "").strip().lower()
-    return env if env in POLICIES else _policy
 
 
 @dataclass(frozen=True)
@@ -108,11 +90,6 @@ FP32 = PrecisionPath("fp32")
 FP32_GRAPH = PrecisionPath("fp32 graph", graph=True)
 
 
-def graphs_enabled() -> bool:
-    """False when ``$DIFFUSION_LENS_GRAPH`` is ``off`` (or 0 / false / no): eager paths only."""
-    return os.environ.get(GRAPH_ENV, "").strip().lower() not in ("off", "0", "false", "no")
-
-
 def as_graph(path: PrecisionPath) -> PrecisionPath:
     """``path``'s arithmetic run as a TorchScript graph (named "<name> graph")."""
     return path if path.graph else dataclasses.replace(path, name=f"{path.name} graph", graph=True)
@@ -123,8 +100,9 @@ def as_eager(path: PrecisionPath) -> PrecisionPath:
     return dataclasses.replace(path, name=path.name.removesuffix(" graph"), graph=False) if path.graph else path
 
 
-def candidates(device: str | torch.device) -> list[PrecisionPath]:
-    """Paths worth trying on ``device`` besides eager fp32 (the reference): reduced precision, and graphs."""
+def candidates(device: str | torch.device, graphs: bool = True) -> list[PrecisionPath]:
+    """Paths worth trying on ``device`` besides eager fp32 (the reference): reduced precision, and (``graphs``)
+    each arithmetic as a graph."""
     dev = torch.device(device)
     if dev.type == "cuda":
         out = [PrecisionPath("fp16", "cuda", torch.float16)]
@@ -134,7 +112,7 @@ def candidates(device: str | torch.device) -> list[PrecisionPath]:
         out = [PrecisionPath("bf16", "cpu", torch.bfloat16)]
     else:
         return []
-    if graphs_enabled():
+    if graphs:
         out += [dataclasses.replace(FP32_GRAPH, device_type=dev.type), *(as_graph(p) for p in out)]
     return out
 
@@ -220,13 +198,15 @@ def _time_ms(run: Callable[[], object], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: float = GUARD_MIN_PSNR_DB):
+def choose(
+    model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: float = GUARD_MIN_PSNR_DB, graphs: bool = True
+):
     """The fastest path for ``model`` (a :class:`model.nets.network.LoadedModel`) that passes the guard.
 
-    ``paths``: candidates to try (default :func:`candidates` for the model's device); a test
-    can inject a deliberately lossy one. Returns a :class:`PrecisionChoice`.
+    ``paths``: candidates to try (default :func:`candidates` for the model's device, with graphs if ``graphs``); a
+    test can inject a deliberately lossy one. Returns a :class:`PrecisionChoice`.
     """
-    paths = list(candidates(model.device) if paths is None else paths)
+    paths = list(candidates(model.device, graphs) if paths is None else paths)
     if not paths:
         return PrecisionChoice(reason=f"fp32 (no reduced-precision path on {model.device})")
     T = int(model.schedule.T)
@@ -270,14 +250,6 @@ def choose(model, paths: Sequence[PrecisionPath] | None = None, min_psnr_db: flo
     return PrecisionChoice(path=best, t_max=best_t_max, reason=f"{best.name} passed the guard", trials=trials)
 
 
-def cache_dir() -> Path | None:
-    """Where choices are remembered (None: ``$DIFFUSION_LENS_PRECISION_CACHE=off``)."""
-    raw = os.environ.get(CACHE_ENV, "").strip()
-    if raw.lower() == "off":
-        return None
-    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "diffusion-lens" / "precision"
-
-
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -288,7 +260,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_key(model) -> str:
+def machine_key(model, graphs: bool = True) -> str:
     """A hex key for (this model's config and weights, the schedule, torch, the CPU, device, threads)."""
     h = hashlib.sha256()
     config = dict(getattr(model.unet, "config", {}) or {})
@@ -298,14 +270,14 @@ def machine_key(model) -> str:
     sched = model.schedule
     h.update(f"{sched.name}|{sched.prediction_type}|{sched.T}|{float(sched.alpha_bar[-1])!r}".encode())
     h.update(f"{torch.__version__}|{_cpu_name()}|{model.device}|{torch.get_num_threads()}".encode())
-    h.update(f"candidates v2|{[p.name for p in candidates(model.device)]}".encode())  # graphs on or off
+    h.update(f"candidates v2|{[p.name for p in candidates(model.device, graphs)]}".encode())  # graphs on or off
     return h.hexdigest()[:32]
 
 
-def _load_choice(file: Path, device: str) -> PrecisionChoice | None:
+def _load_choice(file: Path, device: str, graphs: bool) -> PrecisionChoice | None:
     try:
         data = json.loads(file.read_text())
-        by_name = {p.name: p for p in [FP32, FP32_GRAPH, *candidates(device)]}
+        by_name = {p.name: p for p in [FP32, FP32_GRAPH, *candidates(device, graphs)]}
         return PrecisionChoice(
             path=by_name[data["path"]], t_max=data["t_max"], reason=data["reason"], trials=data["trials"]
         )
@@ -324,44 +296,33 @@ def _save_choice(file: Path, choice: PrecisionChoice) -> None:
         pass  # a read-only home: the choice is simply measured again next time
 
 
-def apply(model):
-    """``model`` with the path :func:`policy` asks for: :func:`choose`'s under ``"auto"``, else unchanged.
-
-    The choice is remembered per machine (see the module docstring) and reused when the key matches.
-    """
-    if policy() != "auto":
-        return model
-    folder = cache_dir()
-    file = folder / f"{machine_key(model)}.json" if folder is not None else None
-    choice = _load_choice(file, model.device) if file is not None else None
+def apply(model, cache: Path | None, graphs: bool = True):
+    """``model`` with :func:`choose`'s path (with graph paths if ``graphs``), remembered in the folder ``cache`` per
+    machine (see the module docstring; None: measured at every load) and reused when the key matches."""
+    file = cache / f"{machine_key(model, graphs)}.json" if cache is not None else None
+    choice = _load_choice(file, model.device, graphs) if file is not None else None
     if choice is None:
-        choice = choose(model)
+        choice = choose(model, graphs=graphs)
         if file is not None:
             _save_choice(file, choice)
     return dataclasses.replace(model, precision=choice)
 
 
 __all__ = [
-    "CACHE_ENV",
     "FP32",
     "FP32_GRAPH",
     "GRAPH_CREDIT",
-    "GRAPH_ENV",
     "GUARD_MIN_PSNR_DB",
-    "PRECISION_ENV",
+    "POLICIES",
     "PrecisionChoice",
     "PrecisionPath",
     "apply",
     "as_eager",
     "as_graph",
-    "cache_dir",
     "candidates",
     "choose",
     "guard",
-    "graphs_enabled",
     "guard_image",
     "machine_key",
-    "policy",
     "psnr_db",
-    "set_policy",
 ]

@@ -3,7 +3,8 @@
 :class:`ServingSettings` holds every ``DIFFUSION_LENS_*`` variable that shapes serving: the inference queue,
 threads, batching, the arithmetic and where the network runs. :func:`ServingSettings.from_env` is called once, at
 the edge (the app's entry through ``app/settings.py``, or a command's ``main``), and the object is passed to what
-needs it; nothing else in ``model/`` reads the environment. A value it cannot use stops start-up with one
+needs it; nothing else in ``model/`` reads the environment (:meth:`ServingSettings.from_environment` is where a
+command does). A value it cannot use stops start-up with one
 :class:`SettingsError` sentence that names the variable and what it accepts. ``docs/server.md`` lists every
 variable in one table (``tests/unit/model/serving/test_serving_settings.py`` checks the table against :data:`VARIABLES`).
 
@@ -13,6 +14,7 @@ The :class:`Variable` helper and :func:`read` are shared with the app's own sett
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +152,11 @@ class ServingSettings:
         """The settings ``environ`` describes (unset variables keep their defaults); :class:`SettingsError` if a
         value cannot be used."""
         return cls(**read(VARIABLES, environ))
+
+    @classmethod
+    def from_environment(cls) -> ServingSettings:
+        """:meth:`from_env` of this process's environment: what a command's ``main`` calls, once."""
+        return cls.from_env(os.environ)
 
 
 VARIABLES = (

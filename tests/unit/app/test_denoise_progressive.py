@@ -70,15 +70,13 @@ def test_page_shows_the_partial_sweep_then_draws_it_once(one_torch_thread, small
 
 
 @pytest.mark.parametrize(("slots", "lane"), [(1, 1), (2, 2), (4, 4)])
-def test_sweep_lane_has_one_chunk_per_slot(monkeypatch, slots, lane):
+def test_sweep_lane_has_one_chunk_per_slot(server_env, slots, lane):
     """At most one sweep chunk per inference slot is queued or running: a slider step's single pass never queues
     behind more than the chunks already running."""
-    from model.serving import runtime
-
-    monkeypatch.setattr(backend, "_sweep_lane", None)
-    runtime.reset(slots)
+    server_env("DIFFUSION_LENS_CONCURRENCY", str(slots))
+    backend.sweep_lane.clear()
     try:
         assert backend.sweep_lane().size == lane
         assert backend.sweep_lane() is backend.sweep_lane()  # one lane per process
     finally:
-        runtime.reset()
+        backend.sweep_lane.clear()

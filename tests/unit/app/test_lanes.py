@@ -3,6 +3,7 @@ the slider steps, one per session, and they stop when their session's tab is clo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -11,7 +12,6 @@ import streamlit as st
 
 from app import backend_reverse, lanes, settings
 from model.nets import network
-from model.serving import runtime
 
 RES = 32
 
@@ -20,12 +20,11 @@ RES = 32
 def fresh(monkeypatch, server_env):
     """Two inference slots (the default), a fresh lane, empty caches."""
     server_env(lanes.ENV_SLOTS, None)
-    runtime.reset(2)
+    server_env("DIFFUSION_LENS_CONCURRENCY", "2")
     lanes.reset()
     st.cache_data.clear()
     yield
     st.cache_data.clear()
-    runtime.reset()
     lanes.reset()
 
 
@@ -55,12 +54,17 @@ def passes(monkeypatch):
     return seen
 
 
+def _served(folder) -> network.LoadedModel:
+    """A model whose passes go through the server's inference queue, as the app's models do."""
+    return dataclasses.replace(network.load_model(str(folder)), serving=settings.serving())
+
+
 def _run(net, seed: int, steps: int = 12):
     return backend_reverse.trajectory(None, RES, "m", net.schedule.T - 1, "ddim", 0.0, steps, seed, None, net)
 
 
 def test_long_runs_leave_an_inference_slot_to_slider_steps(fresh, passes, tiny_model_dir, one_torch_thread):
-    net = network.load_model(str(tiny_model_dir))
+    net = _served(tiny_model_dir)
     runs = []
     threads = [threading.Thread(target=lambda i=i: runs.append(_run(net, i))) for i in range(4)]
     for th in threads:
@@ -68,7 +72,7 @@ def test_long_runs_leave_an_inference_slot_to_slider_steps(fresh, passes, tiny_m
     time.sleep(0.1)
     waits = []
     for _ in range(5):  # a student's slider step meanwhile: one pass through the inference queue
-        with runtime.inference_slot() as ticket:
+        with settings.serving().queue.slot() as ticket:
             waits.append(ticket.waited_s)
         time.sleep(0.02)
     for th in threads:
@@ -80,7 +84,7 @@ def test_long_runs_leave_an_inference_slot_to_slider_steps(fresh, passes, tiny_m
 
 
 def test_a_run_stops_at_its_next_step_when_its_tab_closes(fresh, passes, tiny_model_dir, one_torch_thread, monkeypatch):
-    net = network.load_model(str(tiny_model_dir))
+    net = _served(tiny_model_dir)
     alive = {"tab-1": True}
     monkeypatch.setattr(lanes, "current_session_id", lambda: "tab-1")
     monkeypatch.setattr(lanes, "session_alive", lambda sid: alive[sid])
@@ -122,7 +126,7 @@ def test_a_new_run_of_a_session_cancels_its_previous_one(fresh):
 
 def test_lane_slots_follow_the_inference_slots_and_the_environment(fresh, monkeypatch, server_env):
     assert lanes.lane_slots() == 1
-    runtime.reset(4)
+    server_env("DIFFUSION_LENS_CONCURRENCY", "4")
     assert lanes.lane_slots() == 3
     server_env(lanes.ENV_SLOTS, "2")
     assert lanes.lane_slots() == 2

@@ -227,13 +227,12 @@ def test_wrong_class_wrong_channels_and_broken_weights(tmp_path, saved):
 
 
 def test_device_selection(monkeypatch):
-    monkeypatch.delenv("DIFFUSION_LENS_DEVICE", raising=False)
+    monkeypatch.setenv("DIFFUSION_LENS_DEVICE", "cuda")  # read by the edge's settings, not here
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert network.select_device().type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert network.select_device().type == "cuda"
-    monkeypatch.setenv("DIFFUSION_LENS_DEVICE", "cpu")
-    assert network.select_device().type == "cpu"
+    assert network.select_device("cpu").type == "cpu"  # the settings' DIFFUSION_LENS_DEVICE, passed in
 
 
 # ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 
@@ -9,19 +11,25 @@ import pytest
 import torch
 from thread_helpers import run_threads
 
-from model.serving import batching, runtime
+from model.serving import batching
 from model.serving.batching import DynamicBatcher
+from model.serving.runtime import InferenceQueue
+from model.serving.service import Serving
+from model.serving.settings import ServingSettings
+
+QUEUE: dict[str, InferenceQueue] = {}  # this test's inference queue (one slot unless a test makes another)
 
 
 @pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    monkeypatch.delenv(batching.BATCH_MS_ENV, raising=False)
-    monkeypatch.delenv(batching.STATS_FILE_ENV, raising=False)
-    runtime.reset(1)
-    batching.disable()
+def fresh():
+    QUEUE["queue"] = InferenceQueue(1)
     yield
-    batching.disable()
-    runtime.reset()
+    QUEUE.clear()
+
+
+def batcher(**kw) -> DynamicBatcher:
+    """A batcher in front of this test's queue."""
+    return DynamicBatcher(QUEUE["queue"], **kw)
 
 
 class FakeNet:
@@ -52,14 +60,15 @@ def expected(x, t, y=None):
 class SlotHolder:
     """Holds the only inference slot until released, so that callers pile up in one batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: InferenceQueue | None = None) -> None:
+        self.queue = queue or QUEUE["queue"]
         self._got, self._go = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._hold, daemon=True)
         self._thread.start()
         assert self._got.wait(10)
 
     def _hold(self) -> None:
-        with runtime.inference_slot():
+        with self.queue.slot():
             self._got.set()
             self._go.wait(30)
 
@@ -73,7 +82,7 @@ class SlotHolder:
 
 def test_each_caller_gets_its_own_rows_in_order_under_concurrency():
     net = FakeNet()
-    b = DynamicBatcher(max_wait_ms=2, max_pixels=10**6)
+    b = batcher(max_wait_ms=2, max_pixels=10**6)
     results: dict[int, tuple] = {}
     n = 12
 
@@ -98,8 +107,8 @@ def test_each_caller_gets_its_own_rows_in_order_under_concurrency():
 
 def test_many_rounds_of_concurrent_callers_stay_correct():
     net = FakeNet(delay=0.001)
-    b = DynamicBatcher(max_wait_ms=1, max_pixels=10**6)
-    runtime.reset(2)
+    QUEUE["queue"] = InferenceQueue(2)
+    b = batcher(max_wait_ms=1, max_pixels=10**6)
 
     def body(i):
         g = torch.Generator().manual_seed(i)
@@ -116,14 +125,14 @@ def test_many_rounds_of_concurrent_callers_stay_correct():
 
 
 def test_a_scalar_t_is_broadcast_over_the_rows():
-    b = DynamicBatcher()
+    b = batcher()
     x = torch.randn(3, 1, 4, 4)
     torch.testing.assert_close(b.run(FakeNet(), x, torch.tensor(9)), expected(x, 9))
 
 
 def test_different_shapes_and_label_presence_are_never_mixed():
     net = FakeNet()
-    b = DynamicBatcher(max_wait_ms=2, max_pixels=10**6)
+    b = batcher(max_wait_ms=2, max_pixels=10**6)
     kinds = [((3, 8, 8), False), ((3, 16, 16), False), ((1, 8, 8), False), ((3, 8, 8), True)]
     results = {}
     n = 16
@@ -146,7 +155,7 @@ def test_different_shapes_and_label_presence_are_never_mixed():
 
 def test_a_different_network_is_a_different_batch():
     a, c = FakeNet(), FakeNet()
-    b = DynamicBatcher(max_wait_ms=2)
+    b = batcher(max_wait_ms=2)
     n = 6
 
     def body(i):
@@ -160,7 +169,7 @@ def test_a_different_network_is_a_different_batch():
 
 def test_the_pixel_cap_splits_batches():
     net = FakeNet()
-    b = DynamicBatcher(max_wait_ms=2, max_pixels=3 * 8 * 8)  # at most 3 rows of 8x8
+    b = batcher(max_wait_ms=2, max_pixels=3 * 8 * 8)  # at most 3 rows of 8x8
     n = 7
 
     def body(i):
@@ -179,7 +188,7 @@ def test_the_pixel_cap_splits_batches():
 def test_an_error_reaches_every_caller_of_the_batch_and_the_batcher_keeps_working():
     net = FakeNet()
     net.fail = True
-    b = DynamicBatcher(max_wait_ms=2)
+    b = batcher(max_wait_ms=2)
     n = 5
     got: list[BaseException] = []
 
@@ -195,14 +204,14 @@ def test_an_error_reaches_every_caller_of_the_batch_and_the_batcher_keeps_workin
     assert len(net.calls) == 1  # they were one batch
     assert b.stats()["failed_batches"] == 1
     assert b._in_flight == 0 and not b._open
-    assert runtime.queue_stats()["in_use"] == 0  # the slot was given back
+    assert QUEUE["queue"].stats()["in_use"] == 0  # the slot was given back
     net.fail = False
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(b.run(net, x, torch.tensor([1, 2])), expected(x, torch.tensor([1, 2])))
 
 
 def test_nested_calls_do_not_deadlock():
-    b = DynamicBatcher(max_wait_ms=5)
+    b = batcher(max_wait_ms=5)
     inner = FakeNet()
 
     def outer(x, t, y):  # a network that itself runs a pass through the batcher (e.g. a hook)
@@ -213,7 +222,7 @@ def test_nested_calls_do_not_deadlock():
 
     def body(i):
         torch.testing.assert_close(b.run(outer, x, torch.tensor([1, 2])), expected(x, torch.tensor([1, 2])) + 1)
-        with runtime.inference_slot():  # a caller that already holds the (only) slot
+        with QUEUE["queue"].slot():  # a caller that already holds the (only) slot
             torch.testing.assert_close(b.run(inner, x, torch.tensor(3)), expected(x, 3))
         done.append(i)
 
@@ -225,7 +234,7 @@ def test_nested_calls_do_not_deadlock():
 
 
 def test_a_lone_caller_does_not_wait_for_company():
-    b = DynamicBatcher(max_wait_ms=500)
+    b = batcher(max_wait_ms=500)
     x = torch.randn(1, 3, 8, 8)
     b.run(FakeNet(), x, torch.tensor([0]))  # warm-up
     start = time.perf_counter()
@@ -259,36 +268,47 @@ def test_batched_unet_rows_equal_unbatched_rows(one_torch_thread):
         t = torch.randint(0, 1000, (rows,), generator=g)
         y = torch.randint(0, 10, (rows,), generator=g) if m.conditional else None
         jobs.append((m, x, t, y))
-    alone = [m.raw(x, t, y) for m, x, t, y in jobs]  # batching off: each pass on its own
+    alone = [m.raw(x, t, y) for m, x, t, y in jobs]  # no Serving object: each pass on its own
 
-    b = batching.enable(max_wait_ms=2)
-    assert batching.active() is b
+    serving = Serving(ServingSettings(concurrency=1, batch_ms=2), batching=True)
+    b = serving.batcher
+    served = {id(m): dataclasses.replace(m, serving=serving) for m in models}
     together: dict[int, torch.Tensor] = {}
 
     def body(i):
         m, x, t, y = jobs[i]
-        together[i] = m.raw(x, t, y)
+        together[i] = served[id(m)].raw(x, t, y)
 
-    holder = SlotHolder()
+    holder = SlotHolder(serving.queue)
     assert run_threads(len(jobs), body, lambda: holder.release_when(b, len(jobs))) == []
     assert b.stats()["requests_per_batch"] == {4: 2}  # one batch per model
     for i, out in enumerate(alone):
         torch.testing.assert_close(together[i], out, rtol=1e-5, atol=1e-5)
 
 
-def test_enable_reads_the_environment_once_and_zero_turns_it_off(monkeypatch):
-    assert batching.active() is None  # tests and command lines run unbatched
-    monkeypatch.setenv(batching.BATCH_MS_ENV, "0")
-    assert batching.enable() is None and batching.active() is None
-    batching.disable()
-    monkeypatch.setenv(batching.BATCH_MS_ENV, "7")
-    b = batching.enable()
-    assert b is not None and b.max_wait_s == pytest.approx(0.007)
-    monkeypatch.setenv(batching.BATCH_MS_ENV, "0")
-    assert batching.enable() is b  # the app calls it on every run: same batcher, same stats
-    assert batching.stats()["enabled"] is True and "queue" in batching.stats()
-    batching.disable()
-    assert batching.stats()["enabled"] is False
+def test_a_serving_object_batches_only_when_asked_and_zero_turns_it_off():
+    assert Serving().batcher is None  # tests and command lines run unbatched
+    assert Serving(ServingSettings(batch_ms=0), batching=True).batcher is None
+    serving = Serving(ServingSettings(batch_ms=7), batching=True)
+    b = serving.batcher
+    assert b is not None and b.max_wait_s == pytest.approx(0.007) and b.queue is serving.queue
+    assert serving.stats()["enabled"] is True and "queue" in serving.stats()
+    assert Serving().stats()["enabled"] is False
+
+
+def test_the_stats_file_holds_the_stats_and_the_added_sources(tmp_path):
+    path = tmp_path / "stats.json"
+    serving = Serving(ServingSettings(stats_file=path), batching=True)
+    serving.add_stats_source("app", lambda: {"sessions": 3})
+    serving.add_stats_source("broken", lambda: 1 / 0)
+    assert serving.start_stats_writer(every_s=0.05) is serving.start_stats_writer()  # once
+    deadline = time.monotonic() + 20
+    while not path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    data = json.loads(path.read_text())
+    assert data["enabled"] is True and data["queue"]["slots"] == 2 and data["app"] == {"sessions": 3}
+    assert "ZeroDivisionError" in data["broken"]["error"]
+    assert Serving().start_stats_writer() is None  # no file set: no writer
 
 
 def test_model_batching_does_not_import_streamlit():

@@ -11,8 +11,9 @@ import torch
 from model.diffusion.schedule import make_schedule
 from model.nets.checkpoint_io import tiny_unet
 from model.nets.network import LoadedModel, precision_label
-from model.serving import graph, precision
+from model.serving import precision
 from model.serving.precision import FP32, FP32_GRAPH, PrecisionChoice, PrecisionPath
+from model.serving.service import Serving
 
 BF16 = PrecisionPath("bf16", "cpu", torch.bfloat16)
 BF16_GRAPH = PrecisionPath("bf16 graph", "cpu", torch.bfloat16, graph=True)
@@ -24,17 +25,24 @@ def _model(num_class_embeds: int | None = None, prediction_type: str = "epsilon"
     return LoadedModel(unet=unet, schedule=schedule, resolution=16, source="tiny")
 
 
-def _on(model: LoadedModel, path: PrecisionPath) -> LoadedModel:
-    return dataclasses.replace(model, precision=PrecisionChoice(path=path, reason=path.name))
+SERVING: dict[str, Serving] = {}  # this test's Serving object: it keeps the traces
 
 
 @pytest.fixture(autouse=True)
-def _fp32_policy(monkeypatch):
-    monkeypatch.delenv(precision.PRECISION_ENV, raising=False)
-    monkeypatch.delenv(precision.GRAPH_ENV, raising=False)
-    precision.set_policy("fp32")
+def _a_serving_object_per_test():
+    SERVING["s"] = Serving()
     yield
-    precision.set_policy("fp32")
+    SERVING.clear()
+
+
+def _on(model: LoadedModel, path: PrecisionPath | PrecisionChoice) -> LoadedModel:
+    """``model`` run by this test's Serving object on ``path`` (or a whole choice)."""
+    choice = path if isinstance(path, PrecisionChoice) else PrecisionChoice(path=path, reason=path.name)
+    return dataclasses.replace(model, precision=choice, serving=SERVING["s"])
+
+
+def _traces(model: LoadedModel) -> int:
+    return SERVING["s"].traces.count(model.unet)
 
 
 @pytest.mark.parametrize("num_class_embeds", [None, 11])
@@ -47,7 +55,7 @@ def test_the_fp32_graph_gives_eagers_outputs_at_every_shape_from_one_trace(num_c
         t = torch.randint(0, 1000, (b,), generator=g)
         y = torch.randint(0, 10, (b,), generator=g) if num_class_embeds else None
         torch.testing.assert_close(fast.raw(x, t, y), model.raw(x, t, y), rtol=1e-5, atol=1e-5)
-    assert graph.count(model.unet) == 1  # traced once, on the first call; every later shape reuses it
+    assert _traces(model) == 1  # traced once, on the first call; every later shape reuses it
 
 
 def test_the_graph_shares_the_networks_weights():
@@ -90,12 +98,12 @@ def test_a_bf16_graph_runs_bf16_and_hands_over_to_the_fp32_graph_above_t_max():
     assert choice.path_for(torch.tensor([0, 400])) is BF16_GRAPH
     assert choice.path_for(torch.tensor([401])) == FP32_GRAPH
     assert choice.label == "bf16 autocast, graph (3.0x faster) for t <= 400, fp32 above"
-    fast = dataclasses.replace(model, precision=choice)
+    fast = _on(model, choice)
     x = torch.randn(1, 3, 16, 16)
     low, high = fast.raw(x, torch.tensor([10])), fast.raw(x, torch.tensor([900]))
     assert 0 < (low - model.raw(x, torch.tensor([10]))).abs().max() < 0.1  # rounded, but close
     torch.testing.assert_close(high, model.raw(x, torch.tensor([900])), rtol=1e-5, atol=1e-5)  # exact fp32 above
-    assert graph.count(model.unet) == 2
+    assert _traces(model) == 2
 
 
 @pytest.mark.parametrize(
@@ -116,14 +124,11 @@ def test_the_guard_prefers_a_graph_unless_it_is_clearly_slower(monkeypatch, grap
         assert choice.path is FP32
 
 
-def test_graphs_can_be_switched_off_and_that_is_another_stored_choice(monkeypatch):
+def test_graphs_can_be_switched_off_and_that_is_another_stored_choice():
     model = _model()
-    on = precision.machine_key(model)
-    monkeypatch.setenv(precision.GRAPH_ENV, "off")
-    assert not precision.graphs_enabled()
-    assert not any(p.graph for p in precision.candidates("cpu"))
-    assert precision.machine_key(model) != on
-    choice = precision.choose(model)
+    assert not any(p.graph for p in precision.candidates("cpu", graphs=False))  # DIFFUSION_LENS_GRAPH=off
+    assert precision.machine_key(model, graphs=False) != precision.machine_key(model)
+    choice = precision.choose(model, graphs=False)
     assert set(choice.trials) == {"fp32", "bf16"} and not choice.path.graph
 
 
@@ -150,8 +155,8 @@ def test_a_dropped_networks_traces_go_with_it():
     import weakref
 
     unet = tiny_unet(sample_size=16).eval()
-    graph.run(unet, FP32_GRAPH, torch.randn(1, 3, 16, 16), torch.tensor([3]), None)
-    assert graph.count(unet) == 1
+    SERVING["s"].traces.run(unet, FP32_GRAPH, torch.randn(1, 3, 16, 16), torch.tensor([3]), None)
+    assert SERVING["s"].traces.count(unet) == 1
     ref = weakref.ref(unet)
     del unet
     gc.collect()

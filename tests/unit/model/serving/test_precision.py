@@ -12,6 +12,8 @@ from model.nets.checkpoint_io import tiny_unet
 from model.nets.network import LoadedModel, precision_label
 from model.serving import precision
 from model.serving.precision import FP32, PrecisionChoice, PrecisionPath
+from model.serving.service import Serving
+from model.serving.settings import ServingSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +40,6 @@ def _model(prediction_type: str = "epsilon") -> LoadedModel:
     unet = tiny_unet(sample_size=16).eval()
     schedule = dataclasses.replace(make_schedule("linear"), prediction_type=prediction_type)
     return LoadedModel(unet=unet, schedule=schedule, resolution=16, source="tiny")
-
-
-@pytest.fixture(autouse=True)
-def _fp32_policy(monkeypatch):
-    monkeypatch.delenv(precision.PRECISION_ENV, raising=False)
-    precision.set_policy("fp32")
-    yield
-    precision.set_policy("fp32")
 
 
 def test_guard_refuses_a_lossy_path():
@@ -115,29 +109,30 @@ def test_bf16_autocast_passes_the_guard_for_a_v_model_and_stays_close():
     assert (out - model.raw(x, torch.tensor([10]))).abs().max() < 0.1
 
 
-def test_policy_and_environment(monkeypatch, tmp_path):
+def test_the_policy_belongs_to_the_serving_object(tmp_path):
     from model.nets.checkpoint_io import save_model
     from model.nets.network import load_local
 
     folder = tmp_path / "tiny"
     torch.manual_seed(0)
     save_model(tiny_unet(sample_size=16), make_schedule("linear"), folder)
-    assert load_local(folder).precision is None  # library default: plain fp32
-    precision.set_policy("auto")
-    assert isinstance(load_local(folder).precision, PrecisionChoice)
-    monkeypatch.setenv(precision.PRECISION_ENV, "fp32")  # forces fp32 whatever the code asked for
-    assert precision.policy() == "fp32"
-    assert load_local(folder).precision is None
+    loaded = load_local(folder)
+    assert loaded.precision is None and loaded.serving is None  # library default: plain fp32, a direct pass
+    plain = Serving().prepare(loaded)
+    assert plain.precision is None and plain.serving is not None
+    auto = Serving(ServingSettings(precision_cache=None), policy="auto")
+    assert isinstance(auto.prepare(loaded).precision, PrecisionChoice)
+    forced = Serving(ServingSettings(precision="fp32"), policy="auto")  # DIFFUSION_LENS_PRECISION=fp32 wins
+    assert forced.policy == "fp32" and forced.prepare(loaded).precision is None
     with pytest.raises(ValueError, match="precision policy"):
-        precision.set_policy("fast")
+        Serving(policy="fast")
 
 
 def test_the_choice_is_remembered_per_machine(monkeypatch, tmp_path):
     """Same machine, same seed, same pictures: a second load reuses the stored choice instead of re-timing."""
-    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
-    precision.set_policy("auto")
+    cache = tmp_path / "cache"
     model = _model("v_prediction")
-    first = precision.apply(model).precision
+    first = precision.apply(model, cache).precision
     stored = list((tmp_path / "cache").glob("*.json"))
     assert len(stored) == 1 and stored[0].stem == precision.machine_key(model)
 
@@ -145,31 +140,30 @@ def test_the_choice_is_remembered_per_machine(monkeypatch, tmp_path):
         raise AssertionError("choose() ran although a stored choice matched")
 
     monkeypatch.setattr(precision, "choose", no_measuring)
-    again = precision.apply(model).precision
+    again = precision.apply(model, cache).precision
     assert (again.path, again.t_max, again.reason) == (first.path, first.t_max, first.reason)
     # other weights are another key: measured afresh
     other = dataclasses.replace(model, unet=tiny_unet(sample_size=16, seed=1).eval())
     assert precision.machine_key(other) != precision.machine_key(model)
     with pytest.raises(AssertionError, match="stored choice"):
-        precision.apply(other)
+        precision.apply(other, cache)
     # a damaged file is measured again, not trusted
     stored[0].write_text("{not json")
     monkeypatch.undo()
-    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
-    precision.set_policy("auto")
-    assert isinstance(precision.apply(model).precision, PrecisionChoice)
+    assert isinstance(precision.apply(model, cache).precision, PrecisionChoice)
+    # graphs on or off are other keys (the candidates differ)
+    assert precision.machine_key(model, graphs=False) != precision.machine_key(model)
 
 
 @pytest.mark.parametrize("bf16_ok, names", [(True, ["bf16", "fp16"]), (False, ["fp16"])])
 def test_a_gpu_tries_bf16_where_supported_then_fp16_autocast_on_cuda(monkeypatch, bf16_ok, names):
     """The same guard picks among these on a GPU (no GPU here: only the candidate list is checked)."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
-    monkeypatch.setenv(precision.GRAPH_ENV, "off")
-    paths = precision.candidates("cuda")
+    paths = precision.candidates("cuda", graphs=False)  # DIFFUSION_LENS_GRAPH=off
     assert [p.name for p in paths] == names and all(p.device_type == "cuda" for p in paths)
     assert {p.dtype for p in paths} <= {torch.bfloat16, torch.float16}
-    assert [p.name for p in precision.candidates("cpu")] == ["bf16"] and precision.candidates("meta") == []
-    monkeypatch.setenv(precision.GRAPH_ENV, "on")  # each arithmetic also as a graph, on the same device
+    assert [p.name for p in precision.candidates("cpu", False)] == ["bf16"] and precision.candidates("meta") == []
+    # the default (on): each arithmetic also as a graph, on the same device
     graphs = [p for p in precision.candidates("cuda") if p.graph]
     assert [p.name for p in graphs] == ["fp32 graph"] + [f"{n} graph" for n in names]
     assert all(p.device_type == "cuda" for p in graphs)
