@@ -46,8 +46,14 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 
+# Each package comes from one index, never two: torch (and what it needs) from TORCH_INDEX_URL alone, then the rest
+# from PyPI alone, where torch is already there. `--extra-index-url` would let a name published on either index win
+# (the dependency-confusion pattern). Not `--require-hashes`: that needs every package, transitive ones too, pinned
+# with its hash for this platform, and requirements.txt pins the direct ones only (it also installs the project on
+# a teacher's laptop); the base image's digest and the version pins are what fix the build (docs/security.md).
 COPY requirements.txt .
-RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "$(grep -E '^torch==' requirements.txt)" \
+    && pip install --no-cache-dir --index-url https://pypi.org/simple -r requirements.txt
 
 # The app, the model code, the sample photos, the bundled checkpoints (training state left out
 # by .dockerignore) and the classroom server settings (.streamlit/config.toml, read from WORKDIR).
