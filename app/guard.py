@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import uuid
 
 import streamlit as st
 
-ALLOW_CLEAR_ENV = "DIFFUSION_LENS_ALLOW_CLEAR_CACHE"
+from app import settings
+
+ALLOW_CLEAR_ENV = settings.ALLOW_CLEAR_CACHE_ENV
 XSRF_COOKIE = "_streamlit_xsrf"
 SESSION_KEY = "_guard_browser"  # the fallback id of a session without the cookie
 _LOG = logging.getLogger("diffusion_lens.guard")
 
 
 def clear_cache_allowed() -> bool:
-    return os.environ.get(ALLOW_CLEAR_ENV, "").strip().lower() in ("1", "true", "yes")
+    return settings.current().allow_clear_cache
 
 
 ORIGINAL_ATTR = "_diffusion_lens_streamlit_clear_cache"  # where install() keeps Streamlit's own handler

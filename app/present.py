@@ -12,14 +12,13 @@ reach (it listens on this machine only, see :mod:`app.sources`) and with no key 
 from __future__ import annotations
 
 import hmac
-import os
 
 import streamlit as st
 
-from app import sources
+from app import settings, sources
 
 KEY = "present"
-PRESENTER_ENV = "DIFFUSION_LENS_PRESENTER_KEY"
+PRESENTER_ENV = settings.PRESENTER_KEY_ENV
 PRESENTER_STATE = "_presenter"  # True once this session gave the presenter key
 KEY_BOX = "present_key"
 FRAME_SECONDS = 0.12  # the pause between two frames of a Play animation
@@ -100,7 +99,7 @@ def on() -> bool:
 
 
 def presenter_key() -> str:
-    return os.environ.get(PRESENTER_ENV, "").strip()
+    return (settings.current().presenter_key or "").strip()
 
 
 def presenter() -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas  # noqa: F401 -- see below
+import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 from app import (
@@ -21,6 +23,11 @@ from app import (
     tour,
     urlstate,
 )
+from app.guard import install as refuse_students_clearing_caches
+
+# pandas and plotly are imported whole (above) before any page runs: plotly looks pandas up in sys.modules without
+# importing it, and found it half imported while another session's first page was importing it (students saw
+# "partially initialized module 'pandas'"); a second session's `import pandas` waits until the first has finished.
 
 # The environment is read once, first (app/settings.py): a value the app cannot use stops start-up with one sentence
 # naming the variable and what it accepts, in the console and on the page, before anything else runs.
@@ -31,6 +38,8 @@ except settings.SettingsError as exc:
     st.error(f"The server cannot start: {exc}")
     st.stop()
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
+# * students' browsers cannot empty the caches every session shares (BackMsg clear_cache; app/guard.py);
+refuse_students_clearing_caches()
 # * the one Serving object every session's model runs through, built once (app/settings.py): torch threads = cores //
 #   inference slots, glibc's allocator keeps freed memory, the GIL is handed over every 1 ms (model/serving/process.py);
 #   models load with the fastest arithmetic that passes the fidelity guard (DIFFUSION_LENS_PRECISION=fp32 forces

@@ -22,7 +22,7 @@ class _Session:
 
 
 @pytest.fixture
-def guarded(monkeypatch):
+def guarded():
     from streamlit.runtime.app_session import AppSession
 
     before = AppSession._handle_clear_cache_request
@@ -32,8 +32,8 @@ def guarded(monkeypatch):
     AppSession._handle_clear_cache_request = before
 
 
-def test_a_browser_clear_cache_empties_nothing(guarded, monkeypatch):
-    monkeypatch.delenv(guard.ALLOW_CLEAR_ENV, raising=False)
+def test_a_browser_clear_cache_empties_nothing(guarded, server_env):
+    server_env(guard.ALLOW_CLEAR_ENV, None)
     calls = []
 
     @st.cache_data
@@ -49,8 +49,8 @@ def test_a_browser_clear_cache_empties_nothing(guarded, monkeypatch):
     assert getattr(guarded, guard.ORIGINAL_ATTR) is not guarded._handle_clear_cache_request
 
 
-def test_the_operator_may_allow_it(guarded, monkeypatch):
-    monkeypatch.setenv(guard.ALLOW_CLEAR_ENV, "1")
+def test_the_operator_may_allow_it(guarded, server_env):
+    server_env(guard.ALLOW_CLEAR_ENV, "1")
     calls = []
 
     @st.cache_data
@@ -102,8 +102,8 @@ def _counts(at) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith("**The class's answers**")]
 
 
-def test_only_the_key_makes_a_presenter(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv(present.PRESENTER_ENV, "a-long-random-key")
+def test_only_the_key_makes_a_presenter(tiny_model_dir, server_env):
+    server_env(present.PRESENTER_ENV, "a-long-random-key")
     at = app_test(tiny_model_dir, page="views/forward.py")
     at.query_params["present"] = "1"
     at.run()
@@ -116,8 +116,8 @@ def test_only_the_key_makes_a_presenter(tiny_model_dir, monkeypatch):
     assert not [t for t in at.text_input if t.key == present.KEY_BOX]  # the box is gone once presenting
 
 
-def test_without_a_key_a_server_others_reach_shows_the_counts_to_nobody(tiny_model_dir, monkeypatch):
-    monkeypatch.delenv(present.PRESENTER_ENV, raising=False)
+def test_without_a_key_a_server_others_reach_shows_the_counts_to_nobody(tiny_model_dir, server_env):
+    server_env(present.PRESENTER_ENV, None)
     at = app_test(tiny_model_dir, page="views/forward.py")
     at.query_params["present"] = "1"
     at.run()

@@ -164,11 +164,15 @@ def counts_line(at) -> str:
     return lines[0]
 
 
-def test_presentation_mode_shows_the_class_answers(tiny_model_dir):
+def test_presentation_mode_shows_the_class_answers(tiny_model_dir, server_env):
+    from app import present
+
+    server_env(present.PRESENTER_ENV, "the-teachers-key")  # the presenter gives it (issue 32)
     presenter = app_test(tiny_model_dir, page="views/forward.py")
     presenter.query_params["present"] = "1"
     presenter.run()
     assert_ok(presenter)
+    presenter.text_input(key=present.KEY_BOX).input("the-teachers-key").run()
     presenter.button(key=f"reveal_reset_{FORWARD_Q}").click().run()  # a new count
     assert counts_line(presenter).startswith("**The class's answers** (0)")
     options = list(reveal.LOOKS)
