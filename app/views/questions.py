@@ -96,7 +96,7 @@ def copy_points() -> None:
         "**many** it fills in the shape between them. Counted: the share of samples within "
         f"{particle_copies.RADIUS:g} of a training point, beside what fresh data reach by chance."
     )
-    n = int(st.select_slider("Training points n", particle_copies.SIZES, key="qs_n", persist_state="session"))
+    n = int(st.select_slider("Training points", particle_copies.SIZES, key="qs_n", persist_state="session"))
     trained = st.session_state["qs_curve"].get(n)
     train = trained is not None or st.button("Train the small network on these points (seconds)", key="qs_train")
     with st.spinner("Sampling" + (" and training the small network…" if train else "…")):
@@ -118,14 +118,14 @@ def copy_points() -> None:
 # --- 2. guidance --------------------------------------------------------------------------------------------------
 def guidance() -> None:
     st.markdown(
-        "Guidance is said to sample a **sharpened class**: p(x | c)^γ p(x)^(1−γ), the class tilted away from the "
-        "rest. Here the data are two classes of blobs in a plane, where every score is known exactly, so we can "
+        "Guidance is said to sample a **sharpened class**: p(x | c)^γ p(x)^(1−γ), the class c tilted away from the "
+        "rest, with γ the guidance strength below. Here the data are two classes of blobs in a plane, where every score is known exactly, so we can "
         "draw that true target (grey) and see what guidance really produces. It does not sample the target: "
         "DDIM and DDPM even disagree with each other (Bradley & Nakkiran 2024)."
     )
     c1, c2 = st.columns([1, 3])
-    cls = c1.radio("Class c", tilted.CLASS_NAMES, key="qs_class", horizontal=True, persist_state="session")
-    gamma = float(c2.slider("Guidance strength γ (1: no guidance)", 0.0, 8.0, step=0.5, key="qs_gamma",
+    cls = c1.radio("Class", tilted.CLASS_NAMES, key="qs_class", horizontal=True, persist_state="session")
+    gamma = float(c2.slider("Guidance strength (1: no guidance)", 0.0, 8.0, step=0.5, key="qs_gamma",
                             persist_state="session"))  # fmt: skip
     s = tilted.GuidanceSettings(c=tilted.CLASS_NAMES.index(cls), gamma=gamma, n=400)
     with st.spinner("Sampling with exact scores…"):
