@@ -44,9 +44,36 @@ def _points_in_title(page) -> int:
     return int(re.search(r"(\d+) point", title).group(1))
 
 
+def _lasso(page, fx: float, fy: float, r: float = 0.15) -> None:
+    """Draw a square lasso on the brush, centred at (fx, fy) of its plot area, half-side ``r`` of its size."""
+    brush = page.locator(".st-key-pl_brush .js-plotly-plot")
+    brush.wait_for()
+    area = brush.locator(".nsewdrag").first.bounding_box()
+    cx, cy = area["x"] + area["width"] * fx, area["y"] + area["height"] * fy
+    rx, ry = area["width"] * r, area["height"] * r
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in [(cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry + 2)]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    wait_idle(page)
+
+
+def _wait_for_more_points_than(page, n: int) -> int:
+    page.wait_for_function(
+        """(n) => [...document.querySelectorAll("[data-testid='stMain'] .js-plotly-plot .gtitle")]
+                   .some(e => /Exact field at .*, (\\d+) point/.test(e.textContent)
+                              && +e.textContent.match(/(\\d+) point/)[1] > n)""",
+        arg=n,
+        timeout=60_000,
+    )
+    return _points_in_title(page)
+
+
 def test_brushing_grid_dots_with_the_lasso_adds_them_to_the_points(page, app_url, shot):
     """The brush: a lasso drawn on the faint grid (a real Plotly selection) adds the dots inside it to the typed
-    points. AppTest cannot fake a Plotly selection, so this is the brush's only page test."""
+    points, in the "Your points" box; a second lasso adds more (it replaced the first: issue 36, item 6). AppTest
+    cannot fake a Plotly selection; tests/e2e/test_particles_inputs.py sends hand-made ones over the websocket."""
     page.goto(f"{app_url}/particles")
     page.wait_for_selector(IDLE)
     page.locator(f"{MAIN} .js-plotly-plot").filter(has_text="Exact field at t = 500").wait_for()
@@ -54,27 +81,18 @@ def test_brushing_grid_dots_with_the_lasso_adds_them_to_the_points(page, app_url
     page.locator(f"{MAIN} .st-key-pl_data input").click()
     page.get_by_role("option", name="your points").click()
     wait_idle(page)
-    brush = page.locator(".st-key-pl_brush .js-plotly-plot")
-    brush.wait_for()
     assert _points_in_title(page) == 3  # the three typed points
-    area = brush.locator(".nsewdrag").first.bounding_box()
-    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-    rx, ry = area["width"] * 0.15, area["height"] * 0.15
-    page.mouse.move(cx - rx, cy - ry)
-    page.mouse.down()
-    for x, y in [(cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry + 2)]:
-        page.mouse.move(x, y, steps=8)
-    page.mouse.up()
-    wait_idle(page)
-    page.wait_for_function(
-        """() => [...document.querySelectorAll("[data-testid='stMain'] .js-plotly-plot .gtitle")]
-                   .some(e => /Exact field at .*, (\\d+) point/.test(e.textContent)
-                              && +e.textContent.match(/(\\d+) point/)[1] > 3)""",
-        timeout=60_000,
-    )
-    brushed = _points_in_title(page) - 3
+    _lasso(page, 0.5, 0.5)
+    after_one = _wait_for_more_points_than(page, 3)
+    brushed = after_one - 3
     # the lasso spans the middle 30 % of each axis of the square chart (±1.6): |x|, |y| <= 0.48, about 17 x 17 of the
     # 41 x 41 grid's dots (0.06 apart). A chart stretched wide (x to ±6) gave 656 here: the grid was a strip.
     assert 200 <= brushed <= 400, brushed
+    box = page.locator(".st-key-pl_text textarea")
+    assert len([line for line in box.input_value().splitlines() if line.strip()]) == after_one  # shown in the box
+    _lasso(page, 0.2, 0.2, r=0.08)  # a second lasso, in a corner the first did not touch
+    after_two = _wait_for_more_points_than(page, after_one)
+    assert after_two - after_one >= 20, (after_one, after_two)
+    assert len([line for line in box.input_value().splitlines() if line.strip()]) == after_two
     assert page.locator("[data-testid='stException']").count() == 0
     shot(page, "brushed")
