@@ -53,3 +53,19 @@ def test_the_brush_grid_is_square_and_selectable():
     assert fig.layout.dragmode == "lasso"
     (dots,) = [tr for tr in fig.data if len(tr.x)]
     assert len(dots.x) == len(grid) and dots.marker.color == pp.DATA and dots.marker.opacity < 1  # faint
+
+
+def test_log_axes_label_powers_of_ten_only_in_plain_numbers():
+    """Issue 36, item 3: the race's MMD² axis read "2, 0.1, 5, 2, 0.01, 5" and the loss axis "1, 9, 8, 7"."""
+    rows = [
+        {"scheduler": "Euler", "evaluations": e, "quality": q, "straightness": 0.8}
+        for e, q in [(4, 0.16), (8, 0.046), (16, 0.0046), (32, 0.0009)]
+    ]
+    race = pp.race_figure(rows, "MMD² to the data")
+    loss = pp.loss_figure(list(np.linspace(1.2, 0.6, 300)), 300)
+    for axis in (race.layout.yaxis, loss.layout.yaxis):
+        assert axis.type == "log" and axis.tickmode == "array"
+        assert all(np.log10(v) == round(np.log10(v)) for v in axis.tickvals)
+        assert all(float(t) == v for t, v in zip(axis.ticktext, axis.tickvals, strict=True))  # "0.01", not "10m"
+    # the evaluations axis: the step counts' powers of two, not Plotly's crammed "5 2 5 10 2 5"
+    assert list(race.layout.xaxis.ticktext) == ["4", "8", "16", "32"]
