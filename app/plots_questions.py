@@ -9,14 +9,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import layout
+from app.plots import layout, log_axis
 
 EXACT = "#1f77b4"
 NETWORK = "#d62728"
 CHANCE = "#9e9e9e"
 DATA = "#111111"
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e")
-EXTENT = 1.5  # the guidance panels show [-EXTENT, EXTENT]^2 (the tilted target's grid)
+EXTENT = 1.1  # the guidance panels show [-EXTENT, EXTENT]^2 (the mixture lies within about 0.8)
 
 
 def copy_distance_figure(test_distances: np.ndarray, distance: Mapping[str, float], threshold: float) -> go.Figure:
@@ -38,12 +38,13 @@ def copy_distance_figure(test_distances: np.ndarray, distance: Mapping[str, floa
 def particles_copy_figure(samples: Mapping[str, np.ndarray], n: int) -> go.Figure:
     """The n training points and where each denoiser's samples landed."""
     fig = go.Figure()
-    styles = {"exact": ("exact denoiser", EXACT), "network": ("small network", NETWORK)}
-    for key, (name, colour) in styles.items():
+    # the exact denoiser's samples sit on the points: open rings, drawn large, so they show around the crosses
+    styles = {"exact": ("exact denoiser", EXACT, "circle-open", 13), "network": ("small network", NETWORK, "circle", 5)}
+    for key, (name, colour, symbol, size) in styles.items():
         if key in samples:
             s = samples[key]
             fig.add_trace(go.Scatter(x=s[:, 0], y=s[:, 1], mode="markers", name=name,
-                                     marker=dict(size=5, color=colour, opacity=0.45)))  # fmt: skip
+                                     marker=dict(size=size, color=colour, opacity=0.45, symbol=symbol)))  # fmt: skip
     p = samples["points"]
     fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=f"{n} training points",
                              marker=dict(size=9, color=DATA, symbol="x")))  # fmt: skip
@@ -85,7 +86,8 @@ def guidance_figure(result) -> go.Figure:
     for i, name in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(
-            go.Heatmap(x=axis, y=axis, z=dens, colorscale="Greys", showscale=False, hoverinfo="skip", opacity=0.7),
+            go.Contour(x=axis, y=axis, z=dens, showscale=False, hoverinfo="skip", ncontours=6, showlegend=False,
+                       contours=dict(coloring="lines"), line=dict(width=1.2), colorscale=[[0, "#bbbbbb"], [1, "#222222"]]),
             row=r, col=c,
         )  # fmt: skip
         s = result.samples[name].numpy()
@@ -99,7 +101,7 @@ def guidance_figure(result) -> go.Figure:
     for i in range(len(names)):
         fig.layout[f"yaxis{'' if i == 0 else i + 1}"].update(scaleanchor=f"x{'' if i == 0 else i + 1}")
     gamma = result.settings.gamma
-    return layout(fig, f"What each method samples at γ = {gamma:g} (grey: the true tilted target)", height=640)
+    return layout(fig, f"What each method samples at γ = {gamma:g} (grey lines: the true tilted target)", height=640)
 
 
 def guidance_bars(result) -> go.Figure:
@@ -111,7 +113,8 @@ def guidance_bars(result) -> go.Figure:
                          marker_color="#555555"))  # fmt: skip
     fig.add_trace(go.Bar(x=names, y=[max(result.to_class[k], floor) for k in names], name="to the plain class",
                          marker_color=CLASS_COLOURS[result.settings.c]))  # fmt: skip
-    fig.update_yaxes(title="MMD² (lower: closer)", type="log")
+    values = [max(v, floor) for d in (result.to_target, result.to_class) for k, v in d.items() if k in names]
+    fig.update_yaxes(title="MMD² (lower: closer)", **log_axis(values))
     return layout(fig, "How far each method's samples are from the target, and from the class", height=340)
 
 

@@ -118,10 +118,11 @@ def copy_points() -> None:
 # --- 2. guidance --------------------------------------------------------------------------------------------------
 def guidance() -> None:
     st.markdown(
-        "Guidance is said to sample a **sharpened class**: p(x | c)^γ p(x)^(1−γ), the class c tilted away from the "
-        "rest, with γ the guidance strength below. Here the data are two classes of blobs in a plane, where every score is known exactly, so we can "
-        "draw that true target (grey) and see what guidance really produces. It does not sample the target: "
-        "DDIM and DDPM even disagree with each other (Bradley & Nakkiran 2024)."
+        "Guidance is said to sample a **sharpened class**: $p(x \\mid c)^{\\gamma}\\, p(x)^{1-\\gamma}$, the class c "
+        "tilted away from the rest, with γ the guidance strength below. Here the data are two classes of blobs in a "
+        "plane, where every score is known exactly, so we can draw that true target (grey lines) and see what "
+        "guidance really produces. It does not sample the target: DDIM and DDPM even disagree with each other "
+        "(Bradley & Nakkiran 2024)."
     )
     c1, c2 = st.columns([1, 3])
     cls = c1.radio("Class", tilted.CLASS_NAMES, key="qs_class", horizontal=True, persist_state="session")
@@ -136,8 +137,8 @@ def guidance() -> None:
         f"**Interval**: guidance only for {s.interval[0]} ≤ t ≤ {s.interval[1]}, the least noisy steps (what the "
         "Fashion generator does). **Autoguidance** (Karras et al. 2024): guide the class away from a *weaker* model "
         f"of the same class (here the class blurred by {s.weak_std:g}) instead of from the unconditional model. "
-        "MMD² measures how far two clouds of points are apart; the bars' floor is what two samples of the same "
-        "cloud give."
+        "MMD² measures how far two clouds of points are apart; the plain conditional's distance to its own class "
+        "(the smallest bar) shows how small it comes out for two samples of the same cloud."
     )
 
 
