@@ -7,12 +7,17 @@ server refuses to start with it, in one sentence that says how to make a real on
 and ``kubectl logs`` shows the sentence). An unset secret is allowed: one ``docker run`` then gets a random
 secret of its own from Streamlit (several replicas need a shared one: deploy/secret.yaml).
 
-    python -m app.launch [streamlit options]   # what the Dockerfile's CMD runs
+Before the server starts, a warm-up visitor is started beside it (app/warm_start.py): it opens Start here once the
+server answers, so the first student finds the models, graphs and pictures ready, and prints ``diffusion-lens:
+ready …`` when they are. ``DIFFUSION_LENS_WARM_UP=0`` leaves it out.
+
+    python -m app.launch [streamlit options]   # what the Dockerfile's CMD and `make app` run
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"diffusion-lens: refusing to start: {problem}", file=sys.stderr)
         return 2
-    args = [sys.executable, "-m", "streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
-    os.execv(sys.executable, args)  # the server replaces this process: signals reach it directly
+    options = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("DIFFUSION_LENS_WARM_UP", "").strip().lower() not in ("0", "off", "false", "no"):
+        # the first visitor, before any student: it opens Start here once the server answers, then prints
+        # "diffusion-lens: ready …" (app/warm_start.py); it exits by itself
+        subprocess.Popen([sys.executable, "-m", "app.warm_start", *options])  # in the server's process group
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(APP), *options])  # signals reach it
     return 0  # not reached
 
 
