@@ -124,7 +124,7 @@ def selection_indices(entries, n: int) -> list[int]:
     out = []
     for k, entry in enumerate(entries):
         i = entry.get("point_index") if isinstance(entry, dict) else None
-        if not isinstance(i, int | np.integer) or isinstance(i, bool) or not 0 <= i < n:
+        if not _whole(i) or not 0 <= i < n:
             raise ValueError(_not_the_grids(f"point {k + 1} has no whole point_index from 0 to {n - 1}"))
         out.append(i)
     return out
@@ -136,10 +136,18 @@ def _not_the_grids(why: str) -> str:
 
 def brushed(indices, grid: torch.Tensor | None = None) -> torch.Tensor:
     """The grid points at ``indices`` (what a lasso or box selection on :func:`brush_grid` returns), each once, in
-    grid order. (K, 2). Indices that are not whole numbers in range get one sentence (:func:`selection_indices`)."""
+    grid order; indices outside the grid are skipped. (K, 2). An index that is not a whole number (null, infinite,
+    text, a list) gets one sentence, not ``int()``'s message."""
     grid = brush_grid() if grid is None else grid
-    idx = sorted(set(selection_indices([{"point_index": i} for i in indices], len(grid))))
+    indices = list(indices)
+    if any(not _whole(i) for i in indices):
+        raise ValueError(_not_the_grids("an index is not a whole number"))
+    idx = sorted({int(i) for i in indices if 0 <= i < len(grid)})
     return check_points(grid[idx].numpy() if idx else np.zeros((0, 2)))
+
+
+def _whole(i) -> bool:
+    return isinstance(i, int | np.integer) and not isinstance(i, bool)
 
 
 def add_to_text(text: str, points: torch.Tensor) -> str:
