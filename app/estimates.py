@@ -2,7 +2,7 @@
 
 An estimate is the plan of the work (how many network passes, at which batch and t) times a
 *measured* forward pass of the model in use, at the resolution and batch the work will use,
-plus the measured cost of the loop around the network (see :mod:`model.nets.cost` for the
+plus the measured cost of the loop around the network (see :mod:`model.serving.cost` for the
 measuring). Each measurement is made once per process and kept here, keyed by the model
 (its source, device and network object), the resolution, the batch and the arithmetic path:
 the app's memo, shared by every session, so the first visitor pays a pass or two and
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 from model.diffusion.trajectory import make_timesteps
 from model.diffusion.vlb_terms import default_batch_size
-from model.nets import cost
 from model.nets.network import LoadedModel
+from model.serving import cost
 
 SIDEBAR_STEPS = 50  # the sidebar quotes a DDIM run of this many steps from pure noise
 
@@ -45,7 +45,7 @@ def _memoised(key: tuple, measure: Callable[[], float]) -> float:
 
 
 def macs(model: LoadedModel, resolution: int) -> int:
-    """MACs of one forward pass at ``resolution`` px (:func:`model.nets.cost.count_macs`), counted once per process:
+    """MACs of one forward pass at ``resolution`` px (:func:`model.serving.cost.count_macs`), counted once per process:
     counting walks the network on the meta device, which every sidebar rerun paid before."""
     return int(
         _memoised((*_model_key(model), "macs", int(resolution)), lambda: cost.count_macs(model.unet, resolution))

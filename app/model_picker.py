@@ -14,8 +14,8 @@ import streamlit as st
 
 from app import backend, estimates, model_choice, sources, state
 from model.diffusion.trajectory import make_timesteps
-from model.nets import cost as costs
 from model.nets import hub, network
+from model.serving import cost as costs
 
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list

@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     if a.cpu_clock:
         if threads != 1:
             ap.error("--cpu-clock needs one torch thread (--threads 1): other threads' CPU time would be missed")
-        time.perf_counter = time.thread_time  # every clock in this process, model.nets.cost's included
+        time.perf_counter = time.thread_time  # every clock in this process, model.serving.cost's included
     apply = None
     try:
         from model.serving.service import Serving  # the app picks its arithmetic at load (issue 20, item 1)

@@ -16,7 +16,7 @@ from model.images import figure, slide
 from model.images.generate import default_guidance
 from model.images.tensors import tensor_to_uint8, to_picture
 from model.nets import hub
-from model.nets.cost import suggested_steps
+from model.serving.cost import suggested_steps
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": TrajectorySettings, "run": Run, ...}

@@ -1,4 +1,4 @@
-"""Time estimates (app/estimates.py on model/nets/cost.py) against the measured time of the same work.
+"""Time estimates (app/estimates.py on model/serving/cost.py) against the measured time of the same work.
 
 Issue 20: every estimate shown lands within ±30 % of the measured time. Timings on a shared CI
 machine are noisy, so the band here is wider (a factor 1.6 either way), but an estimate off by
@@ -21,9 +21,9 @@ from model.diffusion import vlb_terms
 from model.diffusion.schedule import make_schedule
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images.figure import record_run, start_sample
-from model.nets import cost
 from model.nets.checkpoint_io import tiny_unet
 from model.nets.network import LoadedModel
+from model.serving import cost
 
 RES = 32
 SLACK = 1.6  # the ±30 % of the issue, widened for a noisy shared machine; 2x still fails

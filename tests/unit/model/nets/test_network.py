@@ -16,9 +16,9 @@ from fakes import KINDS, RES, direct, one_sentence, schedule_for, x_batch
 from model.diffusion.reverse import eps_to_output, predict_x0
 from model.diffusion.schedule import make_schedule
 from model.nets import checkpoint_io, network
-from model.nets import cost as costs
 from model.nets.checkpoint_io import ModelLoadError
 from model.nets.network import LoadedModel
+from model.serving import cost as costs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

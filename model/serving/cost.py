@@ -28,13 +28,24 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 if TYPE_CHECKING:
     from model.diffusion.schedule import Schedule
-    from model.nets.network import LoadedModel
+
+
+class LoadedModel(Protocol):
+    """What a cost needs of a model (a :class:`model.nets.network.LoadedModel`, one layer above this one)."""
+
+    channels: int
+    device: str
+    precision: Any  # its PrecisionChoice, or None
+    serving: Any  # the Serving object that runs it, or None
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, class_labels: Any = None) -> torch.Tensor: ...
+
 
 # A first call this long is its own measurement: its one-off set-up (about a second for a 256-px Hub-sized
 # pass, whose warm calls take 3-4 s on 2 cores) is then a tenth of it at most. Also the measuring budget:
