@@ -122,12 +122,6 @@ def test_denoise_hides_the_answer_then_shows_the_computed_one(tiny_model_dir):
 
 
 # --- Reverse trajectory: guidance --------------------------------------------------------------------------------
-needs_fashion = pytest.mark.skipif(
-    not reveal.guidance_available(), reason="the Fashion generator or its judge is not in this checkout"
-)
-
-
-@needs_fashion
 def test_guidance_hides_the_answer_then_shows_the_judged_one(tiny_model_dir):
     from model.evaluation.judge import load_judge
     from model.images.generate import generate
