@@ -21,8 +21,8 @@ for key, value in {"ins_t": 500, "ins_seed": 0, "ins_block": None, "ins_qrow": 0
 
 st.title("Inside the network: what the U-Net does with x_t")
 st.markdown(
-    r"Every other page treats the network as a box: $x_t$ and $t$ go in, the predicted noise $\hat\epsilon$ "
-    "comes out. Here is the box, opened on your image: the architecture read from the model's own config, "
+    "Every other page treats the network as a box: a noisy picture and its step number t go in, the noise the "
+    "network guesses comes out. Here is the box, opened on your image: the architecture read from the model's own config, "
     "and one real forward pass with every block's output recorded. Move **t** and watch the inside change "
     "from a noisy input to a clean one."
 )

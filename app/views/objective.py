@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
-from app import backend, estimates, plots_objective, state
+from app import backend, estimates, pictures, plots_objective, state
 from app import backend_objective as bo
 from app.common import progressive, require_image, require_model
+from app.render import picture
 from model.diffusion import likelihood as lk
+from model.diffusion.forward import q_sample
 
 state.set_default("obj_seed", 0)
 state.set_default("obj_n", bo.DEFAULT_SAMPLED_T)
@@ -64,6 +67,17 @@ draws = c3.select_slider(
 
 # --- 1. the model -------------------------------------------------------------------------------
 st.header("1. A chain of Gaussians")
+# A sentence and a picture before the first formula (the Start-here rule): the chain, on your image.
+CHAIN_TS = (T - 1, (2 * T) // 3, T // 3, 0)
+st.markdown(
+    "The model's story of your picture runs backwards through the noise: pure noise, then less and less noise, "
+    "down to the picture. Each step is a small random change, a Gaussian."
+)
+chain = st.container(key="pics_obj_chain").columns(len(CHAIN_TS) + 1)  # "pics_": stays one row on a phone
+for c, t in zip(chain, CHAIN_TS, strict=False):
+    x_t, _ = q_sample(sched, img.x0, t, generator=torch.Generator().manual_seed(seed))  # this model's schedule
+    c.image(picture(x_t), caption=f"x_t at t = {t}", width="stretch")
+chain[-1].image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀: your picture", width="stretch")
 # Every long formula on this page is broken into short lines (gathered), so that it fits a phone's 400 px.
 st.latex(
     r"\begin{gathered} p_\theta(x_{0:T}) = p(x_T)\prod_{t=1}^{T} p_\theta(x_{t-1}\mid x_t) \\ "

@@ -100,6 +100,12 @@ st.page_link("views/denoise.py", label="Denoise one step: the guess, measured", 
 st.page_link("views/trajectory.py", label="Reverse trajectory: noise back to a picture", icon=":material/fast_rewind:")
 st.page_link("views/inside.py", label="Inside the network: what its layers see", icon=":material/hub:")
 st.page_link("views/objective.py", label="Training objective: how it learns", icon=":material/functions:")
+st.page_link(
+    "views/particles.py", label="Particle lab: diffusion on dots you can draw, arrow by arrow",
+    icon=":material/scatter_plot:",
+)  # fmt: skip
+st.page_link("views/race.py", label="Sampler race: fewer steps, which sampler keeps up?", icon=":material/speed:")
+st.page_link("views/words.py", label="Words to pictures: a prompt becomes a picture", icon=":material/palette:")
 st.page_link("views/questions.py", label="Questions students ask: does it just copy?", icon=":material/help:")
 st.page_link("views/about.py", label="About the ideas: the maths in one table", icon=":material/menu_book:")
 st.page_link("views/glossary.py", label="Words: every term in plain words", icon=":material/dictionary:")

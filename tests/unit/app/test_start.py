@@ -49,12 +49,24 @@ def test_root_is_start_here_with_no_formula_above_the_first_picture(start):
     assert found and formulas == [], formulas
 
 
-def test_the_rule_catches_a_formula(tiny_model_dir):
-    """The check above can fail: the Forward page opens with its formula."""
-    at = app_test(tiny_model_dir, page="views/forward.py")
+def test_the_rule_catches_a_formula():
+    """The check can fail: a page that opens with a formula."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string("import numpy as np, streamlit as st\nst.latex('x_t')\nst.image(np.zeros((4, 4, 3)))")
     at.run()
     found, formulas = formulas_before_the_first_picture(at)
-    assert found and formulas
+    assert found and len(formulas) == 1 and "x_t" in formulas[0]
+
+
+@pytest.mark.parametrize("page", ["forward", "denoise", "inside", "objective"])
+def test_every_teaching_page_has_a_picture_before_any_formula(tiny_model_dir, page):
+    """Issue 36: Forward opened with q(x_t | x_{t-1}) = N(...), the Markov chain and the reparametrisation."""
+    at = app_test(tiny_model_dir, page=f"views/{page}.py")
+    at.run()
+    assert_ok(at)
+    found, formulas = formulas_before_the_first_picture(at)
+    assert found and not formulas, formulas
 
 
 def test_the_story_is_computed_live_drowning_guess_and_emerging(start):
@@ -71,6 +83,21 @@ def test_the_story_is_computed_live_drowning_guess_and_emerging(start):
 def test_links_into_every_page(start):
     links = {el.proto.page for el in walk(start.main) if getattr(el, "type", "") == "page_link"}
     assert {"forward", "denoise", "trajectory", "inside", "objective", "about", "glossary"} <= links
+
+
+def test_where_next_links_every_page_of_the_navigation(start):
+    """Issue 36: "Where next" left out the Particle lab and the Sampler race."""
+    from pathlib import Path
+
+    from conftest import APP_ENTRY
+
+    pages = set(re.findall(r'st\.Page\(\s*"views/(\w+)\.py"', Path(APP_ENTRY).read_text())) - {"start"}
+    drawn = list(walk(start.main))  # (the phone's navigation links every page too, above the page: not counted)
+    heading = next(
+        i for i, el in enumerate(drawn) if getattr(el, "type", "") == "subheader" and el.value == "Where next"
+    )
+    links = {el.proto.page for el in drawn[heading:] if getattr(el, "type", "") == "page_link"}
+    assert {"particles", "race"} <= pages and pages <= links, pages - links
 
 
 def test_forward_is_asked_for_by_name(tiny_model_dir):
