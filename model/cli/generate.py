@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "--guidance",
         type=float,
         default=None,
-        help=f"classifier-free guidance scale w (default {DEFAULT_GUIDANCE:g} for a conditional model, else 0)",
+        help="classifier-free guidance scale w (default: the w the model's card recommends, classes.json "
+        f"recommended_guidance: 2 for the Fashion generator; {DEFAULT_GUIDANCE:g} for a model without one)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=100, help="samples per forward pass (x2 with guidance)")

@@ -126,8 +126,11 @@ def test_guidance_hides_the_answer_then_shows_the_judged_one(tiny_model_dir):
     from model.evaluation.judge import load_judge
     from model.images.generate import generate
 
-    at = app_test(tiny_model_dir, page="views/trajectory.py")
+    at = app_test(page="views/trajectory.py")  # the bundled photo model: pure noise is generated with Fashion
     at.run()
+    assert_ok(at)
+    at.radio(key="traj_source").set_value("Pure noise (generate)").run()  # where guidance is on screen
+    at.selectbox(key="traj_class").set_value("Sneaker").run()
     assert_ok(at)
     assert at.radio(key=f"reveal_pick_{GUIDE_Q}").value is None
     assert not any("judged" in c for c in image_captions(at)) and not verdict(at)
