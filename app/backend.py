@@ -17,14 +17,13 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app import model_cache, settings, uploads
+from app import admission, model_cache, settings, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
 from model.images.decode import ImageLoadError
 from model.images.tensors import picture_to_x0, to_channels
 from model.nets import network
-from model.serving.runtime import FairSemaphore
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -200,18 +199,6 @@ def sweep_chunk_size(resolution: int) -> int:
     return int(min(40, max(1, round(SWEEP_CHUNK_AT_256 * (256 / resolution) ** 2))))
 
 
-@st.cache_resource(show_spinner=False)
-def sweep_lane() -> FairSemaphore:
-    """The sweep's lane into the inference queue: at most one chunk per inference slot is queued or running.
-
-    The sweep is background work beside a page's pictures, and one chunk is a forward pass of many t (about 0.2 s
-    at 64 px on one core). Without the lane, a classroom arriving at Denoise queued every sweep's chunks in the
-    inference queue (first come, first served) ahead of the single-t passes of everybody's slider steps; with it,
-    a step waits for at most one chunk to finish, and the sweeps queue among themselves in the lane. Built once.
-    """
-    return FairSemaphore(settings.serving().queue.size)
-
-
 @st.cache_data(max_entries=1024, show_spinner=False)
 def sweep_chunk(
     image_key: str,
@@ -233,14 +220,9 @@ def sweep_chunk(
     eps = fixed_noise(_x0, seed)
     t = torch.tensor(ts, dtype=torch.long)
     n = len(t)
-    lane = sweep_lane()
-    lane.acquire()
-    try:
-        with torch.inference_mode():
-            x_t, _ = forward.q_sample(_model.schedule, _x0.expand(n, -1, -1, -1), t, noise=eps.expand(n, -1, -1, -1))
-            eps_hat, x0_hat = _model.predict(x_t, t, None if label is None else torch.full((n,), int(label)))
-    finally:
-        lane.release()
+    with admission.sweep_lane(), torch.inference_mode():  # one chunk per inference slot (app/admission.py)
+        x_t, _ = forward.q_sample(_model.schedule, _x0.expand(n, -1, -1, -1), t, noise=eps.expand(n, -1, -1, -1))
+        eps_hat, x0_hat = _model.predict(x_t, t, None if label is None else torch.full((n,), int(label)))
     mse = [float((eps_hat[i : i + 1] - eps).square().mean()) for i in range(n)]
     return mse, [figure.psnr(x0_hat[i : i + 1], _x0) for i in range(n)]
 

@@ -5,8 +5,8 @@ passes in a row from one session. Every pass queues for an inference slot (model
 come first served), so ten students running 1000-step runs put ten passes ahead of every other student's
 slider step. Three rules keep a classroom fair:
 
-1. **A lane.** Each step of a long run holds a place in :func:`long_lane` while it computes: at most
-   :data:`LONG_RUN_SLOTS` steps of long runs (``DIFFUSION_LENS_LONG_RUN_SLOTS``; default one less than the
+1. **A lane.** Each step of a long run holds a place in the long-run lane (:func:`app.admission.long_run_lane`)
+   while it computes: at most that many steps of long runs (``DIFFUSION_LENS_LONG_RUN_SLOTS``; default one less than the
    inference slots, at least 1) are queued or running at once. A slider step then waits for at most that
    many long passes, and long runs take turns among themselves in arrival order (they go slower when
    there are many of them, the progress bar says so).
@@ -30,10 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import streamlit as st
-
-from app import settings
-from model.serving.runtime import FairSemaphore
+from app import admission, settings
 
 ENV_SLOTS = settings.LONG_RUN_SLOTS_ENV
 _T = TypeVar("_T")
@@ -68,18 +65,6 @@ _lock = threading.Lock()
 _runs: dict[str | None, list[LongRun]] = {}
 _stats = {"started": 0, "finished": 0, "cancelled": 0, "steps": 0}
 _refusing: list[str] = []  # why new runs are refused (the server drains for a restart), empty when they are not
-
-
-def lane_slots() -> int:
-    """Steps of long runs allowed in the inference queue at once: ``$DIFFUSION_LENS_LONG_RUN_SLOTS``, else one
-    less than the inference slots (at least 1), so a slider step always finds a slot long runs leave free."""
-    return settings.current().long_run_slots or max(1, settings.serving().queue.size - 1)
-
-
-@st.cache_resource(show_spinner=False)
-def long_lane() -> FairSemaphore:
-    """The lane (FIFO) every step of a long run holds while it computes; built once per process."""
-    return FairSemaphore(lane_slots())
 
 
 def _script_ctx():
@@ -182,9 +167,9 @@ def long_run(what: str, session_id: str | None = None) -> Iterator[LongRun]:
 
 def paced(steps: Iterable[_T], run: LongRun) -> Iterator[_T]:
     """The items of ``steps`` (a sampler's generator: each ``next`` runs a forward pass), each one computed while
-    holding a place in :func:`long_lane`, after checking that ``run`` should go on."""
+    holding a place in the long-run lane (app/admission.py), after checking that ``run`` should go on."""
     it = iter(steps)
-    lane = long_lane()
+    lane = admission.long_run_lane()
     while True:
         run.check()
         lane.acquire()  # FIFO among long runs; a slider step never waits in this lane
@@ -203,7 +188,7 @@ def paced(steps: Iterable[_T], run: LongRun) -> Iterator[_T]:
 
 def reset() -> None:
     """Forget the lane and the counts (tests: after changing the inference slots or ``DIFFUSION_LENS_LONG_RUN_SLOTS``)."""
-    long_lane.clear()
+    admission.long_run_lane.clear()
     with _lock:
         _runs.clear()
         _refusing.clear()

@@ -75,8 +75,8 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
 def server_env(monkeypatch):
     """``server_env(NAME, value)`` sets a variable (``None`` unsets it) as if the server had started with it: the
     app reads its settings (app/settings.py) once, so they are read again after each change, and after the test;
-    the server's Serving object is built again from them (a new inference queue)."""
-    from app import settings
+    the server's Serving object and its lanes (app/admission.py) are made again from them."""
+    from app import admission, settings
 
     def change(name: str, value: str | None) -> None:
         if value is None:
@@ -85,10 +85,12 @@ def server_env(monkeypatch):
             monkeypatch.setenv(name, value)
         settings.current.clear()
         settings.serving.clear()
+        admission.reset()
 
     yield change
     settings.current.clear()  # monkeypatch puts the environment back next; the settings are read again lazily
     settings.serving.clear()
+    admission.reset()
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,13 @@ class FairSemaphore:
             self._in_use -= 1
             self._cond.notify_all()
 
+    def __enter__(self) -> FairSemaphore:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
     @property
     def waiting(self) -> int:
         """Threads queued right now."""

@@ -12,7 +12,7 @@ import torch
 from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
-from app import backend, backend_reverse, common
+from app import admission, backend, backend_reverse, common
 
 RES = 32
 
@@ -74,9 +74,9 @@ def test_sweep_lane_has_one_chunk_per_slot(server_env, slots, lane):
     """At most one sweep chunk per inference slot is queued or running: a slider step's single pass never queues
     behind more than the chunks already running."""
     server_env("DIFFUSION_LENS_CONCURRENCY", str(slots))
-    backend.sweep_lane.clear()
+    admission.sweep_lane.clear()
     try:
-        assert backend.sweep_lane().size == lane
-        assert backend.sweep_lane() is backend.sweep_lane()  # one lane per process
+        assert admission.sweep_lane().size == lane
+        assert admission.sweep_lane() is admission.sweep_lane()  # one lane per process
     finally:
-        backend.sweep_lane.clear()
+        admission.sweep_lane.clear()

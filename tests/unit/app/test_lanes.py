@@ -10,7 +10,7 @@ import time
 import pytest
 import streamlit as st
 
-from app import backend_reverse, lanes, settings
+from app import admission, backend_reverse, lanes, settings
 from model.nets import network
 
 RES = 32
@@ -137,11 +137,11 @@ def test_a_new_run_of_a_session_cancels_its_previous_one(fresh):
 
 
 def test_lane_slots_follow_the_inference_slots_and_the_environment(fresh, monkeypatch, server_env):
-    assert lanes.lane_slots() == 1
+    assert admission.long_run_slots() == 1
     server_env("DIFFUSION_LENS_CONCURRENCY", "4")
-    assert lanes.lane_slots() == 3
+    assert admission.long_run_slots() == 3
     server_env(lanes.ENV_SLOTS, "2")
-    assert lanes.lane_slots() == 2
+    assert admission.long_run_slots() == 2
     server_env(lanes.ENV_SLOTS, "many")  # a value it cannot use: one sentence naming the variable
     with pytest.raises(settings.SettingsError, match=f"{lanes.ENV_SLOTS}='many' cannot be used: it accepts a whole"):
-        lanes.lane_slots()
+        admission.long_run_slots()

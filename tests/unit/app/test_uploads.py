@@ -9,7 +9,7 @@ import pytest
 from image_bytes import encode
 from PIL import Image
 
-from app import backend, uploads
+from app import admission, backend, uploads
 from model.images.decode import ImageLoadError
 
 
@@ -74,4 +74,4 @@ def test_at_most_decode_slots_decodes_run_at_once(monkeypatch):
         t.join(20)
     stats = uploads.stats()
     assert stats["decodes"] == 8
-    assert stats["peak_running"] == uploads.decode_slots() == 2
+    assert stats["peak_running"] == admission.decode_slots().size == 2

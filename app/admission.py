@@ -1,0 +1,75 @@
+"""Who may compute now: every admission control of the server, in one module.
+
+A classroom server is one process shared by every student. What may run at once is decided in five places,
+all in arrival order (first come, first served):
+
+* **the inference queue**: every network forward pass takes one of ``DIFFUSION_LENS_CONCURRENCY`` slots
+  (:class:`model.serving.runtime.InferenceQueue`, owned by the server's Serving object, :func:`app.settings.serving`);
+* **the sweep lane**: Denoise's 40-t sweep queues its chunks here first, at most one per inference slot, so a
+  slider step never waits behind more than the chunks already running (:func:`sweep_lane`);
+* **the long-run lane**: each step of a long run (a reverse trajectory, the bound's terms) holds a place here while
+  it computes, one less than the inference slots, so a slider step always finds a slot (:func:`long_run_lane`,
+  used by :mod:`app.lanes`);
+* **decode slots**: photo decodes running at once (:func:`decode_slots`, used by :mod:`app.uploads`);
+* the particle lab's training queue (``app/backend_particles.py``, ``DIFFUSION_LENS_TRAIN_SLOTS``).
+
+Each lane is a :class:`model.serving.runtime.FairSemaphore`, made once per process (``st.cache_resource``) from
+the settings read at start-up (``app/settings.py``); :func:`stats` reports them together.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import settings
+from model.serving.runtime import FairSemaphore
+
+
+def long_run_slots() -> int:
+    """Steps of long runs allowed at once: ``$DIFFUSION_LENS_LONG_RUN_SLOTS``, else one less than the inference
+    slots (at least 1), so a slider step always finds a slot long runs leave free."""
+    return settings.current().long_run_slots or max(1, settings.serving().queue.size - 1)
+
+
+@st.cache_resource(show_spinner=False)
+def sweep_lane() -> FairSemaphore:
+    """The sweep's lane into the inference queue: at most one chunk per inference slot is queued or running.
+
+    The sweep is background work beside a page's pictures, and one chunk is a forward pass of many t (about 0.2 s
+    at 64 px on one core). Without the lane, a classroom arriving at Denoise queued every sweep's chunks in the
+    inference queue (first come, first served) ahead of the single-t passes of everybody's slider steps; with it,
+    a step waits for at most one chunk to finish, and the sweeps queue among themselves in the lane.
+    """
+    return FairSemaphore(settings.serving().queue.size)
+
+
+@st.cache_resource(show_spinner=False)
+def long_run_lane() -> FairSemaphore:
+    """The lane every step of a long run holds while it computes (:func:`long_run_slots` places)."""
+    return FairSemaphore(long_run_slots())
+
+
+@st.cache_resource(show_spinner=False)
+def decode_slots() -> FairSemaphore:
+    """Photo decodes allowed at once: ``$DIFFUSION_LENS_DECODE_SLOTS`` (default 2)."""
+    return FairSemaphore(settings.current().decode_slots)
+
+
+def stats() -> dict[str, dict[str, int]]:
+    """Size, places in use and waiting, per control (the inference queue's waits are in its own stats)."""
+    queue = settings.serving().queue
+    lanes = {"sweep_lane": sweep_lane(), "long_run_lane": long_run_lane(), "decode_slots": decode_slots()}
+    out = {
+        "inference_queue": {"size": queue.size, "in_use": queue.semaphore.in_use, "waiting": queue.semaphore.waiting}
+    }
+    out |= {name: {"size": lane.size, "in_use": lane.in_use, "waiting": lane.waiting} for name, lane in lanes.items()}
+    return out
+
+
+def reset() -> None:
+    """Make every lane again from the settings (tests, after changing a variable; a server keeps them)."""
+    for made in (sweep_lane, long_run_lane, decode_slots):
+        made.clear()
+
+
+__all__ = ["decode_slots", "long_run_lane", "long_run_slots", "reset", "stats", "sweep_lane"]
