@@ -124,7 +124,7 @@ def _key_box() -> None:
     """In presentation mode, for the teacher: where to give the presenter key (or how to set one)."""
     if presenter():
         return
-    with st.expander("Teacher: show the class's answers"):
+    with st.popover("Teacher: show the class's answers", icon=":material/key:"):
         if not presenter_key():
             st.caption(
                 f"Only the presenter sees the class's answers. This server has no presenter key: its operator sets "
@@ -147,8 +147,9 @@ def apply() -> None:
     if not on():
         return
     st.html(CSS)
-    st.button("Leave presentation mode", key="present_exit", on_click=_leave, icon=":material/close_fullscreen:")
-    _key_box()
+    with st.container(horizontal=True, key="present_bar"):  # one row: the page's own elements keep their place
+        st.button("Leave presentation mode", key="present_exit", on_click=_leave, icon=":material/close_fullscreen:")
+        _key_box()
 
 
 def frames(lo: int, hi: int, count: int = PLAY_FRAMES) -> list[int]:
