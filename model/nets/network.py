@@ -91,6 +91,8 @@ class LoadedModel:
     null_label: int | None = None  # the "no label" index (classifier-free guidance), if the model has one
     # guidance acts only for lo <= t <= hi (classes.json "guidance_interval"; None: at every t); measured per model
     guidance_interval: tuple[int, int] | None = None
+    # the guidance scale w the model's card recommends (classes.json "recommended_guidance"; None: w = 0)
+    recommended_guidance: float | None = None
     precision: PrecisionChoice | None = field(
         default=None, compare=False
     )  # None: plain fp32 (model/serving/precision.py)
@@ -242,9 +244,10 @@ def load_local(folder: str | Path, device: str | torch.device | None = None, *, 
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     classes, null = _read_classes(folder, layout.config, name)
     interval = _read_guidance_interval(folder, schedule.T, name) if null is not None else None
+    w = _read_recommended_guidance(folder, name) if null is not None else None
     model = LoadedModel(
         unet=unet, schedule=schedule, resolution=size, source=name, device=str(dev), classes=classes, null_label=null,
-        guidance_interval=interval,
+        guidance_interval=interval, recommended_guidance=w,
     )  # fmt: skip
     return model  # plain fp32; Serving.prepare gives it its server's queue and arithmetic
 
@@ -289,6 +292,18 @@ def _read_guidance_interval(folder: Path, T: int, name: str) -> tuple[int, int] 
             f"classes.json of {name} has a bad guidance_interval {iv!r}: use [lo, hi] with 0 <= lo <= hi < {T}."
         )
     return int(iv[0]), int(iv[1])
+
+
+def _read_recommended_guidance(folder: Path, name: str) -> float | None:
+    """``classes.json``'s ``"recommended_guidance": w``: the guidance scale the model's card recommends (the app's
+    and the commands' default), or None (w = 0). Chosen by measurement: bench/guidance.py."""
+    f = folder / "classes.json"
+    w = _read_json(f).get("recommended_guidance") if f.is_file() else None
+    if w is None:
+        return None
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 20:
+        raise ModelLoadError(f"classes.json of {name} has a bad recommended_guidance {w!r}: use a number from 0 to 20.")
+    return float(w)
 
 
 # ---------------------------------------------------------------------------------
