@@ -101,7 +101,7 @@ def take_brush() -> None:
     try:
         try:
             entries = st.session_state[key]["selection"]["points"]
-        except (KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError, ValueError):  # (ValueError: not JSON)
             entries = None  # not a selection at all: selection_indices says so
         indices = data.selection_indices(entries, len(BRUSH_GRID))
         if not indices:
