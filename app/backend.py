@@ -149,13 +149,18 @@ _warm_thread: threading.Thread | None = None
 
 
 def warm_up() -> threading.Thread | None:
-    """Once per process (the app's entry file calls it): load the default model in a background thread.
+    """Once per process (the app's entry file calls it): the time estimates start following the server's speed
+    (app/estimates.py), and the default model and the Fashion generator load in a background thread.
 
-    The first visitor then finds it loaded (its fidelity guard included) instead of waiting for it;
-    a session that asks while it is loading waits for that one load (the cache's per-model lock).
+    The first visitor then finds them loaded (their fidelity guard included) instead of waiting for them;
+    a session that asks while one is loading waits for that one load (the cache's per-model lock). ``python -m
+    app.launch`` makes that first visitor a warm-up visit of its own (app/warm_start.py), before any student.
     Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
     """
     global _warm_thread
+    from app import estimates
+
+    estimates.follow_speed()
     if not settings.current().warm_up:  # DIFFUSION_LENS_WARM_UP=0
         return None
     with _warm_lock:
@@ -163,10 +168,11 @@ def warm_up() -> threading.Thread | None:
             return _warm_thread
 
         def load() -> None:
-            try:
-                model_cache.get_model(settings.current().model)
-            except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
-                pass
+            for source in dict.fromkeys((settings.current().model, "fashion")):
+                try:
+                    model_cache.get_model(source)
+                except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
+                    pass
 
         _warm_thread = threading.Thread(target=load, name="diffusion-lens-warm-up", daemon=True)
         _warm_thread.start()

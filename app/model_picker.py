@@ -120,8 +120,10 @@ def _describe_model_in_use(why: str | None) -> None:
         st.caption(f"Model in use: none yet. {exc}")
         return
     res = int(ss.get("resolution", model.resolution))
-    captions = model_captions(model, res)
-    st.caption(plain_caption(model, res))
+    with st.spinner(f"Measuring how fast this model runs at {res} px…"):  # seconds, the first time at a new size
+        captions = model_captions(model, res)
+        plain = plain_caption(model, res)
+    st.caption(plain)
     off_size = res != model.resolution and not captions[-1].startswith("Cost estimate unavailable")
     if off_size:
         st.caption(captions[-1])  # "trained at … px": something a student can act on
@@ -141,7 +143,7 @@ _plain: dict[tuple, str] = {}
 
 def plain_caption(model: network.LoadedModel, res: int) -> str:
     """What the model in use is and how long a run takes on this server, in plain words (kept like the captions)."""
-    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation())
+    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation(), estimates.speed_step())
     known = _plain.get(key)
     if known is not None:
         return known
@@ -169,7 +171,7 @@ def model_captions(model: network.LoadedModel, res: int) -> tuple[str, ...]:
     model and resolution and shared: every rerun of every session drew them, and the estimate's arithmetic
     (50 steps' passes) was a few per cent of a classroom server's busy time. A failed estimate is not kept.
     """
-    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation())
+    key = (model.source, str(model.device), id(model.unet), int(res), estimates.generation(), estimates.speed_step())
     known = _captions.get(key)
     if known is None:
         known = _make_captions(model, int(res))

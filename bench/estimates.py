@@ -141,6 +141,28 @@ def bench_model(
     return rows
 
 
+def speed_work(a, bundled: LoadedModel) -> list:
+    """The speed rows: DDIM 50 and 100 terms of the bound with the photo model, the Fashion generator's guided
+    DDIM 50 (two passes per step), each idle, beside ``a.students`` students, and across the change."""
+    import _busy
+
+    fashion = bundled.serving.prepare(load_model("fashion")) if bundled.serving else load_model("fashion")
+    res, T = bundled.resolution, bundled.schedule.T
+    x0 = load_image(PHOTO.read_bytes(), res)
+    ts, terms = make_timesteps(T - 1, 50), list(range(T - 1, -1, -1))[:100]
+    fts = make_timesteps(fashion.schedule.T - 1, 50)
+    photo = [
+        ("DDIM 50 steps", lambda: estimates.trajectory(bundled, res, ts), lambda: run_trajectory(bundled, res, ts, "ddim")),
+        ("100 terms of the bound", lambda: estimates.all_terms(bundled, res, terms), lambda: run_terms(bundled, res, x0, terms)),
+    ]  # fmt: skip
+    rows = _busy.speed_rows("photo", bundled, res, photo, a.students, a.think, a.repeats)
+    guided = [
+        ("guided DDIM 50 steps", lambda: estimates.trajectory(fashion, fashion.resolution, fts, "ddim", True),
+         lambda: _busy.run_guided(fashion, fts)),
+    ]  # fmt: skip
+    return rows + _busy.speed_rows("fashion", fashion, fashion.resolution, guided, a.students, a.think, a.repeats)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: a narrow stand-in, DDPM 100 at 64 px")
@@ -149,6 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--standin-steps", type=int, default=5, help="DDIM and DDPM steps for the 256-px stand-in")
     ap.add_argument("--standin-terms", type=int, default=6, help="bound terms for the 256-px stand-in")
     ap.add_argument("--cpu-clock", action="store_true", help="time in the main thread's CPU seconds (a busy machine)")
+    ap.add_argument("--students", type=int, default=10, help="speed rows: other sessions' passes beside the runs")
+    ap.add_argument("--think", type=float, default=0.2, help="speed rows: a student's pause between passes (s)")
+    ap.add_argument("--speed-only", action="store_true", help="only the speed rows (idle, busy, and across)")
     a = ap.parse_args(argv)
 
     process.configure_allocator()  # the app's allocator setting and thread count
@@ -169,6 +194,10 @@ def main(argv=None) -> int:
     ddpm = 100 if a.quick else 1000
     rows = []
     bundled = apply(load_model(None)) if apply is not None else load_model(None)
+    if a.students:  # issue 36: estimates follow the server's speed, idle and beside other students (bench/_busy.py)
+        rows += speed_work(a, bundled)
+        if a.speed_only:
+            return 0
     rows += bench_model("bundled", bundled, bundled.resolution, 50, ddpm, None, a.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "photo-unet-copy"

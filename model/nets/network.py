@@ -35,6 +35,8 @@ re-exported here, so ``from model.nets.network import ...`` keeps working.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,12 @@ def select_device(prefer: str | torch.device | None = None) -> torch.device:
 # ---------------------------------------------------------------------------------
 # The loaded model
 # ---------------------------------------------------------------------------------
+
+
+# Called after every forward pass as observe(model, batch, resolution, t, wall_seconds), the queue's wait included:
+# the app's time estimates follow the server's current speed with them (app/estimates.py). Empty unless an app adds
+# one; an observer must be cheap and must not raise.
+PASS_OBSERVERS: list[Callable[[LoadedModel, int, int, torch.Tensor, float], None]] = []
 
 
 @dataclass(frozen=True)
@@ -156,10 +164,13 @@ class LoadedModel:
         y = self.labels(class_labels, x.shape[0])
         tt = torch.as_tensor(t).to(self.device)
         y = None if y is None else y.to(self.device)
+        start = time.perf_counter()
         if self.serving is not None:  # its server's fair queue, batched with other sessions' passes if it batches
             out = self.serving.run(self._network, x, tt, y)
         else:  # not prepared by a Serving object (library code, most tests): a plain pass
             out = self._network(x, tt, y)
+        for observe in PASS_OBSERVERS:  # how long this pass took, queueing included (the app's estimates)
+            observe(self, x_t.shape[0], h, tt, time.perf_counter() - start)
         return out[:, :c, :h, :w].float().cpu()
 
     def _network(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
