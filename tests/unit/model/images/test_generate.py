@@ -259,3 +259,32 @@ def test_build_fashion_copies_the_idx_files_and_writes_a_manifest(tmp_path, monk
     assert all(len(r["sha256"]) == 64 and r["package_version"].startswith("0.0~git") for r in m["files"])
     x, y = load_split(out, "train")
     assert x.shape == (20, 28, 28) and y.dtype == np.int64
+
+
+@pytest.mark.parametrize(("value", "want"), [(None, 0.0), (2.0, 2.0), (1, 1.0)])
+def test_the_default_guidance_is_the_one_the_models_card_recommends(tiny_cond_model_dir, tmp_path, value, want):
+    """Issue 36: the default was w = 0 whatever the card said; a newcomer should see the model at its best."""
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_cond_model_dir, folder)
+    info = json.loads((folder / "classes.json").read_text())
+    extra = {} if value is None else {"recommended_guidance": value}
+    (folder / "classes.json").write_text(json.dumps({**info, **extra}))
+    model = network.load_model(str(folder))
+    assert model.recommended_guidance == (None if value is None else want) and default_guidance(model) == want
+
+
+@pytest.mark.parametrize("bad", [-1, "2", True, 50])
+def test_a_bad_recommended_guidance_is_one_sentence(tiny_cond_model_dir, tmp_path, bad):
+    import shutil
+
+    from model.nets.checkpoint_io import ModelLoadError
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_cond_model_dir, folder)
+    info = json.loads((folder / "classes.json").read_text())
+    (folder / "classes.json").write_text(json.dumps({**info, "recommended_guidance": bad}))
+    with pytest.raises(ModelLoadError, match="bad recommended_guidance") as exc:
+        network.load_model(str(folder))
+    assert "\n" not in str(exc.value)
