@@ -20,6 +20,7 @@ from app import (
     settings,
     sidebar,
     state,
+    theme_memory,
     tour,
     urlstate,
 )
@@ -92,6 +93,7 @@ with st.container():
     for note in urlstate.take_notes():
         st.warning(note)
     tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/tour.py)
+    theme_memory.keep(["", *(p.url_path for p in PAGES)])  # a chosen theme survives a reload of any page
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and
 # nothing after it reaches the browser) and again after it (what the page itself changed, e.g. a finished run).
 urlstate.write(nav.url_path)

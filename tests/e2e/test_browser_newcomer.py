@@ -70,3 +70,30 @@ def test_the_about_page_fits_a_phone(browser, app_url):
         page.screenshot(path=str(ARTIFACTS / "about-phone.png"), full_page=True)
     finally:
         context.close()
+
+
+DARK_JS = """() => {
+  const [r, g, b] = getComputedStyle(document.querySelector("[data-testid=stApp]")).backgroundColor.match(/\\d+/g);
+  return Number(r) + Number(g) + Number(b) < 200;
+}"""
+
+
+def test_a_chosen_dark_theme_survives_reloading_a_sub_page(page, app_url):
+    """Streamlit keeps the chosen theme under the address the tab was loaded at, so a theme chosen on / was lost on
+    reloading /forward (app/theme_memory.py keeps every page's key in step)."""
+    from app import theme_memory
+
+    open_app(page, app_url)
+    assert not page.evaluate(DARK_JS)
+    page.locator("[data-testid='stMainMenu']").click()
+    page.locator("[data-testid='stMainMenuItem-theme-Dark']").click()
+    page.wait_for_function(DARK_JS)
+    page.locator("[data-testid='stSidebarNav'] a[href$='/forward']").click()  # to another page, as a learner does
+    page.wait_for_url("**/forward")
+    wait_idle(page)
+    key = f"stActiveTheme-/forward-v{theme_memory.KEY_VERSION}"
+    page.wait_for_function(f"() => localStorage.getItem('{key}') !== null", timeout=15_000)
+    page.reload()
+    page.wait_for_selector("[data-testid='stMain'] [data-testid='stHeading']")
+    assert page.evaluate(DARK_JS)
+    no_traceback(page)
