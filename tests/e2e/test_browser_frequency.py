@@ -57,12 +57,12 @@ def test_reverse_frequency_view_follows_the_step(page, app_url, shot):
     wait_idle(page, timeout=120_000)
     page.get_by_text("Coarse to fine: the frequency view").wait_for()
     _switch_on(page)
-    _chart_title(page, "step 1 (t = ").wait_for()
+    _chart_title(page, "(t = 0)").wait_for()  # after Run the slider is on the last step, which starts from t = 0
     thumb = slider_input(page, "traj_step")
     thumb.focus()
-    thumb.press("End")
+    thumb.press("Home")
     wait_idle(page)
-    _chart_title(page, "(t = 0)").wait_for()  # the last step starts from t = 0
-    _chart_title(page, "(t = 0)").scroll_into_view_if_needed()
+    _chart_title(page, "step 1 (t = ").wait_for()
+    _chart_title(page, "step 1 (t = ").scroll_into_view_if_needed()
     no_traceback(page)
-    shot(page, "last-step")
+    shot(page, "first-step")

@@ -35,7 +35,7 @@ def test_generate_one_of_each_class_and_a_guided_run(page, app_url, shot):
 
     w = slider_input(page, "traj_guidance")
     w.focus()
-    w.press("ArrowRight")  # w = 0.5: the page then shows the three predictions
+    w.press("ArrowRight")  # w = 2.5 (it starts at the card's recommended 2): the page shows the three predictions
     wait_idle(page)
     page.locator(".st-key-traj_go button").click()
     page.locator("[data-testid='stAlert']").filter(has_text="guidance w =").first.wait_for(timeout=120_000)

@@ -124,7 +124,8 @@ def test_predict_then_reveal_hides_the_answer_until_a_pick(page, app_url, tiny_m
         pytest.skip("the Fashion generator or its judge is not in this checkout")
     qid, answer = CASES[path]
     want, answer_caption = answer(tiny_model_dir)
-    page.goto(f"{app_url}/{path}")
+    # the guidance question is asked where guidance is on screen: from pure noise, with the Fashion generator
+    page.goto(f"{app_url}/{path}" + ("?model=fashion&start=noise&class=Sneaker" if path == "trajectory" else ""))
     page.wait_for_selector(IDLE)
     box = page.locator(f".st-key-reveal_{qid}")
     box.wait_for()
