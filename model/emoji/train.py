@@ -85,6 +85,7 @@ class Trainer:
         self.held_idx = np.flatnonzero(self.data.held_out)
         self.x = to_model(self.data.images)  # (N, 3, 32, 32)
         self.record = self._read_record()
+        self.record["config"] = asdict(cfg)  # this run's settings (a resumed run may change the step counts)
 
     # ---- bookkeeping ----
     def _read_record(self) -> dict:

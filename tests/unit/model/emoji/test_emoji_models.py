@@ -149,3 +149,21 @@ def test_judge_trains_saves_and_loads(tmp_path):
     pred = again.predict(images)
     assert pred.shape == (20,) and pred.min() >= 0 and pred.max() < 9
     assert (pred == judge.predict(images)).all()
+
+
+def test_model_card_reports_each_phase_of_the_record():
+    from model.emoji.card import card_text
+
+    record = {
+        "config": {"ae_batch": 32, "unet_batch": 48, "unet_steps": 40000},
+        "phases": {
+            "autoencoder": {"done": True, "step": 1500, "seconds": 1770.0, "held_out_psnr_db": 24.68},
+            "judge": {"done": True, "step": 300, "seconds": 60.0, "held_out_accuracy": 0.635},
+            "unet": {"done": False, "step": 563, "seconds": 360.0},
+        },
+    }
+    text = card_text(record)
+    assert "| autoencoder | 1500 | 32 | 29.5 min | held-out PSNR 24.68 dB |" in text
+    assert "held-out accuracy 63.5 %" in text
+    assert "| text encoder + U-Net | 563 | 48 | 6.0 min | stopped early" in text
+    assert "CC-BY-4.0" in text and "Apache-2.0" in text
