@@ -89,7 +89,7 @@ def test_a_chosen_dark_theme_survives_reloading_a_sub_page(page, app_url):
     page.locator("[data-testid='stMainMenuItem-theme-Dark']").click()
     page.wait_for_function(DARK_JS)
     page.locator("[data-testid='stSidebarNav'] a[href$='/forward']").click()  # to another page, as a learner does
-    page.wait_for_url("**/forward")
+    page.wait_for_function("() => location.pathname.endsWith('/forward')")
     wait_idle(page)
     key = f"stActiveTheme-/forward-v{theme_memory.KEY_VERSION}"
     page.wait_for_function(f"() => localStorage.getItem('{key}') !== null", timeout=15_000)
