@@ -285,6 +285,13 @@ _TERMS = (
         aliases=("KL divergence", "D_KL"),
     ),
     Term(
+        "σ",
+        "Sigma: the noise level of a sample. In flow matching it runs from 1 (pure noise) to 0 (the data); the Euler "
+        "and Heun samplers measure it as the noise's size next to the picture's, large at the start and 0 at the end.",
+        r"\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}",
+        aliases=("sigma",),
+    ),
+    Term(
         "NFE",
         "Number of function evaluations: how many times a sampler runs the network. The fair way to compare "
         "samplers' cost (Heun runs it twice per step).",
