@@ -23,7 +23,7 @@ def _store_upload() -> None:
     ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = data, backend.digest(data), up.name
 
 
-NO_PHOTO_PAGES = ("particles", "race")  # pages that draw points or generate from noise: no photo to pick
+NO_PHOTO_PAGES = ("particles", "race", "words")  # pages that draw points or generate from noise or words: no photo
 
 
 def render(url_path: str = "") -> None:
