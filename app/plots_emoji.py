@@ -34,7 +34,8 @@ def latent_channels(z: np.ndarray, t: int) -> go.Figure:
             c + 1,
         )
     fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, scaleanchor="x", scaleratio=1)
+    for c in range(4):  # each channel square
+        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{c + 1 if c else ''}", scaleratio=1, row=1, col=c + 1)
     return layout(fig, f"The latent x_t at t = {t}: 4 channels of 8×8 numbers", height=260)
 
 
