@@ -57,7 +57,9 @@ def says(*words: str):
 
 
 def is_formula(node, parents) -> bool:
-    return type(node).__name__ == "Latex" or "$" in text(node)
+    """A LaTeX element, or text with markdown math (not a script's ``$``)."""
+    kind = type(node).__name__
+    return kind == "Latex" or (kind in ("Markdown", "Caption", "Title", "Subheader") and "$" in text(node))
 
 
 # --- questions first -------------------------------------------------------------------------------------------
