@@ -168,7 +168,9 @@ def refresh_speed(model: LoadedModel, resolution: int) -> None:
     if observe_pass not in network.PASS_OBSERVERS:
         return
     t = model.schedule.T - 1
-    base = forward_seconds(model, resolution, 1, t)
+    base = _memo.get(_forward_key(model, resolution, 1, cost.path_name(model, t)))
+    if not base:  # no pass of this model and size measured yet: nothing to compare a probe with
+        return
     now = time.monotonic()
     newest = _seen[-1][0] if _seen else -math.inf
     every = max(STALE_S, PROBE_PASSES * base / PROBE_SHARE)
