@@ -76,8 +76,11 @@ from _server import (
 )
 from ws_client import StreamlitError, StreamlitSession
 
-from model.serving.batching import BATCH_MS_ENV, DEFAULT_BATCH_MS, STATS_FILE_ENV
-from model.serving.precision import GRAPH_ENV
+from model.serving.settings import ServingSettings
+
+# The variables the server reads through model/serving/settings.py (docs/server.md lists them all).
+BATCH_MS_ENV, STATS_FILE_ENV, GRAPH_ENV = "DIFFUSION_LENS_BATCH_MS", "DIFFUSION_LENS_STATS_FILE", "DIFFUSION_LENS_GRAPH"
+DEFAULT_BATCH_MS = ServingSettings().batch_ms
 
 
 def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:

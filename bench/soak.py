@@ -60,10 +60,9 @@ from pathlib import Path
 
 import load
 from _server import OUT, RssSampler, Server, load_average, percentile, server_env, tree_rss
+from load import STATS_FILE_ENV
 from soak_report import print_row, write_csv, write_png
 from ws_client import StreamlitSession
-
-from model.serving.batching import STATS_FILE_ENV
 
 MIB = 2**20
 STEPS = ("fwd_step", "denoise_step")
