@@ -12,9 +12,11 @@ A measurement made once would go stale: a server busy with a class runs the same
 than when it was measured, and a quiet one faster than when it was measured during a rush. So every estimate is
 made for the server's **current speed**: after :func:`follow_speed`, every forward pass the server runs (any
 session's, its queueing included) is compared with the memoised measurement of the same pass; over the newest burst
-of those samples, each planned pass gets the mean extra time (:func:`delay`, mostly the queue's wait) and the loop's
-own work the mean slow-down (:func:`speed`). When no pass ran in the last :data:`STALE_S` seconds, a few
-probe passes measure it (:func:`refresh_speed`): a class that has gone leaves no stale slowness behind.
+of those samples, a planned pass takes its measurement times the mean ratio of its own samples, or, when it has
+too few, its measurement plus the mean extra time of them all (:func:`delay`, mostly the queue's wait); the loop's
+own work takes the mean slow-down (:func:`speed`). When the pass an estimate needs most has too few samples, a few
+probe passes of it measure it (:func:`refresh_speed`): a quiet server, or a class that has gone, leaves no stale
+slowness behind.
 
 Used by the sidebar's seconds per step (:mod:`app.model_picker`), the Reverse trajectory's
 run and t_start-sweep buttons, and the Training objective's "Compute all T terms" button.
@@ -48,13 +50,13 @@ WINDOW_S = 60.0  # samples older than a minute are forgotten
 RECENT_S = 10.0  # the speed: the median of the newest burst of samples, at most this long
 STALE_S = 2.0  # no pass for this long: a burst has ended (the server is quiet now, and a probe measures it)
 PROBE_PASSES = 3  # a probe: this many batch-1 passes
-PROBE_SYNC_S = 1.0  # a probe this short runs at once, so the estimate it was made for already uses it
+PROBE_SYNC_S = 0.5  # a probe this short runs at once, so the estimate it was made for already uses it
 PROBE_SHARE = 0.05  # a probe at most every STALE_S, and at most this share of the time (large models)
 SPEED_LIMITS = (0.2, 20.0)  # a factor outside these is a hiccup, not a speed
 SPEED_STEP = 1.15  # the captions made from estimates are made again when the speed moves by this factor
-_seen: deque[tuple[float, float, float]] = deque(maxlen=256)  # (time.monotonic(), observed s, memoised s) per pass
+_seen: deque[tuple[float, float, float, tuple]] = deque(maxlen=256)  # (time.monotonic(), observed s, memoised s, key)
 _probing = threading.Lock()
-_last_probe = [-math.inf]
+_last_probe: dict[tuple, float] = {}  # the pass's memo key -> time.monotonic() of its last probe
 
 
 def _model_key(model: LoadedModel) -> tuple:
@@ -85,7 +87,7 @@ def clear() -> None:
     with _lock:
         _memo.clear()
         _seen.clear()
-        _last_probe[0] = -math.inf
+        _last_probe.clear()
         _generation += 1
 
 
@@ -103,11 +105,12 @@ def observe_pass(model: LoadedModel, batch: int, resolution: int, t: torch.Tenso
     """A forward pass of ``model`` just took ``seconds`` (wall clock, queueing included): one sample of the server's
     speed against the memoised measurement of the same pass (a pass never measured is no sample)."""
     try:
-        base = _memo.get(_forward_key(model, resolution, batch, cost.path_name(model, int(t.max()))))
+        key = _forward_key(model, resolution, batch, cost.path_name(model, int(t.max())))
     except Exception:  # noqa: BLE001 -- an observer never breaks a forward pass
         return
+    base = _memo.get(key)
     if base:
-        _seen.append((time.monotonic(), float(seconds), base))
+        _seen.append((time.monotonic(), float(seconds), base, key))
 
 
 def follow_speed() -> None:
@@ -117,8 +120,8 @@ def follow_speed() -> None:
         network.PASS_OBSERVERS.append(observe_pass)
 
 
-def _recent(now: float) -> list[tuple[float, float]]:
-    """(observed s, memoised s) of the newest burst of samples: back from the newest one, while no gap exceeds
+def _recent(now: float) -> list[tuple[float, float, tuple]]:
+    """(observed s, memoised s, key) of the newest burst of samples: back from the newest one, while no gap exceeds
     :data:`STALE_S` and for at most :data:`RECENT_S` (none if the newest is older than :data:`WINDOW_S`). A quiet
     spell ends a burst, so what a class did before it left is not the speed of the quiet server after it (whose
     probe starts a new burst)."""
@@ -127,10 +130,10 @@ def _recent(now: float) -> list[tuple[float, float]]:
         return []
     newest = last = samples[-1][0]
     out = []
-    for when, observed, base in reversed(samples):
+    for when, observed, base, key in reversed(samples):
         if last - when > STALE_S or newest - when > RECENT_S:
             break
-        out.append((observed, base))
+        out.append((observed, base, key))
         last = when
     return out
 
@@ -143,7 +146,11 @@ def speed() -> float:
     """How many times longer a pass takes now than when it was measured: the mean ratio over the newest burst of
     samples, each within :data:`SPEED_LIMITS` (1.0 when there are none). The mean, not the median: a run's time is
     the sum of its passes, long waits in the queue included."""
-    ratios = [_clip(observed / base) for observed, base in _recent(time.monotonic())]
+    return _speed_of(_recent(time.monotonic()))
+
+
+def _speed_of(burst: list[tuple[float, float, tuple]]) -> float:
+    ratios = [_clip(observed / base) for observed, base, _ in burst]
     return statistics.fmean(ratios) if ratios else 1.0
 
 
@@ -151,8 +158,24 @@ def delay() -> float:
     """Seconds a pass takes now beyond its measurement, on average over the newest burst (negative on a server
     quieter than when it measured). Mostly the wait in the inference queue behind other sessions' passes, which a
     pass pays whatever its size: a batch of 100 terms waits as long as one step does, not 100 times longer."""
-    extra = [base * (_clip(observed / base) - 1) for observed, base in _recent(time.monotonic())]
+    return _delay_of(_recent(time.monotonic()))
+
+
+def _delay_of(burst: list[tuple[float, float, tuple]]) -> float:
+    extra = [base * (_clip(observed / base) - 1) for observed, base, _ in burst]
     return statistics.fmean(extra) if extra else 0.0
+
+
+def _pass_now(model: LoadedModel, resolution: int, batch: int, t: int, burst: list) -> float:
+    """Seconds of one pass now: its measurement times the mean ratio of its own samples in ``burst`` when there are
+    :data:`PROBE_PASSES` of them (a measurement that was off, e.g. made during a rush, is corrected for that very
+    pass), else its measurement plus the burst's mean extra wait (:func:`delay`), not less than a fifth of it."""
+    base = forward_seconds(model, resolution, batch, t)
+    key = _forward_key(model, resolution, batch, cost.path_name(model, t))
+    own = [_clip(observed / b) for observed, b, k in burst if k == key]
+    if len(own) >= PROBE_PASSES:
+        return base * statistics.fmean(own)
+    return max(base + _delay_of(burst), base * SPEED_LIMITS[0])
 
 
 def speed_step() -> int:
@@ -160,29 +183,33 @@ def speed_step() -> int:
     return round(math.log(speed()) / math.log(SPEED_STEP))
 
 
-def refresh_speed(model: LoadedModel, resolution: int) -> None:
-    """When no pass ran in the last :data:`STALE_S` seconds (a quiet server, or one busy with other work than this
-    app's): :data:`PROBE_PASSES` batch-1 passes of ``model`` at ``resolution`` px measure the speed, in a background
-    thread when the probe would take over :data:`PROBE_SYNC_S`, and at most :data:`PROBE_SHARE` of the time. Only while
-    following (:func:`follow_speed`): else the probe's passes would not be seen."""
+def refresh_speed(model: LoadedModel, resolution: int, batch: int = 1) -> None:
+    """When the pass an estimate needs most (``batch`` at ``resolution`` px, at t = T - 1) has fewer than
+    :data:`PROBE_PASSES` samples in the newest burst, and this pass was last probed over ``max(STALE_S,
+    PROBE_PASSES x its time / PROBE_SHARE)`` ago: :data:`PROBE_PASSES` such passes measure it, at once when they take
+    at most :data:`PROBE_SYNC_S`, else in a background thread. A quiet server is measured this way, and so is a pass
+    nobody else runs. Only while following (:func:`follow_speed`): else the probe's passes would not be seen."""
     if observe_pass not in network.PASS_OBSERVERS:
         return
     t = model.schedule.T - 1
-    base = _memo.get(_forward_key(model, resolution, 1, cost.path_name(model, t)))
-    if not base:  # no pass of this model and size measured yet: nothing to compare a probe with
+    key = _forward_key(model, resolution, batch, cost.path_name(model, t))
+    base = _memo.get(key)
+    if not base:  # this pass was never measured: nothing to compare a probe with
         return
     now = time.monotonic()
-    newest = _seen[-1][0] if _seen else -math.inf
-    every = max(STALE_S, PROBE_PASSES * base / PROBE_SHARE)
-    if now - newest < STALE_S or now - _last_probe[0] < every or not _probing.acquire(blocking=False):
+    if sum(k == key for _, _, k in _recent(now)) >= PROBE_PASSES:
         return
-    _last_probe[0] = now
+    if now - _last_probe.get(key, -math.inf) < max(STALE_S, PROBE_PASSES * base / PROBE_SHARE):
+        return
+    if not _probing.acquire(blocking=False):
+        return
+    _last_probe[key] = now
 
     def probe() -> None:
         try:
-            x = torch.zeros(1, model.channels, int(resolution), int(resolution))
+            x = torch.zeros(int(batch), model.channels, int(resolution), int(resolution))
             for _ in range(PROBE_PASSES):
-                model.eps(x, t)
+                model.eps(x, torch.full((int(batch),), t))
         except Exception:  # noqa: BLE001 -- a probe is advice; the estimate keeps its last speed
             pass
         finally:
@@ -194,11 +221,15 @@ def refresh_speed(model: LoadedModel, resolution: int) -> None:
         threading.Thread(target=probe, name="diffusion-lens-speed-probe", daemon=True).start()
 
 
-def _at_current_speed(est: cost.Estimate) -> cost.Estimate:
-    """``est`` on the server as it is now: every pass waits :func:`delay` longer (not less than a fifth of its
-    measured time), and the loop's own work, which shares the cores, runs :func:`speed` times slower."""
-    forward = max(est.forward_s + est.passes * delay(), est.forward_s * SPEED_LIMITS[0])
-    return cost.Estimate(passes=est.passes, forward_s=forward, overhead_s=est.overhead_s * speed())
+def _at_current_speed(model: LoadedModel, resolution: int, passes, overhead_s: float, batch: int) -> cost.Estimate:
+    """The estimate of ``passes`` (and the loop's ``overhead_s``) on the server as it is now: each pass as
+    :func:`_pass_now` says, and the loop's own work, which shares the cores, :func:`speed` times slower."""
+    res = int(resolution)
+    cost.estimate(model, passes, overhead_s, lambda b, t: forward_seconds(model, res, b, t))  # measures what it needs
+    refresh_speed(model, res, batch)
+    burst = _recent(time.monotonic())
+    est = cost.estimate(model, passes, overhead_s, lambda b, t: _pass_now(model, res, b, t, burst))
+    return cost.Estimate(passes=est.passes, forward_s=est.forward_s, overhead_s=est.overhead_s * _speed_of(burst))
 
 
 def forward_seconds(model: LoadedModel, resolution: int, batch: int, t: int) -> float:
@@ -226,10 +257,9 @@ def trajectory(
         (*_model_key(model), "trajectory", res, sampler, bool(record)),
         lambda: cost.trajectory_overhead(model.schedule, model.channels, res, sampler, record),
     )
-    passes = cost.trajectory_passes(timesteps, 2 if guidance else 1)
-    est = cost.estimate(model, passes, over * len(timesteps), lambda b, t: forward_seconds(model, res, b, t))
-    refresh_speed(model, res)
-    return _at_current_speed(est)
+    batch = 2 if guidance else 1
+    passes = cost.trajectory_passes(timesteps, batch)
+    return _at_current_speed(model, res, passes, over * len(timesteps), batch)
 
 
 def sidebar_step(model: LoadedModel, resolution: int) -> cost.Estimate:
@@ -249,6 +279,4 @@ def all_terms(model: LoadedModel, resolution: int, timesteps: Sequence[int] | No
         lambda: cost.terms_overhead(model.schedule, model.channels, res, batch),
     )
     n_batches = sum(passes.values())
-    est = cost.estimate(model, passes, per_batch * n_batches, lambda b, t: forward_seconds(model, res, b, t))
-    refresh_speed(model, res)
-    return _at_current_speed(est)
+    return _at_current_speed(model, res, passes, per_batch * n_batches, batch)

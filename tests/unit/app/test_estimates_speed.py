@@ -108,3 +108,20 @@ def test_a_big_pass_waits_in_the_queue_as_long_as_a_small_one(tiny):
     busy = estimates.trajectory(tiny, RES, ts, "ddim", guidance=True)
     assert busy.forward_s == pytest.approx(quiet.forward_s + 50 * 2 * MEASURED_S)  # 40 ms a step, not 60
     assert busy.overhead_s == pytest.approx(3 * quiet.overhead_s)
+
+
+def test_a_pass_measured_in_a_rush_is_corrected_by_its_own_samples(tiny, monkeypatch):
+    monkeypatch.setattr(estimates, "STALE_S", 600.0)
+    ts, t = make_timesteps(99, 50), torch.tensor([99, 99])
+    quiet = estimates.trajectory(tiny, RES, ts, "ddim", guidance=True)  # the guided pass measured: 20 ms
+    for _ in range(estimates.PROBE_PASSES):  # it really takes 6 ms: its measurement was made in a rush
+        estimates.observe_pass(tiny, 2, RES, t, 0.3 * 2 * MEASURED_S)
+    assert estimates.trajectory(tiny, RES, ts, "ddim", True).forward_s == pytest.approx(0.3 * quiet.forward_s)
+
+
+def test_the_probe_runs_the_pass_the_estimate_needs(tiny, monkeypatch):
+    monkeypatch.setattr(estimates, "STALE_S", 600.0)
+    estimates.follow_speed()
+    estimates.trajectory(tiny, RES, make_timesteps(99, 50), "ddim", guidance=True)
+    keys = {key[-2] for _, _, _, key in estimates._seen}  # the batch of each sample's pass
+    assert keys == {2} and len(estimates._seen) == estimates.PROBE_PASSES
