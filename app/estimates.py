@@ -46,7 +46,6 @@ _memo: dict[tuple, float] = {}
 _lock = threading.Lock()  # one measurement at a time: two sessions never time the same thing twice
 _generation = 0
 
-WINDOW_S = 60.0  # samples older than a minute are forgotten
 RECENT_S = 10.0  # the speed: the median of the newest burst of samples, at most this long
 STALE_S = 2.0  # no pass for this long: a burst has ended (the server is quiet now, and a probe measures it)
 PROBE_PASSES = 3  # a probe: this many batch-1 passes
@@ -122,11 +121,11 @@ def follow_speed() -> None:
 
 def _recent(now: float) -> list[tuple[float, float, tuple]]:
     """(observed s, memoised s, key) of the newest burst of samples: back from the newest one, while no gap exceeds
-    :data:`STALE_S` and for at most :data:`RECENT_S` (none if the newest is older than :data:`WINDOW_S`). A quiet
+    :data:`STALE_S` and for at most :data:`RECENT_S`; none once the newest is older than :data:`STALE_S`. A quiet
     spell ends a burst, so what a class did before it left is not the speed of the quiet server after it (whose
     probe starts a new burst)."""
     samples = list(_seen)
-    if not samples or now - samples[-1][0] > WINDOW_S:
+    if not samples or now - samples[-1][0] > STALE_S:  # the burst is over: it says nothing of the server now
         return []
     newest = last = samples[-1][0]
     out = []
