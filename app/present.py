@@ -78,6 +78,7 @@ CSS = """
 [data-testid="stMain"] [data-testid="stMetricValue"],
 [data-testid="stMain"] [data-testid="stMetricValue"] p { font-size: 3rem !important; line-height: 1.2; }
 [data-testid="stMain"] [data-testid="stImage"] img { max-height: PICTURE_VH; object-fit: contain; }
+[data-testid="stMain"] [class*="st-key-pics_reveal"] img { max-height: 14vh; }
 [data-testid="stMain"] .js-plotly-plot .xtick text, [data-testid="stMain"] .js-plotly-plot .ytick text,
 [data-testid="stMain"] .js-plotly-plot .legendtext, [data-testid="stMain"] .js-plotly-plot .annotation-text {
   font-size: 17px !important;

@@ -98,18 +98,29 @@ def ask(
     candidates: Sequence[tuple[object, str]] = (),
 ) -> str | None:
     """Draw the question ``qid``; after a pick, the computed answer. Returns the option picked, or None."""
-    with st.container(border=True, key=f"reveal_{qid}"):
-        st.markdown(f"**Predict, then reveal.** {prompt}")
+    # The question comes before the pictures that answer it, so it must not push them off a 1080-px projector or a
+    # phone's first screen. Presenting, it is one line the teacher opens when asking the class (the page's own
+    # pictures fill the screen there); elsewhere a compact box with the candidates beside it, small, in one row
+    # ("pics_" keeps a row on a phone; presentation mode caps their height, app/present.py).
+    if present.on():
+        box = st.expander(f"**Predict, then reveal.** {prompt}", expanded=False, icon=":material/quiz:")
+    else:
+        box = st.container(border=True, key=f"reveal_{qid}")
+    with box:
+        ask_col, pics_col = st.columns([3, 2], vertical_alignment="center") if candidates else (st.container(), None)
+        with ask_col:
+            st.markdown(f"**Predict, then reveal.** {prompt}")
+            choice = st.radio(
+                "Your prediction", list(options), index=None, key=f"reveal_pick_{qid}", horizontal=True,
+                help="Pick one: the answer is computed from the model only then.",
+            )  # fmt: skip
+            if choice is None:
+                st.caption("The answer stays hidden until you pick.")
         if candidates:
-            cols = st.columns(len(candidates))
+            cols = pics_col.container(key=f"pics_reveal_{qid}").columns(len(candidates))
             for c, (pic, cap) in zip(cols, candidates, strict=True):
                 c.image(pic, caption=cap, width="stretch")
-        choice = st.radio(
-            "Your prediction", list(options), index=None, key=f"reveal_pick_{qid}", horizontal=True,
-            help="Pick one: the answer is computed from the model only then.",
-        )  # fmt: skip
         if choice is None:
-            st.caption("The answer stays hidden until you pick.")
             _presenter_counts(qid, options)
             return None
         tally().vote(qid, voter_id(), choice)

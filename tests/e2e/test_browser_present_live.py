@@ -62,6 +62,8 @@ def test_the_presenter_sees_votes_arrive_and_large_ticks(browser, app_url):
         wait_idle(page)
         plain = {"tick": _px(page, TICK), "seed": _px(page, SEED)}
         page.goto(f"{app_url}/forward?present=1")
+        # presenting, the question is one line above the pictures: the teacher opens it to ask the class
+        page.get_by_test_id("stExpander").filter(has_text="Predict, then reveal").locator("summary").first.click()
         page.get_by_text("The class's answers").first.wait_for()
         page.locator(TICK).first.wait_for(state="attached")
         wait_idle(page)
