@@ -160,7 +160,11 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     from model.images.tensors import load_image
     from model.nets.network import load_model
 
-    net = load_model(str(short_model_dir))
+    from app import settings
+
+    # prepared by the server's Serving object, as the page's model is (the same arithmetic: "auto" may pick a
+    # faster graph that passes the fidelity guard; a model nobody prepared runs plain fp32)
+    net = settings.serving().prepare(load_model(str(short_model_dir)))
     x0 = load_image(backend.SAMPLES[img].read_bytes(), RES)
     g, dec = torch.Generator().manual_seed(0), bo.decoder_generator(0)
     ref = lk.estimate_bpd(net.eps, net.schedule, x0, 20, g, proposal="importance", decoder_generator=dec)
