@@ -157,10 +157,9 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
 
     # the complete charts are those of the one-shot computation
     img = at.session_state["sample_name"]
+    from app import settings
     from model.images.tensors import load_image
     from model.nets.network import load_model
-
-    from app import settings
 
     # prepared by the server's Serving object, as the page's model is (the same arithmetic: "auto" may pick a
     # faster graph that passes the fidelity guard; a model nobody prepared runs plain fp32)
