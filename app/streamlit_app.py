@@ -76,6 +76,7 @@ PAGES = [
     st.Page("views/particles.py", title="Particle lab", icon=":material/scatter_plot:", url_path="particles"),
     st.Page("views/race.py", title="Sampler race", icon=":material/speed:", url_path="race"),
     st.Page("views/questions.py", title="Questions students ask", icon=":material/help:", url_path="questions"),
+    st.Page("views/words.py", title="Words to pictures", icon=":material/palette:", url_path="words"),
     st.Page("views/about.py", title="About the ideas", icon=":material/menu_book:", url_path="about"),
     st.Page("views/glossary.py", title="Words (glossary)", icon=":material/dictionary:", url_path="glossary"),
 ]
