@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from _server import Server
@@ -82,7 +83,23 @@ async def _your_points(url: str) -> LabSession:
 
 
 def _run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 400))
+    """Run ``coro`` on an event loop of its own thread: in a full run Playwright's sync API already runs a loop on
+    the main thread (asyncio.run refuses to start a second one there)."""
+    out: dict = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(asyncio.wait_for(coro, 400))
+        except BaseException as e:  # re-raised on the test's thread
+            out["error"] = e
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(420)
+    assert not th.is_alive(), "the websocket students did not finish"
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def test_two_lassos_add_up_and_show_in_the_text_box(server):

@@ -111,6 +111,8 @@ def test_trajectory_page_shows_x0_hat_spectrum_and_it_follows_the_step(tiny_mode
     assert _spectrum_charts(at) == []
     at.toggle(key="traj_freq").set_value(True).run()
     assert_ok(at)
+    at.slider(key="traj_step").set_value(1).run()  # after Run the step slider sits on the result (issue 36)
+    assert_ok(at)
     (fig,) = _spectrum_charts(at)
     assert "step 1 (t = 600)" in fig["layout"]["title"]["text"]
     first = _y(fig, "x̂₀ at this step")
