@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from model.emoji import sample
+from model.emoji import explore, sample
 from model.emoji.data import to_uint8
 from model.emoji.figure import attention_overlay
 from model.emoji.pipeline import DEFAULT_DIR, EmojiPipeline, ModelNotTrained, load_pipeline
@@ -97,10 +97,40 @@ def run(folder: str, _stamp: float, prompt: str, negative: str, w: float, steps:
     )
 
 
+@st.cache_data(max_entries=KEEP_RUNS, show_spinner=False)
+def reveal_picture(
+    folder: str, stamp: float, prompt: str, negative: str, w: float, steps: int, seed: int
+) -> np.ndarray:
+    """The finished picture (32, 32, 3) uint8 of one prompt of the word-by-word reveal (raises ValueError)."""
+    s = sample.Settings(prompt, negative, float(w), int(steps), int(seed))
+    return to_uint8(explore.picture(_load(folder, stamp), s)[None])[0]
+
+
+@st.cache_data(max_entries=KEEP_RUNS, show_spinner=False)
+def mixed_picture(
+    folder: str, stamp: float, a: str, b: str, lam: float, negative: str, w: float, steps: int, seed: int
+) -> np.ndarray:
+    """The finished picture (32, 32, 3) uint8 for the text encoder's outputs of ``a`` and ``b`` mixed at ``lam``."""
+    s = sample.Settings(a, negative, float(w), int(steps), int(seed))
+    return to_uint8(explore.mixed_picture(_load(folder, stamp), s, b, float(lam))[None])[0]
+
+
 def overlays(r: PageRun, step: int) -> list[np.ndarray]:
     """Each word's attention map at ``step`` over that step's x̂₀ ([START] left out)."""
     x0 = r.x0[step]
     return [attention_overlay(x0, torch.from_numpy(r.attention[step, k])) for k in range(1, len(r.tokens))]
 
 
-__all__ = ["EXAMPLES", "ModelNotTrained", "PageRun", "model_dir", "overlays", "pipeline", "run", "stamp", "vocabulary"]
+__all__ = [
+    "EXAMPLES",
+    "ModelNotTrained",
+    "PageRun",
+    "mixed_picture",
+    "model_dir",
+    "overlays",
+    "pipeline",
+    "reveal_picture",
+    "run",
+    "stamp",
+    "vocabulary",
+]

@@ -12,6 +12,8 @@ from app import backend_emoji as be
 from app import plots_emoji as pe
 from app import state
 from app.render import DISPLAY_PX
+from model.emoji import explore
+from model.emoji.data import words as read_words
 from model.emoji.sample import MAX_PROMPT_CHARS, MAX_STEPS
 from model.images.tensors import to_picture
 
@@ -20,6 +22,7 @@ state.set_default("emoji_negative", "")
 state.set_default("emoji_w", 3.0)
 state.set_default("emoji_steps", 25)
 state.set_default("emoji_seed", 0)
+state.set_default("emoji_second", "cat")
 
 st.title("Words to pictures")
 st.markdown(
@@ -145,3 +148,72 @@ c1.image(to_picture(r.x0_cond[step], DISPLAY_PX // 2), caption="x̂₀ of the pr
 c2.image(to_picture(r.x0_uncond[step], DISPLAY_PX // 2), caption="x̂₀ of the negative prompt alone", width="stretch")
 c3.image(to_picture(r.x0[step], DISPLAY_PX // 2), caption=f"x̂₀ guided, w = {w:g}", width="stretch")
 st.caption(f"This run: {S} steps in {r.seconds:.2f} s on the server's processor, attention maps recorded.")
+
+
+def _row(pictures: list, captions: list[str]) -> None:
+    """One picture per column, each with its caption (plain text)."""
+    for col, pic, cap in zip(st.columns(len(pictures)), pictures, captions, strict=True):
+        col.image(to_picture(pic, DISPLAY_PX // 2), caption=cap, width="stretch")
+
+
+def _draw(request: tuple, compute, items: list, caption) -> None:
+    """Compute one picture per item with a progress bar (each cached: instant once made), then draw the row.
+    ``request`` is (prompt, negative, w, steps, seed, ...) as the button stored it."""
+    bar, pics = st.progress(0.0, text="Starting…"), []
+    for k, item in enumerate(items):
+        bar.progress(k / len(items), text=f"Picture {k + 1} of {len(items)}: {caption(item)}")
+        pics.append(compute(item))
+    bar.empty()
+    _row(pics, [caption(i) for i in items])
+    st.caption(f"The same noise in every picture: seed {request[4]}, {request[3]} steps, guidance w = {request[2]:g}.")
+
+
+def _as_read(text: str) -> str:
+    """A prompt as the tokenizer reads it (lower-case words only: safe to show as plain text)."""
+    return " ".join(read_words(text)) or "(no words)"
+
+
+here = (str(be.model_dir()), be.stamp(be.model_dir()))
+settings = (prompt, negative, float(w), steps, seed)
+
+st.subheader("5. The prompt, one word at a time")
+st.markdown(
+    "The same noise, drawn with the prompt's first word, then its first two, and so on up to the whole prompt "
+    f"(at most {explore.MAX_REVEAL_WORDS} words): each picture differs from the one before by one word, so you see "
+    "what each word changes."
+)
+if st.button("Reveal the prompt word by word (one picture per word)", key="emoji_reveal_go"):
+    st.session_state["emoji_reveal"] = settings
+if st.session_state.get("emoji_reveal"):
+    req = st.session_state["emoji_reveal"]
+    try:
+        explore.check_reveal(req[0])
+        _draw(req, lambda p: be.reveal_picture(*here, p, *req[1:]), explore.reveal_prompts(req[0]), lambda p: p)
+        if len(read_words(req[0])) > explore.MAX_REVEAL_WORDS:
+            st.caption(f"Only the first {explore.MAX_REVEAL_WORDS} words are revealed.")
+    except ValueError as e:
+        st.warning(f"{e}.")
+
+st.subheader("6. Between two prompts")
+st.markdown(
+    "The same noise again, but the U-Net reads a mix of what the text encoder made of two prompts: all of the "
+    "first, then three quarters, half, a quarter, none. The picture slides from one prompt's picture to the other's."
+)
+st.latex(r"c(\lambda) = (1-\lambda)\, c_{\text{first}} + \lambda\, c_{\text{second}}")
+second = st.text_input(
+    "Second prompt", key="emoji_second", max_chars=MAX_PROMPT_CHARS, help="the words to move towards"
+)
+if st.button("Interpolate from the prompt to the second prompt (5 pictures)", key="emoji_mix_go"):
+    st.session_state["emoji_mix"] = settings + (second,)
+if st.session_state.get("emoji_mix"):
+    req = st.session_state["emoji_mix"]
+    try:
+        explore.check_pair(req[0], req[5])
+        _draw(
+            req,
+            lambda lam: be.mixed_picture(*here, req[0], req[5], lam, *req[1:5]),
+            list(explore.LAMBDAS),
+            lambda lam: f"λ = {lam:g}" + {0.0: f": {_as_read(req[0])}", 1.0: f": {_as_read(req[5])}"}.get(lam, ""),
+        )
+    except ValueError as e:
+        st.warning(f"{e}.")

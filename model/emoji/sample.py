@@ -162,12 +162,21 @@ def decode(pipe: EmojiPipeline, z: torch.Tensor, batch: int = 256) -> torch.Tens
 
 
 @torch.no_grad()
-def generate(pipe: EmojiPipeline, s: Settings, record_attention: bool = True, decode_steps: bool = True) -> EmojiRun:
-    """Run the reverse process for ``s`` from seeded noise, recording every step (see module docstring)."""
+def generate(
+    pipe: EmojiPipeline,
+    s: Settings,
+    record_attention: bool = True,
+    decode_steps: bool = True,
+    cond: torch.Tensor | None = None,
+) -> EmojiRun:
+    """Run the reverse process for ``s`` from seeded noise, recording every step (see module docstring). ``cond``
+    (1, 12, 128), if given, is read in place of the text encoder's output for ``s.prompt`` (a mix of two prompts'
+    outputs: :mod:`model.emoji.explore`)."""
     check_settings(s)
     g = torch.Generator().manual_seed(s.seed)
     x_T = torch.randn((s.batch, LATENT_CHANNELS, LATENT_RES, LATENT_RES), generator=g)
-    _, cond = embed(pipe, [s.prompt])
+    if cond is None:
+        _, cond = embed(pipe, [s.prompt])
     _, uncond = embed(pipe, [s.negative])
     context = torch.cat([cond.expand(s.batch, -1, -1), uncond.expand(s.batch, -1, -1)])  # (2B, L, D)
     preds, maps = [], []

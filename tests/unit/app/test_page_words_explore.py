@@ -1,0 +1,86 @@
+"""AppTest: the words-to-pictures page's two rows (issue 37), the prompt revealed word by word and the interpolation
+between two prompts, each behind its button, on a tiny randomly initialised emoji model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import app_test, assert_ok, image_captions
+
+from model.emoji.nets import TextEncoder, make_unet, make_vae
+from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
+from model.emoji.sample import MAX_PROMPT_CHARS
+from model.emoji.tokenizer import Tokenizer
+
+torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
+
+
+@pytest.fixture(scope="module")
+def emoji_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("emoji-sd")
+    tok = Tokenizer.from_words(["smiling", "face", "cat", "red", "heart"])
+    tok.save(out / "tokenizer")
+    save_part(TextEncoder(len(tok.vocab)), out / "text_encoder")
+    save_part(make_vae(), out / "vae")
+    save_part(make_unet(), out / "unet")
+    save_schedule(out, make_emoji_schedule())
+    write_index(out, {"training": {}})
+    return out
+
+
+def _page(folder, **state):
+    at = app_test(page="views/words.py")
+    at.session_state["emoji_model_dir"] = str(folder)
+    at.session_state["emoji_steps"] = 3
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def test_the_reveal_row_appears_after_its_button_one_picture_per_word(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="red heart")
+    assert_ok(at)
+    assert "red heart" not in image_captions(at)  # behind the button: nothing sampled yet
+    at.button(key="emoji_reveal_go").click().run()
+    assert_ok(at)
+    caps = image_captions(at)
+    assert caps.count("red") >= 1 and "red heart" in caps  # ("red" is also the first word's attention map)
+    assert any("The same noise in every picture: seed 0, 3 steps" in c.value for c in at.caption)
+    at.slider(key="emoji_step").set_value(1).run()  # the row stays on a later rerun
+    assert_ok(at)
+    assert "red heart" in image_captions(at)
+
+
+def test_the_reveal_of_a_long_prompt_stops_at_six_words(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="red heart cat face smiling red heart cat")
+    at.button(key="emoji_reveal_go").click().run()
+    assert_ok(at)
+    caps = image_captions(at)
+    assert "red heart cat face smiling red" in caps and "red heart cat face smiling red heart" not in caps
+    assert any("Only the first 6 words" in c.value for c in at.caption)
+
+
+def test_the_interpolation_row_has_five_pictures_from_one_prompt_to_the_other(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="smiling face", emoji_second="Red heart!")
+    assert not [c for c in image_captions(at) if c.startswith("λ =")]
+    at.button(key="emoji_mix_go").click().run()
+    assert_ok(at)
+    lam = [c for c in image_captions(at) if c.startswith("λ =")]
+    assert lam == ["λ = 0: smiling face", "λ = 0.25", "λ = 0.5", "λ = 0.75", "λ = 1: red heart"]
+
+
+def test_bad_second_prompts_get_a_sentence(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="cat", emoji_second="  ")
+    at.button(key="emoji_mix_go").click().run()
+    assert_ok(at)
+    assert [w.value for w in at.warning] == ["the second prompt is empty; type the words to move towards."]
+    assert not [c for c in image_captions(at) if c.startswith("λ =")]
+    assert at.text_input(key="emoji_second").max_chars == MAX_PROMPT_CHARS  # the same cap as the prompt's
+
+
+def test_an_empty_prompt_has_nothing_to_reveal(emoji_dir):
+    at = _page(emoji_dir, emoji_prompt="")
+    at.button(key="emoji_reveal_go").click().run()
+    assert_ok(at)
+    assert [w.value for w in at.warning] == ["the prompt has no words to reveal; type one or more words."]
