@@ -333,6 +333,11 @@ _TERMS = (
         "instead of away from what it draws for no words at all.",
         aliases=("Negative prompt",),
     ),
+    Term(
+        "interpolation",
+        "Going from one thing to another through mixes of the two: here from one prompt's encoding to another's.",
+        aliases=("interpolate", "interpolating"),
+    ),
 )
 
 TERMS: dict[str, Term] = {t.name: t for t in _TERMS}
