@@ -164,3 +164,24 @@ def network_passes(unet: torch.nn.Module):
             yield sizes
     finally:
         hook.remove()
+
+
+EMOJI_VOCAB = ["smiling", "face", "cat", "red", "heart"]
+
+
+def tiny_emoji_folder(out: Path) -> Path:
+    """An untrained emoji-sd folder (tokenizer over :data:`EMOJI_VOCAB`, text encoder, VAE, U-Net, schedule, index)
+    in the layout :func:`model.emoji.pipeline.load_pipeline` reads: for shape and page tests, seeded."""
+    from model.emoji.nets import TextEncoder, make_unet, make_vae
+    from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
+    from model.emoji.tokenizer import Tokenizer
+
+    torch.manual_seed(0)
+    tok = Tokenizer.from_words(EMOJI_VOCAB)
+    tok.save(out / "tokenizer")
+    save_part(TextEncoder(len(tok.vocab)), out / "text_encoder")
+    save_part(make_vae(), out / "vae")
+    save_part(make_unet(), out / "unet")
+    save_schedule(out, make_emoji_schedule())
+    write_index(out, {"training": {}})
+    return out

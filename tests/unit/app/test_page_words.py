@@ -5,27 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import app_test, assert_ok
+from fakes import tiny_emoji_folder
 
-from model.emoji.nets import TextEncoder, make_unet, make_vae
-from model.emoji.pipeline import make_emoji_schedule, save_part, save_schedule, write_index
 from model.emoji.sample import MAX_PROMPT_CHARS
-from model.emoji.tokenizer import Tokenizer
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
 
 @pytest.fixture(scope="module")
 def emoji_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("emoji-sd")
-    tok = Tokenizer.from_words(["smiling", "face", "cat", "red", "heart"])
-    tok.save(out / "tokenizer")
-    save_part(TextEncoder(len(tok.vocab)), out / "text_encoder")
-    save_part(make_vae(), out / "vae")
-    save_part(make_unet(), out / "unet")
-    save_schedule(out, make_emoji_schedule())
-    write_index(out, {"training": {}})
-    return out
+    return tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd"))
 
 
 def _page(folder, **state):

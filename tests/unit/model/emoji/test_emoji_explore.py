@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fakes import tiny_emoji_folder
 
 from model.emoji import explore
-from model.emoji.nets import TextEncoder, make_unet, make_vae
-from model.emoji.pipeline import load_pipeline, make_emoji_schedule, save_part, save_schedule, write_index
+from model.emoji.pipeline import load_pipeline
 from model.emoji.sample import MAX_PROMPT_CHARS, Settings, embed, install_recorders
-from model.emoji.tokenizer import Tokenizer
 
 torch.set_num_threads(1)  # the machine is shared
 VOCAB = ["smiling", "face", "cat", "red", "heart"]
@@ -18,16 +17,7 @@ VOCAB = ["smiling", "face", "cat", "red", "heart"]
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("emoji-sd")
-    tok = Tokenizer.from_words(VOCAB)
-    tok.save(out / "tokenizer")
-    save_part(TextEncoder(len(tok.vocab)), out / "text_encoder")
-    save_part(make_vae(), out / "vae")
-    save_part(make_unet(), out / "unet")
-    save_schedule(out, make_emoji_schedule())
-    write_index(out, {"training": {}})
-    p = load_pipeline(out)
+    p = load_pipeline(tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd")))
     install_recorders(p.unet)
     return p
 
