@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
 
 from model.diffusion.forward import q_sample
 from model.emoji.card import write_card
@@ -89,8 +90,17 @@ class Trainer:
 
     # ---- bookkeeping ----
     def _read_record(self) -> dict:
+        """The training record: train_state/record.json, or, where the state was lost (a new machine), the record
+        the last export wrote into model_index.json, so that finished phases are not trained again."""
         p = self.state_dir / "record.json"
-        return json.loads(p.read_text()) if p.exists() else {"config": asdict(self.cfg), "phases": {}}
+        if p.exists():
+            return json.loads(p.read_text())
+        index = self.out / "model_index.json"
+        exported = json.loads(index.read_text()).get("training") if index.exists() else None
+        if exported and all((self.out / part).is_dir() for part in ("vae", "text_encoder", "unet")):
+            self.log("no train_state: going on from the exported model's record (optimizer state starts afresh)")
+            return exported
+        return {"config": asdict(self.cfg), "phases": {}}
 
     def _write_record(self) -> None:
         (self.state_dir / "record.json").write_text(json.dumps(self.record, indent=2))
@@ -205,6 +215,9 @@ class Trainer:
         opt = torch.optim.AdamW(params, cfg.unet_lr, weight_decay=0.01)
         nets = torch.nn.ModuleDict({"te": te, "unet": unet, "ema_te": ema_te, "ema_unet": ema_unet})
         step = self._load(nets, opt, "unet.pt")
+        warm_from = 0
+        if step == 0 and ph["step"] > 0:
+            step = warm_from = self._warm_start(te, unet, ema_te, ema_unet, ph["step"])
         rng = torch.Generator().manual_seed(cfg.seed + 1000 + step)
         prng = random.Random(cfg.seed + step)
         rows, idx_pool = self.data.rows, self.train_idx
@@ -212,7 +225,7 @@ class Trainer:
         te.train()
         unet.train()
         while step < cfg.unet_steps:
-            lr = cfg.unet_lr * min(1.0, (step + 1) / 500)  # warm-up
+            lr = cfg.unet_lr * min(1.0, (step + 1) / 500, (step + 1 - warm_from) / 200 if warm_from else 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = idx_pool[torch.randint(0, len(idx_pool), (cfg.unet_batch,), generator=rng).numpy()]
@@ -243,6 +256,16 @@ class Trainer:
                 save_part(ema_unet, self.out / "unet")
                 self._write_record()
                 self.log(f"unet checkpoint at step {step}")
+
+    def _warm_start(self, te, unet, ema_te, ema_unet, step: int) -> int:
+        """Go on from the exported EMA networks (both the live and the EMA copies) when train_state/unet.pt is gone;
+        the optimizer's moments start at zero, so the learning rate warms up again over 200 steps."""
+        te_w = TextEncoder.from_pretrained(self.out / "text_encoder", torch_dtype=torch.float32).state_dict()
+        unet_w = UNet2DConditionModel.from_pretrained(self.out / "unet", torch_dtype=torch.float32).state_dict()
+        for net, w in ((te, te_w), (ema_te, te_w), (unet, unet_w), (ema_unet, unet_w)):
+            net.load_state_dict(w)
+        self.log(f"warm start from the exported networks at step {step}")
+        return step
 
     # ---- state ----
     def _save(self, model, opt, step: int, name: str) -> None:
