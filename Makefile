@@ -31,7 +31,7 @@ browser:
 	bash scripts/install_chromium.sh
 
 app: setup
-	$(BIN)/python -m app.launch --server.port $(PORT)  # warms up before the first visitor (app/warm_start.py)
+	$(BIN)/python -m app.launch --server.port $(PORT)  # warms up before the first visitor (app/server/warm_start.py)
 
 # pytest exits 5 when it collects no tests: a test run that ran nothing is a failure here.
 test: setup-dev browser haproxy

@@ -17,7 +17,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app import admission, model_cache, settings, uploads
+from app import model_cache, settings
+from app.server import admission, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
@@ -59,7 +60,7 @@ def sample_bytes(name: str) -> tuple[str, bytes]:
 def image_tensor(image_key: str, resolution: int, _data: bytes) -> torch.Tensor:
     """x_0 (1, 3, R, R) in [-1, 1]; raises ImageLoadError with a user-facing message.
 
-    The bytes are decoded once for every resolution and every session (``app.uploads``: kept by their
+    The bytes are decoded once for every resolution and every session (``app.server.uploads``: kept by their
     digest, refusals too, a few decodes at a time).
     """
     return picture_to_x0(uploads.decoded(image_key, _data), resolution)
@@ -154,7 +155,7 @@ def warm_up() -> threading.Thread | None:
 
     The first visitor then finds them loaded (their fidelity guard included) instead of waiting for them;
     a session that asks while one is loading waits for that one load (the cache's per-model lock). ``python -m
-    app.launch`` makes that first visitor a warm-up visit of its own (app/warm_start.py), before any student.
+    app.launch`` makes that first visitor a warm-up visit of its own (app/server/warm_start.py), before any student.
     Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
     """
     global _warm_thread
@@ -226,7 +227,7 @@ def sweep_chunk(
     eps = fixed_noise(_x0, seed)
     t = torch.tensor(ts, dtype=torch.long)
     n = len(t)
-    with admission.sweep_lane(), torch.inference_mode():  # one chunk per inference slot (app/admission.py)
+    with admission.sweep_lane(), torch.inference_mode():  # one chunk per inference slot (app/server/admission.py)
         x_t, _ = forward.q_sample(_model.schedule, _x0.expand(n, -1, -1, -1), t, noise=eps.expand(n, -1, -1, -1))
         eps_hat, x0_hat = _model.predict(x_t, t, None if label is None else torch.full((n,), int(label)))
     mse = [float((eps_hat[i : i + 1] - eps).square().mean()) for i in range(n)]

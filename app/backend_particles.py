@@ -21,7 +21,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import guard, settings
+from app import settings
+from app.server import guard
 from model.diffusion.schedule import Schedule, make_schedule
 from model.particles import data, lab, mlp, race
 
@@ -75,7 +76,7 @@ class TrainingQueue:
     """FIFO admission to :attr:`slots` concurrent trainings that keeps a waiter's place while it polls (so a page can
     redraw "3 ahead of you" between polls without losing its turn), with at most :attr:`per_owner` places (queued or
     running) per owner: a browser, so twelve tabs of one student hold one place, not twelve
-    (:func:`app.guard.browser_id`)."""
+    (:func:`app.server.guard.browser_id`)."""
 
     def __init__(self, slots: int, per_owner: int = PER_BROWSER) -> None:
         self.slots = slots

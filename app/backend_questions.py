@@ -19,7 +19,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, lanes
+from app import backend
+from app.server import lanes
 from model.diffusion import inpaint
 from model.diffusion.schedule import Schedule, make_schedule
 from model.evaluation import memorise

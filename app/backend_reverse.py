@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from app import estimates, lanes
+from app import estimates
+from app.server import lanes
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
 from model.diffusion.trajectory import make_timesteps, sample_trajectory

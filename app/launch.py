@@ -7,7 +7,7 @@ server refuses to start with it, in one sentence that says how to make a real on
 and ``kubectl logs`` shows the sentence). An unset secret is allowed: one ``docker run`` then gets a random
 secret of its own from Streamlit (several replicas need a shared one: deploy/secret.yaml).
 
-Before the server starts, a warm-up visitor is started beside it (app/warm_start.py): it opens Start here once the
+Before the server starts, a warm-up visitor is started beside it (app/server/warm_start.py): it opens Start here once the
 server answers, so the first student finds the models, graphs and pictures ready, and prints ``diffusion-lens:
 ready …`` when they are. ``DIFFUSION_LENS_WARM_UP=0`` leaves it out.
 
@@ -21,6 +21,8 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from app.server import warm_start
 
 SECRET_ENV = "STREAMLIT_SERVER_COOKIE_SECRET"
 PLACEHOLDER = "REPLACE-ME-with-64-random-hex-characters"  # the value committed in deploy/secret.yaml
@@ -59,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     options = list(sys.argv[1:] if argv is None else argv)
     if os.environ.get("DIFFUSION_LENS_WARM_UP", "").strip().lower() not in ("0", "off", "false", "no"):
         # the first visitor, before any student: it opens Start here once the server answers, then prints
-        # "diffusion-lens: ready …" (app/warm_start.py); it exits by itself
-        subprocess.Popen([sys.executable, "-m", "app.warm_start", *options])  # in the server's process group
+        # "diffusion-lens: ready …" (app/server/warm_start.py); it exits by itself
+        base = warm_start.base_url(options, os.environ)
+        subprocess.Popen([sys.executable, "-m", "app.server.warm_start", base])  # in the server's process group
     os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(APP), *options])  # signals reach it
     return 0  # not reached
 

@@ -9,7 +9,7 @@ The three questions of the pages (issue 26): :func:`forward_question` ("what wil
 w = 4 look better?").
 
 Every pick is counted in a server-wide :class:`Tally` (thread-safe, one vote per browser and question, whatever its
-tabs: changing one's answer moves the vote; :func:`app.guard.browser_id`). The tally is this process's own object,
+tabs: changing one's answer moves the vote; :func:`app.server.guard.browser_id`). The tally is this process's own object,
 not a Streamlit cache, so nothing a browser sends empties it. The presenter (:func:`app.present.presenter`: the
 teacher who gave the presenter key) sees the class's counts under each question, refreshed every
 :data:`REFRESH_S` seconds while students vote, with a button to start a new count; students never see them.
@@ -26,8 +26,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, backend_reverse, guard, present
+from app import backend, backend_reverse, present
 from app.render import picture
+from app.server import guard
 from model.diffusion.guidance import guided_eps_model
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images.tensors import tensor_to_uint8, to_picture

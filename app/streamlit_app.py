@@ -9,22 +9,10 @@ import pandas  # noqa: F401 -- see below
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-from app import (
-    backend,
-    drain,
-    glossary,
-    janitor,
-    model_choice,
-    present,
-    server_stats,
-    settings,
-    sidebar,
-    state,
-    theme_memory,
-    tour,
-    urlstate,
-)
-from app.guard import install as refuse_students_clearing_caches
+from app import backend, glossary, model_choice, present, settings, sidebar, state, theme_memory, tour, urlstate
+from app.server import drain, janitor
+from app.server import stats as server_stats
+from app.server.guard import install as refuse_students_clearing_caches
 
 # pandas and plotly are imported whole (above) before any page runs: plotly looks pandas up in sys.modules without
 # importing it, and found it half imported while another session's first page was importing it (students saw
@@ -39,17 +27,17 @@ except settings.SettingsError as exc:
     st.error(f"The server cannot start: {exc}")
     st.stop()
 # Server policy, set once here at the app's edge (model/ changes no process-wide setting by itself):
-# * students' browsers cannot empty the caches every session shares (BackMsg clear_cache; app/guard.py);
+# * students' browsers cannot empty the caches every session shares (BackMsg clear_cache; app/server/guard.py);
 refuse_students_clearing_caches()
 # * the one Serving object every session's model runs through, built once (app/settings.py): torch threads = cores //
 #   inference slots, glibc's allocator keeps freed memory, the GIL is handed over every 1 ms (model/serving/process.py);
 #   models load with the fastest arithmetic that passes the fidelity guard (DIFFUSION_LENS_PRECISION=fp32 forces
 #   fp32); concurrent sessions' passes on the same model and shape run as one batch (model/serving/batching.py)
 settings.serving()
-janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/janitor.py)
+janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/server/janitor.py)
 backend.warm_up()  # the default model loads in the background at the first request, before anyone needs it
-server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server_stats.py)
-drain.install()  # SIGTERM: the long runs finish and the students read that the server restarts (app/drain.py)
+server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server/stats.py)
+drain.install()  # SIGTERM: the long runs finish and the students read that the server restarts (app/server/drain.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@
 Starts ``python -m app.launch`` (what ``make app`` and the container run) on a free port with the bundled models,
 and times, from the server's start:
 
-* **ready**: the server's ``diffusion-lens: ready`` line (its warm-up visit of Start here is over; app/warm_start.py);
+* **ready**: the server's ``diffusion-lens: ready`` line (its warm-up visit of Start here is over; app/server/warm_start.py);
 * then one new browser tab (headless Chromium) opens ``/`` and times, from its ``goto``: the page's **heading**, its
   **first picture** (decoded), and **idle** (the script has finished and the pictures are in).
 

@@ -3,13 +3,13 @@ close their tabs.
 
 ``--runners`` students (default 10) each open "Reverse trajectory" at ``--res`` px (default 256), set
 t_start = 999 and Steps = 1000, press **Run**, keep the tab open ``--run-seconds`` (default 60) and close it.
-Meanwhile ``--students`` others (default 6) move Denoise's t slider (bench/_sliders.py). Before app/lanes.py,
+Meanwhile ``--students`` others (default 6) move Denoise's t slider (bench/_sliders.py). Before app/server/lanes.py,
 ten such runs pushed the others' step p95 from 0.18 s to 3.7 s, and the runs went on 20-25 s after the tabs
 closed.
 
 Prints the others' Denoise step p50 / p95 / max before the runs and while they go (goal: p95 <= 1 s), and how
 long the server still computed long runs after the last tab closed: from the server's stats file (the
-``long_runs`` gauge of app/lanes.py: runs in progress) where the server has it, and from its CPU either way
+``long_runs`` gauge of app/server/lanes.py: runs in progress) where the server has it, and from its CPU either way
 (the first second back under what the others' steps alone used before the runs, plus ``--idle-cores``;
 rough with a small model, whose runs use little CPU).
 
@@ -195,8 +195,8 @@ def main() -> None:
     print(f"at the end: long runs {marks.get('at_end', {}).get('long_runs', 'n/a')}")
     gauge = marks.get("gauge_zero")
     print(
-        "long runs in progress after the last tab closed (app/lanes.py gauge): "
-        + (f"none after {gauge:.1f} s" if gauge is not None else "no gauge (a server without app/lanes.py?)")
+        "long runs in progress after the last tab closed (app/server/lanes.py gauge): "
+        + (f"none after {gauge:.1f} s" if gauge is not None else "no gauge (a server without app/server/lanes.py?)")
     )
     trail = marks.get("served_after", [])
     if trail:

@@ -4,7 +4,7 @@ slider.
 
 Before the fix the clear_cache student alone took the others' Denoise step from p50 0.07 / p95 0.10 s to 3.14 /
 4.74 s (every shared cache emptied twice a second) and the server from 1.16 to 1.87 GiB; three 24 MB senders took it
-to 3.4 GiB. Now the server refuses clear_cache (app/guard.py) and closes a connection whose message is over
+to 3.4 GiB. Now the server refuses clear_cache (app/server/guard.py) and closes a connection whose message is over
 ``server.maxWidgetStateSize`` (1 MB, .streamlit/config.toml) before reading it.
 
 First, off the clock, one session opens every page once at its defaults (the warm-up) and the largest message the

@@ -15,7 +15,7 @@ Every ``--sample-every`` seconds (and once more when the students stop) it recor
   as a rerun's tensors come and go);
 * the students connected now, the actions done and the errors so far, and the slider steps' p95
   since the previous sample;
-* from inside the server (app/server_stats.py, through the stats file model/serving/batching.py rewrites
+* from inside the server (app/server/stats.py, through the stats file model/serving/batching.py rewrites
   every second): the files and bytes in Streamlit's in-memory media store, the sessions the server
   holds (connected, plus disconnected ones kept ``server.disconnectedSessionTTL`` = 120 s for a
   reconnect) and the sessions that still hold media files, uploads held, and ``st.cache_data``

@@ -75,8 +75,9 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
 def server_env(monkeypatch):
     """``server_env(NAME, value)`` sets a variable (``None`` unsets it) as if the server had started with it: the
     app reads its settings (app/settings.py) once, so they are read again after each change, and after the test;
-    the server's Serving object and its lanes (app/admission.py) are made again from them."""
-    from app import admission, settings
+    the server's Serving object and its lanes (app/server/admission.py) are made again from them."""
+    from app import settings
+    from app.server import admission
 
     def change(name: str, value: str | None) -> None:
         if value is None:

@@ -69,7 +69,7 @@ def load_image(data: bytes, resolution: int = DEFAULT_RESOLUTION, *, name: str |
 def picture_to_x0(img: Image.Image, resolution: int) -> torch.Tensor:
     """A decoded 8-bit RGB picture (:func:`decode_image`) -> x_0, (1, 3, R, R) float32 in [-1, 1], centre-cropped.
 
-    The app decodes an upload once (``app.uploads``) and calls this for each working resolution R.
+    The app decodes an upload once (``app.server.uploads``) and calls this for each working resolution R.
     """
     resolution = check_resolution(resolution)
     try:

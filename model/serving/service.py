@@ -86,7 +86,7 @@ class Serving:
     def add_stats_source(self, name: str, source: Callable[[], dict]) -> None:
         """Also write ``source()`` under ``name`` in the stats file (``settings.stats_file``), every second.
 
-        For what only the app can see (app/server_stats.py: Streamlit's media store and sessions). A source that
+        For what only the app can see (app/server/stats.py: Streamlit's media store and sessions). A source that
         raises writes ``{"error": ...}`` instead. Adding a name again replaces its source.
         """
         self._stats_sources[name] = source

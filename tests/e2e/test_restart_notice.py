@@ -1,7 +1,7 @@
 """A restart students can read (issue 28, item 7): SIGTERM to a real `streamlit run` makes every connected page
 say that the server is restarting before the websocket closes, and the server still exits cleanly.
 
-Before app/drain.py the websocket simply closed, and the browser said "Are you connected to the internet?".
+Before app/server/drain.py the websocket simply closed, and the browser said "Are you connected to the internet?".
 The student here is the websocket client of the benchmarks (bench/ws_client.py, Streamlit's own protocol), so
 no browser is needed.
 """
@@ -18,7 +18,7 @@ import pytest
 from _server import Server
 from ws_client import StreamlitSession
 
-from app.drain import MESSAGE
+from app.server.drain import MESSAGE
 
 pytestmark = pytest.mark.e2e
 

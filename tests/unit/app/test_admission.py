@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from app import admission, settings
+from app import settings
+from app.server import admission
 from model.serving.runtime import FairSemaphore
 
 

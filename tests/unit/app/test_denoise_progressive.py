@@ -12,7 +12,8 @@ import torch
 from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
-from app import admission, backend, backend_reverse, common
+from app import backend, backend_reverse, common
+from app.server import admission
 
 RES = 32
 

@@ -1,4 +1,4 @@
-"""The drain before a restart (issue 28, item 7; app/drain.py): long runs in progress finish, new ones are refused,
+"""The drain before a restart (issue 28, item 7; app/server/drain.py): long runs in progress finish, new ones are refused,
 then the server stops. The real signal and the students' pages: tests/e2e/test_restart_notice.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app import drain, lanes
+from app.server import drain, lanes
 
 
 @pytest.fixture(autouse=True)

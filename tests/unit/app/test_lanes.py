@@ -1,5 +1,5 @@
 """Long runs are fair (issue 28, item 3): they take turns in a lane of their own that leaves an inference slot to
-the slider steps, one per session, and they stop when their session's tab is closed (app/lanes.py)."""
+the slider steps, one per session, and they stop when their session's tab is closed (app/server/lanes.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 import pytest
 import streamlit as st
 
-from app import admission, backend_reverse, lanes, settings
+from app import backend_reverse, settings
+from app.server import admission, lanes
 from model.nets import network
 
 RES = 32

@@ -9,7 +9,7 @@ from conftest import APP_ENTRY
 from image_bytes import assert_one_sentence
 from streamlit.testing.v1 import AppTest
 
-from app import uploads
+from app.server import uploads
 
 
 @pytest.mark.parametrize(("kind", "mime"), [("webp", "image/webp"), ("tiff_rgba", "image/tiff")])

@@ -55,10 +55,8 @@ def test_docs_list_every_variable_in_one_table():
 
 def test_the_environment_is_read_only_by_the_settings_modules():
     """No os.environ / os.getenv in app/ or model/ but the two settings modules and the launcher (app/launch.py checks
-    the settings and hands the environment to the server it starts; app/warm_start.py reads Streamlit's own
-    STREAMLIT_SERVER_* options to visit it)."""
-    allowed = {ROOT / "app" / "settings.py", ROOT / "model" / "serving" / "settings.py"}
-    allowed |= {ROOT / "app" / "launch.py", ROOT / "app" / "warm_start.py"}
+    the settings, hands the environment to the server it starts, and tells the warm-up visitor where it answers)."""
+    allowed = {ROOT / "app" / "settings.py", ROOT / "model" / "serving" / "settings.py", ROOT / "app" / "launch.py"}
     offenders = []
     for path in sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "model").rglob("*.py")]):
         if path in allowed:

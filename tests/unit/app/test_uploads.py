@@ -1,4 +1,4 @@
-"""Uploads are decoded once per upload and a few at a time (issue 28, item 2): app/uploads.py."""
+"""Uploads are decoded once per upload and a few at a time (issue 28, item 2): app/server/uploads.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from image_bytes import encode
 from PIL import Image
 
-from app import admission, backend, uploads
+from app import backend
+from app.server import admission, uploads
 from model.images.decode import ImageLoadError
 
 

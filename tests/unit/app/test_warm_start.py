@@ -1,5 +1,5 @@
 """A fresh server warms up before its first visitor and says when it is ready (issue 36, item 17): ``python -m
-app.launch`` starts a warm-up visitor beside the server (app/warm_start.py) that opens Start here through the server's
+app.launch`` starts a warm-up visitor beside the server (app/server/warm_start.py) that opens Start here through the server's
 own websocket and then prints ``diffusion-lens: ready …``."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _server import free_port
 
-from app import warm_start
+from app.server import warm_start
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -57,3 +57,10 @@ def test_a_launched_server_warms_up_and_says_when_it_is_ready(tiny_model_dir):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_the_address_comes_from_the_environment_launch_hands_over():
+    """app/launch.py reads the environment (the warm-up visitor does not) and passes the address as one argument."""
+    env = {"STREAMLIT_SERVER_PORT": "9100", "STREAMLIT_SERVER_BASE_URL_PATH": "lens"}
+    assert warm_start.base_url([], env) == "http://127.0.0.1:9100/lens"
+    assert warm_start.base_url(["--server.port", "9200"], env) == "http://127.0.0.1:9200/lens"

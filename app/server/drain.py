@@ -6,11 +6,11 @@ down, so in a classroom that happens in the middle of a lesson. With :func:`inst
 file once per process), SIGTERM instead:
 
 1. marks the server as draining: every page shows :data:`MESSAGE` at its top (:func:`notice`), and no new
-   long run starts (:func:`app.lanes.refuse_new`);
+   long run starts (:func:`app.server.lanes.refuse_new`);
 2. reruns the pages of the connected students who are not in the middle of a long run, so they read the
    message now;
 3. waits up to ``DIFFUSION_LENS_DRAIN_S`` seconds (default 20, ``app/settings.py``) for the long runs in
-   progress (:mod:`app.lanes`) to finish, then reruns the pages of the students whose run just ended (their
+   progress (:mod:`app.server.lanes`) to finish, then reruns the pages of the students whose run just ended (their
    result stays on the page, the message above it);
 4. waits for those reruns to finish (at least :data:`NOTICE_S`, at most until the drain time is up), so the
    sentence reaches the browsers and no script is cut off mid-computation, then hands over to Streamlit's own
@@ -31,7 +31,8 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.runtime.app_session import AppSessionState
 
-from app import lanes, settings
+from app import settings
+from app.server import lanes
 
 NOTICE_S = 1.5  # for the last reruns to reach the browsers before the websockets close
 MESSAGE = (

@@ -5,7 +5,7 @@ passes in a row from one session. Every pass queues for an inference slot (model
 come first served), so ten students running 1000-step runs put ten passes ahead of every other student's
 slider step. Three rules keep a classroom fair:
 
-1. **A lane.** Each step of a long run holds a place in the long-run lane (:func:`app.admission.long_run_lane`)
+1. **A lane.** Each step of a long run holds a place in the long-run lane (:func:`app.server.admission.long_run_lane`)
    while it computes: at most that many steps of long runs (``DIFFUSION_LENS_LONG_RUN_SLOTS``; default one less than the
    inference slots, at least 1) are queued or running at once. A slider step then waits for at most that
    many long passes, and long runs take turns among themselves in arrival order (they go slower when
@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from app import admission, settings
+from app import settings
+from app.server import admission
 
 ENV_SLOTS = settings.LONG_RUN_SLOTS_ENV
 _T = TypeVar("_T")
@@ -96,7 +97,7 @@ def session_alive(session_id: str | None) -> bool:
 
 
 def refuse_new(why: str) -> None:
-    """From now on a new long run is cancelled before its first step, ``because {why}`` (app/drain.py)."""
+    """From now on a new long run is cancelled before its first step, ``because {why}`` (app/server/drain.py)."""
     with _lock:
         _refusing[:] = [why]
 
@@ -167,7 +168,7 @@ def long_run(what: str, session_id: str | None = None) -> Iterator[LongRun]:
 
 def paced(steps: Iterable[_T], run: LongRun) -> Iterator[_T]:
     """The items of ``steps`` (a sampler's generator: each ``next`` runs a forward pass), each one computed while
-    holding a place in the long-run lane (app/admission.py), after checking that ``run`` should go on."""
+    holding a place in the long-run lane (app/server/admission.py), after checking that ``run`` should go on."""
     it = iter(steps)
     lane = admission.long_run_lane()
     while True:

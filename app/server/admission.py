@@ -9,8 +9,8 @@ all in arrival order (first come, first served):
   slider step never waits behind more than the chunks already running (:func:`sweep_lane`);
 * **the long-run lane**: each step of a long run (a reverse trajectory, the bound's terms) holds a place here while
   it computes, one less than the inference slots, so a slider step always finds a slot (:func:`long_run_lane`,
-  used by :mod:`app.lanes`);
-* **decode slots**: photo decodes running at once (:func:`decode_slots`, used by :mod:`app.uploads`);
+  used by :mod:`app.server.lanes`);
+* **decode slots**: photo decodes running at once (:func:`decode_slots`, used by :mod:`app.server.uploads`);
 * the particle lab's training queue (``app/backend_particles.py``, ``DIFFUSION_LENS_TRAIN_SLOTS``).
 
 Each lane is a :class:`model.serving.runtime.FairSemaphore`, made once per process (``st.cache_resource``) from

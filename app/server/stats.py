@@ -33,12 +33,12 @@ def snapshot() -> dict:
     from streamlit.runtime import Runtime
     from streamlit.runtime.caching import get_data_cache_stats_provider
 
-    from app import janitor
+    from app.server import janitor
 
     if not Runtime.exists():
         return {}
     rt = Runtime.instance()
-    out: dict = {"janitor": janitor.freed()}  # sessions whose pictures / uploads app/janitor.py released
+    out: dict = {"janitor": janitor.freed()}  # sessions whose pictures / uploads app/server/janitor.py released
     mgr = rt.media_file_mgr
     files = getattr(getattr(mgr, "_storage", None), "_files_by_id", None)  # MemoryMediaFileStorage
     if files is not None:

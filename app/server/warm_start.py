@@ -8,7 +8,7 @@ opens Start here (``/``) through the server's own websocket as a browser would, 
 and prints one line, ``diffusion-lens: ready …``, with the seconds it took. Nothing of the visit is kept but the
 server's caches (the models, graphs and pictures that every session shares).
 
-    python -m app.warm_start [streamlit options]   # reads --server.port, --server.address, --server.baseUrlPath
+    python -m app.server.warm_start http://127.0.0.1:8501   # the address app/launch.py worked out (base_url)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import http.cookiejar
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 READY = "diffusion-lens: ready"
 START_TIMEOUT_S = 600.0  # the server must answer within this (a cold container on a slow disk)
@@ -36,14 +36,14 @@ def option(args: Sequence[str], name: str, default: str) -> str:
     return default
 
 
-def base_url(args: Sequence[str]) -> str:
-    """Where the server started with ``args`` answers on this machine (all interfaces: through loopback)."""
-    import os
-
-    port = option(args, "--server.port", os.environ.get("STREAMLIT_SERVER_PORT", "8501"))
-    host = option(args, "--server.address", os.environ.get("STREAMLIT_SERVER_ADDRESS", "")) or "127.0.0.1"
+def base_url(args: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """Where the server started with Streamlit options ``args`` and environment ``env`` (its STREAMLIT_SERVER_*
+    variables, which app/launch.py hands over) answers on this machine (all interfaces: through loopback)."""
+    env = env or {}
+    port = option(args, "--server.port", env.get("STREAMLIT_SERVER_PORT", "8501"))
+    host = option(args, "--server.address", env.get("STREAMLIT_SERVER_ADDRESS", "")) or "127.0.0.1"
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
-    path = option(args, "--server.baseUrlPath", os.environ.get("STREAMLIT_SERVER_BASE_URL_PATH", "")).strip("/")
+    path = option(args, "--server.baseUrlPath", env.get("STREAMLIT_SERVER_BASE_URL_PATH", "")).strip("/")
     return f"http://{host}:{port}" + (f"/{path}" if path else "")
 
 
@@ -91,7 +91,7 @@ async def visit(base: str, xsrf: str, timeout: float = VISIT_TIMEOUT_S) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    base = base_url(args)
+    base = args[0].rstrip("/") if args and args[0].startswith("http") else base_url(args)
     start = time.perf_counter()
     try:
         xsrf = wait_until_serving(base)

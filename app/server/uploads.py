@@ -4,7 +4,7 @@
   :data:`model.images.decode.WORK_MAX_SIDE`) is kept by the sha256 of the bytes, and so is a refusal, so a
   rerun, another resolution or another student with the same file costs no second decode. Sessions
   asking for bytes that are being decoded wait for that decode instead of starting their own.
-* A few at a time: at most :func:`app.admission.decode_slots` decodes run at once (``DIFFUSION_LENS_DECODE_SLOTS``,
+* A few at a time: at most :func:`app.server.admission.decode_slots` decodes run at once (``DIFFUSION_LENS_DECODE_SLOTS``,
   default 2), so eight students uploading their worst files hold at most two decoders' memory, and the
   other sessions' slider steps keep their CPU.
 """
@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 from PIL import Image
 
-from app import admission
+from app.server import admission
 from model.images.decode import ImageLoadError, decode_image
 
 KEEP = 32  # decoded pictures (or refusals) kept: at most ~4 MB each
@@ -29,7 +29,7 @@ _stats = {"decodes": 0, "running": 0, "peak_running": 0}
 def decoded(key: str, data: bytes, name: str | None = None) -> Image.Image:
     """The picture ``data`` (whose sha256 is ``key``) decoded by :func:`decode_image`; raises ImageLoadError.
 
-    The first caller for a key decodes (waiting for a decode slot, app/admission.py); the others get its result.
+    The first caller for a key decodes (waiting for a decode slot, app/server/admission.py); the others get its result.
     """
     with _lock:
         fut = _done.get(key)
@@ -46,7 +46,7 @@ def decoded(key: str, data: bytes, name: str | None = None) -> Image.Image:
 
 
 def _decode_into(fut: Future, data: bytes, name: str | None) -> None:
-    with admission.decode_slots():  # FIFO, DIFFUSION_LENS_DECODE_SLOTS at once (app/admission.py)
+    with admission.decode_slots():  # FIFO, DIFFUSION_LENS_DECODE_SLOTS at once (app/server/admission.py)
         with _lock:
             _stats["decodes"] += 1
             _stats["running"] += 1

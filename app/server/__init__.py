@@ -1,0 +1,1 @@
+"""The server's own machinery, shared by every session and made once per process: what may compute at once (admission, lanes, upload decode slots), the classroom guard, the drain on shutdown, the janitor, the server stats, and the warm-up visitor."""
