@@ -10,8 +10,9 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from app import backend_reverse, estimates, plots_reverse
-from app.render import DISPLAY_PX, plural
+from app import backend_reverse, estimates
+from app.charts import reverse as plots_reverse
+from app.charts.render import DISPLAY_PX, plural
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure
 from model.images.tensors import to_picture

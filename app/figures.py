@@ -16,7 +16,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import backend, plots, plots_reverse
+from app import backend
+from app.charts import plots, reverse
 
 FIGURES_KEPT = 256  # per cache; a figure is about 100 kB of Python objects
 
@@ -28,18 +29,18 @@ def _schedule_base(schedule_name: str) -> go.Figure:
 
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
 def schedule_chart(schedule_name: str, t: int) -> go.Figure:
-    """:func:`app.plots.schedule_chart` of the named schedule at ``t``."""
+    """:func:`app.charts.plots.schedule_chart` of the named schedule at ``t``."""
     return plots.mark_schedule(_schedule_base(schedule_name), backend.schedule(schedule_name), t)
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def _sweep_template() -> go.Figure:
-    return plots_reverse.sweep_base((0, 1), (1.0, 1.0), (1.0, 1.0))  # validated once; every sweep refills it
+    return reverse.sweep_base((0, 1), (1.0, 1.0), (1.0, 1.0))  # validated once; every sweep refills it
 
 
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
 def _sweep_base(ts: tuple[int, ...], mse: tuple[float, ...], psnr: tuple[float, ...]) -> go.Figure:
-    return plots_reverse.refill_sweep(_sweep_template(), ts, mse, psnr)
+    return reverse.refill_sweep(_sweep_template(), ts, mse, psnr)
 
 
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
@@ -50,5 +51,5 @@ def sweep_chart(
     current_t: int,
     current: tuple[float, float] | None = None,
 ) -> go.Figure:
-    """:func:`app.plots_reverse.sweep_chart` (tuples, so that the key is exact and cheap to hash)."""
-    return plots_reverse.mark_sweep(_sweep_base(ts, mse, psnr), current_t, current)
+    """:func:`app.charts.reverse.sweep_chart` (tuples, so that the key is exact and cheap to hash)."""
+    return reverse.mark_sweep(_sweep_base(ts, mse, psnr), current_t, current)

@@ -1,7 +1,7 @@
 """The frequency view (issue 27): one section on the Forward page, one on the Reverse trajectory page.
 
 Each page calls one function here with what it already has (the image, the schedule, t, x_t; or the stored run
-and the current step); the math is :mod:`model.images.spectrum`, the chart :func:`app.plots_frequency.spectrum_chart`.
+and the current step); the math is :mod:`model.images.spectrum`, the chart :func:`app.charts.frequency.spectrum_chart`.
 The section is off until its toggle is switched on, like the Markov chain's, so a classroom's slider steps pay for
 it only where a student asked for it; once on, it follows the slider (it is drawn inside the same fragment or
 function as the pictures).
@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import backend, plots_frequency
+from app import backend
+from app.charts import frequency as plots_frequency
 from model.diffusion.schedule import Schedule
 from model.images import spectrum
 

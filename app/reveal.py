@@ -27,7 +27,7 @@ import streamlit as st
 import torch
 
 from app import backend, backend_reverse, present
-from app.render import picture
+from app.charts.render import picture
 from app.server import guard
 from model.diffusion.guidance import guided_eps_model
 from model.diffusion.trajectory import make_timesteps, sample_trajectory

@@ -50,7 +50,7 @@ def timesteps(repeats: int, T: int, offset: int) -> list[int]:
 
 def bench_view(res: int, repeats: int) -> dict[str, list[float]]:
     """The section's own work per slider move, without Streamlit."""
-    from app import plots_frequency
+    from app.charts import frequency as plots_frequency
 
     schedule = make_schedule("linear")
     x0 = load_image((ROOT / "assets" / "astronaut.jpg").read_bytes(), res)  # (1, 3, R, R)

@@ -51,7 +51,7 @@ def _timed(fn, args_list) -> list[float]:
 
 
 def bench_math(repeats: int) -> dict[str, list[float]]:
-    from app import plots_particles as pp
+    from app.charts import particles as pp
 
     sched = make_schedule("linear")
     pts = data.make_dataset("moons", 300, 0)

@@ -202,7 +202,7 @@ def bench_overhead(model, sampler, steps, res, repeats=7):
 def bench_live(model, res=128, repeats=15):
     """One Denoise-page step: q_sample + (eps_hat, x0_hat) from LoadedModel.predict, as the page gets them + three
     panels to PIL."""
-    from app.render import noise_picture, picture
+    from app.charts.render import noise_picture, picture
     from model.diffusion.forward import q_sample
 
     x0 = torch.rand((1, 3, res, res), generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -224,7 +224,7 @@ def bench_live(model, res=128, repeats=15):
 def bench_scrub(model, res=128, steps=50, repeats=30):
     """A slider move on the trajectory page: a stored step's three uint8 panels to PIL, then encoded
     as st.image encodes an RGB picture (JPEG, quality 100)."""
-    from app.render import DISPLAY_PX
+    from app.charts.render import DISPLAY_PX
     from model.diffusion.trajectory import make_timesteps, sample_trajectory
     from model.images import figure
     from model.images.tensors import to_picture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend, backend_reverse, figures, pictures, reveal, state, urlstate
+from app.charts.render import NOISE_CAPTION, noise_picture, picture
 from app.common import progressive, require_image, require_model
-from app.render import NOISE_CAPTION, noise_picture, picture
 
 state.set_default("den_t", 500)
 state.set_default("den_seed", 0)

@@ -7,9 +7,10 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, figures, frequency, pictures, plots, present, reveal, state, urlstate
+from app import backend, figures, frequency, pictures, present, reveal, state, urlstate
+from app.charts import plots
+from app.charts.render import NOISE_CAPTION, picture, plural
 from app.common import require_image
-from app.render import NOISE_CAPTION, picture, plural
 
 NOISE_ONLY_SNR = 0.01  # below this signal-to-noise ratio x_t is shown as almost pure noise
 

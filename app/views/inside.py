@@ -8,9 +8,10 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import backend, backend_inside, plots_inside, state, urlstate
+from app import backend, backend_inside, state, urlstate
+from app.charts import inside as plots_inside
+from app.charts.render import DISPLAY_PX, NOISE_CAPTION
 from app.common import require_image, require_model
-from app.render import DISPLAY_PX, NOISE_CAPTION
 from app.text import code
 from model.images.tensors import to_picture
 from model.nets.probe import FEATURE_RANGE, query_weights

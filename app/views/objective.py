@@ -6,10 +6,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, estimates, pictures, plots_objective, state
+from app import backend, estimates, pictures, state
 from app import backend_objective as bo
+from app.charts import objective as plots_objective
+from app.charts.render import picture
 from app.common import progressive, require_image, require_model
-from app.render import picture
 from model.diffusion import likelihood as lk
 from model.diffusion.forward import q_sample
 

@@ -6,8 +6,8 @@ import streamlit as st
 import torch
 
 from app import backend_particles as bp
-from app import plots_particles as pp
 from app import state
+from app.charts import particles as pp
 from model.particles import data, lab, mlp, paths
 
 state.set_default("pl_data", "moons")

@@ -1,7 +1,7 @@
 """Page: three questions students ask about image generators, each answered live (issue 34).
 
 Does it just copy? What does guidance really sample? Can it fix my photo? The page reads its widgets, calls
-:mod:`app.backend_questions` and draws with :mod:`app.plots_questions`.
+:mod:`app.backend_questions` and draws with :mod:`app.charts.questions`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend, backend_questions, backend_reverse, state
-from app import plots_questions as pq
+from app.charts import questions as pq
+from app.charts.render import DISPLAY_PX
 from app.common import require_image, require_model
-from app.render import DISPLAY_PX
 from model.images.tensors import tensor_to_uint8, to_picture
 from model.particles import memorise as particle_copies
 from model.particles import tilted

@@ -7,7 +7,7 @@ import torch
 
 from app import backend, state
 from app import backend_particles as bp
-from app import plots_particles as pp
+from app.charts import particles as pp
 from model.nets.checkpoint_io import ModelLoadError
 from model.particles import metrics, paths, race
 

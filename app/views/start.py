@@ -8,8 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend, backend_reverse, pictures, tour
+from app.charts.render import DISPLAY_PX, picture
 from app.common import require_image, require_model
-from app.render import DISPLAY_PX, picture
 from model.images.tensors import to_picture
 from model.nets import hub
 

@@ -7,9 +7,10 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, compare, estimates, frequency, plots_reverse, present, reveal, state, urlstate
+from app import backend, backend_reverse, compare, estimates, frequency, present, reveal, state, urlstate
+from app.charts import reverse as plots_reverse
+from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural
 from app.common import require_image, require_model
-from app.render import DISPLAY_PX, NOISE_CAPTION, plural
 from model.diffusion.guidance import guidance_help, in_interval
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure, slide

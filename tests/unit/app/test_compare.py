@@ -11,7 +11,8 @@ from conftest import app_test
 from fakes import network_passes
 from streamlit.testing.v1 import AppTest
 
-from app import model_cache, plots_reverse
+from app import model_cache
+from app.charts import reverse
 from model.images import figure
 
 torch.set_num_threads(1)
@@ -53,12 +54,12 @@ def test_frame_near_t_picks_the_closest_stored_step():
 
 
 def test_compare_and_sweep_charts():
-    fig = plots_reverse.compare_chart({"A": _run((900, 0)), "B": _run((500, 250, 0))}, 300)
+    fig = reverse.compare_chart({"A": _run((900, 0)), "B": _run((500, 250, 0))}, 300)
     assert [tr.name for tr in fig.data] == ["A", "B"] and fig.layout.xaxis.autorange == "reversed"
     assert "PSNR" in fig.layout.yaxis.title.text
-    noise = plots_reverse.compare_chart({"A": _run((900, 0), psnr=False), "B": _run((500, 0))}, 300)
+    noise = reverse.compare_chart({"A": _run((900, 0), psnr=False), "B": _run((500, 0))}, 300)
     assert "ε̂" in noise.layout.yaxis.title.text  # PSNR only when both runs have it
-    sw = plots_reverse.sweep_psnr_chart([100, 200], [30.0, float("inf")])
+    sw = reverse.sweep_psnr_chart([100, 200], [30.0, float("inf")])
     assert list(sw.data[0].y) == [30.0, None]
 
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from app import plots_objective as po
-from app import plots_reverse as pr
-from app.plots import line_chart, log_axis, power_label
+from app.charts import objective as po
+from app.charts import reverse as pr
+from app.charts.plots import line_chart, log_axis, power_label
 
 
 def _is_power_of_ten(v: float) -> bool:

@@ -12,7 +12,7 @@ from conftest import app_test, assert_ok
 from fakes import hub_like_unet, tiny_attention_unet, tiny_unet
 from streamlit.testing.v1 import AppTest
 
-from app import plots_inside
+from app.charts import inside as plots_inside
 from model.diffusion.schedule import make_schedule
 from model.nets import anatomy, probe
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import app_test, assert_ok
 
-from app import plots_questions as pq
+from app.charts import questions as pq
 from model.diffusion.schedule import make_schedule
 from model.particles import tilted
 

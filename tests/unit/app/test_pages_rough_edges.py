@@ -83,16 +83,16 @@ def test_current_t_markers_show_on_a_dark_background():
     """The black dashed marker vanished on Streamlit's dark theme: every marker is a mid grey now."""
     import numpy as np
 
-    from app import plots, plots_inside, plots_reverse
+    from app.charts import inside, plots, reverse
     from model.diffusion.schedule import make_schedule
 
     figs = [
         plots.schedule_chart(make_schedule("linear"), 300),
         plots.line_chart([1, 2], {"a": [1.0, 2.0]}, "t", "x", "y", marker_x=1),
         plots.histogram_chart({"a": np.zeros(10)}),
-        plots_reverse.sweep_chart([0, 10], [1.0, 0.5], [30.0, 10.0], 10, (0.5, 10.0)),
-        plots_reverse.psnr_chart([1, 2], [10.0, 12.0], [999, 0], marker_step=1),
-        plots_inside.time_heatmap([0, 1], np.zeros((2, 4)), 1),
+        reverse.sweep_chart([0, 10], [1.0, 0.5], [30.0, 10.0], 10, (0.5, 10.0)),
+        reverse.psnr_chart([1, 2], [10.0, 12.0], [999, 0], marker_step=1),
+        inside.time_heatmap([0, 1], np.zeros((2, 4)), 1),
     ]
     for fig in figs:
         colours = [s.line.color for s in fig.layout.shapes] + [tr.line.color for tr in fig.data if hasattr(tr, "line")]

@@ -6,7 +6,7 @@ import torch
 from streamlit.elements.lib import image_utils
 from streamlit.elements.lib.layout_utils import LayoutConfig
 
-from app.render import jpeg_bytes, noise_picture, picture
+from app.charts.render import jpeg_bytes, noise_picture, picture
 
 
 def test_jpeg_bytes_are_st_image_s_own_encoding_and_go_out_unchanged():

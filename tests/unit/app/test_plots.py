@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import plots
-from app.render import noise_picture, picture
+from app.charts import plots
+from app.charts.render import noise_picture, picture
 from model.diffusion.schedule import make_schedule
 from model.images.figure import psnr
 
@@ -55,17 +55,17 @@ def test_pictures_upscale_without_smoothing_and_noise_normalisation():
 
 
 def test_long_titles_wrap_to_fit_a_phone_and_the_margin_holds_them():
-    from app import plots_inside, plots_reverse
+    from app.charts import inside, reverse
 
     assert plots.wrap_title("short") == ("short", 1)
     text, lines = plots.wrap_title("Sinusoidal time features: every t gets its own pattern (t = 500 dashed)")
     assert lines == 2 and text.replace("<br>", " ").startswith("Sinusoidal") and "<br>" in text
     figs = [
         plots.schedule_chart(make_schedule("cosine"), 10),
-        plots_inside.time_heatmap([0, 500, 999], np.zeros((3, 8)), 500),
-        plots_inside.attention_chart(np.full((1, 4, 4), 1 / 4), 0, 0),
-        plots_reverse.sweep_psnr_chart([100, 200], [30.0, 20.0]),
-        plots_reverse.sweep_chart([0, 500], [0.1, 0.2], [30.0, 10.0], 500),
+        inside.time_heatmap([0, 500, 999], np.zeros((3, 8)), 500),
+        inside.attention_chart(np.full((1, 4, 4), 1 / 4), 0, 0),
+        reverse.sweep_psnr_chart([100, 200], [30.0, 20.0]),
+        reverse.sweep_chart([0, 500], [0.1, 0.2], [30.0, 10.0], 500),
     ]
     for fig in figs:
         title_lines = fig.layout.title.text.split("<br>")

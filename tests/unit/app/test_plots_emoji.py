@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app import plots_emoji as pe
+from app.charts import emoji as pe
 
 
 def test_latent_channels_draws_four_square_heatmaps_on_one_scale():

@@ -1,4 +1,4 @@
-"""The frequency view's pure Plotly builder (app/plots_frequency.py), without Streamlit."""
+"""The frequency view's pure Plotly builder (app/charts/frequency.py), without Streamlit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app import plots_frequency
+from app.charts import frequency as plots_frequency
 from model.diffusion.schedule import make_schedule
 from model.images import spectrum
 

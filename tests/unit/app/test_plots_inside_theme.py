@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from app import plots_inside
+from app.charts import inside
 from model.nets import anatomy
 from model.nets.checkpoint_io import tiny_unet
 
@@ -17,7 +17,7 @@ def _luminance(hex_colour: str) -> float:
 
 
 def test_the_diagram_has_an_opaque_light_background_behind_its_black_text():
-    dot = plots_inside.architecture_dot(anatomy.architecture(tiny_unet(32), 32), "mid", label_name="3: Dress")
+    dot = inside.architecture_dot(anatomy.architecture(tiny_unet(32), 32), "mid", label_name="3: Dress")
     (bg,) = re.findall(r'graph \[[^]]*bgcolor="([^"]+)"', dot)
     assert re.fullmatch(r"#[0-9a-fA-F]{6}", bg), f"bgcolor {bg!r} lets the page's theme show through"
     assert _luminance(bg) > 0.8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import plots_objective as po
+from app.charts import objective as po
 from model.diffusion import likelihood as lk
 from model.diffusion.schedule import make_schedule
 
@@ -64,7 +64,7 @@ def test_builders_do_not_import_streamlit():
 
     from conftest import ROOT
 
-    tree = ast.parse((ROOT / "app" / "plots_objective.py").read_text())
+    tree = ast.parse((ROOT / "app" / "charts" / "objective.py").read_text())
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "plotly" in names and "streamlit" not in names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app import plots_particles as pp
+from app.charts import particles as pp
 
 
 def test_field_figure_scales_learned_arrows_like_the_exact_ones():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import plots_particles as pp
+from app.charts import particles as pp
 
 BACKGROUNDS = {"light": (255, 255, 255), "dark": (14, 17, 23)}
 

@@ -1,4 +1,4 @@
-"""app/plots_reverse.py: pure Plotly builders, tested without Streamlit."""
+"""app/charts/reverse.py: pure Plotly builders, tested without Streamlit."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from app import plots_reverse as pr
+from app.charts import reverse as pr
 
 
 def _vlines(fig: go.Figure) -> list[float]:
@@ -95,11 +95,11 @@ def test_a_refilled_sweep_equals_one_built_and_validated_in_full(ts, mse, psnr):
 def test_the_psnr_chart_does_not_blow_a_small_wobble_up_into_an_arch():
     """Issue 26: a run whose x̂₀ PSNR moves by 0.2 dB was drawn by plotly's autorange as an arch filling the chart.
     The axis spans at least PSNR_MIN_SPAN_DB around the values; a real climb keeps its own range."""
-    from app import plots_reverse
+    from app.charts import reverse
 
     steps = list(range(1, 21))
     wobble = [25.0 + 0.1 * math.sin(i / 3) for i in steps]
-    lo, hi = plots_reverse.psnr_chart(steps, wobble, steps).layout.yaxis.range
-    assert hi - lo >= plots_reverse.PSNR_MIN_SPAN_DB and lo < min(wobble) and hi > max(wobble)
+    lo, hi = reverse.psnr_chart(steps, wobble, steps).layout.yaxis.range
+    assert hi - lo >= reverse.PSNR_MIN_SPAN_DB and lo < min(wobble) and hi > max(wobble)
     climb = [10.0 + i for i in steps]
-    assert plots_reverse.psnr_chart(steps, climb, steps).layout.yaxis.range is None  # autorange shows the climb
+    assert reverse.psnr_chart(steps, climb, steps).layout.yaxis.range is None  # autorange shows the climb

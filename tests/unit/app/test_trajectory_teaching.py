@@ -10,7 +10,8 @@ import torch
 from conftest import app_test, assert_ok
 from test_teaching_order import elements, in_block, position, says, text
 
-from app import backend_reverse, plots_reverse, reveal
+from app import backend_reverse, reveal
+from app.charts import reverse
 from model.diffusion.guidance import guidance_help
 from model.images import figure
 from model.images.generate import default_guidance
@@ -55,11 +56,11 @@ def test_the_estimate_chart_compares_with_the_runs_result(tiny_model_dir):
     want = [figure.psnr(torch.from_numpy(f.x0_hat).float() / 127.5 - 1, final) for f in run.frames]
     steps, got = backend_reverse.psnr_to_result(run)
     assert steps == [f.index + 1 for f in run.frames] and got == pytest.approx(want)
-    fig = plots_reverse.estimate_chart(steps, got, [run.ts[s - 1] for s in steps], 1, (steps, [20.0] * len(steps)))
+    fig = reverse.estimate_chart(steps, got, [run.ts[s - 1] for s in steps], 1, (steps, [20.0] * len(steps)))
     names = [tr.name for tr in fig.data]
     assert any("result" in n for n in names) and any("photo" in n for n in names)
     lo, hi = fig.layout.yaxis.range or (min(v for v in got if np.isfinite(v)), max(v for v in got if np.isfinite(v)))
-    assert hi - lo >= plots_reverse.PSNR_MIN_SPAN_DB - 1e-9
+    assert hi - lo >= reverse.PSNR_MIN_SPAN_DB - 1e-9
     charts = at.get("plotly_chart")
     assert any("the run's result" in c.proto.spec for c in charts)  # the page draws it
 
@@ -69,9 +70,9 @@ def test_a_flat_compare_chart_spans_ten_db():
         def __init__(self, psnr):
             self.ts, self.psnr, self.eps_rms = (900, 500, 0), psnr, (1.0, 0.5, 0.1)
 
-    fig = plots_reverse.compare_chart({"A": R((18.6, 18.8, 18.9)), "B": R((18.7, 18.7, 18.8))}, 300)
+    fig = reverse.compare_chart({"A": R((18.6, 18.8, 18.9)), "B": R((18.7, 18.7, 18.8))}, 300)
     lo, hi = fig.layout.yaxis.range
-    assert hi - lo >= plots_reverse.PSNR_MIN_SPAN_DB and lo <= 18.6 and hi >= 18.9
+    assert hi - lo >= reverse.PSNR_MIN_SPAN_DB and lo <= 18.6 and hi >= 18.9
 
 
 def test_guidance_help_explains_instead_of_citing_a_file():

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR
-from app.plots import layout as _layout
+from app.charts.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR
+from app.charts.plots import layout as _layout
 from model.images.spectrum import SpectrumAtT
 
 MEASURED_COLOUR = "#9467bd"  # the spectrum of the image looked at (x_t or x0_hat)

@@ -12,8 +12,8 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, layout
-from app.render import DISPLAY_PX
+from app.charts.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, layout
+from app.charts.render import DISPLAY_PX
 from model.images.tensors import to_picture
 from model.nets.anatomy import Architecture
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from app.plots import layout, log_axis
+from app.charts.plots import layout, log_axis
 
 MSE_COLOUR = "#d62728"
 VLB_COLOUR = "#1f77b4"

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import layout, log_axis, wrap_title
+from app.charts.plots import layout, log_axis, wrap_title
 
 # Every colour shows on the light theme's white and on the dark theme's near-black (#0e1117) alike, at a contrast of
 # 3:1 or more against both: black data points vanished on the dark one. tests/unit/app/test_plots_particles_theme.py

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import layout, log_axis
+from app.charts.plots import layout, log_axis
 
 EXACT = "#1f77b4"
 NETWORK = "#d62728"

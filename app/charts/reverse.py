@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, log_axis, t_line
-from app.plots import layout as _layout
+from app.charts.plots import MARKER_COLOUR, NOISE_COLOUR, SIGNAL_COLOUR, copy_figure, log_axis, t_line
+from app.charts.plots import layout as _layout
 
 PSNR_MIN_SPAN_DB = 10.0  # dB: a difference a viewer can see in the pictures spans a visible part of the chart
 
@@ -27,7 +27,7 @@ def sweep_base(ts: Sequence[int], mse: Sequence[float], psnr: Sequence[float]) -
     (:func:`mark_sweep` adds it).
 
     Two stacked panels rather than two y-axes on one plot: each curve has its own axis right beside it, and the
-    log axis labels powers of ten only, in plain numbers (:func:`app.plots.log_axis`), not "100µ".
+    log axis labels powers of ten only, in plain numbers (:func:`app.charts.plots.log_axis`), not "100µ".
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     for row, values, name, colour in (

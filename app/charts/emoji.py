@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.plots import layout
+from app.charts.plots import layout
 
 LATENT_RANGE = 3.0  # latent values drawn from -3 (blue) to 3 (red)
 
