@@ -41,21 +41,21 @@ class Settings:
 
     # a model folder or Hub id to use instead of the bundled model; None: the bundled model
     model: str | None = None
-    # load the default model in the background at the first request (app/backend.py warm_up)
+    # load the default model in the background at the first request (app/compute/core.py warm_up)
     warm_up: bool = True
-    # particle-lab trainings running at once, for the whole server, in arrival order (app/backend_particles.py)
+    # particle-lab trainings running at once, for the whole server, in arrival order (app/compute/particles.py)
     train_slots: int = 1
     # steps of long runs computing at once (app/server/lanes.py); None: inference slots - 1, at least 1
     long_run_slots: int | None = None
     # photo decodes running at once; the others wait their turn (app/server/uploads.py)
     decode_slots: int = 2
-    # what the model picker and links may load (app/sources.py); None: follows the public address
+    # what the model picker and links may load (app/session/sources.py); None: follows the public address
     sources: str | None = None
-    # where students reach the server when a proxy publishes it (app/sources.py); None: server.address
+    # where students reach the server when a proxy publishes it (app/session/sources.py); None: server.address
     public_address: str | None = None
     # seconds to wait for long runs after SIGTERM (app/server/drain.py)
     drain_s: float = 20.0
-    # the key a teacher types to present to the class (app/present.py); None: no key asked on this machine only
+    # the key a teacher types to present to the class (app/ui/present.py); None: no key asked on this machine only
     presenter_key: str | None = None
     # let a browser's "Clear caches" empty the caches every session shares (app/server/guard.py); off on a server
     allow_clear_cache: bool = False

@@ -9,10 +9,13 @@ import pandas  # noqa: F401 -- see below
 import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
-from app import backend, glossary, model_choice, present, settings, sidebar, state, theme_memory, tour, urlstate
+from app import settings
+from app.compute import core
 from app.server import drain, janitor
 from app.server import stats as server_stats
 from app.server.guard import install as refuse_students_clearing_caches
+from app.session import state, urlstate, which_model
+from app.ui import glossary, present, sidebar, theme_memory, tour
 
 # pandas and plotly are imported whole (above) before any page runs: plotly looks pandas up in sys.modules without
 # importing it, and found it half imported while another session's first page was importing it (students saw
@@ -35,7 +38,7 @@ refuse_students_clearing_caches()
 #   fp32); concurrent sessions' passes on the same model and shape run as one batch (model/serving/batching.py)
 settings.serving()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/server/janitor.py)
-backend.warm_up()  # the default model loads in the background at the first request, before anyone needs it
+core.warm_up()  # the default model loads in the background at the first request, before anyone needs it
 server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server/stats.py)
 drain.install()  # SIGTERM: the long runs finish and the students read that the server restarts (app/server/drain.py)
 
@@ -73,15 +76,15 @@ nav = st.navigation(PAGES)
 urlstate.check_page(nav, PAGES)  # an address naming no page gets a sentence (Streamlit shows the default silently)
 urlstate.restore(nav.url_path)  # first run of a session: a link's (or a reload's) settings, before any widget
 with st.container():
-    model_choice.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
+    which_model.settle()  # the session's model: a link's proposed Hub model, a fall back if it cannot load
 sidebar.render(nav.url_path)  # the photo picker only on pages that use a photo
-glossary.sidebar()  # the "Words used here" drawer on every page (app/glossary.py)
+glossary.sidebar()  # the "Words used here" drawer on every page (app/ui/glossary.py)
 present.apply()
 present.phone_nav(PAGES)
 with st.container():
     for note in urlstate.take_notes():
         st.warning(note)
-    tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/tour.py)
+    tour.render(nav.url_path)  # the guided tour's current step, while it runs (app/ui/tour.py)
     theme_memory.keep(["", *(p.url_path for p in PAGES)])  # a chosen theme survives a reload of any page
 # The address follows every change. Written before the page (a page that calls st.stop() ends the run, and
 # nothing after it reaches the browser) and again after it (what the page itself changed, e.g. a finished run).

@@ -4,9 +4,9 @@ busy with other students, and across the change (measured while idle, run while 
 A *student* here is a thread of the benchmark's process that runs the pages' forward passes on the same model through
 its own call (the inference queue, and the batcher if the app's batching is on), one batch-1 pass at a random t, then
 ``think_s`` of thought (a slider move every so often): what another session does to a server. The estimate is
-:mod:`app.estimates`' (following the server's speed, :func:`app.estimates.follow_speed`); "frozen" is the same
+:mod:`app.compute.estimates`' (following the server's speed, :func:`app.compute.estimates.follow_speed`); "frozen" is the same
 estimate at speed 1, i.e. the measurement made once, which is what the app quoted before. ``delay`` and ``speed`` are
-:func:`app.estimates.delay` and :func:`app.estimates.speed` when the estimate was made.
+:func:`app.compute.estimates.delay` and :func:`app.compute.estimates.speed` when the estimate was made.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from app import estimates
+from app.compute import estimates
 from model.nets import network
 from model.nets.network import LoadedModel
 
@@ -56,7 +56,7 @@ class Students:
 
 
 def _settle() -> None:
-    """Wait while the server's state changes (students arrive or leave): longer than app.estimates.STALE_S, so a
+    """Wait while the server's state changes (students arrive or leave): longer than app.compute.estimates.STALE_S, so a
     quiet server is probed and a busy one has passes to show."""
     time.sleep(SETTLE_S)
 

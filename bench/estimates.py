@@ -12,7 +12,7 @@ Issue 20's bar: every estimate lands within ±30 % of the measured time, for
   google/ddpm-ema-church-256 (113.7M parameters; speed does not depend on the weights).
   ``--quick`` makes it a quarter as wide (a smoke run, not the bar).
 
-Per model, the work the app quotes before running it (estimates from :mod:`app.estimates`, the
+Per model, the work the app quotes before running it (estimates from :mod:`app.compute.estimates`, the
 same functions the pages call; each measurement they need is made first, as on a server):
 
 * **one step**: a one-step run with the record the Reverse trajectory keeps (the sidebar's s per step);
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from app import estimates
+from app.compute import estimates
 from model.diffusion import likelihood as lk
 from model.diffusion import vlb_terms
 from model.diffusion.trajectory import make_timesteps, sample_trajectory

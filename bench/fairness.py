@@ -35,7 +35,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from ws_client import StreamlitSession
 
 GOAL_P95_S = 1.0
-RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224, 256)  # app.backend.RESOLUTIONS
+RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224, 256)  # app.compute.core.RESOLUTIONS
 
 
 def set_select_slider(s: StreamlitSession, key: str, option) -> None:

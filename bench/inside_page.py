@@ -48,7 +48,7 @@ def timesteps(repeats: int, T: int, offset: int) -> list[int]:
 
 
 def bench_passes(model, res: int, repeats: int) -> dict[str, list[float]]:
-    from app import backend_inside
+    from app.compute import inside as backend_inside
     from model.images.tensors import load_image
 
     x0 = load_image((ROOT / "assets" / "astronaut.jpg").read_bytes(), res)  # (1, 3, R, R); converted if grey

@@ -34,7 +34,7 @@ def noise_picture(eps: torch.Tensor, size: int = DISPLAY_PX) -> Image.Image:
 
 def jpeg_bytes(img: Image.Image) -> bytes:
     """The bytes ``st.image`` sends for an RGB Pillow picture (its "auto" format: JPEG at quality 100), made here
-    so that a picture that does not change between reruns can be encoded once and cached (app/pictures.py)."""
+    so that a picture that does not change between reruns can be encoded once and cached (app/ui/pictures.py)."""
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=100)
     return buf.getvalue()

@@ -11,7 +11,7 @@ all in arrival order (first come, first served):
   it computes, one less than the inference slots, so a slider step always finds a slot (:func:`long_run_lane`,
   used by :mod:`app.server.lanes`);
 * **decode slots**: photo decodes running at once (:func:`decode_slots`, used by :mod:`app.server.uploads`);
-* the particle lab's training queue (``app/backend_particles.py``, ``DIFFUSION_LENS_TRAIN_SLOTS``).
+* the particle lab's training queue (``app/compute/particles.py``, ``DIFFUSION_LENS_TRAIN_SLOTS``).
 
 Each lane is a :class:`model.serving.runtime.FairSemaphore`, made once per process (``st.cache_resource``) from
 the settings read at start-up (``app/settings.py``); :func:`stats` reports them together.

@@ -6,8 +6,8 @@ says ("viewer" only hides the menu item). One student sending it twice a second 
 wait seconds for recomputed results. :func:`install` replaces that handler, once per process, by one that refuses
 the message (a line in the server's log says who asked). The server's operator keeps a way: with
 ``DIFFUSION_LENS_ALLOW_CLEAR_CACHE=1`` (a teacher's own laptop) the menu's *Clear cache* works again. Either way
-what must survive lives outside Streamlit's caches: the loaded models (:mod:`app.model_cache`), the class's tally
-(:mod:`app.reveal`) and the trained particle networks (:mod:`app.backend_particles`).
+what must survive lives outside Streamlit's caches: the loaded models (:mod:`app.compute.models`), the class's tally
+(:mod:`app.ui.reveal`) and the trained particle networks (:mod:`app.compute.particles`).
 
 **One browser.** :func:`browser_id` names the browser a session runs in: the token of Streamlit's XSRF cookie
 (``_streamlit_xsrf``, set once per browser and presented by every tab's websocket, which the server checks against

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, figures, pictures, reveal, state, urlstate
 from app.charts.render import NOISE_CAPTION, noise_picture, picture
-from app.common import progressive, require_image, require_model
+from app.compute import core, reverse
+from app.session import state, urlstate
+from app.ui import figures, pictures, reveal
+from app.ui.common import progressive, require_image, require_model
 
 state.set_default("den_t", 500)
 state.set_default("den_seed", 0)
@@ -23,7 +25,7 @@ LESSON = (
     "sampler removes only a little of $\\hat\\epsilon$ per step and then asks the network again."
 )
 
-PAGE = "denoise"  # this page's name in the address (app/urlstate.py)
+PAGE = "denoise"  # this page's name in the address (app/session/urlstate.py)
 
 
 def settings(model) -> tuple[int, int, int | None]:
@@ -105,7 +107,7 @@ def show_sweep(img, model, mkey: str, r: dict, t: int, seed: int, label: int | N
     st.subheader("The same step across all of t")
     # chunk by chunk, after the pictures: the chart fills in, and a t step during the sweep keeps the chunks done
     sweep_box = st.empty()
-    for sw in progressive(backend.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
+    for sw in progressive(core.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
         with sweep_box.container():
             chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
             st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
@@ -134,12 +136,12 @@ def settings_and_pictures() -> None:
     t, seed, label = settings(model)
     urlstate.write(PAGE)
     img = require_image()
-    mkey = backend.model_key()
-    r = backend_reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
+    mkey = core.model_key()
+    r = reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 
     show_step(img, model, r, t, seed)
     with question:
-        reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/reveal.py)
+        reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/ui/reveal.py)
     show_sweep(img, model, mkey, r, t, seed, label)
 
 

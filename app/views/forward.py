@@ -7,10 +7,12 @@ import time
 import numpy as np
 import streamlit as st
 
-from app import backend, figures, frequency, pictures, present, reveal, state, urlstate
 from app.charts import plots
 from app.charts.render import NOISE_CAPTION, picture, plural
-from app.common import require_image
+from app.compute import core
+from app.session import state, urlstate
+from app.ui import figures, frequency, pictures, present, reveal
+from app.ui.common import require_image
 
 NOISE_ONLY_SNR = 0.01  # below this signal-to-noise ratio x_t is shown as almost pure noise
 
@@ -30,7 +32,7 @@ THE_MATHS = (
     "times one standard draw ε), you can jump straight to any step:"
 )
 
-PAGE = "forward"  # this page's name in the address (app/urlstate.py)
+PAGE = "forward"  # this page's name in the address (app/session/urlstate.py)
 
 
 def show_formula(schedule, tt: int) -> None:
@@ -109,8 +111,8 @@ def settings_and_pictures() -> None:
 
     question = st.container()  # first, above the pictures and the chart that answer it; drawn once x_0 is read
     img = require_image()
-    schedule = backend.schedule(schedule_name)
-    x_t, eps = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
+    schedule = core.schedule(schedule_name)
+    x_t, eps = core.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
 
     cols = st.container(key="pics_fwd").columns(3)  # "pics_": stays one row on a phone
     cols[0].image(pictures.photo(img.key, img.resolution, img.x0), caption="x₀ — the clean photo", width="stretch")
@@ -124,10 +126,10 @@ def settings_and_pictures() -> None:
     show_formula(schedule, t)
     play_advance(t, played)
     snr = schedule_captions(schedule, schedule_name, t)
-    frequency.forward_section(img, schedule, t, x_t)  # issue 27: the spectrum of x_t (app/frequency.py)
+    frequency.forward_section(img, schedule, t, x_t)  # issue 27: the spectrum of x_t (app/ui/frequency.py)
     markov_chain(img, schedule, schedule_name, t, seed, x_t, snr)
     with question:
-        reveal.forward_question(img, schedule_name, seed)  # predict, then reveal (app/reveal.py)
+        reveal.forward_question(img, schedule_name, seed)  # predict, then reveal (app/ui/reveal.py)
 
 
 def schedule_captions(schedule, schedule_name: str, t: int) -> float:
@@ -164,7 +166,7 @@ def markov_chain(img, schedule, schedule_name: str, t: int, seed: int, x_t, snr:
     ):
         return
     with st.spinner(f"Running the Markov chain for {plural(t + 1, 'step')}…"):
-        x_chain, snaps = backend.forward_chain(img.key, img.resolution, schedule_name, t, seed, 6, img.x0)
+        x_chain, snaps = core.forward_chain(img.key, img.resolution, schedule_name, t, seed, 6, img.x0)
     st.image(
         [picture(x, 128) for _, x in snaps],
         caption=[f"chain, step s = {s}" for s, _ in snaps],

@@ -1,10 +1,11 @@
-"""Page: every word the app uses, in plain words first, its formula after (from app/glossary.py)."""
+"""Page: every word the app uses, in plain words first, its formula after (from app/ui/glossary.py)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import glossary, text
+from app.session import text
+from app.ui import glossary
 
 st.title("Words: a glossary")
 st.markdown(

@@ -8,11 +8,13 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import backend, backend_inside, state, urlstate
 from app.charts import inside as plots_inside
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION
-from app.common import require_image, require_model
-from app.text import code
+from app.compute import core
+from app.compute import inside as backend_inside
+from app.session import state, urlstate
+from app.session.text import code
+from app.ui.common import require_image, require_model
 from model.images.tensors import to_picture
 from model.nets.probe import FEATURE_RANGE, query_weights
 
@@ -61,7 +63,7 @@ if options:
     label = options[label_name]
 
 img = require_image()
-mkey = backend.model_key()
+mkey = core.model_key()
 r = backend_inside.inside_pass(img.key, img.resolution, mkey, t, seed, label, img.x0, model)
 arch = backend_inside.architecture(mkey, r.resolution, model)
 cap = r.capture

@@ -6,11 +6,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, estimates, pictures, state
-from app import backend_objective as bo
 from app.charts import objective as plots_objective
 from app.charts.render import picture
-from app.common import progressive, require_image, require_model
+from app.compute import core, estimates
+from app.compute import objective as bo
+from app.session import state
+from app.ui import pictures
+from app.ui.common import progressive, require_image, require_model
 from model.diffusion import likelihood as lk
 from model.diffusion.forward import q_sample
 
@@ -39,7 +41,7 @@ try:
 except ValueError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     st.stop()
-mkey = backend.model_key()
+mkey = core.model_key()
 D = 3 * img.resolution**2
 
 c1, c2, c3 = st.columns(3)

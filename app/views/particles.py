@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from app import backend_particles as bp
-from app import state
 from app.charts import particles as pp
+from app.compute import particles as bp
+from app.session import state
 from model.particles import data, lab, mlp, paths
 
 state.set_default("pl_data", "moons")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from app import backend, state
-from app import backend_particles as bp
 from app.charts import particles as pp
+from app.compute import core
+from app.compute import particles as bp
+from app.session import state
 from model.nets.checkpoint_io import ModelLoadError
 from model.particles import metrics, paths, race
 
@@ -133,7 +134,7 @@ if contest == CONTESTS[0]:
 else:
     try:
         with st.spinner("Loading the Fashion generator…"):
-            model = backend.get_bundled("fashion")
+            model = core.get_bundled("fashion")
     except ModelLoadError as exc:
         st.error(f"{exc}")
         st.stop()
@@ -149,7 +150,7 @@ else:
     if st.button("Run the race", type="primary") or st.session_state.get("race_ran"):
         st.session_state["race_ran"] = True
         rows, pictures, ref = fashion_race(
-            backend.model_key() + ":fashion", tuple(names), tuple(counts), seed, int(label), model
+            core.model_key() + ":fashion", tuple(names), tuple(counts), seed, int(label), model
         )
         st.plotly_chart(pp.race_figure(rows, QUALITY[1]), width="stretch")
         shown = st.select_slider("Pictures at", counts, value=counts[len(counts) // 2], format_func=steps_label)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, backend_reverse, pictures, tour
 from app.charts.render import DISPLAY_PX, picture
-from app.common import require_image, require_model
+from app.compute import core, reverse
+from app.ui import pictures, tour
+from app.ui.common import require_image, require_model
 from model.images.tensors import to_picture
 from model.nets import hub
 
@@ -25,7 +26,7 @@ st.markdown(
     "A diffusion model learns to **clean up noise**. Teach it on photos that are buried in noise a little at a "
     "time, and it can start from pure noise and clean its way to a brand-new picture. Three pictures tell the story."
 )
-tour.offer()  # the guided tour, once per browser session (app/tour.py)
+tour.offer()  # the guided tour, once per browser session (app/ui/tour.py)
 
 model = require_model()
 img = require_image()
@@ -36,7 +37,7 @@ st.subheader("1. Drown a photo in noise")
 cols = st.container(key="pics_start_drown").columns(len(DROWN_TS))
 for c, t in zip(cols, DROWN_TS, strict=True):
     tt = min(t, T - 1)
-    x_t, _ = backend.forward_jump(img.key, img.resolution, "linear", tt, SEED, img.x0)
+    x_t, _ = core.forward_jump(img.key, img.resolution, "linear", tt, SEED, img.x0)
     c.image(picture(x_t), caption=f"step t = {tt}", width="stretch")
 st.markdown(
     "Each step adds a little random noise. After a few hundred steps the photo is hard to see; after 1000 it is "
@@ -47,7 +48,7 @@ st.page_link("views/forward.py", label="Try it: drag the noise slider yourself",
 # --- 2. the guess ---------------------------------------------------------------------------------------
 st.subheader("2. A network guesses the noise")
 t_guess = min(GUESS_T, T - 1)
-r = backend_reverse.denoise_at(img.key, img.resolution, backend.model_key(), t_guess, SEED, img.x0, model)
+r = reverse.denoise_at(img.key, img.resolution, core.model_key(), t_guess, SEED, img.x0, model)
 a, b, c, d = st.container(key="pics_start_guess").columns(4)
 a.image(pictures.photo(img.key, img.resolution, img.x0), caption="the clean photo", width="stretch")
 b.image(picture(r["x_t"]), caption=f"what the network sees (step {t_guess})", width="stretch")
@@ -65,8 +66,8 @@ st.page_link("views/denoise.py", label="Look closer: one guess at any step", ico
 def emerge_model():
     """The Fashion generator when it is bundled (it draws garments from noise), else the chosen model."""
     if hub.FASHION_MODEL.is_dir():
-        return "fashion", backend.get_bundled("fashion")
-    return backend.model_key(), model
+        return "fashion", core.get_bundled("fashion")
+    return core.model_key(), model
 
 
 st.subheader("3. Ask again and again: a picture appears out of noise")
@@ -75,7 +76,7 @@ label = None
 if gen.conditional:
     names = list(gen.classes)
     label = names.index(EMERGE_CLASS) if EMERGE_CLASS in names else 0
-run, _ = backend_reverse.trajectory(
+run, _ = reverse.trajectory(
     None, gen.resolution, mkey, gen.schedule.T - 1, "ddim", 0.0, EMERGE_STEPS, SEED, None, gen, label, 0.0
 )
 k = len(run.frames)

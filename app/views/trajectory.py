@@ -7,10 +7,13 @@ import time
 
 import streamlit as st
 
-from app import backend, backend_reverse, compare, estimates, frequency, present, reveal, state, urlstate
 from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural
-from app.common import require_image, require_model
+from app.compute import core, estimates
+from app.compute import reverse as backend_reverse
+from app.session import state, urlstate
+from app.ui import compare, frequency, present, reveal
+from app.ui.common import require_image, require_model
 from model.diffusion.guidance import guidance_help, in_interval
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure, slide
@@ -31,7 +34,7 @@ DEFAULT_T_START = 300
 model = require_model()
 res = int(st.session_state["resolution"])
 T = model.schedule.T
-mkey = backend.model_key()
+mkey = core.model_key()
 sec = backend_reverse.seconds_per_step(model, res)  # for the default step count
 NO_LABEL = "no label (unconditional)"
 substituted = False  # True when pure noise is generated with the Fashion generator instead of the photo model
@@ -113,7 +116,7 @@ else:
                 "from small crops of 156 photos, so from noise it only makes smears. The Fashion generator learned "
                 "60,000 garments in 10 classes, so a class appears out of the noise."
             )
-            model = backend.get_bundled("fashion")
+            model = core.get_bundled("fashion")
             mkey, T, substituted = "fashion", model.schedule.T, True
         else:
             c1.info(
@@ -162,7 +165,7 @@ if model.conditional:
             rf"\\ &= {1 + guidance:g}\,\hat\epsilon(x_t, {yname}) - {guidance:g}\,\hat\epsilon(x_t, \varnothing)\end{{aligned}}"
         )
         if model.source == str(hub.FASHION_MODEL) or mkey == "fashion":  # asked where guidance is on screen
-            reveal.guidance_question(choice)  # predict, then reveal (app/reveal.py)
+            reveal.guidance_question(choice)  # predict, then reveal (app/ui/reveal.py)
 sampler = c2.radio("Sampler", ["DDIM", "DDPM"], key="traj_sampler", persist_state=KEEP, horizontal=True)
 eta = c2.slider(
     "DDIM η",
@@ -359,7 +362,7 @@ def scrub() -> None:
             else ""
         )
     )
-    frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/frequency.py)
+    frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/ui/frequency.py)
 
 
 if stage is not None:

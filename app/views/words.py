@@ -1,17 +1,17 @@
 """Page: words to pictures. A miniature Stable Diffusion trained here on emoji (issue 37), opened up: the tokens,
 the latent at every step, each word's cross-attention map, and guidance against a negative prompt.
 
-The page reads its widgets, calls :mod:`app.backend_emoji` and draws with :mod:`app.charts.emoji`.
+The page reads its widgets, calls :mod:`app.compute.emoji` and draws with :mod:`app.charts.emoji`.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app import backend_emoji as be
-from app import state
 from app.charts import emoji as pe
 from app.charts.render import DISPLAY_PX
+from app.compute import emoji as be
+from app.session import state
 from model.emoji import explore
 from model.emoji.data import words as read_words
 from model.emoji.sample import MAX_PROMPT_CHARS, MAX_STEPS

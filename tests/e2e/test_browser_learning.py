@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from app import backend, reveal
+from app.compute import core
+from app.ui import reveal
 from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.images import figure
@@ -52,7 +53,7 @@ def test_root_is_start_here_with_no_formula_above_the_first_picture(page, app_ur
 
 def test_the_tour_once_dismissed_is_not_offered_again_after_a_reload(page, app_url):
     """Issue 26: the tour is shown once. "No thanks" sets a cookie; a reload (a new session) reads it back."""
-    from app import tour
+    from app.ui import tour
 
     open_app(page, app_url)
     no = page.locator(".st-key-tour_no button")
@@ -81,7 +82,7 @@ def _forward_answer() -> tuple[str, str]:
 
 def _denoise_answer(model_dir) -> tuple[str, str]:
     model = network.load_model(str(model_dir))
-    x0 = load_image(backend.SAMPLES["astronaut"].read_bytes(), APP_RES)
+    x0 = load_image(core.SAMPLES["astronaut"].read_bytes(), APP_RES)
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype)
     psnr = {}
     with torch.inference_mode():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import tour
+from app.ui import tour
 
 from .conftest import ARTIFACTS
 from .test_browser import no_traceback, open_app, wait_idle
@@ -80,8 +80,8 @@ DARK_JS = """() => {
 
 def test_a_chosen_dark_theme_survives_reloading_a_sub_page(page, app_url):
     """Streamlit keeps the chosen theme under the address the tab was loaded at, so a theme chosen on / was lost on
-    reloading /forward (app/theme_memory.py keeps every page's key in step)."""
-    from app import theme_memory
+    reloading /forward (app/ui/theme_memory.py keeps every page's key in step)."""
+    from app.ui import theme_memory
 
     open_app(page, app_url)
     assert not page.evaluate(DARK_JS)

@@ -1,5 +1,5 @@
 """Issue 32 in-process: the clear_cache guard (app/server/guard.py), the training queue's one place per browser, and who
-presents (app/present.py). The same behaviours against a real server: tests/e2e/test_classroom_guard.py."""
+presents (app/ui/present.py). The same behaviours against a real server: tests/e2e/test_classroom_guard.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import streamlit as st
 from conftest import app_test, assert_ok
 
-from app import present, reveal
-from app.backend_particles import BUSY, BrowserBusy, TrainingQueue
+from app.compute.particles import BUSY, BrowserBusy, TrainingQueue
 from app.server import guard
+from app.ui import present, reveal
 
 
 # --- clear_cache ----------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from conftest import app_test
 from fakes import network_passes
 from streamlit.testing.v1 import AppTest
 
-from app import model_cache
 from app.charts import reverse
+from app.compute import models
 from model.images import figure
 
 torch.set_num_threads(1)
@@ -95,7 +95,7 @@ def test_t_start_sweep_rows_and_cache(tiny_model_dir):
     at = _app(tiny_model_dir)
     at.run()
     at.slider(key="traj_steps").set_value(10).run()
-    unet = model_cache.get_model(str(tiny_model_dir)).unet
+    unet = models.get_model(str(tiny_model_dir)).unet
     with network_passes(unet) as calls:
         at.button(key="traj_sweep_go").click().run()
         assert not at.exception, [e.value for e in at.exception]

@@ -1,5 +1,5 @@
-"""Denoise one step's sweep over t, chunk by chunk (app.backend.sweep_steps): the same numbers as the one-shot
-``app.backend_reverse.sweep``, a partial chart with a progress bar while it runs, and one draw on a cached rerun."""
+"""Denoise one step's sweep over t, chunk by chunk (app.compute.core.sweep_steps): the same numbers as the one-shot
+``app.compute.reverse.sweep``, a partial chart with a progress bar while it runs, and one draw on a cached rerun."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
-from app import backend, backend_reverse, common
+from app.compute import core, reverse
 from app.server import admission
+from app.ui import common
 
 RES = 32
 
@@ -21,7 +22,7 @@ RES = 32
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 2 t at 32 px (instead of all 40 at once), and every partial result drawn."""
-    monkeypatch.setattr(backend, "SWEEP_CHUNK_AT_256", 2 / 64)
+    monkeypatch.setattr(core, "SWEEP_CHUNK_AT_256", 2 / 64)
     monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.0)
     monkeypatch.setattr(common, "REDRAW_S", 0.0)
     st.cache_data.clear()
@@ -30,9 +31,9 @@ def small_chunks(monkeypatch):
 
 
 def test_chunk_size_scales_with_pixels():
-    assert backend.sweep_chunk_size(256) == backend.SWEEP_CHUNK_AT_256
-    assert backend.sweep_chunk_size(128) == 4 * backend.SWEEP_CHUNK_AT_256
-    assert backend.sweep_chunk_size(32) == 40
+    assert core.sweep_chunk_size(256) == core.SWEEP_CHUNK_AT_256
+    assert core.sweep_chunk_size(128) == 4 * core.SWEEP_CHUNK_AT_256
+    assert core.sweep_chunk_size(32) == 40
 
 
 def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, small_chunks, tiny_model_dir):
@@ -40,10 +41,10 @@ def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, smal
 
     net = load_model(str(tiny_model_dir))
     x0 = torch.rand((1, 3, RES, RES), generator=torch.Generator().manual_seed(2)) * 2 - 1
-    items = list(backend.sweep_steps("img", RES, "m", 7, x0, net))
+    items = list(core.sweep_steps("img", RES, "m", 7, x0, net))
     assert [it["done"] for it in items] == list(range(2, 41, 2)) and items[-1]["of"] == 40
     assert all(it["ts"] == sorted(it["ts"]) and len(it["ts"]) == len(it["mse"]) == it["done"] for it in items)
-    ts, mse, ps = backend_reverse.sweep("img", RES, "m", 7, x0, net)
+    ts, mse, ps = reverse.sweep("img", RES, "m", 7, x0, net)
     assert items[-1]["ts"] == ts
     np.testing.assert_allclose(items[-1]["mse"], mse, rtol=1e-5)
     np.testing.assert_allclose(items[-1]["psnr"], ps, rtol=1e-5)

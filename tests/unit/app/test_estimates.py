@@ -1,4 +1,4 @@
-"""Time estimates (app/estimates.py on model/serving/cost.py) against the measured time of the same work.
+"""Time estimates (app/compute/estimates.py on model/serving/cost.py) against the measured time of the same work.
 
 Issue 20: every estimate shown lands within ±30 % of the measured time. Timings on a shared CI
 machine are noisy, so the band here is wider (a factor 1.6 either way), but an estimate off by
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from app import estimates
+from app.compute import estimates
 from model.diffusion import likelihood as lk
 from model.diffusion import vlb_terms
 from model.diffusion.schedule import make_schedule
@@ -197,7 +197,7 @@ def test_duration_and_suggested_steps():
 
 
 def test_sidebar_captions_are_made_once_per_model_and_size_until_a_clear(tiny, monkeypatch):
-    from app import model_picker
+    from app.ui import model_picker
 
     monkeypatch.setattr(cost, "time_forward", lambda m, res, batch, t: 0.01 * batch)
     monkeypatch.setattr(cost, "trajectory_overhead", lambda *a, **k: 0.0)

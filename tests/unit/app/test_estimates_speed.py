@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app import estimates
+from app.compute import estimates
 from model.diffusion.schedule import make_schedule
 from model.diffusion.trajectory import make_timesteps
 from model.nets import network
@@ -75,7 +75,7 @@ def test_the_server_s_own_passes_are_observed_and_a_quiet_server_is_probed(tiny,
 
 
 def test_the_sidebar_captions_are_made_again_when_the_speed_moves(tiny):
-    from app import model_picker
+    from app.ui import model_picker
 
     first = model_picker.plain_caption(tiny, RES)
     assert model_picker.plain_caption(tiny, RES) is first

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import app_test, assert_ok
 
-from app import glossary
+from app.ui import glossary
 
 ROOT = Path(__file__).resolve().parents[3]
 WIDGETS = {

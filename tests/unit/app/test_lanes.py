@@ -10,7 +10,8 @@ import time
 import pytest
 import streamlit as st
 
-from app import backend_reverse, settings
+from app import settings
+from app.compute import reverse as backend_reverse
 from app.server import admission, lanes
 from model.nets import network
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import app_test, assert_ok
 from fakes import tiny_attention_unet
 
-from app.text import code
+from app.session.text import code
 from model.diffusion.schedule import make_schedule
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,7 +10,7 @@ import pytest
 from conftest import app_test
 from streamlit import config
 
-from app import sources
+from app.session import sources
 
 
 def _without(sentence: str, path: str) -> str:

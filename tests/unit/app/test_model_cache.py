@@ -1,4 +1,4 @@
-"""app/model_cache.py: the app's bounded, thread-safe, process-wide cache of loaded models."""
+"""app/compute/models.py: the app's bounded, thread-safe, process-wide cache of loaded models."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 from fakes import RES, schedule_for
 
-from app import model_cache
-from app.model_cache import ModelCache
+from app.compute import models as model_cache
+from app.compute.models import ModelCache
 from model.nets import checkpoint_io, network
 from model.nets.checkpoint_io import ModelLoadError
 

@@ -1,4 +1,4 @@
-"""A session's model (app/model_choice.py, issue 28 items 1 and 5, issue 26's Hub fall back): the classroom lock is
+"""A session's model (app/session/which_model.py, issue 28 items 1 and 5, issue 26's Hub fall back): the classroom lock is
 checked in the loader itself, a shared link only proposes a Hub model (the student's click loads it), a failed load
 is remembered instead of retried on every rerun, and a model that cannot load falls back to the bundled one with one
 sentence. The Hub is the local FakeHub of tests/conftest.py (``hub``), which counts its requests."""
@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from conftest import app_test, assert_ok, image_captions
 
-from app import model_cache, sources
+from app.compute import models
+from app.session import sources
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -17,12 +18,12 @@ MISSING = "someone/no-such-model"  # not on it: 404
 
 
 def _forget() -> None:
-    model_cache._CACHE.clear()
+    models._CACHE.clear()
     try:
-        from app import model_choice
+        from app.session import which_model
     except ImportError:  # the code before this feature: the tests fail on their assertions, not here
         return
-    model_choice.forget_failures()
+    which_model.forget_failures()
 
 
 @pytest.fixture(autouse=True)
@@ -198,12 +199,12 @@ def test_a_hub_id_that_is_also_a_folder_here_is_fetched_from_the_hub_not_read_fr
     hold a folder of that name (it would otherwise load a server folder past the lock)."""
     import shutil
 
-    from app import model_choice
+    from app.session import which_model
 
     server_env(sources.ENV, "hub")
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_model_dir, tmp_path / "someone" / "tiny-pipe")  # a folder named like the Hub id
-    model = model_choice.load(PIPE)
+    model = which_model.load(PIPE)
     assert _requests(hub, PIPE) == 2 and model.source == PIPE
-    with pytest.raises(model_cache.network.ModelLoadError, match="not folders or paths"):
-        model_choice.load(str(tmp_path / "someone" / "tiny-pipe"))
+    with pytest.raises(models.network.ModelLoadError, match="not folders or paths"):
+        which_model.load(str(tmp_path / "someone" / "tiny-pipe"))

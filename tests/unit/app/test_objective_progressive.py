@@ -1,6 +1,6 @@
 """The Training objective's progressive computation: partial results that fill in, the same numbers as one call.
 
-The bound estimate and the eps-MSE curve are computed in small cached chunks (app/backend_objective.py) so the page
+The bound estimate and the eps-MSE curve are computed in small cached chunks (app/compute/objective.py) so the page
 can show partial charts after the first chunk (issue 20). Checked here: the complete result equals
 :func:`model.diffusion.likelihood.estimate_bpd` / :func:`model.diffusion.likelihood.simple_loss_per_t` in one call (the same draws;
 only float32 rounding of a different network batch differs), partial items grow, cached chunks are replayed
@@ -19,8 +19,8 @@ import torch
 from conftest import APP_ENTRY
 from streamlit.testing.v1 import AppTest
 
-from app import backend
-from app import backend_objective as bo
+from app.compute import core
+from app.compute import objective as bo
 from model.diffusion import likelihood as lk
 
 T_SHORT = 50
@@ -46,7 +46,7 @@ def net(short_model_dir):
 def small_chunks(monkeypatch):
     """Chunks of 1, 2, 4, then 8 timesteps at 32 px, so every computation below takes several chunks; the page
     draws every partial result (the tiny model computes a chunk faster than a cached one usually comes)."""
-    from app import common
+    from app.ui import common
 
     monkeypatch.setattr(bo, "CHUNK_AT_64", 1)
     monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.0)
@@ -148,7 +148,7 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     assert not at.get("progress")  # gone once complete
     assert len(at.get("plotly_chart")) == 4
     charts = [c.proto.spec for c in at.get("plotly_chart")]
-    from app import common
+    from app.ui import common
 
     monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.05)
     texts.clear()
@@ -164,7 +164,7 @@ def test_page_shows_progress_and_ends_with_the_one_shot_charts(
     # prepared by the server's Serving object, as the page's model is (the same arithmetic: "auto" may pick a
     # faster graph that passes the fidelity guard; a model nobody prepared runs plain fp32)
     net = settings.serving().prepare(load_model(str(short_model_dir)))
-    x0 = load_image(backend.SAMPLES[img].read_bytes(), RES)
+    x0 = load_image(core.SAMPLES[img].read_bytes(), RES)
     g, dec = torch.Generator().manual_seed(0), bo.decoder_generator(0)
     ref = lk.estimate_bpd(net.eps, net.schedule, x0, 20, g, proposal="importance", decoder_generator=dec)
     terms = _chart(at, "KL term")

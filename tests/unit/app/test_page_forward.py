@@ -33,7 +33,7 @@ def test_default_page_shows_pictures_chart_and_formula():
     caps = image_captions(at)
     assert "x₀ — the clean photo" in caps and "x_t at t = 250" in caps
     assert any(c.startswith("ε ~ N(0, I)") for c in caps)
-    # sidebar thumbnail + x0, eps, x_t, and the 3 candidates of the predict-then-reveal question (app/reveal.py);
+    # sidebar thumbnail + x0, eps, x_t, and the 3 candidates of the predict-then-reveal question (app/ui/reveal.py);
     # the Markov-chain panel is off until toggled
     assert _image_count(at) == 4 + 3 and {"A", "B", "C"} <= set(caps)
     assert len(at.get("plotly_chart")) == 1

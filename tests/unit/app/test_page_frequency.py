@@ -11,7 +11,7 @@ import torch
 from conftest import app_test, assert_ok
 from PIL import Image
 
-from app.frequency import FLAT_IMAGE
+from app.ui.frequency import FLAT_IMAGE
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 

@@ -53,7 +53,7 @@ def test_grey_model_turns_the_photo_grey_and_runs_a_trajectory(tiny_cond_model_d
 
 
 def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir):
-    from app import model_cache
+    from app.compute import models as model_cache
 
     at = _app(str(tiny_cond_model_dir))
     at.switch_page("views/trajectory.py").run()
@@ -83,7 +83,7 @@ def test_guidance_controls_formula_and_the_three_predictions(tiny_cond_model_dir
 
 
 def test_one_of_each_class_in_one_batch(tiny_cond_model_dir):
-    from app import model_cache
+    from app.compute import models as model_cache
 
     at = _app(str(tiny_cond_model_dir))
     at.switch_page("views/trajectory.py").run()
@@ -150,13 +150,13 @@ def test_picker_offers_both_bundled_models_and_switches_resolution_and_sample():
 
 
 def test_grey_images_keep_their_own_cache_key():
-    from app import backend
+    from app.compute import core
 
     # the same photo as a colour and as a grey image must never share a cached result
-    assert backend.SAMPLES["sneaker"].is_file() and backend.SAMPLES["bag"].is_file()
+    assert core.SAMPLES["sneaker"].is_file() and core.SAMPLES["bag"].is_file()
     from model.images.tensors import load_image, to_channels
 
-    x = load_image(backend.SAMPLES["astronaut"].read_bytes(), 32)
+    x = load_image(core.SAMPLES["astronaut"].read_bytes(), 32)
     g = to_channels(x, 1)
     assert g.shape == (1, 1, 32, 32)
     torch.testing.assert_close(g[0, 0], 0.299 * x[0, 0] + 0.587 * x[0, 1] + 0.114 * x[0, 2])

@@ -36,7 +36,7 @@ def test_denoise_page(tiny_model_dir):
 
 
 def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
-    from app import model_cache
+    from app.compute import models
 
     at = _app(tiny_model_dir)
     at.switch_page("views/trajectory.py")
@@ -45,7 +45,7 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     assert "traj_run" not in at.session_state
     assert any("ms per step" in c.value for c in [*at.caption, *at.warning])
     # the app's process-wide model cache: count the network's forward passes
-    unet = model_cache.get_model(str(tiny_model_dir)).unet
+    unet = models.get_model(str(tiny_model_dir)).unet
     with network_passes(unet) as calls:
         at.slider(key="traj_t_start").set_value(400)
         at.slider(key="traj_steps").set_value(10)
@@ -108,7 +108,7 @@ def test_trajectory_from_pure_noise(tiny_model_dir, sampler):
 def test_trajectory_settings_are_frozen_hashable_and_equal_by_value():
     import dataclasses
 
-    from app.backend_reverse import SweepSettings, TrajectorySettings
+    from app.compute.reverse import SweepSettings, TrajectorySettings
 
     a = TrajectorySettings("abc", 32, "tiny", 300, "ddim", 0.0, 10, 0, label=3, guidance=2.0)
     b = TrajectorySettings("abc", 32, "tiny", 300, "ddim", 0.0, 10, 0, label=3, guidance=2.0)

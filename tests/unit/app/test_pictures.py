@@ -1,4 +1,4 @@
-"""Cached pictures (app/pictures.py) send what st.image would have sent for the Pillow picture."""
+"""Cached pictures (app/ui/pictures.py) send what st.image would have sent for the Pillow picture."""
 
 from __future__ import annotations
 

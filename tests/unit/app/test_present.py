@@ -1,4 +1,4 @@
-"""Presentation mode (app/present.py): ?present=1 or the toggle, the exit button, and the Play animations."""
+"""Presentation mode (app/ui/present.py): ?present=1 or the toggle, the exit button, and the Play animations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from conftest import app_test
 from streamlit.testing.v1 import AppTest
 
-from app import present
+from app.ui import present
 
 torch.set_num_threads(1)
 

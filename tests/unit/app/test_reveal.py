@@ -13,7 +13,8 @@ import pytest
 import torch
 from conftest import app_test, assert_ok, image_captions
 
-from app import backend, reveal
+from app.compute import core
+from app.ui import reveal
 from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.images import figure
@@ -93,7 +94,7 @@ def test_forward_hides_the_answer_then_shows_the_computed_one(tiny_model_dir, sc
 def independent_psnrs(model_dir, resolution: int = 32, seed: int = 0) -> dict[int, float]:
     """PSNR(x̂₀, x₀) at t = 50 and 500, computed here from the model without the app."""
     model = network.load_model(str(model_dir))
-    x0 = load_image(backend.SAMPLES["astronaut"].read_bytes(), resolution)
+    x0 = load_image(core.SAMPLES["astronaut"].read_bytes(), resolution)
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
     out = {}
     with torch.inference_mode():
@@ -162,7 +163,7 @@ def counts_line(at) -> str:
 
 
 def test_presentation_mode_shows_the_class_answers(tiny_model_dir, server_env):
-    from app import present
+    from app.ui import present
 
     server_env(present.PRESENTER_ENV, "the-teachers-key")  # the presenter gives it (issue 32)
     presenter = app_test(tiny_model_dir, page="views/forward.py")

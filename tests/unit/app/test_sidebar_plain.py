@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from conftest import app_test, assert_ok
 
-from app import sources
+from app.session import sources
 
 torch.set_num_threads(1)
 TECHNICAL = ("GMAC", "predicts", "fp32", "DIFFUSION_LENS_SOURCES", "parameters")

@@ -1,4 +1,4 @@
-"""The classroom lock (app/sources.py): which model sources students may use, from DIFFUSION_LENS_SOURCES or from
+"""The classroom lock (app/session/sources.py): which model sources students may use, from DIFFUSION_LENS_SOURCES or from
 where the server listens; the picker offers only those, and a link or the picker gets one sentence otherwise."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from conftest import app_test
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from app import sources
+from app.session import sources
 from model.nets import hub
 
 KNOWN = list(hub.KNOWN_HUB_MODELS)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import app_test, assert_ok
 
-from app import present, reveal
+from app.ui import present, reveal
 
 torch.set_num_threads(1)
 

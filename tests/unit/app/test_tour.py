@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from conftest import app_test, assert_ok
 
-from app import tour
+from app.ui import tour
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.backend_particles import TrainingQueue
+from app.compute.particles import TrainingQueue
 
 
 def _until(condition, timeout_s: float = 10.0) -> None:

@@ -10,8 +10,9 @@ import torch
 from conftest import app_test, assert_ok
 from test_teaching_order import elements, in_block, position, says, text
 
-from app import backend_reverse, reveal
 from app.charts import reverse
+from app.compute import reverse as backend_reverse
+from app.ui import reveal
 from model.diffusion.guidance import guidance_help
 from model.images import figure
 from model.images.generate import default_guidance

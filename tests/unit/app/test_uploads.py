@@ -9,7 +9,7 @@ import pytest
 from image_bytes import encode
 from PIL import Image
 
-from app import backend
+from app.compute import core
 from app.server import admission, uploads
 from model.images.decode import ImageLoadError
 
@@ -30,8 +30,8 @@ def test_every_resolution_and_every_session_share_one_decode(monkeypatch):
     real = uploads.decode_image
     monkeypatch.setattr(uploads, "decode_image", lambda data, **kw: calls.append(len(data)) or real(data, **kw))
     data = _photo((1, 2, 3))
-    key = backend.digest(data)
-    shapes = [tuple(backend.image_tensor(key, res, data).shape) for res in (32, 64, 128)]
+    key = core.digest(data)
+    shapes = [tuple(core.image_tensor(key, res, data).shape) for res in (32, 64, 128)]
     assert shapes == [(1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 128, 128)]
     assert len(calls) == 1
 
@@ -43,7 +43,7 @@ def test_a_refusal_is_kept_too(monkeypatch):
     bad = b"this is not a picture at all"
     for _ in range(3):  # three reruns of the page with the same bad upload
         with pytest.raises(ImageLoadError, match="not a PNG"):
-            uploads.decoded(backend.digest(bad), bad)
+            uploads.decoded(core.digest(bad), bad)
     assert len(calls) == 1
 
 

@@ -1,4 +1,4 @@
-"""The settings in the address (app/urlstate.py): restored from a link on every page, written back on every run,
+"""The settings in the address (app/session/urlstate.py): restored from a link on every page, written back on every run,
 bad values refused with a sentence, an uploaded photo replaced by the sample with a sentence."""
 
 from __future__ import annotations
@@ -174,9 +174,9 @@ def test_a_bundled_model_in_the_link():
 
 def test_a_generation_link_with_the_fashion_generator_keeps_its_class():
     """From pure noise the photo model hands over to the Fashion generator: the link's class is one of its classes."""
-    from app import model_cache
+    from app.compute import models
 
-    model_cache.get_model("fashion")  # committed: a checkpoint that fails to load fails here, with the loader's words
+    models.get_model("fashion")  # committed: a checkpoint that fails to load fails here, with the loader's words
     at = AppTest.from_file(APP_ENTRY, default_timeout=240)
     for k, v in {"model": "bundled", "res": "64", "start": "noise", "class": "Bag", "w": "2", "steps": "10"}.items():
         at.query_params[k] = v

@@ -17,7 +17,7 @@ into "Local folder" nor make the server download an arbitrary Hub repo.
 The server's own default model (``DIFFUSION_LENS_MODEL``) is the teacher's choice and is not restricted.
 
 The picker offers only what the policy allows, and :func:`check`, called by the loader of every session's model
-(``app/model_choice.py``), refuses the rest again. Under a policy without ``local`` a source is never looked up on
+(``app/session/which_model.py``), refuses the rest again. Under a policy without ``local`` a source is never looked up on
 the server's disk: an existing path and a missing one get the same sentence, so the answer tells nothing about the
 server's files.
 """

@@ -17,7 +17,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app import model_cache, settings
+from app import settings
+from app.compute import models
 from app.server import admission, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
@@ -26,7 +27,7 @@ from model.images.decode import ImageLoadError
 from model.images.tensors import picture_to_x0, to_channels
 from model.nets import network
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "assets"
 SAMPLES: dict[str, Path] = {
     "astronaut": ASSETS / "astronaut.jpg",
@@ -151,7 +152,7 @@ _warm_thread: threading.Thread | None = None
 
 def warm_up() -> threading.Thread | None:
     """Once per process (the app's entry file calls it): the time estimates start following the server's speed
-    (app/estimates.py), and the default model and the Fashion generator load in a background thread.
+    (app/compute/estimates.py), and the default model and the Fashion generator load in a background thread.
 
     The first visitor then finds them loaded (their fidelity guard included) instead of waiting for them;
     a session that asks while one is loading waits for that one load (the cache's per-model lock). ``python -m
@@ -159,7 +160,7 @@ def warm_up() -> threading.Thread | None:
     Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
     """
     global _warm_thread
-    from app import estimates
+    from app.compute import estimates
 
     estimates.follow_speed()
     if not settings.current().warm_up:  # DIFFUSION_LENS_WARM_UP=0
@@ -171,7 +172,7 @@ def warm_up() -> threading.Thread | None:
         def load() -> None:
             for source in dict.fromkeys((settings.current().model, "fashion")):
                 try:
-                    model_cache.get_model(source)
+                    models.get_model(source)
                 except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
                     pass
 
@@ -187,15 +188,15 @@ def model_key() -> str:
 
 def get_bundled(name: str) -> network.LoadedModel:
     """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
-    return model_cache.get_model(name)
+    return models.get_model(name)
 
 
 def current_model() -> network.LoadedModel:
     """The chosen eps-model (loaded once per process, shared read-only), checked against the classroom lock; one
-    that cannot load falls back to the bundled model (app/model_choice.py). Raises ModelLoadError."""
-    from app import model_choice  # (model_choice reads model_source from this module)
+    that cannot load falls back to the bundled model (app/session/which_model.py). Raises ModelLoadError."""
+    from app.session import which_model  # (model_choice reads model_source from this module)
 
-    return model_choice.current()
+    return which_model.current()
 
 
 SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)
@@ -219,10 +220,10 @@ def sweep_chunk(
 ) -> tuple[list[float], list[float]]:
     """eps-MSE and x0_hat PSNR at the timesteps ``ts`` in one forward pass, with Denoise's fixed noise for ``seed``.
 
-    The same numbers as ``app.backend_reverse.sweep`` at those t: x_t from eq. 4 with the one eps, eps_hat and the
+    The same numbers as ``app.compute.reverse.sweep`` at those t: x_t from eq. 4 with the one eps, eps_hat and the
     unclipped x0_hat from the network, ``mse`` = mean((eps_hat - eps)^2), ``psnr`` = PSNR(x0_hat, x_0) in dB.
     """
-    from app.backend_reverse import fixed_noise  # (backend_reverse imports this module)
+    from app.compute.reverse import fixed_noise  # (backend_reverse imports this module)
 
     eps = fixed_noise(_x0, seed)
     t = torch.tensor(ts, dtype=torch.long)
@@ -245,7 +246,7 @@ def sweep_steps(
 ) -> Iterator[dict]:
     """Denoise's sweep over t chunk by chunk (each chunk cached): yields ``dict(ts, mse, psnr, done, of)`` after
     every chunk, the t done so far in increasing order; the last item is the whole sweep."""
-    from app.backend_reverse import sweep_timesteps
+    from app.compute.reverse import sweep_timesteps
 
     ts = sweep_timesteps(net.schedule.T)
     mse: list[float] = []

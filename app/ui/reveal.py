@@ -10,7 +10,7 @@ w = 4 look better?").
 
 Every pick is counted in a server-wide :class:`Tally` (thread-safe, one vote per browser and question, whatever its
 tabs: changing one's answer moves the vote; :func:`app.server.guard.browser_id`). The tally is this process's own object,
-not a Streamlit cache, so nothing a browser sends empties it. The presenter (:func:`app.present.presenter`: the
+not a Streamlit cache, so nothing a browser sends empties it. The presenter (:func:`app.ui.present.presenter`: the
 teacher who gave the presenter key) sees the class's counts under each question, refreshed every
 :data:`REFRESH_S` seconds while students vote, with a button to start a new count; students never see them.
 """
@@ -26,9 +26,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend, backend_reverse, present
 from app.charts.render import picture
+from app.compute import core, reverse
 from app.server import guard
+from app.ui import present
 from model.diffusion.guidance import guided_eps_model
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images.tensors import tensor_to_uint8, to_picture
@@ -102,7 +103,7 @@ def ask(
     # The question comes before the pictures that answer it, so it must not push them off a 1080-px projector or a
     # phone's first screen. Presenting, it is one line the teacher opens when asking the class (the page's own
     # pictures fill the screen there); elsewhere a compact box with the candidates beside it, small, in one row
-    # ("pics_" keeps a row on a phone; presentation mode caps their height, app/present.py).
+    # ("pics_" keeps a row on a phone; presentation mode caps their height, app/ui/present.py).
     if present.on():
         box = st.expander(f"**Predict, then reveal.** {prompt}", expanded=False, icon=":material/quiz:")
     else:
@@ -176,11 +177,11 @@ def t_at_snr(snr: torch.Tensor, target: float) -> int:
 
 def forward_answer(img, schedule_name: str, seed: int, t: int = FORWARD_T) -> Answer:
     """The look whose SNR is nearest SNR(t) on this schedule (in log scale), with x_t at t to prove it."""
-    snr = backend.schedule(schedule_name).snr
+    snr = core.schedule(schedule_name).snr
     t = min(t, len(snr) - 1)
     s = float(snr[t])
     correct = min(LOOKS, key=lambda o: abs(math.log(s) - math.log(LOOKS[o])))
-    x_t, _ = backend.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
+    x_t, _ = core.forward_jump(img.key, img.resolution, schedule_name, t, seed, img.x0)
     return Answer(
         correct,
         f"On the {schedule_name} schedule the signal-to-noise ratio at t = {t} is {s:.2g} "
@@ -191,10 +192,10 @@ def forward_answer(img, schedule_name: str, seed: int, t: int = FORWARD_T) -> An
 
 def forward_question(img, schedule_name: str, seed: int) -> str | None:
     """On Forward: three candidate pictures (x_t at three SNRs, unlabelled by t); which one is x_t at t = 900?"""
-    snr = backend.schedule(schedule_name).snr
+    snr = core.schedule(schedule_name).snr
     cands = []
     for option, target in LOOKS.items():
-        x, _ = backend.forward_jump(img.key, img.resolution, schedule_name, t_at_snr(snr, target), seed + 1, img.x0)
+        x, _ = core.forward_jump(img.key, img.resolution, schedule_name, t_at_snr(snr, target), seed + 1, img.x0)
         cands.append((picture(x, 128), option.split(":")[0]))
     return ask(
         f"forward_t{FORWARD_T}",
@@ -215,7 +216,7 @@ def denoise_answer(img, model, mkey: str, seed: int, label: int | None) -> Answe
     """Which t gives the sharper x̂₀, decided by PSNR(x̂₀, x₀) from the model at both t."""
     T = model.schedule.T
     rows = [
-        (t, backend_reverse.denoise_at(img.key, img.resolution, mkey, min(t, T - 1), seed, img.x0, model, label))
+        (t, reverse.denoise_at(img.key, img.resolution, mkey, min(t, T - 1), seed, img.x0, model, label))
         for t in SHARP_TS
     ]
     (t1, r1), (t2, r2) = rows
@@ -243,7 +244,7 @@ GUIDE_W = 4.0
 GUIDE_N = 8  # samples per scale
 GUIDE_STEPS = 25
 GUIDE_OPTIONS = ("yes, clearer", "no, worse", "about the same")
-JUDGE = backend.ROOT / "checkpoints" / "fashion-judge"
+JUDGE = core.ROOT / "checkpoints" / "fashion-judge"
 
 
 @st.cache_resource(show_spinner=False)
@@ -261,7 +262,7 @@ def guidance_available() -> bool:
 def judged_samples(label: int, w: float, n: int = GUIDE_N, steps: int = GUIDE_STEPS, seed: int = 0):
     """``n`` samples of class ``label`` from the bundled Fashion generator at guidance ``w`` (DDIM η = 0, the same
     noise for every w), and the share the judge classifies as ``label``: ``(uint8 (n, 32, 32), agreement)``."""
-    model = backend.get_bundled("fashion")
+    model = core.get_bundled("fashion")
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((n, model.channels, model.resolution, model.resolution), generator=g)
     y = torch.full((n,), int(label), dtype=torch.long)
@@ -302,7 +303,7 @@ def guidance_question(class_name: str | None) -> str | None:
     """On Reverse trajectory: the Fashion generator, the class chosen on the page (or Sneaker), w = 0 vs 4."""
     if not guidance_available():
         return None
-    classes = list(backend.get_bundled("fashion").classes)
+    classes = list(core.get_bundled("fashion").classes)
     label = classes.index(class_name) if class_name in classes else classes.index("Sneaker")
     return ask(
         "trajectory_guidance",

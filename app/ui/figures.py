@@ -16,21 +16,21 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import backend
 from app.charts import plots, reverse
+from app.compute import core
 
 FIGURES_KEPT = 256  # per cache; a figure is about 100 kB of Python objects
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _schedule_base(schedule_name: str) -> go.Figure:
-    return plots.schedule_base(backend.schedule(schedule_name))
+    return plots.schedule_base(core.schedule(schedule_name))
 
 
 @st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
 def schedule_chart(schedule_name: str, t: int) -> go.Figure:
     """:func:`app.charts.plots.schedule_chart` of the named schedule at ``t``."""
-    return plots.mark_schedule(_schedule_base(schedule_name), backend.schedule(schedule_name), t)
+    return plots.mark_schedule(_schedule_base(schedule_name), core.schedule(schedule_name), t)
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)

@@ -4,7 +4,7 @@
   (:mod:`model.evaluation.memorise`), and the particle version (:mod:`model.particles.memorise`).
 * What does guidance really sample? :mod:`model.particles.tilted`.
 * Can it fix my photo? RePaint with the chosen model (:mod:`model.diffusion.inpaint`); SDEdit is Reverse
-  trajectory's own run from a noised photo (:func:`app.backend_reverse.trajectory`).
+  trajectory's own run from a noised photo (:func:`app.compute.reverse.trajectory`).
 
 Results are ``st.cache_data`` keyed on frozen settings (and the image's sha256); pictures come back as uint8, so a
 slider that scrubs a finished run only picks a stored picture.
@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import backend
+from app.compute import core
 from app.server import lanes
 from model.diffusion import inpaint
 from model.diffusion.schedule import Schedule, make_schedule
@@ -48,7 +48,7 @@ def fashion_subset() -> memorise.TrainingSet:
 
 def fashion_model():
     """The bundled Fashion generator, or None where it is not bundled."""
-    return backend.get_bundled("fashion") if hub.FASHION_MODEL.is_dir() else None
+    return core.get_bundled("fashion") if hub.FASHION_MODEL.is_dir() else None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

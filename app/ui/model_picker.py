@@ -1,9 +1,9 @@
 """The sidebar model picker that every page shares: the bundled model, a Hub repo id or a local folder.
 
 It writes one key, ``st.session_state["model_source"]`` ("bundled", a folder path or a
-Hub id), which :func:`app.backend.current_model` reads. A new choice is loaded when the
+Hub id), which :func:`app.compute.core.current_model` reads. A new choice is loaded when the
 person presses "Use this model" (a 256-px Hub model is a 455 MB download), with a
-progress bar (app/model_choice.py loads it, checking the classroom lock again); if it fails, the error is shown
+progress bar (app/session/which_model.py loads it, checking the classroom lock again); if it fails, the error is shown
 and the app falls back to the bundled model.
 Below the choice: what the model in use is, and what one step costs at the working resolution.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, estimates, model_choice, sources, state
+from app.compute import core, estimates
+from app.session import sources, state, which_model
 from model.diffusion.trajectory import make_timesteps
 from model.nets import hub, network
 from model.serving import cost as costs
@@ -66,7 +67,7 @@ def use_bundled(name: str) -> None:
     _, _, px, sample = BUNDLED_MODELS[name]
     ss["resolution"] = px
     if ss.get("image_source") != "Upload":
-        wanted = backend.FASHION_SAMPLES if name == "fashion" else backend.PHOTO_SAMPLES
+        wanted = core.FASHION_SAMPLES if name == "fashion" else core.PHOTO_SAMPLES
         if ss.get("sample_name") not in wanted:
             ss["sample_name"] = sample
 
@@ -101,9 +102,9 @@ def _apply() -> None:
         ss["mp_error"] = refusal
         return
     try:
-        model_choice.load_with_progress(source, retry=True)  # checks the lock again, remembers a failure
+        which_model.load_with_progress(source, retry=True)  # checks the lock again, remembers a failure
     except network.ModelLoadError as exc:
-        ss["mp_error"] = model_choice.fallback_sentence(exc)
+        ss["mp_error"] = which_model.fallback_sentence(exc)
         ss["model_source"] = "bundled"
         return
     ss["mp_error"] = None
@@ -115,7 +116,7 @@ def _describe_model_in_use(why: str | None) -> None:
     (parameters, prediction type, arithmetic, GMAC, the classroom lock's origin) in a drawer for the teacher."""
     ss = st.session_state
     try:
-        model = backend.current_model()
+        model = core.current_model()
     except network.ModelLoadError as exc:
         st.caption(f"Model in use: none yet. {exc}")
         return
@@ -167,7 +168,7 @@ _captions: dict[tuple, tuple[str, ...]] = {}
 def model_captions(model: network.LoadedModel, res: int) -> tuple[str, ...]:
     """The captions below the picker: what the model is and what a step costs at ``res`` px.
 
-    Every number in them is fixed for the process once measured (app/estimates.py), so they are made once per
+    Every number in them is fixed for the process once measured (app/compute/estimates.py), so they are made once per
     model and resolution and shared: every rerun of every session drew them, and the estimate's arithmetic
     (50 steps' passes) was a few per cent of a classroom server's busy time. A failed estimate is not kept.
     """

@@ -1,6 +1,6 @@
 """Which model a session uses, and what happens when it cannot have it.
 
-* Every session's model goes through :func:`load`: the classroom lock (``app/sources.py``) is checked again there,
+* Every session's model goes through :func:`load`: the classroom lock (``app/session/sources.py``) is checked again there,
   not only in the picker, and a source that failed a moment ago fails again at once, without asking the Hub or the
   disk (:data:`FAILED_TTL_S`), so reruns never repeat a failed download.
 * A shared link does not load a Hub model: it proposes it (:func:`propose`), and :func:`settle`, run by the entry
@@ -16,14 +16,15 @@ import time
 
 import streamlit as st
 
-from app import model_cache, sources
-from app.text import code
+from app.compute import models as model_cache
+from app.session import sources
+from app.session.text import code
 from model.nets import hub, network
 
 BUNDLED_NAMES = (None, "", "bundled", "fashion")  # the two bundled models: always allowed, never proposed
 PROPOSED_KEY = "mp_proposed"  # a Hub id a shared link proposes, until the student loads or declines it
 FALLBACK_KEY = "_mp_fallback"  # the sentence about a fall back to the bundled model, shown once
-PICKER_KEYS = ("mp_kind", "mp_hub_choice", "mp_hub_custom", "mp_local_path")  # app/model_picker.py's widgets
+PICKER_KEYS = ("mp_kind", "mp_hub_choice", "mp_hub_custom", "mp_local_path")  # app/ui/model_picker.py's widgets
 FAILED_TTL_S = 120.0  # a failed load is remembered this long (per process, every session)
 
 _failures: dict[str, tuple[float, str, str]] = {}  # source -> (time.monotonic(), message, reason)
@@ -114,9 +115,9 @@ def fallback_sentence(exc: network.ModelLoadError) -> str:
 
 # --- the session's model ---------------------------------------------------------------------------------------
 def _default_model() -> network.LoadedModel:
-    from app import backend  # (backend.current_model calls this module)
+    from app.compute import core  # (backend.current_model calls this module)
 
-    return model_cache.get_model(backend.model_source())
+    return model_cache.get_model(core.model_source())
 
 
 def _fall_back(exc: network.ModelLoadError) -> None:

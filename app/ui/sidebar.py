@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend, pictures
-from app.common import model_channels
-from app.model_picker import model_picker
+from app.compute import core
+from app.ui import pictures
+from app.ui.common import model_channels
+from app.ui.model_picker import model_picker
 from model.images.decode import ImageLoadError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
@@ -20,7 +21,7 @@ def _store_upload() -> None:
         ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = None, None, None
         return
     data = up.getvalue()
-    ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = data, backend.digest(data), up.name
+    ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = data, core.digest(data), up.name
 
 
 NO_PHOTO_PAGES = ("particles", "race", "words")  # pages that draw points or generate from noise or words: no photo
@@ -56,21 +57,21 @@ def _image_section() -> None:
     else:
         st.selectbox(
             "Sample photo",
-            list(backend.SAMPLES),
+            list(core.SAMPLES),
             key="sample_name",
-            format_func=lambda s: f"{s.title()} (Fashion-MNIST)" if s in backend.FASHION_SAMPLES else s.title(),
+            format_func=lambda s: f"{s.title()} (Fashion-MNIST)" if s in core.FASHION_SAMPLES else s.title(),
             persist_state="session",
         )
     st.select_slider(
         "Working resolution (px)",
-        options=list(backend.RESOLUTIONS),
+        options=list(core.RESOLUTIONS),
         key="resolution",
         help="The photo is centre-cropped to a square and resized to this size. "
         "64 px is fast everywhere; 128 px and up is sharper but slower on a CPU.",
         persist_state="session",
     )
     try:
-        img = backend.current_image(model_channels())
+        img = core.current_image(model_channels())
     except ImageLoadError:
         img = None  # the page shows the message, once, in the main area
     if img is not None:

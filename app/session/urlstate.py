@@ -13,9 +13,9 @@ page's own (``t`` is the Forward page's t on ``/`` and the Denoise page's t on `
 An uploaded photo cannot travel in a link: the address says ``img=upload`` and the receiver gets the
 sample photo with one sentence saying so. A local model folder is never put in a link (a path on the
 sender's server means nothing, or something private, on the receiver's); the link falls back to the
-bundled model. A Hub model in a link is only proposed: the student loads it with a click (app/model_choice.py).
+bundled model. A Hub model in a link is only proposed: the student loads it with a click (app/session/which_model.py).
 
-Every value of the address that a sentence repeats goes out as inline code (:func:`app.text.code`), never as
+Every value of the address that a sentence repeats goes out as inline code (:func:`app.session.text.code`), never as
 markdown: a link cannot put an image, a clickable link or LaTeX on the receiver's page.
 """
 
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from app import backend, model_choice, sources
-from app.model_picker import BUNDLED_MODELS
-from app.text import code
+from app.compute import core
+from app.session import sources, which_model
+from app.session.text import code
+from app.ui.model_picker import BUNDLED_MODELS
 from model.nets import hub, network
 from model.nets.checkpoint_io import ModelLoadError
 
@@ -175,7 +176,7 @@ _NO_LABEL_SHOWN = {"den_class": "no label (∅)", "traj_class": "no label (uncon
 _CLASS_KEYS = tuple(_NO_LABEL_SHOWN)
 # the trajectory page's step slider and auto-run: only meaningful with a finished run
 STEP = Field("step", "traj_step", _int(1, 1000))
-RES = Field("res", "resolution", _choice({str(r): r for r in backend.RESOLUTIONS}))
+RES = Field("res", "resolution", _choice({str(r): r for r in core.RESOLUTIONS}))
 
 
 def page_name(url_path: str) -> str:
@@ -199,11 +200,11 @@ def _restore_image(params: dict[str, str]) -> None:
             f"This link was made with an uploaded photo, which cannot travel in a link: you see the sample photo "
             f"“{ss['sample_name']}” instead (upload your own in the sidebar)."
         )
-    elif img in backend.SAMPLES:
+    elif img in core.SAMPLES:
         ss["image_source"], ss["sample_name"] = "Sample photo", img
     else:
         _note(
-            f"The link's photo {code(img)} is not one of the samples ({', '.join(backend.SAMPLES)}); "
+            f"The link's photo {code(img)} is not one of the samples ({', '.join(core.SAMPLES)}); "
             f"showing “{ss['sample_name']}”."
         )
 
@@ -236,7 +237,7 @@ def _restore_model(params: dict[str, str]) -> None:
     if refusal:
         _note(f"The link asks for the model {code(where, 60)}. {refusal}")
         return
-    said = model_choice.propose(where)  # loaded only when the student says so
+    said = which_model.propose(where)  # loaded only when the student says so
     if said:
         _note(said)
 
@@ -246,7 +247,7 @@ def _class_model(key: str):
     on the Reverse trajectory page with the photo model uses the Fashion generator instead."""
     ss = st.session_state
     try:
-        model = backend.current_model()
+        model = core.current_model()
         if (
             key == "traj_class"
             and not model.conditional
@@ -255,7 +256,7 @@ def _class_model(key: str):
             and model.source == str(hub.BUNDLED_MODEL)
             and hub.FASHION_MODEL.is_dir()
         ):
-            model = backend.get_bundled("fashion")
+            model = core.get_bundled("fashion")
         return model
     except ModelLoadError:
         return None
@@ -327,7 +328,7 @@ def _bool_or_false(text: str | None) -> bool:
 
 def from_link(key: str) -> str | None:
     """The address's text for session key ``key`` if its value came from the link and was not checked yet; once.
-    Show it in a sentence only through :func:`app.text.code`.
+    Show it in a sentence only through :func:`app.session.text.code`.
 
     A page that can only check a value against its model (the Inside page's block and attention layer) calls
     this where it checks, so a name the model lacks gets a sentence when it came from a link, and a name left
@@ -371,11 +372,11 @@ def current_params(url_path: str) -> dict[str, str]:
     out: dict[str, str] = {}
     if ss.get("image_source") == "Upload":
         out["img"] = "upload"
-    elif ss.get("sample_name") in backend.SAMPLES:
+    elif ss.get("sample_name") in core.SAMPLES:
         out["img"] = ss["sample_name"]
     out[RES.param] = str(ss.get("resolution"))
     # a Hub model the link proposed stays in the address until the student loads or declines it
-    src = str(ss.get(model_choice.PROPOSED_KEY) or ss.get("model_source") or "bundled")
+    src = str(ss.get(which_model.PROPOSED_KEY) or ss.get("model_source") or "bundled")
     try:
         kind = "bundled" if src in BUNDLED_MODELS else network.parse_source(src)[0]
     except ModelLoadError:

@@ -18,7 +18,7 @@ own work takes the mean slow-down (:func:`speed`). When the pass an estimate nee
 probe passes of it measure it (:func:`refresh_speed`): a quiet server, or a class that has gone, leaves no stale
 slowness behind.
 
-Used by the sidebar's seconds per step (:mod:`app.model_picker`), the Reverse trajectory's
+Used by the sidebar's seconds per step (:mod:`app.ui.model_picker`), the Reverse trajectory's
 run and t_start-sweep buttons, and the Training objective's "Compute all T terms" button.
 ``bench/estimates.py`` prints these estimates beside measured times.
 """

@@ -379,7 +379,7 @@ def helps(*names: str) -> str:
     for n in names:
         term = TERMS.get(n) or lookup(n)
         if term is None:
-            raise KeyError(f"{n!r} is not in the glossary (app/glossary.py)")
+            raise KeyError(f"{n!r} is not in the glossary (app/ui/glossary.py)")
         lines.append(f"**{term.name}**: {term.plain}")
     return "\n\n".join(lines)
 

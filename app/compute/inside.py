@@ -1,6 +1,6 @@
 """Cached computations for the "Inside the network" page.
 
-Same pattern as :mod:`app.backend_reverse`: ``st.cache_data`` keyed on cheap exact keys (image key =
+Same pattern as :mod:`app.compute.reverse`: ``st.cache_data`` keyed on cheap exact keys (image key =
 sha256 of the bytes, resolution, model key, t, seed, class label); the tensors and the model are
 ``_``-prefixed arguments, not hashed. One forward pass per key, recorded by
 :func:`model.nets.probe.capture`: what is cached are uint8 pictures of a few channels per tensor, the
@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from app import settings
-from app.backend_reverse import fixed_noise
+from app.compute.reverse import fixed_noise
 from model.diffusion.forward import q_sample
 from model.diffusion.reverse import output_to_eps
 from model.images.tensors import noise_to_uint8, tensor_to_uint8, to_channels

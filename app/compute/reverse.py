@@ -1,9 +1,9 @@
 """Cached computations for the reverse-process pages ("Denoise one step", "Reverse trajectory").
 
-Same pattern as :mod:`app.backend`: ``st.cache_data`` keyed on cheap exact keys (image
+Same pattern as :mod:`app.compute.core`: ``st.cache_data`` keyed on cheap exact keys (image
 key = sha256 of the bytes, resolution, model key, t, seed, sampler settings); the tensors
 and the model are passed as ``_``-prefixed arguments so they are not hashed. The model
-itself is the shared read-only one from :func:`app.backend.current_model`.
+itself is the shared read-only one from :func:`app.compute.core.current_model`.
 
 Progress bars are created *inside* the cached functions (a cached function may not
 touch an element made outside it); on a cache hit Streamlit replays them in an instant.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from app import estimates
+from app.compute import estimates
 from app.server import lanes
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
@@ -108,7 +108,7 @@ def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Ten
 
 def seconds_per_step(model: LoadedModel, resolution: int) -> float:
     """Seconds per step of a recorded run at this resolution: the sidebar's figure
-    (:func:`app.estimates.sidebar_step`: a measured forward pass plus the loop's work, memoised per model)."""
+    (:func:`app.compute.estimates.sidebar_step`: a measured forward pass plus the loop's work, memoised per model)."""
     return estimates.sidebar_step(model, resolution).per_pass()
 
 
@@ -122,7 +122,7 @@ class TrajectorySettings:
 
     image_key: str | None  # sha256 of the photo's bytes; None: from pure noise (t_start = T - 1)
     resolution: int  # px of the run (a substituted generator runs at its own size)
-    model_key: str  # app.backend.model_key(), or "fashion" for the substituted generator
+    model_key: str  # app.compute.core.model_key(), or "fashion" for the substituted generator
     t_start: int  # the start: the photo noised to x_{t_start} (T - 1 from pure noise)
     sampler: str  # "ddim" or "ddpm"
     eta: float  # DDIM η: 0 deterministic, 1 as random as DDPM; 0.0 for DDPM

@@ -10,9 +10,10 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from app import backend_reverse, estimates
 from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, plural
+from app.compute import estimates
+from app.compute import reverse as backend_reverse
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure
 from model.images.tensors import to_picture

@@ -1,12 +1,12 @@
 """Presentation mode: larger type and no sidebar, for a projector; and the Play animations' pacing.
 
-Turned on by the sidebar's toggle or by ``?present=1`` in the address (see :mod:`app.urlstate`). While it is on
+Turned on by the sidebar's toggle or by ``?present=1`` in the address (see :mod:`app.session.urlstate`). While it is on
 the sidebar is hidden, so the page shows one button to leave it.
 
 Anyone may present (it is only larger type), but only the *presenter* sees the class's answers to the questions and
-may start a new count (:mod:`app.reveal`): a session that gave the presenter key the teacher set in
+may start a new count (:mod:`app.ui.reveal`): a session that gave the presenter key the teacher set in
 ``$DIFFUSION_LENS_PRESENTER_KEY`` (as the cookie secret is set: deploy/secret.yaml), or, on a server students cannot
-reach (it listens on this machine only, see :mod:`app.sources`) and with no key set, whoever presents.
+reach (it listens on this machine only, see :mod:`app.session.sources`) and with no key set, whoever presents.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import hmac
 
 import streamlit as st
 
-from app import settings, sources
+from app import settings
+from app.session import sources
 
 KEY = "present"
 PRESENTER_ENV = settings.PRESENTER_KEY_ENV
