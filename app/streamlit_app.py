@@ -10,7 +10,7 @@ import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 from app import settings
-from app.compute import core
+from app.compute import models
 from app.server import drain, janitor
 from app.server import stats as server_stats
 from app.server.guard import install as refuse_students_clearing_caches
@@ -38,7 +38,7 @@ refuse_students_clearing_caches()
 #   fp32); concurrent sessions' passes on the same model and shape run as one batch (model/serving/batching.py)
 settings.serving()
 janitor.start()  # frees pictures and uploads of sessions Streamlit forgot without shutting down (app/server/janitor.py)
-core.warm_up()  # the default model loads in the background at the first request, before anyone needs it
+models.warm_up()  # the default model loads in the background at the first request, before anyone needs it
 server_stats.start()  # benchmarks only: Streamlit's media store and sessions join the stats file (app/server/stats.py)
 drain.install()  # SIGTERM: the long runs finish and the students read that the server restarts (app/server/drain.py)
 

@@ -55,7 +55,7 @@ def _precision_choices_in_a_temporary_folder(tmp_path_factory):
     cache_env = "DIFFUSION_LENS_PRECISION_CACHE"
     old = os.environ.get(cache_env)
     os.environ[cache_env] = str(tmp_path_factory.mktemp("precision-choices"))
-    # the app's background load of the default model (app.compute.core.warm_up) stays off in tests that don't ask
+    # the app's background load of the default model (app.compute.models.warm_up) stays off in tests that don't ask
     os.environ.setdefault("DIFFUSION_LENS_WARM_UP", "0")
     # tests load tiny models from temporary folders; the classroom lock (app/session/sources.py) would refuse them, because
     # AppTest does not listen on loopback only: tests of the lock set DIFFUSION_LENS_SOURCES (or delete it) themselves

@@ -1,4 +1,4 @@
-"""The app's only door to ``model/``: cached, read-only access for the pages.
+"""The shared computations: the sample photos, image tensors, the forward process and Denoise's sweep over t.
 
 * ``st.cache_resource`` holds the read-only model and schedules (shared by all sessions).
 * ``st.cache_data`` holds results, keyed on cheap exact keys: the sha256 of the image
@@ -9,22 +9,18 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from app import settings
-from app.compute import models
 from app.server import admission, uploads
 from model.diffusion import forward
 from model.diffusion.schedule import Schedule, make_schedule
 from model.images import figure
 from model.images.decode import ImageLoadError
-from model.images.tensors import picture_to_x0, to_channels
+from model.images.tensors import picture_to_x0
 from model.nets import network
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,41 +63,6 @@ def image_tensor(image_key: str, resolution: int, _data: bytes) -> torch.Tensor:
     return picture_to_x0(uploads.decoded(image_key, _data), resolution)
 
 
-@dataclass(frozen=True)
-class CurrentImage:
-    key: str  # sha256 of the bytes (+ ":grey" when converted for a grey model)
-    name: str  # shown to the user
-    resolution: int
-    x0: torch.Tensor  # (1, C, R, R) in [-1, 1]; C = 3, or 1 for a grey model
-
-    @property
-    def grey(self) -> bool:
-        return self.x0.shape[1] == 1
-
-
-def current_image(channels: int = 3) -> CurrentImage | None:
-    """The image chosen in the sidebar at the chosen resolution, or None if there is none yet.
-
-    ``channels=1`` (a grey model) converts it to grey (BT.601 luma); its cache key then ends in ":grey".
-    Raises :class:`ImageLoadError` (a message for the user) for a bad upload.
-    """
-    ss = st.session_state
-    res = int(ss["resolution"])
-    if ss["image_source"] == "Upload":
-        if not ss.get("upload_bytes"):
-            return None
-        key, data, name = ss["upload_digest"], ss["upload_bytes"], ss["upload_name"] or "your upload"
-    else:
-        if ss["sample_name"] not in SAMPLES:  # e.g. a stale name from an old link
-            ss["sample_name"] = "astronaut"
-        key, data = sample_bytes(ss["sample_name"])
-        name = ss["sample_name"]
-    x0 = image_tensor(key, res, data)
-    if channels != x0.shape[1]:
-        x0, key = to_channels(x0, channels), f"{key}:grey" if channels == 1 else key
-    return CurrentImage(key=key, name=name, resolution=res, x0=x0)
-
-
 @st.cache_resource(show_spinner=False)
 def schedule(name: str) -> Schedule:
     """A named schedule (linear or cosine), built once per process."""
@@ -132,71 +93,6 @@ def forward_chain(
         if s in marks:
             kept.append((s, x))
     return x, kept
-
-
-def model_source() -> str | None:
-    """The model chosen in the sidebar: None for the bundled model, else a folder or Hub id.
-
-    The environment variable ``DIFFUSION_LENS_MODEL`` (a folder or Hub id) replaces the bundled
-    model as the default, e.g. for a teacher's server or the browser tests.
-    """
-    src = st.session_state.get("model_source", "bundled")
-    if src in (None, "", "bundled"):
-        return settings.current().model
-    return src
-
-
-_warm_lock = threading.Lock()
-_warm_thread: threading.Thread | None = None
-
-
-def warm_up() -> threading.Thread | None:
-    """Once per process (the app's entry file calls it): the time estimates start following the server's speed
-    (app/compute/estimates.py), and the default model and the Fashion generator load in a background thread.
-
-    The first visitor then finds them loaded (their fidelity guard included) instead of waiting for them;
-    a session that asks while one is loading waits for that one load (the cache's per-model lock). ``python -m
-    app.launch`` makes that first visitor a warm-up visit of its own (app/server/warm_start.py), before any student.
-    Errors are left to the page that needs the model, which shows them. Returns the thread, or None.
-    """
-    global _warm_thread
-    from app.compute import estimates
-
-    estimates.follow_speed()
-    if not settings.current().warm_up:  # DIFFUSION_LENS_WARM_UP=0
-        return None
-    with _warm_lock:
-        if _warm_thread is not None:
-            return _warm_thread
-
-        def load() -> None:
-            for source in dict.fromkeys((settings.current().model, "fashion")):
-                try:
-                    models.get_model(source)
-                except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
-                    pass
-
-        _warm_thread = threading.Thread(target=load, name="diffusion-lens-warm-up", daemon=True)
-        _warm_thread.start()
-        return _warm_thread
-
-
-def model_key() -> str:
-    """The model part of a cache key: "bundled" or the folder / Hub id (every page uses this one)."""
-    return model_source() or "bundled"
-
-
-def get_bundled(name: str) -> network.LoadedModel:
-    """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
-    return models.get_model(name)
-
-
-def current_model() -> network.LoadedModel:
-    """The chosen eps-model (loaded once per process, shared read-only), checked against the classroom lock; one
-    that cannot load falls back to the bundled model (app/session/which_model.py). Raises ModelLoadError."""
-    from app.session import which_model  # (model_choice reads model_source from this module)
-
-    return which_model.current()
 
 
 SWEEP_CHUNK_AT_256 = 2  # t values per forward pass of Denoise's sweep at 256 px (more at smaller sizes)
@@ -258,4 +154,4 @@ def sweep_steps(
         yield dict(ts=ts[: len(mse)], mse=mse, psnr=psnr, done=len(mse), of=len(ts))
 
 
-__all__ = ["ImageLoadError", "CurrentImage", "current_image", "current_model", "forward_jump", "forward_chain"]
+__all__ = ["ImageLoadError", "forward_chain", "forward_jump", "image_tensor", "sweep_steps"]

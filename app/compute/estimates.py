@@ -44,7 +44,7 @@ SIDEBAR_STEPS = 50  # the sidebar quotes a DDIM run of this many steps from pure
 
 _memo: dict[tuple, float] = {}
 _lock = threading.Lock()  # one measurement at a time: two sessions never time the same thing twice
-_generation = 0
+_clears = [0]  # how many times clear() ran, in a list: changed in place, never rebound
 
 RECENT_S = 10.0  # the speed: the median of the newest burst of samples, at most this long
 STALE_S = 2.0  # no pass for this long: a burst has ended (the server is quiet now, and a probe measures it)
@@ -82,18 +82,17 @@ def macs(model: LoadedModel, resolution: int) -> int:
 
 def clear() -> None:
     """Forget every measurement and every observed pass (tests; a server keeps them for its lifetime)."""
-    global _generation
     with _lock:
         _memo.clear()
         _seen.clear()
         _last_probe.clear()
-        _generation += 1
+        _clears[0] += 1
 
 
 def generation() -> int:
     """How many times :func:`clear` ran: what is made from these numbers and kept (the sidebar's captions) keys
     on it, so that it is made again after a clear."""
-    return _generation
+    return _clears[0]
 
 
 def _forward_key(model: LoadedModel, resolution: int, batch: int, path: str) -> tuple:

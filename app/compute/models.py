@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import streamlit as st
 import torch
 
 from app import settings
@@ -127,3 +128,40 @@ def get_model(
 def peek(source: str | Path | None, device: str | torch.device | None = None) -> LoadedModel | None:
     """The model for ``source`` if this process has it loaded and up to date, else None; never loads or downloads."""
     return _CACHE.peek(source, device)
+
+
+def get_bundled(name: str) -> LoadedModel:
+    """A bundled model by name ("bundled" or "fashion"), through the same process-wide cache."""
+    return get_model(name)
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_thread(sources: tuple[str, ...]) -> threading.Thread:
+    def load() -> None:
+        for source in sources:
+            try:
+                get_model(source)
+            except Exception:  # noqa: BLE001 -- the page that needs the model reports the error
+                pass
+
+    thread = threading.Thread(target=load, name="diffusion-lens-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def warm_up() -> threading.Thread | None:
+    """Once per process (the app's entry file calls it): the time estimates start following the server's speed
+    (app/compute/estimates.py), and the default model and the Fashion generator load in a background thread.
+
+    The first visitor then finds them loaded (their fidelity guard included) instead of waiting for them;
+    a session that asks while one is loading waits for that one load (the cache's per-model lock). ``python -m
+    app.launch`` makes that first visitor a warm-up visit of its own (app/server/warm_start.py), before any student.
+    Errors are left to the page that needs the model, which shows them. Returns the thread (the same one for the
+    life of the process, kept by ``st.cache_resource``), or None when ``DIFFUSION_LENS_WARM_UP=0``.
+    """
+    from app.compute import estimates
+
+    estimates.follow_speed()
+    if not settings.current().warm_up:
+        return None
+    return _warm_up_thread(tuple(dict.fromkeys((settings.current().model, "fashion"))))

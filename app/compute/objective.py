@@ -3,7 +3,7 @@
 Same pattern as :mod:`app.compute.core`: ``st.cache_data`` keyed on cheap exact keys (image
 key = sha256 of the bytes, resolution, model key, seed, counts); the tensors and the
 model are ``_``-prefixed arguments so they are not hashed. The model is the shared
-read-only one from :func:`app.compute.core.current_model`; the training step works on a
+read-only one from :func:`app.session.which_model.current_model`; the training step works on a
 deep copy (see :func:`model.diffusion.likelihood.train_step`).
 
 The bound estimate and the eps-MSE curve are computed in small cached chunks

@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app.compute import core
+from app.compute import models
 from app.server import lanes
 from model.diffusion import inpaint
 from model.diffusion.schedule import Schedule, make_schedule
@@ -48,7 +48,7 @@ def fashion_subset() -> memorise.TrainingSet:
 
 def fashion_model():
     """The bundled Fashion generator, or None where it is not bundled."""
-    return core.get_bundled("fashion") if hub.FASHION_MODEL.is_dir() else None
+    return models.get_bundled("fashion") if hub.FASHION_MODEL.is_dir() else None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

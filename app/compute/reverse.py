@@ -3,7 +3,7 @@
 Same pattern as :mod:`app.compute.core`: ``st.cache_data`` keyed on cheap exact keys (image
 key = sha256 of the bytes, resolution, model key, t, seed, sampler settings); the tensors
 and the model are passed as ``_``-prefixed arguments so they are not hashed. The model
-itself is the shared read-only one from :func:`app.compute.core.current_model`.
+itself is the shared read-only one from :func:`app.session.which_model.current_model`.
 
 Progress bars are created *inside* the cached functions (a cached function may not
 touch an element made outside it); on a cache hit Streamlit replays them in an instant.
@@ -122,7 +122,7 @@ class TrajectorySettings:
 
     image_key: str | None  # sha256 of the photo's bytes; None: from pure noise (t_start = T - 1)
     resolution: int  # px of the run (a substituted generator runs at its own size)
-    model_key: str  # app.compute.core.model_key(), or "fashion" for the substituted generator
+    model_key: str  # app.compute.which_model.model_key(), or "fashion" for the substituted generator
     t_start: int  # the start: the photo noised to x_{t_start} (T - 1 from pure noise)
     sampler: str  # "ddim" or "ddpm"
     eta: float  # DDIM η: 0 deterministic, 1 as random as DDPM; 0.0 for DDPM

@@ -30,8 +30,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from app.compute import core
 from app.session import sources, which_model
 from app.session.text import code
-from app.ui.model_picker import BUNDLED_MODELS
-from model.nets import hub, network
+from app.session.which_model import BUNDLED_MODELS
+from model.nets import network
 from model.nets.checkpoint_io import ModelLoadError
 
 NOTES_KEY = "url_notes"  # sentences about the link, shown once at the top of the page
@@ -247,16 +247,14 @@ def _class_model(key: str):
     on the Reverse trajectory page with the photo model uses the Fashion generator instead."""
     ss = st.session_state
     try:
-        model = core.current_model()
+        model = which_model.current_model()
         if (
             key == "traj_class"
             and not model.conditional
             and ss.get("traj_source") == SOURCES["noise"]
-            and not ss.get("traj_photo_model_anyway")
-            and model.source == str(hub.BUNDLED_MODEL)
-            and hub.FASHION_MODEL.is_dir()
+            and which_model.generates_with_fashion(model, bool(ss.get("traj_photo_model_anyway")))
         ):
-            model = core.get_bundled("fashion")
+            model = which_model.fashion_generator()
         return model
     except ModelLoadError:
         return None

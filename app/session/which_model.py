@@ -16,12 +16,20 @@ import time
 
 import streamlit as st
 
+from app import settings
+from app.compute import core
 from app.compute import models as model_cache
 from app.session import sources
 from app.session.text import code
 from model.nets import hub, network
 
-BUNDLED_NAMES = (None, "", "bundled", "fashion")  # the two bundled models: always allowed, never proposed
+# the two bundled models, the one spelling of their names: source name -> (label, what it is for, native px, a
+# matching sample image). "bundled" is the photo model (or the teacher's DIFFUSION_LENS_MODEL).
+BUNDLED_MODELS = {
+    "bundled": ("Photo model", "Denoises your photos (colour, 64 px).", 64, "astronaut"),
+    "fashion": ("Fashion generator", "Generates clothes from nothing (grey, 32 px, 10 classes).", 32, "sneaker"),
+}
+BUNDLED_NAMES = (None, "", *BUNDLED_MODELS)  # always allowed, never proposed
 PROPOSED_KEY = "mp_proposed"  # a Hub id a shared link proposes, until the student loads or declines it
 FALLBACK_KEY = "_mp_fallback"  # the sentence about a fall back to the bundled model, shown once
 PICKER_KEYS = ("mp_kind", "mp_hub_choice", "mp_hub_custom", "mp_local_path")  # app/ui/model_picker.py's widgets
@@ -114,10 +122,55 @@ def fallback_sentence(exc: network.ModelLoadError) -> str:
 
 
 # --- the session's model ---------------------------------------------------------------------------------------
-def _default_model() -> network.LoadedModel:
-    from app.compute import core  # (backend.current_model calls this module)
+def model_source() -> str | None:
+    """The model chosen in the sidebar: None for the bundled model, else a folder or Hub id ("fashion" for the
+    Fashion generator).
 
-    return model_cache.get_model(core.model_source())
+    The environment variable ``DIFFUSION_LENS_MODEL`` (a folder or Hub id) replaces the bundled
+    model as the default, e.g. for a teacher's server or the browser tests.
+    """
+    src = st.session_state.get("model_source", "bundled")
+    if src in (None, "", "bundled"):
+        return settings.current().model
+    return src
+
+
+def model_key() -> str:
+    """The model part of a cache key: "bundled" or the folder / Hub id (every page uses this one)."""
+    return model_source() or "bundled"
+
+
+def use_bundled(name: str) -> None:
+    """Switch to a bundled model, and to its native resolution and a matching sample image, so that its
+    first picture is a good one (the photo model at 64 px on a photo, the Fashion generator at 32 px on a
+    garment). An uploaded image stays; it is converted to grey for the grey model."""
+    ss = st.session_state
+    ss["model_source"] = name
+    ss["mp_bundled"] = name
+    ss["mp_error"] = None
+    _, _, px, sample = BUNDLED_MODELS[name]
+    ss["resolution"] = px
+    if ss.get("image_source") != "Upload":
+        wanted = core.FASHION_SAMPLES if name == "fashion" else core.PHOTO_SAMPLES
+        if ss.get("sample_name") not in wanted:
+            ss["sample_name"] = sample
+
+
+# --- the Fashion generator in place of the photo model -------------------------------------------------------------
+def fashion_generator() -> network.LoadedModel | None:
+    """The bundled Fashion generator, or None where it is not bundled."""
+    return model_cache.get_bundled("fashion") if hub.FASHION_MODEL.is_dir() else None
+
+
+def generates_with_fashion(model: network.LoadedModel, photo_model_anyway: bool) -> bool:
+    """The swap-in rule, in one place: generating from pure noise with the bundled photo model uses the Fashion
+    generator instead (the photo model learned small crops of 156 photos, so from noise it only makes smears),
+    unless the student asked for the photo model anyway, and only where the Fashion generator is bundled."""
+    return model.source == str(hub.BUNDLED_MODEL) and hub.FASHION_MODEL.is_dir() and not photo_model_anyway
+
+
+def _default_model() -> network.LoadedModel:
+    return model_cache.get_model(model_source())
 
 
 def _fall_back(exc: network.ModelLoadError) -> None:
@@ -126,7 +179,7 @@ def _fall_back(exc: network.ModelLoadError) -> None:
     ss[FALLBACK_KEY] = fallback_sentence(exc)
 
 
-def current() -> network.LoadedModel:
+def current_model() -> network.LoadedModel:
     """The session's model: a bundled one (or the teacher's ``DIFFUSION_LENS_MODEL``), or the source the student
     chose, checked and loaded by :func:`load`. If that cannot load, the session falls back to the bundled model
     (the sentence why is shown by :func:`settle`). Raises ModelLoadError only when the default model is missing."""
@@ -196,7 +249,7 @@ def settle() -> None:
     ss = st.session_state
     if ss.get("model_source") not in BUNDLED_NAMES:
         try:
-            current()
+            current_model()
         except network.ModelLoadError:
             pass  # the default model is missing: the page says so
     said = ss.pop(FALLBACK_KEY, None)

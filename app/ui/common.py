@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import streamlit as st
 
-from app.compute import core
+from app.session import image, which_model
 from model.images.decode import ImageLoadError
 from model.nets.checkpoint_io import ModelLoadError
 
@@ -15,15 +15,15 @@ from model.nets.checkpoint_io import ModelLoadError
 def model_channels() -> int:
     """Channels of the chosen model (1 for a grey model), or 3 while no model can be loaded."""
     try:
-        return core.current_model().channels
+        return which_model.current_model().channels
     except ModelLoadError:
         return 3
 
 
-def require_image() -> core.CurrentImage:
+def require_image() -> image.CurrentImage:
     """The current image (grey when the chosen model is grey), or a friendly message and ``st.stop()``."""
     try:
-        img = core.current_image(model_channels())
+        img = image.current_image(model_channels())
     except ImageLoadError as exc:
         st.error(f"{exc}")
         st.stop()
@@ -37,7 +37,7 @@ def require_model():
     """The chosen eps-model, or a friendly message and ``st.stop()``."""
     try:
         with st.spinner("Loading the model…"):
-            return core.current_model()
+            return which_model.current_model()
     except ModelLoadError as exc:
         st.error(f"{exc}")
         st.stop()

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from app.charts import frequency as plots_frequency
-from app.compute import core
+from app.session import image
 from model.diffusion.schedule import Schedule
 from model.images import spectrum
 
@@ -63,7 +63,7 @@ def _slope_note(radius: np.ndarray, power0: np.ndarray) -> str:
     return f" This photo's power falls as about 1/f^{slope:.1f} (natural photos: about 1/f²; white noise: flat)."
 
 
-def forward_section(img: core.CurrentImage, schedule: Schedule, t: int, x_t) -> None:
+def forward_section(img: image.CurrentImage, schedule: Schedule, t: int, x_t) -> None:
     """The Forward page's frequency view of x_t (``x_t``: (1, C, H, W), the page's x_t at ``t``)."""
     st.subheader("Which details drown first?")
     st.markdown(FORWARD_INTRO)

@@ -1,7 +1,7 @@
 """The sidebar model picker that every page shares: the bundled model, a Hub repo id or a local folder.
 
 It writes one key, ``st.session_state["model_source"]`` ("bundled", a folder path or a
-Hub id), which :func:`app.compute.core.current_model` reads. A new choice is loaded when the
+Hub id), which :func:`app.session.which_model.current_model` reads. A new choice is loaded when the
 person presses "Use this model" (a 256-px Hub model is a 455 MB download), with a
 progress bar (app/session/which_model.py loads it, checking the classroom lock again); if it fails, the error is shown
 and the app falls back to the bundled model.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.compute import core, estimates
+from app.compute import estimates
 from app.session import sources, state, which_model
 from model.diffusion.trajectory import make_timesteps
 from model.nets import hub, network
@@ -21,11 +21,6 @@ from model.serving import cost as costs
 BUNDLED, HUB, LOCAL = "Bundled", "Hub", "Local folder"
 OTHER = "other"  # the "type an id" entry of the Hub list
 BUDGET_S = 20.0  # suggested steps are those that fit in this many seconds
-# the two bundled models: source name -> (label, what it is for, native px, a matching sample image)
-BUNDLED_MODELS = {
-    "bundled": ("Photo model", "Denoises your photos (colour, 64 px).", 64, "astronaut"),
-    "fashion": ("Fashion generator", "Generates clothes from nothing (grey, 32 px, 10 classes).", 32, "sneaker"),
-}
 
 
 def _hub_label(repo_id: str) -> str:
@@ -41,8 +36,8 @@ def _init_from_source() -> None:
     """First run of a session: point the widgets at whatever model_source already says."""
     src = st.session_state.get("model_source", "bundled")
     kind, where = BUNDLED, None
-    state.set_default("mp_bundled", src if src in BUNDLED_MODELS else "bundled")
-    if src not in (None, "", *BUNDLED_MODELS):
+    state.set_default("mp_bundled", src if src in which_model.BUNDLED_MODELS else "bundled")
+    if src not in (None, "", *which_model.BUNDLED_MODELS):
         try:
             kind, where = network.parse_source(src)
         except network.ModelLoadError:
@@ -56,30 +51,14 @@ def _init_from_source() -> None:
     state.set_default("mp_error", None)
 
 
-def use_bundled(name: str) -> None:
-    """Switch to a bundled model, and to its native resolution and a matching sample image, so that its
-    first picture is a good one (the photo model at 64 px on a photo, the Fashion generator at 32 px on a
-    garment). An uploaded image stays; it is converted to grey for the grey model."""
-    ss = st.session_state
-    ss["model_source"] = name
-    ss["mp_bundled"] = name
-    ss["mp_error"] = None
-    _, _, px, sample = BUNDLED_MODELS[name]
-    ss["resolution"] = px
-    if ss.get("image_source") != "Upload":
-        wanted = core.FASHION_SAMPLES if name == "fashion" else core.PHOTO_SAMPLES
-        if ss.get("sample_name") not in wanted:
-            ss["sample_name"] = sample
-
-
 def _on_kind_change() -> None:
     """Choosing "Bundled" takes effect at once (nothing to download)."""
     if st.session_state["mp_kind"] == BUNDLED:
-        use_bundled(st.session_state.get("mp_bundled", "bundled"))
+        which_model.use_bundled(st.session_state.get("mp_bundled", "bundled"))
 
 
 def _on_bundled_change() -> None:
-    use_bundled(st.session_state["mp_bundled"])
+    which_model.use_bundled(st.session_state["mp_bundled"])
 
 
 def _chosen_source() -> str:
@@ -116,7 +95,7 @@ def _describe_model_in_use(why: str | None) -> None:
     (parameters, prediction type, arithmetic, GMAC, the classroom lock's origin) in a drawer for the teacher."""
     ss = st.session_state
     try:
-        model = core.current_model()
+        model = which_model.current_model()
     except network.ModelLoadError as exc:
         st.caption(f"Model in use: none yet. {exc}")
         return
@@ -240,10 +219,10 @@ def model_picker() -> str:
     if ss["mp_kind"] == BUNDLED:
         st.radio(
             "Bundled model",
-            list(BUNDLED_MODELS),
+            list(which_model.BUNDLED_MODELS),
             key="mp_bundled",
-            format_func=lambda k: BUNDLED_MODELS[k][0],
-            captions=[v[1] for v in BUNDLED_MODELS.values()],
+            format_func=lambda k: which_model.BUNDLED_MODELS[k][0],
+            captions=[v[1] for v in which_model.BUNDLED_MODELS.values()],
             on_change=_on_bundled_change,
         )
     if ss["mp_kind"] == HUB:

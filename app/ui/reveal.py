@@ -27,7 +27,7 @@ import streamlit as st
 import torch
 
 from app.charts.render import picture
-from app.compute import core, reverse
+from app.compute import core, models, reverse
 from app.server import guard
 from app.ui import present
 from model.diffusion.guidance import guided_eps_model
@@ -262,7 +262,7 @@ def guidance_available() -> bool:
 def judged_samples(label: int, w: float, n: int = GUIDE_N, steps: int = GUIDE_STEPS, seed: int = 0):
     """``n`` samples of class ``label`` from the bundled Fashion generator at guidance ``w`` (DDIM η = 0, the same
     noise for every w), and the share the judge classifies as ``label``: ``(uint8 (n, 32, 32), agreement)``."""
-    model = core.get_bundled("fashion")
+    model = models.get_bundled("fashion")
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((n, model.channels, model.resolution, model.resolution), generator=g)
     y = torch.full((n,), int(label), dtype=torch.long)
@@ -303,7 +303,7 @@ def guidance_question(class_name: str | None) -> str | None:
     """On Reverse trajectory: the Fashion generator, the class chosen on the page (or Sneaker), w = 0 vs 4."""
     if not guidance_available():
         return None
-    classes = list(core.get_bundled("fashion").classes)
+    classes = list(models.get_bundled("fashion").classes)
     label = classes.index(class_name) if class_name in classes else classes.index("Sneaker")
     return ask(
         "trajectory_guidance",

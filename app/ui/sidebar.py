@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.compute import core
+from app.session import image
 from app.ui import pictures
 from app.ui.common import model_channels
 from app.ui.model_picker import model_picker
@@ -71,7 +72,7 @@ def _image_section() -> None:
         persist_state="session",
     )
     try:
-        img = core.current_image(model_channels())
+        img = image.current_image(model_channels())
     except ImageLoadError:
         img = None  # the page shows the message, once, in the main area
     if img is not None:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.charts.render import NOISE_CAPTION, noise_picture, picture
 from app.compute import core, reverse
-from app.session import state, urlstate
+from app.session import state, urlstate, which_model
 from app.ui import figures, pictures, reveal
 from app.ui.common import progressive, require_image, require_model
 
@@ -136,7 +136,7 @@ def settings_and_pictures() -> None:
     t, seed, label = settings(model)
     urlstate.write(PAGE)
     img = require_image()
-    mkey = core.model_key()
+    mkey = which_model.model_key()
     r = reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
 
     show_step(img, model, r, t, seed)

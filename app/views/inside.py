@@ -10,9 +10,8 @@ import streamlit as st
 
 from app.charts import inside as plots_inside
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION
-from app.compute import core
 from app.compute import inside as backend_inside
-from app.session import state, urlstate
+from app.session import state, urlstate, which_model
 from app.session.text import code
 from app.ui.common import require_image, require_model
 from model.images.tensors import to_picture
@@ -63,7 +62,7 @@ if options:
     label = options[label_name]
 
 img = require_image()
-mkey = core.model_key()
+mkey = which_model.model_key()
 r = backend_inside.inside_pass(img.key, img.resolution, mkey, t, seed, label, img.x0, model)
 arch = backend_inside.architecture(mkey, r.resolution, model)
 cap = r.capture

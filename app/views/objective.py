@@ -8,9 +8,9 @@ import torch
 
 from app.charts import objective as plots_objective
 from app.charts.render import picture
-from app.compute import core, estimates
+from app.compute import estimates
 from app.compute import objective as bo
-from app.session import state
+from app.session import state, which_model
 from app.ui import pictures
 from app.ui.common import progressive, require_image, require_model
 from model.diffusion import likelihood as lk
@@ -41,7 +41,7 @@ try:
 except ValueError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     st.stop()
-mkey = core.model_key()
+mkey = which_model.model_key()
 D = 3 * img.resolution**2
 
 c1, c2, c3 = st.columns(3)

@@ -10,9 +10,9 @@ import streamlit as st
 
 from app.charts import questions as pq
 from app.charts.render import DISPLAY_PX
-from app.compute import core, reverse
 from app.compute import questions as backend_questions
-from app.session import state
+from app.compute import reverse
+from app.session import state, which_model
 from app.ui.common import require_image, require_model
 from model.images.tensors import tensor_to_uint8, to_picture
 from model.particles import memorise as particle_copies
@@ -160,7 +160,7 @@ def inpainting(img, model) -> None:
     resample = int(c5.select_slider("Resampling per step", (1, 2, 3, 5), key="qs_resample", persist_state="session",
                                     help="RePaint's jumps back: more agreement between the hole and the rest"))  # fmt: skip
     box = (xs[0] / 100, ys[0] / 100, xs[1] / 100, ys[1] / 100)
-    s = backend_questions.InpaintSettings(img.key, img.resolution, core.model_key(), box, sampler.lower(), steps,
+    s = backend_questions.InpaintSettings(img.key, img.resolution, which_model.model_key(), box, sampler.lower(), steps,
                                           resample, int(st.session_state["qs_seed"]))  # fmt: skip
     try:
         known = backend_questions.hole(s)
@@ -196,13 +196,13 @@ def sdedit(img, model) -> None:
         "denoise it back. A little noise and the photo survives; a lot and the model invents a new picture."
     )
     seed = int(st.session_state["qs_seed"])
-    key = (img.key, img.resolution, core.model_key(), seed)
+    key = (img.key, img.resolution, which_model.model_key(), seed)
     if st.button("Noise and denoise back from t = 100, 200, …, 900 (seconds)", key="qs_sweep"):
         st.session_state["qs_sdedit"] = key
     if st.session_state.get("qs_sdedit") != key:
         st.caption(f"One DDIM run of {SDEDIT_STEPS} steps from each t, then the slider moves between them at once.")
         return
-    rows = reverse.t_start_sweep(img.key, img.resolution, core.model_key(), "ddim", 0.0, SDEDIT_STEPS,
+    rows = reverse.t_start_sweep(img.key, img.resolution, which_model.model_key(), "ddim", 0.0, SDEDIT_STEPS,
                                          seed, img.x0, model)  # fmt: skip
     by_t = {r["t_start"]: r for r in rows}
     if st.session_state["qs_t_edit"] not in by_t:  # a model with fewer timesteps has fewer starts

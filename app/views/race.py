@@ -6,9 +6,9 @@ import streamlit as st
 import torch
 
 from app.charts import particles as pp
-from app.compute import core
+from app.compute import models
 from app.compute import particles as bp
-from app.session import state
+from app.session import state, which_model
 from model.nets.checkpoint_io import ModelLoadError
 from model.particles import metrics, paths, race
 
@@ -134,7 +134,7 @@ if contest == CONTESTS[0]:
 else:
     try:
         with st.spinner("Loading the Fashion generator…"):
-            model = core.get_bundled("fashion")
+            model = models.get_bundled("fashion")
     except ModelLoadError as exc:
         st.error(f"{exc}")
         st.stop()
@@ -150,7 +150,7 @@ else:
     if st.button("Run the race", type="primary") or st.session_state.get("race_ran"):
         st.session_state["race_ran"] = True
         rows, pictures, ref = fashion_race(
-            core.model_key() + ":fashion", tuple(names), tuple(counts), seed, int(label), model
+            which_model.model_key() + ":fashion", tuple(names), tuple(counts), seed, int(label), model
         )
         st.plotly_chart(pp.race_figure(rows, QUALITY[1]), width="stretch")
         shown = st.select_slider("Pictures at", counts, value=counts[len(counts) // 2], format_func=steps_label)

@@ -9,10 +9,10 @@ import streamlit as st
 
 from app.charts.render import DISPLAY_PX, picture
 from app.compute import core, reverse
+from app.session import which_model
 from app.ui import pictures, tour
 from app.ui.common import require_image, require_model
 from model.images.tensors import to_picture
-from model.nets import hub
 
 DROWN_TS = (0, 150, 350, 600, 999)  # the photo drowning, light to total
 GUESS_T = 300  # the network's guess is shown at this t
@@ -48,7 +48,7 @@ st.page_link("views/forward.py", label="Try it: drag the noise slider yourself",
 # --- 2. the guess ---------------------------------------------------------------------------------------
 st.subheader("2. A network guesses the noise")
 t_guess = min(GUESS_T, T - 1)
-r = reverse.denoise_at(img.key, img.resolution, core.model_key(), t_guess, SEED, img.x0, model)
+r = reverse.denoise_at(img.key, img.resolution, which_model.model_key(), t_guess, SEED, img.x0, model)
 a, b, c, d = st.container(key="pics_start_guess").columns(4)
 a.image(pictures.photo(img.key, img.resolution, img.x0), caption="the clean photo", width="stretch")
 b.image(picture(r["x_t"]), caption=f"what the network sees (step {t_guess})", width="stretch")
@@ -65,9 +65,10 @@ st.page_link("views/denoise.py", label="Look closer: one guess at any step", ico
 # --- 3. emerging ----------------------------------------------------------------------------------------
 def emerge_model():
     """The Fashion generator when it is bundled (it draws garments from noise), else the chosen model."""
-    if hub.FASHION_MODEL.is_dir():
-        return "fashion", core.get_bundled("fashion")
-    return core.model_key(), model
+    fashion = which_model.fashion_generator()
+    if fashion is not None:
+        return "fashion", fashion
+    return which_model.model_key(), model
 
 
 st.subheader("3. Ask again and again: a picture appears out of noise")

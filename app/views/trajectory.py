@@ -9,9 +9,9 @@ import streamlit as st
 
 from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural
-from app.compute import core, estimates
+from app.compute import estimates
 from app.compute import reverse as backend_reverse
-from app.session import state, urlstate
+from app.session import state, urlstate, which_model
 from app.ui import compare, frequency, present, reveal
 from app.ui.common import require_image, require_model
 from model.diffusion.guidance import guidance_help, in_interval
@@ -34,7 +34,7 @@ DEFAULT_T_START = 300
 model = require_model()
 res = int(st.session_state["resolution"])
 T = model.schedule.T
-mkey = core.model_key()
+mkey = which_model.model_key()
 sec = backend_reverse.seconds_per_step(model, res)  # for the default step count
 NO_LABEL = "no label (unconditional)"
 substituted = False  # True when pure noise is generated with the Fashion generator instead of the photo model
@@ -107,16 +107,15 @@ if source == PHOTO:
     )
 else:
     t_start = T - 1
-    photo_model = model.source == str(hub.BUNDLED_MODEL)
-    if photo_model and hub.FASHION_MODEL.is_dir():
+    if which_model.generates_with_fashion(model, photo_model_anyway=False):
         anyway = c1.checkbox("Use the photo model anyway", key="traj_photo_model_anyway", persist_state=KEEP)
-        if not anyway:
+        if which_model.generates_with_fashion(model, anyway):
             c1.info(
                 "From pure noise we **generate** with the **Fashion generator**: the bundled photo model learned "
                 "from small crops of 156 photos, so from noise it only makes smears. The Fashion generator learned "
                 "60,000 garments in 10 classes, so a class appears out of the noise."
             )
-            model = core.get_bundled("fashion")
+            model = which_model.fashion_generator()
             mkey, T, substituted = "fashion", model.schedule.T, True
         else:
             c1.info(
