@@ -11,7 +11,7 @@
 #   CLUSTER_PORT             the proxy's port (default 8600); students open http://<host>:CLUSTER_PORT
 #   CLUSTER_BIND             the proxy's address (default 127.0.0.1; 0.0.0.0 to serve a school network);
 #                            passed to the replicas as DIFFUSION_LENS_PUBLIC_ADDRESS, so that the classroom
-#                            lock (app/sources.py) follows what the proxy exposes, not the replicas' 127.0.0.1
+#                            lock (app/session/sources.py) follows what the proxy exposes, not the replicas' 127.0.0.1
 #   CLUSTER_REPLICA_PORT     first replica's port (default CLUSTER_PORT + 1); replicas use the next ones
 #   CLUSTER_DIR              PID files, logs, haproxy.cfg and the cookie secret (default .cluster)
 #   CLUSTER_TIMEOUT          seconds to wait for health (default 180)
@@ -259,7 +259,7 @@ EOF
     for ((i = 0; i < REPLICAS; i++)); do
         # the secret goes through the environment, not the command line (which `ps` shows);
         # the replicas listen on 127.0.0.1, but students reach them where haproxy listens: the classroom
-        # lock (app/sources.py) follows that address, so CLUSTER_BIND=0.0.0.0 locks the model picker
+        # lock (app/session/sources.py) follows that address, so CLUSTER_BIND=0.0.0.0 locks the model picker
         STREAMLIT_SERVER_COOKIE_SECRET="$secret" \
             DIFFUSION_LENS_PUBLIC_ADDRESS="$CLUSTER_BIND" \
             DIFFUSION_LENS_THREADS="${DIFFUSION_LENS_THREADS:-1}" \

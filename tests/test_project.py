@@ -114,6 +114,115 @@ def test_the_model_package_never_imports_the_app_or_the_ui():
     assert not offenders, offenders
 
 
+# app/'s layers, highest first: a module may import its own layer and the ones after it, never one before it.
+# charts/ is a leaf beside them (numbers in, figure or picture out): it imports only charts/ and model/. At app/'s top
+# level only the entry (which configures and routes), the settings and the launcher.
+APP_LAYERS = ["views", "ui", "session", "compute", "server"]
+APP_TOP = {"__init__", "streamlit_app", "settings", "launch"}
+
+
+def _app_modules() -> dict[str, Path]:
+    return {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (ROOT / "app").rglob("*.py")
+    }
+
+
+def _app_imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every app module imported anywhere in ``path`` (``from app.x import y`` counts y when y is a module)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "app":
+            for a in node.names:
+                found.add(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "app"}
+    return found
+
+
+def _app_layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in [*APP_LAYERS, "charts"]) else "top"
+
+
+def test_app_keeps_at_most_four_modules_at_its_top_level_and_the_rest_in_its_layers():
+    top = {p.stem for p in (ROOT / "app").glob("*.py")}
+    assert top <= APP_TOP, top - APP_TOP
+    folders = {p.name for p in (ROOT / "app").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {*APP_LAYERS, "charts"}, folders
+
+
+def test_each_app_layer_imports_only_itself_and_the_layers_below_it():
+    modules = _app_modules()
+    offenders = []
+    for name, path in sorted(modules.items()):
+        layer = _app_layer(name)
+        for dep in _app_imports(path, modules):
+            dep_layer = _app_layer(dep)
+            if layer == "top" or dep_layer == "top" and dep in ("app", "app.settings"):
+                continue  # the entry routes to everything; everybody may read the settings
+            if layer == "charts":
+                ok = dep_layer == "charts"
+            elif dep_layer == "charts":
+                ok = layer in ("views", "ui")
+            elif dep_layer == "top":
+                ok = False
+            else:
+                ok = APP_LAYERS.index(dep_layer) >= APP_LAYERS.index(layer)
+            if not ok:
+                offenders.append(f"{path.relative_to(ROOT)} ({layer}) imports {dep} ({dep_layer})")
+    assert not offenders, offenders
+    assert "app.compute.core" in _app_imports(ROOT / "app" / "session" / "image.py", modules)  # the check sees imports
+
+
+def test_pages_never_import_model_directly():
+    """A page reads its widgets, asks app/ (compute/ is the door to model/) and draws."""
+    offenders = [
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in sorted((ROOT / "app" / "views").glob("*.py"))
+        for n in _imported_top_names(p)
+        if n == "model"
+    ]
+    assert not offenders, offenders
+
+
+def test_app_has_no_import_cycles_between_modules():
+    modules = _app_modules()
+    graph = {m: {n for n in _app_imports(p, modules) if n in modules and n != m} for m, p in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> list[str] | None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return [*stack, m, n]
+            if n not in state and (cycle := visit(n, [*stack, m])):
+                return cycle
+        state[m] = 2
+        return None
+
+    for m in sorted(modules):
+        if m not in state:
+            assert (cycle := visit(m, [])) is None, " -> ".join(cycle)
+    assert "app.session.which_model" in graph["app.ui.common"]  # the check sees imports at all
+
+
+def test_no_global_statement_in_app_or_model():
+    """State that lives as long as the server is made by a st.cache_resource function or held by an object built
+    at the edge (the Serving object), never rebound through a global statement."""
+    import ast
+
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n.lineno}"
+        for p in sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "model").rglob("*.py")])
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.Global)
+    ]
+    assert not offenders, offenders
+
+
 def _imported_top_names(path: Path) -> set[str]:
     import ast
 

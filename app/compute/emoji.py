@@ -17,8 +17,11 @@ import torch
 
 from model.emoji import explore, sample
 from model.emoji.data import to_uint8
+from model.emoji.data import words as words
 from model.emoji.figure import attention_overlay
 from model.emoji.pipeline import DEFAULT_DIR, EmojiPipeline, ModelNotTrained, load_pipeline
+from model.emoji.sample import MAX_PROMPT_CHARS as MAX_PROMPT_CHARS
+from model.emoji.sample import MAX_STEPS as MAX_STEPS
 
 KEEP_RUNS = 64
 MODEL_KEY = "emoji_model_dir"  # session key of another folder for the emoji model (tests put a tiny one there)

@@ -23,6 +23,8 @@ from model.diffusion.reverse import output_to_eps
 from model.images.tensors import noise_to_uint8, tensor_to_uint8, to_channels
 from model.nets import anatomy, probe
 from model.nets.network import LoadedModel
+from model.nets.probe import FEATURE_RANGE as FEATURE_RANGE
+from model.nets.probe import query_weights as query_weights
 
 TIME_TABLE_POINTS = 250  # columns of the time-embedding heat-map (t = 0 … T-1)
 

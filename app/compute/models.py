@@ -18,6 +18,7 @@ import torch
 
 from app import settings
 from model.nets import network
+from model.nets.checkpoint_io import ModelLoadError as ModelLoadError
 from model.nets.hub import Progress, parse_source
 from model.nets.network import LoadedModel, select_device
 

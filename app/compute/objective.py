@@ -25,6 +25,7 @@ import torch
 
 from model.diffusion import likelihood as lk
 from model.diffusion import vlb_terms
+from model.diffusion.forward import q_sample as q_sample
 from model.nets.network import LoadedModel
 
 MSE_POINTS = 16  # timesteps in the eps-MSE chart

@@ -25,6 +25,8 @@ from app import settings
 from app.server import guard
 from model.diffusion.schedule import Schedule, make_schedule
 from model.particles import data, lab, mlp, race
+from model.particles import metrics as metrics
+from model.particles import paths as paths
 
 TRAIN_SLOTS = settings.current().train_slots  # $DIFFUSION_LENS_TRAIN_SLOTS (app/settings.py)
 MAX_TRAIN_STEPS = 2000  # the most optimiser steps one training may take (a few seconds on one core)

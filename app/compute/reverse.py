@@ -20,10 +20,16 @@ from app.compute import estimates
 from app.server import lanes
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
+from model.diffusion.guidance import guidance_help as guidance_help
+from model.diffusion.guidance import in_interval as in_interval
 from model.diffusion.trajectory import make_timesteps, sample_trajectory
 from model.images import figure, generate
+from model.images import slide as slide
+from model.images.generate import default_guidance as default_guidance
 from model.images.tensors import noise_to_uint8, tensor_to_uint8
+from model.nets import hub as hub
 from model.nets.network import LoadedModel
+from model.serving.cost import suggested_steps as suggested_steps
 
 SWEEP_POINTS = 40  # values of t in the denoise page's sweep
 LONG_RUN_SECONDS = 30.0  # warn before runs estimated longer than this

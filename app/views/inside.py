@@ -9,13 +9,12 @@ import numpy as np
 import streamlit as st
 
 from app.charts import inside as plots_inside
-from app.charts.render import DISPLAY_PX, NOISE_CAPTION
+from app.charts.render import DISPLAY_PX, NOISE_CAPTION, to_picture
 from app.compute import inside as backend_inside
+from app.compute.inside import FEATURE_RANGE, query_weights
 from app.session import state, urlstate, which_model
 from app.session.text import code
 from app.ui.common import require_image, require_model
-from model.images.tensors import to_picture
-from model.nets.probe import FEATURE_RANGE, query_weights
 
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
 for key, value in {"ins_t": 500, "ins_seed": 0, "ins_block": None, "ins_qrow": 0, "ins_qcol": 0}.items():

@@ -10,11 +10,10 @@ from app.charts import objective as plots_objective
 from app.charts.render import picture
 from app.compute import estimates
 from app.compute import objective as bo
+from app.compute.objective import lk, q_sample
 from app.session import state, which_model
 from app.ui import pictures
 from app.ui.common import progressive, require_image, require_model
-from model.diffusion import likelihood as lk
-from model.diffusion.forward import q_sample
 
 state.set_default("obj_seed", 0)
 state.set_default("obj_n", bo.DEFAULT_SAMPLED_T)

@@ -7,8 +7,8 @@ import torch
 
 from app.charts import particles as pp
 from app.compute import particles as bp
+from app.compute.particles import data, lab, mlp, paths
 from app.session import state
-from model.particles import data, lab, mlp, paths
 
 state.set_default("pl_data", "moons")
 state.set_default("pl_n", 300)

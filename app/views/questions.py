@@ -9,14 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app.charts import questions as pq
-from app.charts.render import DISPLAY_PX
+from app.charts.render import DISPLAY_PX, tensor_to_uint8, to_picture
 from app.compute import questions as backend_questions
 from app.compute import reverse
+from app.compute.questions import particle_copies, tilted
 from app.session import state, which_model
 from app.ui.common import require_image, require_model
-from model.images.tensors import tensor_to_uint8, to_picture
-from model.particles import memorise as particle_copies
-from model.particles import tilted
 
 QUESTIONS = ("Does it just copy?", "What does guidance really sample?", "Can it fix my photo?")
 COPY_STEPS = (10, 25, 50)

@@ -8,9 +8,9 @@ import torch
 from app.charts import particles as pp
 from app.compute import models
 from app.compute import particles as bp
+from app.compute.models import ModelLoadError
+from app.compute.particles import metrics, paths, race
 from app.session import state, which_model
-from model.nets.checkpoint_io import ModelLoadError
-from model.particles import metrics, paths, race
 
 CONTESTS = ("Particles (exact denoiser)", "Fashion generator")
 STEP_CHOICES = (4, 8, 16, 32)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.charts.render import DISPLAY_PX, picture
+from app.charts.render import DISPLAY_PX, picture, to_picture
 from app.compute import core, reverse
 from app.session import which_model
 from app.ui import pictures, tour
 from app.ui.common import require_image, require_model
-from model.images.tensors import to_picture
 
 DROWN_TS = (0, 150, 350, 600, 999)  # the photo drowning, light to total
 GUESS_T = 300  # the network's guess is shown at this t

@@ -8,19 +8,22 @@ import time
 import streamlit as st
 
 from app.charts import reverse as plots_reverse
-from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural
+from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural, tensor_to_uint8, to_picture
 from app.compute import estimates
 from app.compute import reverse as backend_reverse
+from app.compute.reverse import (
+    default_guidance,
+    figure,
+    guidance_help,
+    hub,
+    in_interval,
+    make_timesteps,
+    slide,
+    suggested_steps,
+)
 from app.session import state, urlstate, which_model
 from app.ui import compare, frequency, present, reveal
 from app.ui.common import require_image, require_model
-from model.diffusion.guidance import guidance_help, in_interval
-from model.diffusion.trajectory import make_timesteps
-from model.images import figure, slide
-from model.images.generate import default_guidance
-from model.images.tensors import tensor_to_uint8, to_picture
-from model.nets import hub
-from model.serving.cost import suggested_steps
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": TrajectorySettings, "run": Run, ...}

@@ -9,13 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app.charts import emoji as pe
-from app.charts.render import DISPLAY_PX
+from app.charts.render import DISPLAY_PX, to_picture
 from app.compute import emoji as be
+from app.compute.emoji import MAX_PROMPT_CHARS, MAX_STEPS, explore
+from app.compute.emoji import words as read_words
 from app.session import state
-from model.emoji import explore
-from model.emoji.data import words as read_words
-from model.emoji.sample import MAX_PROMPT_CHARS, MAX_STEPS
-from model.images.tensors import to_picture
 
 state.set_default("emoji_prompt", "smiling face")
 state.set_default("emoji_negative", "")

@@ -76,7 +76,7 @@ def select_device(prefer: str | torch.device | None = None) -> torch.device:
 
 
 # Called after every forward pass as observe(model, batch, resolution, t, wall_seconds), the queue's wait included:
-# the app's time estimates follow the server's current speed with them (app/estimates.py). Empty unless an app adds
+# the app's time estimates follow the server's current speed with them (app/compute/estimates.py). Empty unless an app adds
 # one; an observer must be cheap and must not raise.
 PASS_OBSERVERS: list[Callable[[LoadedModel, int, int, torch.Tensor, float], None]] = []
 
@@ -326,7 +326,7 @@ def load_model(
     source: str | Path | None = None, progress: Progress | None = None, device: str | torch.device | None = None
 ) -> LoadedModel:
     """Load a model from the bundled folder (``None`` / ``"bundled"``), a local folder or a Hub id: a new
-    instance every call (the app shares one per model through ``app.model_cache``). Raises
+    instance every call (the app shares one per model through ``app.compute.models``). Raises
     :class:`ModelLoadError`."""
     kind, where = parse_source(source)
     return load_parsed(kind, where, progress, device)

@@ -1,7 +1,7 @@
 """What the particle lab's page shows, as pure functions of its settings: the exact field on a grid at one t, the
 paths from noise to data, and a trained network's field and samples beside the exact ones.
 
-The page reads its widgets, calls these (through :mod:`app.backend_particles`) and draws. Two parametrisations,
+The page reads its widgets, calls these (through :mod:`app.compute.particles`) and draws. Two parametrisations,
 chosen by ``flow``: eps-prediction on the project's VP schedule (DDPM/DDIM), or flow matching with
 sigma = (t + 1) / T (sigma = 1 at t = T - 1, so one slider drives both).
 

@@ -17,7 +17,7 @@ The app quotes a time before every long run ("Compute all 1000 terms (about 12 s
 * the number of passes and their batches come from the plan of the work itself
   (:func:`trajectory_passes`, :func:`terms_passes`).
 
-Memoising the measurements is the caller's job (the app keeps them in ``app/estimates.py``),
+Memoising the measurements is the caller's job (the app keeps them in ``app/compute/estimates.py``),
 so this module stays pure: no Streamlit or Plotly, nothing stored on the model.
 """
 
