@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from model.emoji.data import to_uint8
-from model.images.figure import label_font, pick_rows
+from model.images.figure import pick_rows
+from model.images.labels import label_font
 
 CELL = 96
 GAP = 6

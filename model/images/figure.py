@@ -8,7 +8,8 @@ download buttons, the command line and the benchmark share the same functions:
 * :func:`record_run` consumes :func:`model.diffusion.trajectory.sample_trajectory` and keeps a compact
   :class:`Run` (uint8 panels plus per-step numbers) that a step slider can scrub;
 * :func:`grid_image` and :func:`gif_bytes` turn StepRecords or stored :class:`Frame` s into
-  the grid PNG and the animated GIF (the 16:9 slide is :mod:`model.images.slide`).
+  the grid PNG and the animated GIF (the 16:9 slide is :mod:`model.images.slide`; the panels' names and
+  the fonts that draw them are :mod:`model.images.labels`).
 
 Panels use the project's one normalisation: images map [-1, 1] to [0, 255]; noise maps
 [-3, 3] to [black, white] (:data:`model.images.tensors.NOISE_RANGE`). Small panels are upscaled
@@ -24,21 +25,20 @@ Command line (teachers making slides; parsing and output in :mod:`model.cli.figu
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from model.diffusion.forward import q_sample
 from model.diffusion.schedule import Schedule
 from model.diffusion.trajectory import StepRecord
+from model.images.labels import label_font, panel_labels, unicode_font
 from model.images.tensors import noise_to_uint8, tensor_to_uint8
 
 HEADER_PX = 24  # column-header band above the grid
@@ -143,54 +143,6 @@ def cell_origin(row: int, col: int, res: int) -> tuple[int, int]:
     """Top-left (x, y) of the panel at ``row``, ``col`` (0 = x_t, 1 = eps_hat, 2 = x0_hat)."""
     c = cell_px(res)
     return LABEL_PX + col * (c + GAP_PX), HEADER_PX + row * (c + GAP_PX)
-
-
-def label_font(size: int = 14) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-# The three panels' names, spelled as on every page and in the glossary (x_t, ε̂, x̂₀); drawn with a Unicode
-# TrueType font, or in ASCII when the machine has none (Pillow's default font has no Greek glyphs).
-LABELS = ("x_t", "ε̂", "x̂₀")
-ASCII_LABELS = ("x_t", "eps_hat", "x0_hat")
-# fonts with Greek, subscripts and the combining hat, first found wins (DejaVu ships with Debian and matplotlib)
-UNICODE_FONTS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-)
-
-
-def _unicode_font_path() -> str | None:
-    for path in UNICODE_FONTS:
-        if Path(path).is_file():
-            return path
-    try:  # matplotlib's copy of DejaVu, without importing matplotlib
-        spec = importlib.util.find_spec("matplotlib")
-        if spec and spec.origin:
-            mpl = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-            if mpl.is_file():
-                return str(mpl)
-    except (ImportError, ValueError):
-        pass
-    return None
-
-
-def unicode_font(size: int) -> tuple[ImageFont.ImageFont, bool]:
-    """(font, True) for a Unicode TrueType font at ``size`` px, or (Pillow's default, False) when none is found."""
-    path = _unicode_font_path()
-    if path is not None:
-        return ImageFont.truetype(path, size), True
-    return label_font(size), False
-
-
-def panel_labels(unicode_ok: bool) -> tuple[str, str, str]:
-    """The panels' names for a font that can (True) or cannot (False) draw Greek and the combining hat."""
-    return LABELS if unicode_ok else ASCII_LABELS
 
 
 def upscale(arr: np.ndarray, side: int) -> Image.Image:

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw
 
 from model.diffusion.trajectory import StepRecord
-from model.images.figure import BACKGROUND, INK, Frame, as_frames, panel_labels, pick_rows, unicode_font, upscale
+from model.images.figure import BACKGROUND, INK, Frame, as_frames, pick_rows, upscale
+from model.images.labels import panel_labels, unicode_font
 
 SLIDE_SIZE = (1920, 1080)  # 16:9 at 1080p
 

@@ -8,7 +8,7 @@ import re
 
 from conftest import ROOT
 
-from model.images import figure
+from model.images import figure, labels
 
 # xₜ₋₁ (the step before x_t, as in Lₜ₋₁) has no other spelling in plain text, so only a lone xₜ counts
 OTHER_SPELLINGS = ("xₜ(?!₋)", "x̂_0", r"\bx0_hat", r"\beps_hat", r"x\^_0")
@@ -31,17 +31,20 @@ def _shown_strings(path):
 
 
 def test_one_spelling_of_the_three_panels_everywhere():
-    files = [*(ROOT / "app").rglob("*.py"), ROOT / "model/images/figure.py", ROOT / "model/images/slide.py"]
+    files = [
+        *(ROOT / "app").rglob("*.py"),
+        *(ROOT / "model/images" / name for name in ("figure.py", "slide.py", "labels.py")),
+    ]
     found = []
     for path in files:
         if path.name == "glossary.py":  # the glossary lists the other spellings as aliases, to find them
             continue
         for line, text in _shown_strings(path):
-            if text.isidentifier() or (path.name == "figure.py" and text in figure.ASCII_LABELS):
+            if text.isidentifier() or (path == ROOT / "model/images/labels.py" and text in labels.ASCII_LABELS):
                 continue  # a dict key or a name in code; the fallback for a machine with no Unicode font
             found += [f"{path.relative_to(ROOT)}:{line}: {s}" for s in OTHER_SPELLINGS if re.search(s, text)]
     assert not found, found
-    assert figure.LABELS == ("x_t", "ε̂", "x̂₀")
+    assert labels.LABELS == ("x_t", "ε̂", "x̂₀")
 
 
 def test_the_grid_figure_labels_its_columns_like_the_pages(monkeypatch):
@@ -52,5 +55,5 @@ def test_the_grid_figure_labels_its_columns_like_the_pages(monkeypatch):
 
     frame = figure.Frame(0, 1, 10, *(np.zeros((8, 8, 3), np.uint8) for _ in range(3)))
     figure.grid_image([frame], rows=1)
-    _, unicode_ok = figure.unicode_font(12)
-    assert set(figure.panel_labels(unicode_ok)) <= set(drawn)
+    _, unicode_ok = labels.unicode_font(12)
+    assert set(labels.panel_labels(unicode_ok)) <= set(drawn)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from model.cli import figure as figure_cli
-from model.images import figure, slide
+from model.images import figure, labels, slide
 
 RES = 8
 
@@ -56,20 +56,20 @@ def test_slide_title_changes_the_picture_and_labels_use_the_notation():
     a = np.asarray(slide.slide_image(frames, "DDIM, 3 steps", rows=3))
     b = np.asarray(slide.slide_image(frames, "DDPM, 3 steps, a longer title line", rows=3))
     assert (a[:150] != b[:150]).any() and (a[150:] == b[150:]).all()  # only the title band differs
-    font, unicode_ok = figure.unicode_font(32)
+    font, unicode_ok = labels.unicode_font(32)
     if not unicode_ok:
         pytest.skip("no Unicode TrueType font on this machine")
-    for label in figure.LABELS:  # each label draws real glyphs, not missing-glyph boxes
+    for label in labels.LABELS:  # each label draws real glyphs, not missing-glyph boxes
         box = Image.new("L", (120, 60), 255)
         ImageDraw.Draw(box).text((10, 10), label, font=font, fill=0)
         tofu = Image.new("L", (120, 60), 255)
         ImageDraw.Draw(tofu).text((10, 10), "\uffff" * len(label), font=font, fill=0)
         assert np.asarray(box).min() < 128 and not np.array_equal(np.asarray(box), np.asarray(tofu))
-    assert figure.LABELS == ("x_t", "ε̂", "x̂₀")  # spelled as on the pages and in the glossary (issue 26)
+    assert labels.LABELS == ("x_t", "ε̂", "x̂₀")  # spelled as on the pages and in the glossary (issue 26)
 
 
 def test_slide_without_a_unicode_font_falls_back_to_ascii(monkeypatch):
-    monkeypatch.setattr(figure, "_unicode_font_path", lambda: None)
+    monkeypatch.setattr(labels, "_unicode_font_path", lambda: None)
     img = slide.slide_image(_frames(2), "fallback", rows=2, size=(1280, 720))
     assert img.size == (1280, 720)
 
