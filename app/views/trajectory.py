@@ -7,7 +7,6 @@ import time
 
 import streamlit as st
 
-from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION, plural, tensor_to_uint8, to_picture
 from app.compute import estimates
 from app.compute import reverse as backend_reverse
@@ -16,13 +15,12 @@ from app.compute.reverse import (
     figure,
     guidance_help,
     hub,
-    in_interval,
     make_timesteps,
     slide,
     suggested_steps,
 )
 from app.session import state, urlstate, which_model
-from app.ui import compare, frequency, present, reveal
+from app.ui import compare, frequency, present, reveal, run_parts
 from app.ui.common import require_image, require_model
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
@@ -329,41 +327,8 @@ def scrub() -> None:
             time.sleep(present.FRAME_SECONDS)
             st.rerun()
     f = run.frames[pos - 1]
-    parts = stored.get("parts")
-    if parts:
-        cond, uncond = parts[pos - 1]
-        w_set, interval = stored["settings"].guidance, getattr(model, "guidance_interval", None)
-        w = w_set if in_interval(f.t, interval) else 0.0  # a model with an interval guides only inside it
-        st.markdown(f"**What guidance adds at this step** (w = {w_set:g}): the sampler used the noise on the right.")
-        gc = st.columns(3)
-        gc[0].image(to_picture(cond, DISPLAY_PX), caption="ε̂(x_t, y): with the class", width="stretch")
-        gc[1].image(to_picture(uncond, DISPLAY_PX), caption="ε̂(x_t, ∅): without a label", width="stretch")
-        gc[2].image(
-            to_picture(f.eps_hat, DISPLAY_PX), caption=f"ε̃ = {1 + w:g}·ε̂(x_t, y) − {w:g}·ε̂(x_t, ∅)", width="stretch"
-        )
-        st.caption(
-            f"All three on the noise scale ({NOISE_CAPTION}). The difference between the first two is what the label "
-            "says; guidance multiplies it, so the sample moves further towards the class."
-            + ("" if interval is None else f" This model guides only for {interval[0]} ≤ t ≤ {interval[1]}"
-               + ("." if w or not w_set else f": at t = {f.t} the sampler used ε̂(x_t, y) alone."))
-        )  # fmt: skip
-
-    step_nums = list(range(1, run.num_steps + 1))
-    charts = st.columns(2)
-    kept, to_result = backend_reverse.psnr_to_result(run)
-    photo = (step_nums, run.psnr) if run.psnr is not None else None
-    chart = plots_reverse.estimate_chart(kept, to_result, [run.ts[i - 1] for i in kept], f.index + 1, photo)
-    charts[0].plotly_chart(chart, width="stretch")
-    charts[-1].plotly_chart(plots_reverse.eps_norm_chart(step_nums, run.eps_rms, run.ts, f.index + 1), width="stretch")
-    st.caption(
-        "Left: how close each step's x̂₀ is to the picture the run ends on (higher is closer): early estimates are "
-        "blurry, late ones sharp."
-        + (
-            " Dotted: x̂₀ against your photo, nearly flat: the run ends on a picture near your photo, not on it."
-            if photo is not None
-            else ""
-        )
-    )
+    run_parts.guidance_parts(stored, f, pos, model)
+    run_parts.step_charts(run, f)
     frequency.trajectory_section(stored, f, model.schedule)  # issue 27: x0_hat's spectrum (app/ui/frequency.py)
 
 
