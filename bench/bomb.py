@@ -2,7 +2,7 @@
 while other students move a slider.
 
 Each uploader opens the app, switches the sidebar to Upload and uploads, one after the other, ``--rounds``
-variants of each file of bench/_bombs.py, its own (different bytes for every uploader and round, so neither
+variants of each file of bench/bombs.py, its own (different bytes for every uploader and round, so neither
 the decode-once cache nor a shared decode helps): a 38-byte lossless 5999×5999
 WebP, a 16-bit grey 5999×5999 PNG, an RGBA 5999×5999 TIFF and a progressive 64-MP JPEG. Before the fix each
 decode cost 370-620 MiB and eight uploaders took the server to 7.6 GiB.
@@ -25,11 +25,12 @@ import time
 import urllib.request
 from collections import Counter
 
-import _bombs
-from _server import CpuSplit, RssSampler, Server, describe_cpu, percentile, server_env
-from _sliders import add_slider_args, slider_student
-from load import WS_TIMEOUT_S, Results
-from ws_client import StreamlitSession
+from harness import bombs
+from harness.measure import CpuSplit, RssSampler, describe_cpu
+from harness.server import Server, server_env
+from harness.stats import percentile
+from harness.students import WS_TIMEOUT_S, Results, add_slider_args, slider_student
+from harness.ws_client import StreamlitSession
 
 GOAL_RSS = 2 * 2**30
 GOAL_P95_S = 1.0
@@ -42,8 +43,8 @@ def bomb_files(uploaders: int, rounds: int) -> list[list[tuple[str, str, bytes]]
         mine = []
         for r in range(rounds):
             v = i * rounds + r
-            for kind, make in _bombs.ALL.items():
-                mine.append((f"{kind}-{v}.{_bombs.SUFFIX[kind]}", _bombs.MIME[kind], make(variant=v)))
+            for kind, make in bombs.ALL.items():
+                mine.append((f"{kind}-{v}.{bombs.SUFFIX[kind]}", bombs.MIME[kind], make(variant=v)))
         out.append(mine[i % 4 :] + mine[: i % 4])  # uploaders start on different kinds
     return out
 

@@ -20,7 +20,8 @@ import json
 import statistics
 import time
 
-from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, percentile, server_env
+from harness.server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, Server, load_average, server_env
+from harness.stats import percentile
 
 CAPTIONS = {"forward": "x_t at t = {t}", "denoise": "x_t: the input at t = {t}"}
 SLIDERS = {"forward": "fwd_t", "denoise": "den_t"}

@@ -9,7 +9,7 @@ and times, from the server's start:
 * then one new browser tab (headless Chromium) opens ``/`` and times, from its ``goto``: the page's **heading**, its
   **first picture** (decoded), and **idle** (the script has finished and the pictures are in).
 
-``--students N`` first starts N students (websocket sessions, bench/ws_client.py) that move Forward's t slider every
+``--students N`` first starts N students (websocket sessions, bench/harness/ws_client.py) that move Forward's t slider every
 ``--think`` seconds, so the tab opens beside a busy class; ``--cold`` turns the warm-up off (DIFFUSION_LENS_WARM_UP=0):
 the first tab then pays what the first visitor paid before. The goal (issue 36): at most 5 s from the ready line to
 the first picture on an idle machine. Prints the load average beside the figures: on a shared machine they move
@@ -29,8 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port
-from ws_client import StreamlitSession
+from harness.server import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port
+from harness.ws_client import StreamlitSession
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "diffusion-lens: ready"

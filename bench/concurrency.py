@@ -23,17 +23,13 @@ from pathlib import Path
 
 import torch
 
+from harness.stats import percentile
 from model.serving import process
 from model.serving.batching import DynamicBatcher
 from model.serving.runtime import InferenceQueue
 from model.training.train_lib import build_unet
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def run(unet, slots: int | None, threads: int, clients: int, seconds: float, res: int, batch_ms: float = 0.0) -> dict:

@@ -144,7 +144,7 @@ def bench_model(
 def speed_work(a, bundled: LoadedModel) -> list:
     """The speed rows: DDIM 50 and 100 terms of the bound with the photo model, the Fashion generator's guided
     DDIM 50 (two passes per step), each idle, beside ``a.students`` students, and across the change."""
-    import _busy
+    from harness import busy
 
     fashion = bundled.serving.prepare(load_model("fashion")) if bundled.serving else load_model("fashion")
     res, T = bundled.resolution, bundled.schedule.T
@@ -155,12 +155,12 @@ def speed_work(a, bundled: LoadedModel) -> list:
         ("DDIM 50 steps", lambda: estimates.trajectory(bundled, res, ts), lambda: run_trajectory(bundled, res, ts, "ddim")),
         ("100 terms of the bound", lambda: estimates.all_terms(bundled, res, terms), lambda: run_terms(bundled, res, x0, terms)),
     ]  # fmt: skip
-    rows = _busy.speed_rows("photo", bundled, res, photo, a.students, a.think, a.repeats)
+    rows = busy.speed_rows("photo", bundled, res, photo, a.students, a.think, a.repeats)
     guided = [
         ("guided DDIM 50 steps", lambda: estimates.trajectory(fashion, fashion.resolution, fts, "ddim", True),
-         lambda: _busy.run_guided(fashion, fts)),
+         lambda: busy.run_guided(fashion, fts)),
     ]  # fmt: skip
-    return rows + _busy.speed_rows("fashion", fashion, fashion.resolution, guided, a.students, a.think, a.repeats)
+    return rows + busy.speed_rows("fashion", fashion, fashion.resolution, guided, a.students, a.think, a.repeats)
 
 
 def main(argv=None) -> int:
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     ddpm = 100 if a.quick else 1000
     rows = []
     bundled = apply(load_model(None)) if apply is not None else load_model(None)
-    if a.students:  # issue 36: estimates follow the server's speed, idle and beside other students (bench/_busy.py)
+    if a.students:  # issue 36: estimates follow the server's speed, idle and beside other students (bench/busy.py)
         rows += speed_work(a, bundled)
         if a.speed_only:
             return 0

@@ -3,7 +3,7 @@ close their tabs.
 
 ``--runners`` students (default 10) each open "Reverse trajectory" at ``--res`` px (default 256), set
 t_start = 999 and Steps = 1000, press **Run**, keep the tab open ``--run-seconds`` (default 60) and close it.
-Meanwhile ``--students`` others (default 6) move Denoise's t slider (bench/_sliders.py). Before app/server/lanes.py,
+Meanwhile ``--students`` others (default 6) move Denoise's t slider (bench/harness/students.py). Before app/server/lanes.py,
 ten such runs pushed the others' step p95 from 0.18 s to 3.7 s, and the runs went on 20-25 s after the tabs
 closed.
 
@@ -28,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import CpuSplit, RssSampler, Server, cpu_seconds, describe_cpu, percentile, server_env
-from _sliders import add_slider_args, slider_student
-from load import Results
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from ws_client import StreamlitSession
+
+from harness.measure import CpuSplit, RssSampler, cpu_seconds, describe_cpu
+from harness.server import Server, server_env
+from harness.stats import percentile
+from harness.students import Results, add_slider_args, slider_student
+from harness.ws_client import StreamlitSession
 
 GOAL_P95_S = 1.0
 RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224, 256)  # app.compute.core.RESOLUTIONS

@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import _timing
 import torch
 
+from harness import timing
 from model.diffusion.forward import q_sample
 from model.diffusion.schedule import make_schedule
 from model.images import spectrum
@@ -129,10 +129,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="a folder or Hub id (default: the bundled photo model)")
     ap.add_argument("--steps", type=int, default=10, help="steps of the reverse run the step slider scrubs")
-    _timing.add_common_args(ap)
+    timing.add_common_args(ap)
     a = ap.parse_args(argv)
 
-    _timing.quiet_streamlit()
+    timing.quiet_streamlit()
     process.configure_allocator()  # the app's allocator setting and thread count
     threads = process.configure_threads(a.threads)
     results = bench_view(a.res, a.repeats)
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
         f"{threads}), {a.repeats} repeats, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on "
         f"{os.cpu_count()} CPUs"
     )
-    summary = _timing.print_table(results, 36)
+    summary = timing.print_table(results, 36)
     for page in ("Forward page, t move, view on", "Reverse page, step move, view on"):
         med = summary[page]["median_ms"]
         print(f"budget: {page} median {med:.1f} ms vs {BUDGET_MS:.0f} ms: {'met' if med <= BUDGET_MS else 'NOT met'}")

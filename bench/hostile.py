@@ -26,12 +26,14 @@ import argparse
 import asyncio
 import time
 
-from _server import CpuSplit, RssSampler, Server, describe_cpu, percentile, server_env
-from _sliders import STEP_ACTIONS, add_slider_args, slider_student
-from load import Results
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from ws_client import StreamlitSession
+
+from harness.measure import CpuSplit, RssSampler, describe_cpu
+from harness.server import Server, server_env
+from harness.stats import percentile
+from harness.students import STEP_ACTIONS, Results, add_slider_args, slider_student
+from harness.ws_client import StreamlitSession
 
 GOAL_RSS = 2 * 2**30
 GOAL_P95_S = 1.0

@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import _timing
 import torch
 
+from harness import timing
 from model.nets import probe
 from model.nets.network import load_model
 from model.serving import process
@@ -99,10 +99,10 @@ def bench_page(source: str | None, res: int, repeats: int, T: int) -> list[float
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="a folder or Hub id (default: the bundled photo model)")
-    _timing.add_common_args(ap)
+    timing.add_common_args(ap)
     a = ap.parse_args(argv)
 
-    _timing.quiet_streamlit()
+    timing.quiet_streamlit()
     process.configure_allocator()  # the app's allocator setting and thread count
     threads = process.configure_threads(a.threads)
     model = load_model(a.model)
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()} torch thread(s) (configured {threads}), {a.repeats} repeats, "
         f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs"
     )
-    summary = _timing.print_table(results, 36)
+    summary = timing.print_table(results, 36)
     page = summary["page rerun (AppTest)"]["median_ms"]
     verdict = "met" if page <= BUDGET_MS else "NOT met"
     print(f"budget: page rerun median {page:.1f} ms vs {BUDGET_MS:.0f} ms: {verdict}")

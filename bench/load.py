@@ -3,13 +3,13 @@
 Starts `streamlit run` on a free port on 127.0.0.1, then 30 real Streamlit sessions,
 each with its own websocket, as one of two kinds of client:
 
-* ``--client ws`` (default): :mod:`ws_client`, which speaks Streamlit's own protocol
+* ``--client ws`` (default): :mod:`harness.ws_client`, which speaks Streamlit's own protocol
   (rerun requests with widget states, the frontend's upload handshake, st.navigation
   page switches) and fetches every picture of a run from /media, as a browser does,
   but does not lay out or paint. On this 2-core machine 30 headless browsers would
   spend the CPU on rendering (3 browser sessions already took ~40 s to open a page),
   so the browser client would measure Chromium, not the server.
-* ``--client browser`` (bench/_browser_student.py): one headless Chromium (Playwright) with one browser
+* ``--client browser`` (bench/harness/browser_student.py): one headless Chromium (Playwright) with one browser
   context per student; latency is key press -> picture loaded in the page.
 
 Each student, with a few seconds of think time between actions:
@@ -53,151 +53,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
-import random
 import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from _browser_student import ACTION_TIMEOUT_MS, arrive, classroom
-from _server import (
-    OUT,
-    ROOT,
-    CpuSplit,
-    RssSampler,
-    Server,
-    describe_cpu,
-    load_average,
-    percentile,
-    server_env,
-)
-from ws_client import StreamlitError, StreamlitSession
-
+from harness.browser_student import classroom
+from harness.measure import CpuSplit, RssSampler, describe_cpu
+from harness.server import BATCH_MS_ENV, GRAPH_ENV, OUT, STATS_FILE_ENV, Server, load_average, server_env
+from harness.stats import latency_row, percentile
+from harness.students import Results, add_media_arg, arrive, student_photos, ws_student
+from harness.ws_client import StreamlitSession
 from model.serving.settings import ServingSettings
 
-# The variables the server reads through model/serving/settings.py (docs/server.md lists them all).
-BATCH_MS_ENV, STATS_FILE_ENV, GRAPH_ENV = "DIFFUSION_LENS_BATCH_MS", "DIFFUSION_LENS_STATS_FILE", "DIFFUSION_LENS_GRAPH"
 DEFAULT_BATCH_MS = ServingSettings().batch_ms
-
-
-def student_photos(n: int, size: int = 640) -> list[tuple[str, bytes]]:
-    """n different JPEG 'phone photos' (crops of the bundled samples), so every upload is a new cache key."""
-    from PIL import Image
-
-    sources = sorted((ROOT / "assets").glob("*.jpg"))
-    photos = []
-    for i in range(n):
-        img = Image.open(sources[i % len(sources)]).convert("RGB")
-        w, h = img.size
-        rnd = random.Random(i)
-        s = int(min(w, h) * rnd.uniform(0.6, 0.95))
-        x, y = rnd.randint(0, w - s), rnd.randint(0, h - s)
-        buf = io.BytesIO()
-        img.crop((x, y, x + s, y + s)).resize((size, size)).save(buf, format="JPEG", quality=88)
-        photos.append((f"student{i:02d}.jpg", buf.getvalue()))
-    return photos
-
-
-class Results:
-    def __init__(self) -> None:
-        self.latency: dict[str, list[float]] = defaultdict(list)
-        self.ended_at: dict[str, list[float]] = defaultdict(list)  # seconds since the start, per latency
-        self.errors: list[str] = []
-        self.js_errors = 0
-        self.t0 = time.monotonic()
-
-    def ok(self, action: str, seconds: float) -> None:
-        self.latency[action].append(seconds)
-        self.ended_at[action].append(time.monotonic() - self.t0)
-
-    def after(self, actions: list[str], start_s: float) -> list[float]:
-        """The latencies of ``actions`` that began ``start_s`` or more seconds after the start."""
-        return [
-            lat
-            for a in actions
-            for lat, end in zip(self.latency.get(a, []), self.ended_at.get(a, []), strict=True)
-            if end - lat >= start_s
-        ]
-
-    def error(self, student: int, action: str, exc: BaseException | str) -> None:
-        text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        self.errors.append(f"student {student:02d} {action}: {text}")
-
-
-WS_TIMEOUT_S = ACTION_TIMEOUT_MS / 1000
-WS_CAPTIONS = {"forward": "x_t at t = {t}", "denoise": "x_t: the input at t = {t}"}
-
-
-def _keyboard_step(rnd: random.Random, old: int, lo: int, hi: int) -> int:
-    """The value after one key press: arrow (1) or page up/down (about a tenth of the range)."""
-    step = rnd.choice([1, 1, -1, 100, -100])
-    if old >= hi - 100:
-        step = -100
-    elif old <= lo + 100:
-        step = 100
-    return max(lo, min(hi, old + step))
-
-
-def record(res: Results, action: str, r, caption: str) -> None:
-    """One websocket action: its whole run (script finished, every picture fetched) as ``action``, and the moment
-    its x_t picture (``caption``) was in, as a browser would show it while the rest of the page still computes,
-    as ``action + " x_t"``."""
-    if caption not in r.images:
-        raise StreamlitError(f"no picture {caption!r} (alerts: {r.alerts})")
-    res.ok(action, r.seconds)
-    res.ok(f"{action} x_t", r.shown.get(caption, r.seconds))
-
-
-async def ws_student(i: int, url: str, photo: tuple[str, bytes], deadline: float, args, res: Results) -> int:
-    rnd = random.Random(1000 + i)
-    actions = 0
-    action = "open"
-    try:
-        async with StreamlitSession(url, timeout=WS_TIMEOUT_S, keep_alive=args.media == "keep-alive") as s:
-            r = await s.open()
-            res.ok("open", r.seconds)
-            s.set_radio("image_source", "Upload")
-            await s.rerun()
-            action = "upload"
-            name, data = photo
-            start = time.perf_counter()
-            await s.upload("uploader", name, data)
-            r = await s.rerun()
-            if f"x₀: {name}, 64×64" not in r.images or "x_t at t = 250" not in r.images:
-                raise StreamlitError(f"the uploaded photo is not shown (alerts: {r.alerts})")
-            res.ok("upload", time.perf_counter() - start)
-            actions = 2
-            which, key = "forward", "fwd_t"
-            shared_t = 250  # Forward, Denoise and Inside share t: a page opens at the t last set on any of them
-            while time.monotonic() < deadline and actions < args.max_actions:
-                for _ in range(rnd.randint(3, 6)):
-                    if time.monotonic() >= deadline or actions >= args.max_actions:
-                        break
-                    await asyncio.sleep(rnd.uniform(args.think_min, args.think_max))
-                    action = "fwd_step" if which == "forward" else "denoise_step"
-                    w = s.widgets[key].proto
-                    new = _keyboard_step(rnd, int(s.slider_value(key)), int(w.min), int(w.max))
-                    s.set_slider(key, new)
-                    r = await s.rerun()
-                    record(res, action, r, WS_CAPTIONS[which].format(t=new))
-                    shared_t = new
-                    actions += 1
-                if time.monotonic() >= deadline or actions >= args.max_actions:
-                    break
-                which, key = ("denoise", "den_t") if which == "forward" else ("forward", "fwd_t")
-                action = f"to_{which}"
-                first = which == "denoise" and "den_t" not in s.widgets
-                r = await s.rerun(page=which)
-                record(res, f"{action}{' (1st)' if first else ''}", r, WS_CAPTIONS[which].format(t=shared_t))
-                if key in s.widgets:
-                    s.set_slider(key, shared_t)  # what a browser's slider shows now: the server moved it
-                actions += 1
-    except Exception as exc:  # one error ends this student's session; the others go on
-        res.error(i, action, exc)
-    return actions
 
 
 async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: CpuSplit) -> dict:
@@ -210,16 +80,6 @@ async def ws_classroom(url: str, args, res: Results, sampler: RssSampler, cpu: C
         await s.rerun(page="denoise")
     print(f"warm-up (first loads of the forward and denoise pages): {time.monotonic() - t0:.1f} s")
     return await arrive(args, res, cpu, lambda i, deadline: ws_student(i, url, photos[i], deadline, args, res))
-
-
-def add_media_arg(ap: argparse.ArgumentParser) -> None:
-    """``--media``: how :func:`ws_student` fetches pictures (load.py, failover.py and soak.py all take it)."""
-    ap.add_argument(
-        "--media",
-        choices=["keep-alive", "close"],
-        default="keep-alive",
-        help="ws clients fetch pictures over up to 6 kept-alive connections, as a browser does, or a new one each",
-    )
 
 
 def main() -> None:
@@ -296,8 +156,7 @@ def run_once(args, env: dict[str, str], model_label: str, tag: str) -> dict:
         v = res.latency.get(action, [])
         if not v:
             continue
-        rows[action] = {"n": len(v), "p50": statistics.median(v), "p95": percentile(v, 0.95), "max": max(v)}
-        r = rows[action]
+        r = rows[action] = latency_row(v)
         print(f"{action:<18}{r['n']:>5}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['max']:>8.2f}")
     steps = res.latency.get("fwd_step", []) + res.latency.get("denoise_step", [])
     p95_step = percentile(steps, 0.95)

@@ -29,9 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import _timing
 import torch
 
+from harness import timing
 from model.diffusion.schedule import make_schedule
 from model.particles import data, lab, metrics, mlp, paths
 from model.serving import process
@@ -129,10 +129,10 @@ def yardsticks() -> dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    _timing.add_common_args(ap)
+    timing.add_common_args(ap)
     a = ap.parse_args(argv)
 
-    _timing.quiet_streamlit()
+    timing.quiet_streamlit()
     process.configure_allocator()  # the app's allocator setting and thread count
     threads = process.configure_threads(a.threads)
     results = bench_math(a.repeats)
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         f"thread(s) (configured {threads}), {a.repeats} repeats, load average {load[0]:.2f} / {load[1]:.2f} / "
         f"{load[2]:.2f} on {os.cpu_count()} CPUs"
     )
-    summary = _timing.print_table(
+    summary = timing.print_table(
         results,
         40,
         lambda name, med: "" if "rerun" not in name else ("  (<= 300 ms)" if med <= BUDGET_MS else "  (over 300 ms)"),

@@ -27,9 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-import _timing
 import torch
 
+from harness import timing
 from model.diffusion import inpaint
 from model.diffusion.schedule import make_schedule
 from model.evaluation import memorise
@@ -130,18 +130,18 @@ def bench_sliders(res: int, repeats: int) -> None:
                                               for i in range(repeats)]  # fmt: skip
     results["hole (before a fill)"] = [_move(at, "slider", "qs_x", (20 + i, 60 + i)) for i in range(repeats)]
     print(f"\nThe inpainting page's rerun when a slider moves, {res} px (AppTest: an upper bound on a server's run)")
-    _timing.print_table(results, 32, lambda name, med: "  (<= 300 ms)" if med <= 300 else "  (over 300 ms)")
+    timing.print_table(results, 32, lambda name, med: "  (<= 300 ms)" if med <= 300 else "  (over 300 ms)")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    _timing.add_common_args(ap)
+    timing.add_common_args(ap)
     ap.add_argument("--noises", type=int, default=100)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 64, 512, 2000])
     ap.add_argument("--only", default="copy,curve,guidance,inpaint,sliders")
     a = ap.parse_args(argv)
-    _timing.quiet_streamlit()
+    timing.quiet_streamlit()
     process.configure_allocator()  # the app's allocator setting and thread count
     threads = process.configure_threads(a.threads)
     load = os.getloadavg()

@@ -2,7 +2,7 @@
 
 bench/load.py measures a classroom's latencies, which depend on everything else the machine
 runs. This measures the server's own work per interaction, which a busy machine changes far
-less: one websocket student (bench/ws_client.py) on a fresh server moves the t slider of
+less: one websocket student (bench/harness/ws_client.py) on a fresh server moves the t slider of
 each page ``--steps`` times, one step after the other, and the server process's CPU time
 (user + system) is read before and after. A 60-student classroom on 2 cores has about
 2000 ms of CPU per second for all of its students' steps together::
@@ -19,8 +19,10 @@ import asyncio
 import statistics
 import time
 
-from _server import OUT, Server, cpu_seconds, load_average, percentile, server_env
-from ws_client import StreamlitSession
+from harness.measure import cpu_seconds
+from harness.server import OUT, Server, load_average, server_env
+from harness.stats import percentile
+from harness.ws_client import StreamlitSession
 
 PAGES = {
     "forward": ("forward", "fwd_t", "x_t at t = {t}"),

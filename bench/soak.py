@@ -31,7 +31,7 @@ kept for a reconnect) / holding media files. A ``ref`` count above ``held`` mean
 expired still pin their pictures: Streamlit 1.67's ``MemorySessionStorage`` drops an expired
 session without ``AppSession.shutdown()``, which is what frees its media references and uploads.
 
-Pass rule ("flat"), computed by :func:`verdict` over the samples taken while students act:
+Pass rule ("flat"), computed by :func:`harness.soak_report.verdict` over the samples taken while students act:
 
 * the server RSS's least-squares slope over the second half of the run < 20 MiB per 10 min
   (at that rate it would take over 8 h, a whole school day, to grow 1 GiB), and
@@ -55,120 +55,17 @@ import json
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import load
-from _server import OUT, RssSampler, Server, load_average, percentile, server_env, tree_rss
-from load import STATS_FILE_ENV
-from soak_report import print_row, write_csv, write_png
-from ws_client import StreamlitSession
+from harness.measure import RssSampler, tree_rss
+from harness.server import OUT, STATS_FILE_ENV, Server, load_average, server_env
+from harness.soak_report import MIB, Sample, describe, print_row, verdict, write_csv, write_png
+from harness.stats import percentile
+from harness.students import Results, add_media_arg, student_photos, ws_student
+from harness.ws_client import StreamlitSession
 
-MIB = 2**20
 STEPS = ("fwd_step", "denoise_step")
-MAX_RSS_SLOPE = 20.0  # MiB per 10 min over the second half
-MAX_MEDIA_SLOPE = 2.0  # MiB per 10 min over the second half
-
-
-@dataclass
-class Sample:
-    t_s: float  # seconds since the first student arrived
-    phase: str  # "load" while students act, "after" once they have all left
-    rss_mib: float  # the server's process tree: mean of the readings (1 a second) since the previous sample
-    rss_max_mib: float  # and their max
-    sessions: int  # students connected now (client side)
-    actions: int  # completed so far: opens, uploads, slider steps, page switches
-    errors: int  # so far
-    step_p95_s: float  # slider steps completed since the previous sample (NaN: none)
-    media_files: int | None  # in Streamlit's media store (None: the server wrote no stats)
-    media_mib: float | None
-    server_sessions: int | None  # connected, as the server counts them
-    held_sessions: int | None  # connected + disconnected ones kept for a reconnect
-    media_ref_sessions: int | None  # sessions holding media files (more than held: a session's files outlive it)
-    upload_files: int | None
-    cache_data_mib: float | None
-
-
-# ---------------------------------------------------------------------------------
-# The verdict: pure functions of the samples
-# ---------------------------------------------------------------------------------
-
-
-def slope_per_10min(t_s: list[float], values: list[float]) -> float:
-    """Least-squares slope of ``values`` against ``t_s`` (seconds), in units per 10 minutes; NaN under 2 points."""
-    if len(t_s) < 2:
-        return float("nan")
-    tm, vm = sum(t_s) / len(t_s), sum(values) / len(values)
-    var = sum((t - tm) ** 2 for t in t_s)
-    if var == 0:
-        return float("nan")
-    return 600.0 * sum((t - tm) * (v - vm) for t, v in zip(t_s, values, strict=True)) / var
-
-
-def verdict(
-    t_s: list[float],
-    rss_mib: list[float],
-    media_mib: list[float | None],
-    errors: int,
-    *,
-    warmup_s: float = 300.0,
-    max_rss_slope: float = MAX_RSS_SLOPE,
-    max_media_slope: float = MAX_MEDIA_SLOPE,
-) -> dict:
-    """Is the server's memory flat? (Pass rule in the module docstring.)
-
-    ``t_s``: sample times in seconds, ascending, all taken while students act. ``rss_mib``,
-    ``media_mib``: the server's RSS and media store at those times (a media value of None: not
-    known). ``errors``: the run's total. The second half is the samples at ``t >= t_s[-1] / 2``;
-    it needs at least 3 of them. Returns the numbers, ``passed`` and the ``reasons`` it failed.
-    """
-    base = next((i for i, t in enumerate(t_s) if t >= warmup_s), 0)
-    growth = rss_mib[-1] - rss_mib[base]
-    half = [i for i, t in enumerate(t_s) if t >= t_s[-1] / 2]
-    rss_slope = slope_per_10min([t_s[i] for i in half], [rss_mib[i] for i in half])
-    media_known = bool(half) and all(media_mib[i] is not None for i in half)
-    media_slope = slope_per_10min([t_s[i] for i in half], [media_mib[i] for i in half]) if media_known else None
-    reasons = []
-    if len(half) < 3:
-        reasons.append(f"only {len(half)} samples in the second half (need 3: sample more often)")
-    if not rss_slope < max_rss_slope:  # NaN fails too
-        reasons.append(f"RSS slope {rss_slope:.1f} MiB per 10 min (limit {max_rss_slope:g})")
-    if media_slope is None:
-        reasons.append("no media-store numbers from the server")
-    elif not media_slope < max_media_slope:
-        reasons.append(f"media-store slope {media_slope:.2f} MiB per 10 min (limit {max_media_slope:g})")
-    if errors:
-        reasons.append(f"{errors} errors")
-    return {
-        "baseline_t_s": t_s[base],
-        "baseline_rss_mib": rss_mib[base],
-        "end_rss_mib": rss_mib[-1],
-        "rss_growth_mib": growth,
-        "rss_growth_pct": 100.0 * growth / rss_mib[base] if rss_mib[base] else float("nan"),
-        "second_half_samples": len(half),
-        "rss_slope_mib_per_10min": rss_slope,
-        "media_slope_mib_per_10min": media_slope,
-        "errors": errors,
-        "passed": not reasons,
-        "reasons": reasons,
-    }
-
-
-def describe(v: dict) -> str:
-    """The verdict in a few lines."""
-    media = v["media_slope_mib_per_10min"]
-    return "\n".join(
-        [
-            f"RSS growth from {v['baseline_t_s'] / 60:.1f} min to the end: {v['rss_growth_mib']:+.1f} MiB "
-            f"({v['rss_growth_pct']:+.1f} %), {v['baseline_rss_mib']:.0f} -> {v['end_rss_mib']:.0f} MiB",
-            f"second half ({v['second_half_samples']} samples): RSS slope {v['rss_slope_mib_per_10min']:+.1f} MiB "
-            f"per 10 min (limit {MAX_RSS_SLOPE:g}), media-store slope "
-            + (f"{media:+.2f}" if media is not None else "?")
-            + f" MiB per 10 min (limit {MAX_MEDIA_SLOPE:g})",
-            f"errors: {v['errors']} (limit 0)",
-            "PASS: flat" if v["passed"] else "FAIL: " + "; ".join(v["reasons"]),
-        ]
-    )
 
 
 # ---------------------------------------------------------------------------------
@@ -177,10 +74,10 @@ def describe(v: dict) -> str:
 
 
 class Classroom:
-    """The students' shared counters: results (load.Results), who is connected now."""
+    """The students' shared counters: results (harness.students.Results), who is connected now."""
 
     def __init__(self) -> None:
-        self.res = load.Results()
+        self.res = Results()
         self.connected = 0
         self._seen = dict.fromkeys(STEPS, 0)  # slider steps already in an earlier sample, per kind
 
@@ -195,7 +92,7 @@ class Classroom:
 
 
 async def student(i: int, url: str, photos: list, deadline: float, args, room: Classroom) -> None:
-    """Visits until ``deadline``: each visit a fresh session (load.ws_student) with the next photo."""
+    """Visits until ``deadline``: each visit a fresh session (harness.students.ws_student) with the next photo."""
     rnd = random.Random(5000 + i)
     visit = 0
     while time.monotonic() < deadline:
@@ -204,7 +101,7 @@ async def student(i: int, url: str, photos: list, deadline: float, args, room: C
         room.connected += 1
         try:
             photo = photos[(i + visit * args.sessions) % len(photos)]
-            await load.ws_student(i, url, photo, min(deadline, time.monotonic() + stay), args, room.res)
+            await ws_student(i, url, photo, min(deadline, time.monotonic() + stay), args, room.res)
         finally:
             room.connected -= 1
         visit += 1
@@ -274,7 +171,7 @@ def take_sample(t_s: float, phase: str, rss: list[int], room: Classroom, stats_f
 
 async def soak(url: str, pid: int, args, stats_file: Path) -> tuple[list[Sample], Classroom]:
     room = Classroom()
-    photos = load.student_photos(args.sessions * 4)  # a new photo on each of the first 4 visits
+    photos = student_photos(args.sessions * 4)  # a new photo on each of the first 4 visits
     t0 = time.monotonic()
     async with StreamlitSession(url, timeout=300) as s:  # the teacher opens both pages before class
         await s.open()
@@ -337,9 +234,9 @@ def main() -> None:
     ap.add_argument("--cooldown", type=float, default=150.0, help="seconds sampled after the students leave")
     ap.add_argument("--model", default="auto", help="auto | tiny | photo-random | a model folder")
     ap.add_argument("--env", action="append", default=[], help="extra server env, NAME=VALUE (repeatable)")
-    load.add_media_arg(ap)
+    add_media_arg(ap)
     args = ap.parse_args()
-    args.max_actions = 10**9  # load.ws_student's cap: none, students act until the end
+    args.max_actions = 10**9  # ws_student's cap: none, students act until the end
     warmup = min(args.warmup, args.seconds / 3)
 
     OUT.mkdir(parents=True, exist_ok=True)

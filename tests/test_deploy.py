@@ -371,7 +371,7 @@ def haproxy_or_skip() -> None:
 
 
 def port_block(n: int) -> int:
-    from failover import free_port_block  # bench/failover.py: bench/ is on pytest's pythonpath (pyproject.toml)
+    from harness.cluster import free_port_block  # bench/ is on pytest's pythonpath (pyproject.toml)
 
     return free_port_block(n)
 
@@ -410,7 +410,7 @@ def _run_async(make_coro):
 
 async def upload_and_fetch(url: str, name: str, opened: asyncio.Event | None = None) -> tuple[object, object]:
     """One student's tab through the proxy: open, upload a photo, see its pictures."""
-    from failover import ProxiedSession
+    from harness.cluster import ProxiedSession
 
     async with ProxiedSession(url, timeout=120) as s:
         await s.open()
@@ -498,7 +498,7 @@ def test_make_cluster_keeps_each_session_on_one_replica(tmp_path, tiny_model_dir
 def test_make_cluster_on_all_interfaces_locks_the_model_picker(tmp_path, tiny_model_dir):
     """Issue 28, item 1: the replicas listen on 127.0.0.1, but CLUSTER_BIND=0.0.0.0 publishes them to the school
     network; a student who comes in through the proxy must find the classroom lock on (no "Local folder")."""
-    from failover import ProxiedSession
+    from harness.cluster import ProxiedSession
 
     haproxy_or_skip()
     folder = tmp_path / "cluster"
@@ -540,8 +540,8 @@ def _unshare_or_skip() -> None:
 def test_the_app_serves_with_a_read_only_root_and_only_tmp_writable(tmp_path):
     """As in deploy/: every folder read-only except an empty /tmp (the pod's emptyDir), the image's environment,
     and its entry point (app.launch): the pages draw, and nothing fails for want of a writable folder."""
-    from failover import free_port_block
-    from ws_client import StreamlitSession
+    from harness.cluster import free_port_block
+    from harness.ws_client import StreamlitSession
 
     _unshare_or_skip()
     port = free_port_block(1)

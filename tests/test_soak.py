@@ -6,7 +6,8 @@ import math
 import random
 
 import pytest
-from soak import MAX_RSS_SLOPE, slope_per_10min, verdict  # bench/ is on pytest's pythonpath (pyproject.toml)
+
+from harness.soak_report import MAX_RSS_SLOPE, slope_per_10min, verdict  # bench/ is on pytest's pythonpath
 
 MINUTES = [60.0 * k for k in range(31)]  # a sample a minute for 30 minutes
 
@@ -57,8 +58,7 @@ def test_the_samples_are_written_as_csv_and_plotted(tmp_path):
     """The report writers run on real Sample rows (a name only imported for type checking once broke them)."""
     import csv
 
-    from soak import Sample
-    from soak_report import write_csv, write_png
+    from harness.soak_report import Sample, write_csv, write_png
 
     rows = [
         Sample(

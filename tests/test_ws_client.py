@@ -1,9 +1,9 @@
-"""bench/ws_client.py picks the rerun's fragment as the browser does (no server needed; the real server run is in
+"""bench/harness/ws_client.py picks the rerun's fragment as the browser does (no server needed; the real server run is in
 tests/e2e/test_fragment_steps.py)."""
 
 from __future__ import annotations
 
-from ws_client import StreamlitSession, Widget  # bench/ is on pytest's pythonpath (pyproject.toml)
+from harness.ws_client import StreamlitSession, Widget  # bench/ is on pytest's pythonpath (pyproject.toml)
 
 
 def _session() -> StreamlitSession:
@@ -116,13 +116,12 @@ def test_a_kept_connection_the_server_closed_is_retried_on_a_new_one():
 
 
 def test_the_proxied_session_takes_what_load_ws_student_passes():
-    """bench/failover.py swaps its ProxiedSession in for load.ws_student's StreamlitSession: same constructor."""
+    """bench/failover.py passes its ProxiedSession to harness.students.ws_student for a StreamlitSession: same
+    constructor."""
     import inspect
 
-    import failover
+    from harness.cluster import ProxiedSession
 
-    session = failover.ProxiedSession("http://127.0.0.1:1", timeout=5, keep_alive=False)
+    session = ProxiedSession("http://127.0.0.1:1", timeout=5, keep_alive=False)
     assert session.keep_alive is False and session.timeout == 5
-    assert list(inspect.signature(failover.ProxiedSession).parameters) == list(
-        inspect.signature(StreamlitSession).parameters
-    )
+    assert list(inspect.signature(ProxiedSession).parameters) == list(inspect.signature(StreamlitSession).parameters)

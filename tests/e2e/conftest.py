@@ -11,69 +11,17 @@ Playwright is missing. Install Chromium with ``bash scripts/install_chromium.sh`
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-# bench/ is on sys.path through pytest's `pythonpath` setting (pyproject.toml)
-from _server import CHROMIUM_ARGS, IDLE, RUNNING, free_port  # noqa: F401  (shared with bench/; re-exported)
+# bench/ is on sys.path through pytest's `pythonpath` setting (pyproject.toml): the benchmarks' server helper
+from harness.server import CHROMIUM_ARGS, IDLE, RUNNING, Server  # noqa: F401  (IDLE, RUNNING: re-exported)
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DIFFUSION_LENS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 SERVER_START_TIMEOUT_S = 120
-
-
-def start_server(port: int, env: dict[str, str] | None = None, log_path: Path | None = None) -> subprocess.Popen:
-    """`streamlit run app/streamlit_app.py` on 127.0.0.1:port in its own process group."""
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the OS at exit
-    return subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = SERVER_START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{port}/_stcore/health"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode} before it was healthy")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200 and r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"streamlit was not healthy on port {port} after {timeout:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (only the group we started), then SIGKILL if needed."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -87,17 +35,16 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def app_url(chromium_path, tiny_model_dir, tmp_path_factory) -> str:
     """Base URL of a fresh `streamlit run` whose default model is the tiny test model."""
-    port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     # One torch thread: the tests check behaviour, and on a busy shared CI box two OpenMP
     # threads per forward pass can be 10x slower than one (measured here: 1.4 s vs 0.08 s).
     env = {"DIFFUSION_LENS_MODEL": str(tiny_model_dir), "DIFFUSION_LENS_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = start_server(port, env, log)
+    server = Server(env, log)
     try:
-        wait_healthy(proc, port)
-        yield f"http://127.0.0.1:{port}"
+        server.wait_healthy(SERVER_START_TIMEOUT_S)
+        yield server.url
     finally:
-        stop_server(proc)
+        server.stop()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         if log.exists():
             (ARTIFACTS / "server.log").write_bytes(log.read_bytes())

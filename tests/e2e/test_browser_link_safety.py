@@ -52,9 +52,10 @@ def test_an_address_naming_no_page_says_so(page, app_url):
 @pytest.fixture(scope="module")
 def locked_url(chromium_path, tiny_model_dir, tmp_path_factory):
     """A classroom server whose list offers one Hub model, with the Hub out of reach (HF_HUB_OFFLINE)."""
-    from .conftest import free_port, start_server, stop_server, wait_healthy
+    from harness.server import Server
 
-    port = free_port()
+    from .conftest import SERVER_START_TIMEOUT_S
+
     env = {
         "DIFFUSION_LENS_MODEL": str(tiny_model_dir),
         "DIFFUSION_LENS_SOURCES": "someone/offline-model",
@@ -63,12 +64,9 @@ def locked_url(chromium_path, tiny_model_dir, tmp_path_factory):
         "DIFFUSION_LENS_THREADS": "1",
         "OMP_NUM_THREADS": "1",
     }
-    proc = start_server(port, env, tmp_path_factory.mktemp("locked") / "server.log")
-    try:
-        wait_healthy(proc, port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_server(proc)
+    with Server(env, tmp_path_factory.mktemp("locked") / "server.log") as server:
+        server.wait_healthy(SERVER_START_TIMEOUT_S)
+        yield server.url
 
 
 def test_a_linked_hub_model_waits_for_a_click_and_falls_back_with_one_sentence(browser, locked_url, shot):

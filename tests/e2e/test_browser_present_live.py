@@ -3,7 +3,7 @@ while students vote, without a reload (they read 1 until the teacher reloaded); 
 box grow with the rest of the type.
 
 The test server (tests/e2e/conftest.py) listens on 127.0.0.1 and has no presenter key, so whoever presents is the
-presenter there (app/ui/present.py). The voting student is the benchmarks' websocket client (bench/ws_client.py)."""
+presenter there (app/ui/present.py). The voting student is the benchmarks' websocket client (bench/harness/ws_client.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import threading
 import time
 
 import pytest
-from ws_client import StreamlitSession
+
+from harness.ws_client import StreamlitSession
 
 from .test_browser import wait_idle
 

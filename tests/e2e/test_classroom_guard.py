@@ -1,5 +1,5 @@
 """A classroom server no student can break (issue 32), tried against a real `streamlit run` with the websocket client
-of the benchmarks (bench/ws_client.py, Streamlit's own protocol): what a student's script can send, sent raw.
+of the benchmarks (bench/harness/ws_client.py, Streamlit's own protocol): what a student's script can send, sent raw.
 
 * item 1: ``BackMsg(clear_cache=True)`` empties nothing (the tally stays; the server logs its refusal);
 * item 2 (config): a 24 MB message closes that student's connection before it is parsed; an upload (HTTP) still works;
@@ -19,12 +19,13 @@ import time
 
 import numpy as np
 import pytest
-from _server import Server
 from PIL import Image
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.exceptions import ConnectionClosed
-from ws_client import StreamlitError, StreamlitSession
+
+from harness.server import Server
+from harness.ws_client import StreamlitError, StreamlitSession
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """A t step reruns only the page's fragment (issue 20): not the entry, its sidebar or the page's introduction.
 
-Driven through a real server with bench/ws_client.py, which sends the fragment id as the browser does. The server
+Driven through a real server with bench/harness/ws_client.py, which sends the fragment id as the browser does. The server
 says which kind of run it was (``FINISHED_FRAGMENT_RUN_SUCCESSFULLY``), and a run that redrew the sidebar would
 have sent its widgets again. AppTest cannot check this: it always runs the whole script.
 """
@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
-from ws_client import StreamlitSession
+
+from harness.ws_client import StreamlitSession
 
 from .test_browser import image_with_caption, no_traceback, open_app, slider_input, wait_idle
 

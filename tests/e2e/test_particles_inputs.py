@@ -1,5 +1,5 @@
 """The Particle lab's free-form inputs against a real `streamlit run`, sent as a student's script would send them
-(bench/ws_client.py speaks Streamlit's own protocol; AppTest cannot make a Plotly selection):
+(bench/harness/ws_client.py speaks Streamlit's own protocol; AppTest cannot make a Plotly selection):
 
 * the brush adds to the points and the added points show in the "Your points" box (issue 36, item 6: a second lasso
   replaced the first, 113 points became 103, and the box never showed them);
@@ -15,10 +15,10 @@ import json
 import threading
 
 import pytest
-from _server import Server
 from streamlit.proto.WidgetStates_pb2 import WidgetState
-from ws_client import StreamlitSession
 
+from harness.server import Server
+from harness.ws_client import StreamlitSession
 from model.particles import data
 
 pytestmark = pytest.mark.e2e

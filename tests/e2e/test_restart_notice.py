@@ -2,7 +2,7 @@
 say that the server is restarting before the websocket closes, and the server still exits cleanly.
 
 Before app/server/drain.py the websocket simply closed, and the browser said "Are you connected to the internet?".
-The student here is the websocket client of the benchmarks (bench/ws_client.py, Streamlit's own protocol), so
+The student here is the websocket client of the benchmarks (bench/harness/ws_client.py, Streamlit's own protocol), so
 no browser is needed.
 """
 
@@ -15,10 +15,10 @@ import threading
 import time
 
 import pytest
-from _server import Server
-from ws_client import StreamlitSession
 
 from app.server.drain import MESSAGE
+from harness.server import Server
+from harness.ws_client import StreamlitSession
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +83,7 @@ def test_sigterm_tells_every_connected_student_then_stops(tiny_model_dir, tmp_pa
 
 def test_the_browser_shows_the_sentence_after_sigterm(browser, tiny_model_dir, tmp_path, shot):
     """In Chromium: the page shows that the server is restarting (instead of only a connection error)."""
-    from _server import IDLE
+    from harness.server import IDLE
 
     env = {"DIFFUSION_LENS_MODEL": str(tiny_model_dir), "DIFFUSION_LENS_THREADS": "1", "OMP_NUM_THREADS": "1"}
     server = Server(env, log_path=tmp_path / "server.log")

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _server import free_port
 
 from app.server import warm_start
+from harness.server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 

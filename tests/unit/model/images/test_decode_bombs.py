@@ -14,12 +14,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import _bombs
 import numpy as np
 import pytest
 from image_bytes import assert_one_sentence, encode, png16
 from PIL import Image
 
+from harness import bombs
 from model.images import decode
 from model.images.decode import ImageLoadError, decode_image
 
@@ -52,7 +52,7 @@ _MEASURE = textwrap.dedent(
 def bomb_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bombs")
     out = {}
-    for name, data in _bombs.all_bombs().items():
+    for name, data in bombs.all_bombs().items():
         out[name] = folder / name
         out[name].write_bytes(data)
     return out
@@ -68,7 +68,7 @@ def _decode_in_fresh_process(path: Path) -> tuple[float, str]:
     return float(peak), outcome
 
 
-@pytest.mark.parametrize("name", list(_bombs.ALL))
+@pytest.mark.parametrize("name", list(bombs.ALL))
 def test_a_bomb_costs_little_memory_and_gives_a_picture_or_one_sentence(bomb_files, name):
     assert bomb_files[name].stat().st_size < 1_000_000  # a small upload ...
     peak_mib, outcome = _decode_in_fresh_process(bomb_files[name])
@@ -84,7 +84,7 @@ def test_a_bomb_costs_little_memory_and_gives_a_picture_or_one_sentence(bomb_fil
 
 def test_the_cost_is_read_from_the_header_before_any_pixel():
     """The worst files are refused by their announced cost: no decoder runs (Image.load is never called)."""
-    files = [_bombs.webp(), _bombs.tiff_rgba()]
+    files = [bombs.webp(), bombs.tiff_rgba()]
     loads = []
     original = Image.Image.load
 

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from _server import percentile
+from harness.cluster import AFFINITY_COOKIE, Cluster, Kill, Student
+from harness.stats import latency_row
 
-if TYPE_CHECKING:
-    from failover import Cluster, Kill, Student
-
-
-AFFINITY_COOKIE = "DLREPLICA"  # scripts/cluster.sh: haproxy's `cookie DLREPLICA insert`
 ACTIONS = ["open", "upload", "fwd_step", "denoise_step", "to_denoise (1st)", "to_denoise", "to_forward"]
-
-
-def stats(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": statistics.median(values), "p95": percentile(values, 0.95), "max": max(values)}
 
 
 def fmt(row: dict) -> str:
@@ -58,14 +47,14 @@ def report(students: list[Student], summary: dict, kill: Kill, peaks: dict, clus
         print(f"\n{'action':<18}{'n':>5}{'p50 s':>7}{'p95 s':>7}")
     rows = {}
     for action in ACTIONS + sorted({e[1] for e in events} - set(ACTIONS)):
-        before = stats([e[2] for e in events if e[1] == action and e[0] < cut])
-        after = stats([e[2] for e in events if e[1] == action and e[0] >= cut])
+        before = latency_row([e[2] for e in events if e[1] == action and e[0] < cut])
+        after = latency_row([e[2] for e in events if e[1] == action and e[0] >= cut])
         if before["n"] or after["n"]:
             rows[action] = {"before": before, "after": after}
             print(f"{action:<18}{fmt(before)}{fmt(after) if kill.time is not None else ''}")
     steps = {"fwd_step", "denoise_step"}
-    sb = stats([e[2] for e in events if e[1] in steps and e[0] < cut])
-    sa = stats([e[2] for e in events if e[1] in steps and e[0] >= cut])
+    sb = latency_row([e[2] for e in events if e[1] in steps and e[0] < cut])
+    sa = latency_row([e[2] for e in events if e[1] in steps and e[0] >= cut])
     print(f"{'all slider steps':<18}{fmt(sb)}{fmt(sa) if kill.time is not None else ''}")
 
     # errors: a session on the killed replica losing its connection after the kill is the
@@ -92,7 +81,7 @@ def report(students: list[Student], summary: dict, kill: Kill, peaks: dict, clus
         for _st, _at, _replica, text in lost:
             msg = text.split(": ", 1)[-1]
             seen[msg] = seen.get(msg, 0) + 1
-        print("what its sessions saw (bench/load.py's error text, one per session):")
+        print("what its sessions saw (harness/students.py's error text, one per session):")
         for msg, n in sorted(seen.items(), key=lambda kv: -kv[1]):
             print(f"  {n} x {msg}")
         back = {"open": [], "upload": []}

@@ -2,7 +2,7 @@
 
 Latency is from the key press to the picture loaded in the page. On this 2-core machine a
 browser lays out and paints every page, so 30 of them measure Chromium more than the
-server; bench/load.py's default client is the websocket one (bench/ws_client.py).
+server; bench/load.py's default client is the websocket one (bench/harness/students.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import asyncio
 import random
 import time
 
-from _server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT, CpuSplit, RssSampler
+from harness.measure import CpuSplit, RssSampler
+from harness.server import CHROMIUM, CHROMIUM_ARGS, IDLE, OUT
+from harness.students import ACTION_TIMEOUT_MS, arrive
 
-ACTION_TIMEOUT_MS = 60_000
 FILE_INPUT = "[data-testid='stSidebar'] [data-testid='stFileUploader'] input[type=file]"
 PAGES = {"forward": ("fwd_t", "x_t at t = {t}"), "denoise": ("den_t", "x_t: the input at t = {t}")}
 NAV = {"forward": "Forward process", "denoise": "Denoise one step"}
@@ -130,7 +131,7 @@ async def student(i: int, browser, url: str, photo: tuple[str, bytes], deadline:
 
 
 async def classroom(url: str, args, res, sampler: RssSampler, cpu: CpuSplit, photos: list[tuple[str, bytes]]) -> dict:
-    """``args.sessions`` students in one headless Chromium, one browser context each; ``res``: load.Results."""
+    """``args.sessions`` students in one headless Chromium, one browser context each; ``res``: :class:`harness.students.Results`."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -150,20 +151,3 @@ async def classroom(url: str, args, res, sampler: RssSampler, cpu: CpuSplit, pho
             )
         finally:
             await browser.close()
-
-
-async def arrive(args, res, cpu: CpuSplit, student_at) -> dict:
-    """``args.sessions`` students arriving over ``args.ramp`` s, acting until ``args.seconds`` after the first.
-
-    ``student_at(i, deadline)``: student i's coroutine, returning its number of actions. The CPU split and
-    ``res.t0`` (``load.Results.after`` counts from it) start with the first student. Returns the run's summary:
-    ``actions``, ``wall_s`` and ``cpu``."""
-    cpu.start()
-    t0 = res.t0 = time.monotonic()
-    deadline = t0 + args.seconds
-    tasks = []
-    for i in range(args.sessions):
-        tasks.append(asyncio.create_task(student_at(i, deadline)))
-        await asyncio.sleep(args.ramp / max(args.sessions, 1))  # students arrive over the ramp
-    done = await asyncio.gather(*tasks)
-    return {"actions": sum(done), "wall_s": time.monotonic() - t0, "cpu": cpu.stop()}
