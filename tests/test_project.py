@@ -188,6 +188,24 @@ def test_pages_never_import_model_directly():
     assert not offenders, offenders
 
 
+def test_compute_draws_nothing():
+    """app/compute/ holds computations, not drawing: no st.<element> call there (a slow one reports through a
+    ``_progress`` callback and the page draws the bar); st.cache_data / st.cache_resource / st.session_state only."""
+    import ast
+
+    allowed = {"cache_data", "cache_resource", "session_state", "runtime"}
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n.lineno} st.{n.attr}"
+        for p in sorted((ROOT / "app" / "compute").glob("*.py"))
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Name)
+        and n.value.id == "st"
+        and n.attr not in allowed
+    ]
+    assert not offenders, offenders
+
+
 def test_app_has_no_import_cycles_between_modules():
     modules = _app_modules()
     graph = {m: {n for n in _app_imports(p, modules) if n in modules and n != m} for m, p in modules.items()}

@@ -23,6 +23,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app.compute.progress import Progress, reporter
 from model.diffusion import likelihood as lk
 from model.diffusion import vlb_terms
 from model.diffusion.forward import q_sample as q_sample
@@ -41,13 +42,15 @@ def mse_timesteps(T: int, points: int = MSE_POINTS) -> list[int]:
     return sorted(set(ts.tolist()) | {0, T - 1})
 
 
-def _bar(text: str):
-    bar = st.progress(0.0, text=text)
+def _counter(text: str, progress: Progress | None):
+    """``progress`` as a (done, total) callback, each report saying ``text done/total``."""
+    report = reporter(progress)
+    report(0.0, text)
 
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{text} {done}/{total}")
+    def count(done: int, total: int) -> None:
+        report(min(1.0, done / max(total, 1)), f"{text} {done}/{total}")
 
-    return bar, progress
+    return count
 
 
 def eps_mse_curve(
@@ -81,12 +84,20 @@ def decoder_generator(seed: int) -> torch.Generator:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel) -> dict:
+def bound_all(
+    image_key: str,
+    resolution: int,
+    model: str,
+    seed: int,
+    _x0: torch.Tensor,
+    _model: LoadedModel,
+    _progress: Progress | None = None,
+) -> dict:
     """Every one of the T terms (improved-diffusion's ``calc_bpd_loop``).
 
     :returns: ``dict(total, decoder, prior, ts, terms, eps_mse, seconds)``, ts = T-1 .. 0.
     """
-    bar, progress = _bar(f"All {_model.schedule.T} terms of the bound:")
+    progress = _counter(f"All {_model.schedule.T} terms of the bound:", _progress)
     start = time.perf_counter()
     res = lk.vb_terms(
         _model.eps,
@@ -98,7 +109,6 @@ def bound_all(image_key: str, resolution: int, model: str, seed: int, _x0: torch
         progress=progress,
         decoder_generator=decoder_generator(seed),
     )
-    bar.empty()
     return dict(
         total=res.total_bpd,
         decoder=float(res.terms_bpd[res.timesteps == 0][0]),
@@ -122,8 +132,7 @@ def train_step(
 ) -> dict:
     """One Adam step of L_simple on a copy of the model: ``dict(before, after, ts, grad_norm, seconds)``."""
     start = time.perf_counter()
-    with st.spinner("One training step on a private copy of the model…"):
-        r = lk.train_step(_model.unet, _model.schedule, _x0, torch.Generator().manual_seed(seed), batch_size=4, lr=lr)
+    r = lk.train_step(_model.unet, _model.schedule, _x0, torch.Generator().manual_seed(seed), batch_size=4, lr=lr)
     return dict(
         before=r.loss_before,
         after=r.loss_after,

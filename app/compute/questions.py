@@ -20,6 +20,7 @@ import streamlit as st
 import torch
 
 from app.compute import models
+from app.compute.progress import Progress, reporter
 from app.server import lanes
 from model.diffusion import inpaint
 from model.diffusion.schedule import Schedule, make_schedule
@@ -127,14 +128,15 @@ def with_hole(x0: torch.Tensor, known: torch.Tensor) -> np.ndarray:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def inpaint_run(s: InpaintSettings, _x0: torch.Tensor, _model) -> dict:
+def inpaint_run(s: InpaintSettings, _x0: torch.Tensor, _model, _progress: Progress | None = None) -> dict:
     """RePaint on the photo: every step's x_t, kept part, sampler's part and x0_hat as uint8, the result, the blur
     fill, and PSNR inside the hole for both. ``_model``: the chosen :class:`LoadedModel` ("no label" if conditional).
     """
     known = hole(s)
     g = torch.Generator().manual_seed(int(s.seed))
     frames = []
-    bar = st.progress(0.0, text="Filling in: step 0")
+    report = reporter(_progress)
+    report(0.0, "Filling in: step 0")
     start = time.perf_counter()
     with torch.inference_mode(), lanes.long_run("inpainting") as long_run:
         recs = inpaint.repaint(
@@ -153,8 +155,7 @@ def inpaint_run(s: InpaintSettings, _x0: torch.Tensor, _model) -> dict:
                 )
             )
             last = rec
-            bar.progress((rec.index + 1) / rec.num_steps, text=f"Filling in: step {rec.index + 1} of {rec.num_steps}")
-    bar.empty()
+            report((rec.index + 1) / rec.num_steps, f"Filling in: step {rec.index + 1} of {rec.num_steps}")
     blur = inpaint.blur_fill(_x0, known)
     return dict(
         frames=frames,

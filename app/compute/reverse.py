@@ -17,6 +17,7 @@ import streamlit as st
 import torch
 
 from app.compute import estimates
+from app.compute.progress import Progress, reporter
 from app.server import lanes
 from model.diffusion.forward import q_sample
 from model.diffusion.guidance import as_prediction, guided_eps
@@ -83,33 +84,6 @@ SWEEP_BATCH = 8  # t values per forward pass in the sweep
 def sweep_timesteps(T: int, points: int = SWEEP_POINTS) -> list[int]:
     """``points`` evenly spaced t from 0 to T - 1."""
     return sorted({round(i * (T - 1) / (points - 1)) for i in range(points)})
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def sweep(image_key: str, resolution: int, model: str, seed: int, _x0: torch.Tensor, _model: LoadedModel, label=None):
-    """eps-MSE and x0_hat PSNR at :data:`SWEEP_POINTS` values of t, same noise as :func:`denoise_at`.
-
-    :returns: ``(ts, mse, psnr)`` as lists.
-    """
-    ts = sweep_timesteps(_model.schedule.T)
-    eps = fixed_noise(_x0, seed)
-    mse, ps = [], []
-    bar = st.progress(0.0, text=f"Sweeping {len(ts)} values of t…")
-    with torch.inference_mode():
-        for start in range(0, len(ts), SWEEP_BATCH):  # batched: fewer, larger forward passes
-            chunk = torch.tensor(ts[start : start + SWEEP_BATCH], dtype=torch.long)
-            n = len(chunk)
-            x0_b, eps_b = _x0.expand(n, -1, -1, -1), eps.expand(n, -1, -1, -1)
-            x_t, _ = q_sample(_model.schedule, x0_b, chunk, noise=eps_b)  # eq. 4, one t per row
-            y = None if label is None else torch.full((n,), int(label))
-            eps_hat, x0_hat = _model.predict(x_t, chunk, y)  # one t per row; x0_hat unclipped
-            for i in range(n):
-                mse.append(float((eps_hat[i : i + 1] - eps).square().mean()))
-                ps.append(figure.psnr(x0_hat[i : i + 1], _x0))
-            done = start + n
-            bar.progress(done / len(ts), text=f"Sweeping t: {done}/{len(ts)}")
-    bar.empty()
-    return ts, mse, ps
 
 
 def seconds_per_step(model: LoadedModel, resolution: int) -> float:
@@ -190,6 +164,7 @@ def trajectory(
     _model: LoadedModel,
     label: int | None = None,
     guidance: float = 0.0,
+    _progress: Progress | None = None,
 ) -> tuple[figure.Run, tuple | None]:
     """Run the reverse process once per exact setting and keep it as a compact :class:`model.images.figure.Run`.
 
@@ -205,11 +180,12 @@ def trajectory(
     ts = make_timesteps(int(t_start), int(steps))
     n = len(ts)
     every = max(1, n // PROGRESS_UPDATES)
-    bar = st.progress(0.0, text=f"{sampler.upper()}: step 0 of {n}")
+    report = reporter(_progress)
+    report(0.0, f"{sampler.upper()}: step 0 of {n}")
 
     def on_step(done: int, total: int) -> None:
         if done % every == 0 or done == total:
-            bar.progress(done / total, text=f"{sampler.upper()}: step {done} of {total}{lanes.note()}")
+            report(done / total, f"{sampler.upper()}: step {done} of {total}{lanes.note()}")
 
     seen: list[tuple] = []  # this run's (cond, uncond) pictures, one per step; local to the call
 
@@ -224,7 +200,6 @@ def trajectory(
         x_start, g = figure.start_sample(schedule, _x0, int(t_start), int(seed), shape)
         records = lanes.paced(sample_trajectory(eps_model, schedule, x_start, ts, sampler, float(eta), g), long_run)
         run = figure.record_run(records, _x0, on_step=on_step)
-    bar.empty()
     parts = tuple(seen[i] for i in run.kept) if guidance else None
     return run, parts
 
@@ -233,7 +208,16 @@ EMERGE_ROWS = 8  # steps shown in the "one of each class" figure
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: int, seed: int, _model: LoadedModel):
+def one_of_each(
+    model: str,
+    guidance: float,
+    sampler: str,
+    eta: float,
+    steps: int,
+    seed: int,
+    _model: LoadedModel,
+    _progress: Progress | None = None,
+):
     """One sample of every class in one batch (cond + uncond passes batched together).
 
     :returns: ``dict(final=[uint8 (R, R, 3)] per class, rows=[(t, [x0_hat uint8 per class])] at
@@ -244,7 +228,8 @@ def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: in
     labels = list(range(len(_model.classes)))
     ts = make_timesteps(_model.schedule.T - 1, int(steps))
     show = set(figure.pick_rows(len(ts), EMERGE_ROWS))
-    bar = st.progress(0.0, text=f"One of each class: step 0 of {len(ts)}")
+    report = reporter(_progress)
+    report(0.0, f"One of each class: step 0 of {len(ts)}")
     t0 = time.perf_counter()
     rows, last = [], None
     g = torch.Generator().manual_seed(int(seed))
@@ -253,10 +238,7 @@ def one_of_each(model: str, guidance: float, sampler: str, eta: float, steps: in
             if rec.index in show:
                 rows.append((rec.t, [tensor_to_uint8(rec.x0_hat[i]) for i in range(len(labels))]))
             last = rec
-            bar.progress(
-                (rec.index + 1) / rec.num_steps, text=f"One of each class: step {rec.index + 1} of {rec.num_steps}"
-            )
-    bar.empty()
+            report((rec.index + 1) / rec.num_steps, f"One of each class: step {rec.index + 1} of {rec.num_steps}")
     final = [tensor_to_uint8(last.x_prev[i]) for i in range(len(labels))]
     return dict(final=final, rows=rows, seconds=time.perf_counter() - t0)
 
@@ -298,6 +280,7 @@ def t_start_sweep(
     _model: LoadedModel,
     label: int | None = None,
     guidance: float = 0.0,
+    _progress: Progress | None = None,
 ) -> list[dict]:
     """How much of the photo survives: the same reverse process started from t_start = 100, 200, ..., 900.
 
@@ -310,7 +293,8 @@ def t_start_sweep(
     starts = sweep_t_starts(_model.schedule.T)
     plans = [(t0, make_timesteps(t0, int(steps))) for t0 in starts]
     total = sum(len(ts) for _, ts in plans)
-    bar = st.progress(0.0, text=f"t_start sweep: 0 of {total} steps")
+    report = reporter(_progress)
+    report(0.0, f"t_start sweep: 0 of {total} steps")
     done, rows = 0, []
     with torch.inference_mode(), lanes.long_run("t_start sweep") as long_run:
         for t0, ts in plans:
@@ -325,7 +309,7 @@ def t_start_sweep(
                 last = rec
                 done += 1
                 if done % max(1, total // PROGRESS_UPDATES) == 0 or done == total:
-                    bar.progress(done / total, text=f"t_start sweep: from t = {t0}, {done} of {total} steps")
+                    report(done / total, f"t_start sweep: from t = {t0}, {done} of {total} steps")
             rows.append(
                 dict(
                     t_start=t0,
@@ -335,5 +319,4 @@ def t_start_sweep(
                     psnr=figure.psnr(last.x_prev, _x0),
                 )
             )
-    bar.empty()
     return rows

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
+from app.compute.progress import Progress
 from app.session import image, which_model
 from model.images.decode import ImageLoadError
 from model.nets.checkpoint_io import ModelLoadError
@@ -66,3 +68,25 @@ def progressive(items: Iterable[dict]) -> Iterator[dict]:
         if item["done"] >= item["of"] or (now - start > SLOW_CHUNK_S and now - drawn >= REDRAW_S):
             drawn = now
             yield item
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """A progress bar for a computation in app/compute/ that reports through its ``_progress`` callback: drawn at
+    the first report (a cached result reports nothing, so no bar flashes), gone when the block ends."""
+    slot = st.empty()
+    bar = None
+
+    def report(fraction: float, text: str) -> None:
+        nonlocal bar
+        fraction = min(1.0, max(0.0, float(fraction)))
+        if bar is None:
+            with slot:
+                bar = st.progress(fraction, text=text)
+        else:
+            bar.progress(fraction, text=text)
+
+    try:
+        yield report
+    finally:
+        slot.empty()

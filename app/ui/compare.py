@@ -14,6 +14,7 @@ from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, plural
 from app.compute import estimates
 from app.compute import reverse as backend_reverse
+from app.ui.common import progress_bar
 from model.diffusion.trajectory import make_timesteps
 from model.images import figure
 from model.images.tensors import to_picture
@@ -128,7 +129,8 @@ def render_sweep(settings: backend_reverse.SweepSettings, x0: torch.Tensor | Non
         f"Run the sweep ({len(starts)} runs, {plural(n_total, 'step')}, about {est:.0f} s)", key="traj_sweep_go"
     )
     if pressed:
-        rows = backend_reverse.t_start_sweep(_x0=x0, _model=model, **settings.sweep_args())
+        with progress_bar() as progress:
+            rows = backend_reverse.t_start_sweep(_x0=x0, _model=model, _progress=progress, **settings.sweep_args())
         st.session_state["traj_sweep"] = (settings, rows)
     stored = st.session_state.get("traj_sweep")
     if stored is None:

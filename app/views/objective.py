@@ -13,7 +13,7 @@ from app.compute import objective as bo
 from app.compute.objective import lk, q_sample
 from app.session import state, which_model
 from app.ui import pictures
-from app.ui.common import progressive, require_image, require_model
+from app.ui.common import progress_bar, progressive, require_image, require_model
 
 state.set_default("obj_seed", 0)
 state.set_default("obj_n", bo.DEFAULT_SAMPLED_T)
@@ -119,7 +119,8 @@ st.markdown(
 all_settings = (img.key, img.resolution, mkey, seed)
 full = None
 if st.session_state.get(ALL_KEY) == all_settings:
-    full = bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
+    with progress_bar() as progress:
+        full = bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model, progress)
 codec = bo.codecs(img.key, img.resolution, img.x0)
 # The network's numbers (sections 2, 3 and 5) are computed chunk by chunk at the end of the page, which first
 # lays out everything else; each box below is redrawn after every chunk, so partial charts fill in (issue 20).
@@ -198,7 +199,8 @@ def _show_note(est: dict, partial: bool) -> None:
         )
         if st.button(f"Compute all {T} terms (about {secs:.0f} s)", key="obj_all_go"):
             st.session_state[ALL_KEY] = all_settings
-            bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model)
+            with progress_bar() as progress:
+                bo.bound_all(img.key, img.resolution, mkey, seed, img.x0, model, progress)
             st.rerun()
     else:
         st.caption(
@@ -337,10 +339,9 @@ lr = s1.select_slider(
 )
 step_settings = (img.key, img.resolution, mkey, seed, float(lr))
 if s2.button("Take one training step", type="primary", key="obj_step_go"):
-    st.session_state[STEP_KEY] = (
-        step_settings,
-        bo.train_step(img.key, img.resolution, mkey, seed, float(lr), img.x0, model),
-    )
+    with st.spinner("One training step on a private copy of the model…"):
+        step = bo.train_step(img.key, img.resolution, mkey, seed, float(lr), img.x0, model)
+    st.session_state[STEP_KEY] = (step_settings, step)
 stored = st.session_state.get(STEP_KEY)
 if stored is None:
     st.info("Press **Take one training step**.")

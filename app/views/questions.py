@@ -14,7 +14,7 @@ from app.compute import questions as backend_questions
 from app.compute import reverse
 from app.compute.questions import particle_copies, tilted
 from app.session import state, which_model
-from app.ui.common import require_image, require_model
+from app.ui.common import progress_bar, require_image, require_model
 
 QUESTIONS = ("Does it just copy?", "What does guidance really sample?", "Can it fix my photo?")
 COPY_STEPS = (10, 25, 50)
@@ -173,7 +173,8 @@ def inpainting(img, model) -> None:
     if stored != s:
         st.caption("Press **Fill in the hole** to run (a run takes seconds at 64 px).")
         return
-    run = backend_questions.inpaint_run(s, img.x0, model)
+    with progress_bar() as progress:
+        run = backend_questions.inpaint_run(s, img.x0, model, progress)
     k = len(run["frames"])
     i = st.slider("Step", 1, k, k, key="qs_step") - 1 if k > 1 else 0
     f = run["frames"][i]
@@ -200,8 +201,9 @@ def sdedit(img, model) -> None:
     if st.session_state.get("qs_sdedit") != key:
         st.caption(f"One DDIM run of {SDEDIT_STEPS} steps from each t, then the slider moves between them at once.")
         return
-    rows = reverse.t_start_sweep(img.key, img.resolution, which_model.model_key(), "ddim", 0.0, SDEDIT_STEPS,
-                                         seed, img.x0, model)  # fmt: skip
+    with progress_bar() as progress:
+        rows = reverse.t_start_sweep(img.key, img.resolution, which_model.model_key(), "ddim", 0.0, SDEDIT_STEPS,
+                                     seed, img.x0, model, _progress=progress)  # fmt: skip
     by_t = {r["t_start"]: r for r in rows}
     if st.session_state["qs_t_edit"] not in by_t:  # a model with fewer timesteps has fewer starts
         st.session_state["qs_t_edit"] = rows[-1]["t_start"]

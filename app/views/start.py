@@ -11,7 +11,7 @@ from app.charts.render import DISPLAY_PX, picture, to_picture
 from app.compute import core, reverse
 from app.session import which_model
 from app.ui import pictures, tour
-from app.ui.common import require_image, require_model
+from app.ui.common import progress_bar, require_image, require_model
 
 DROWN_TS = (0, 150, 350, 600, 999)  # the photo drowning, light to total
 GUESS_T = 300  # the network's guess is shown at this t
@@ -76,9 +76,10 @@ label = None
 if gen.conditional:
     names = list(gen.classes)
     label = names.index(EMERGE_CLASS) if EMERGE_CLASS in names else 0
-run, _ = reverse.trajectory(
-    None, gen.resolution, mkey, gen.schedule.T - 1, "ddim", 0.0, EMERGE_STEPS, SEED, None, gen, label, 0.0
-)
+with progress_bar() as progress:
+    run, _ = reverse.trajectory(
+        None, gen.resolution, mkey, gen.schedule.T - 1, "ddim", 0.0, EMERGE_STEPS, SEED, None, gen, label, 0.0, progress
+    )
 k = len(run.frames)
 shown = sorted({round(i * (k - 1) / (EMERGE_SHOWN - 1)) for i in range(EMERGE_SHOWN)})
 cols = st.container(key="pics_start_emerge").columns(len(shown) + 1)

@@ -21,7 +21,7 @@ from app.compute.reverse import (
 )
 from app.session import state, urlstate, which_model
 from app.ui import compare, frequency, present, reveal, run_parts
-from app.ui.common import require_image, require_model
+from app.ui.common import progress_bar, require_image, require_model
 
 PHOTO, NOISE = "Your photo, noised to t_start", "Pure noise (generate)"
 RUN_KEY = "traj_run"  # the latest finished run of this session: {"settings": TrajectorySettings, "run": Run, ...}
@@ -215,7 +215,10 @@ if autorun_step is not None and not go:
     else:
         st.info(f"The link comes with a finished run, which would take about {est:.0f} s here: press **Run**.")
 if go:
-    run, parts = backend_reverse.trajectory(_x0=x0_run, _model=model, **settings.trajectory_args())
+    with progress_bar() as progress:
+        run, parts = backend_reverse.trajectory(
+            _x0=x0_run, _model=model, _progress=progress, **settings.trajectory_args()
+        )
     # Only the latest run is kept per session (bounded memory); scrubbing reads it, never recomputes.
     st.session_state[RUN_KEY] = {
         "settings": settings,
@@ -238,8 +241,12 @@ if model.conditional and model.guidable:
     )
     if st.button("Generate one of each class", key="traj_each"):
         w_each = float(st.session_state.get("traj_guidance", default_guidance(model)))
+        with progress_bar() as progress:
+            each_run = backend_reverse.one_of_each(
+                mkey, w_each, sampler.lower(), eta_used, steps, seed, model, progress
+            )
         st.session_state["traj_each_run"] = (
-            backend_reverse.one_of_each(mkey, w_each, sampler.lower(), eta_used, steps, seed, model),
+            each_run,
             model.classes,
             w_each,
         )

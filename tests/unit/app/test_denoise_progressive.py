@@ -37,6 +37,8 @@ def test_chunk_size_scales_with_pixels():
 
 
 def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, small_chunks, tiny_model_dir):
+    from model.diffusion.forward import q_sample
+    from model.images.figure import psnr
     from model.nets.network import load_model
 
     net = load_model(str(tiny_model_dir))
@@ -44,10 +46,20 @@ def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, smal
     items = list(core.sweep_steps("img", RES, "m", 7, x0, net))
     assert [it["done"] for it in items] == list(range(2, 41, 2)) and items[-1]["of"] == 40
     assert all(it["ts"] == sorted(it["ts"]) and len(it["ts"]) == len(it["mse"]) == it["done"] for it in items)
-    ts, mse, ps = reverse.sweep("img", RES, "m", 7, x0, net)
+    # the reference: one t at a time, eq. 4 with Denoise's fixed noise, the network's eps_hat and x0_hat
+    ts = reverse.sweep_timesteps(net.schedule.T)
+    eps = reverse.fixed_noise(x0, 7)
+    mse, ps = [], []
+    with torch.inference_mode():
+        for t in ts:
+            tt = torch.tensor([t])
+            x_t, _ = q_sample(net.schedule, x0, tt, noise=eps)
+            eps_hat, x0_hat = net.predict(x_t, tt, None)
+            mse.append(float((eps_hat - eps).square().mean()))
+            ps.append(psnr(x0_hat, x0))
     assert items[-1]["ts"] == ts
-    np.testing.assert_allclose(items[-1]["mse"], mse, rtol=1e-5)
-    np.testing.assert_allclose(items[-1]["psnr"], ps, rtol=1e-5)
+    np.testing.assert_allclose(items[-1]["mse"], mse, rtol=1e-4)
+    np.testing.assert_allclose(items[-1]["psnr"], ps, rtol=1e-4)
 
 
 def test_page_shows_the_partial_sweep_then_draws_it_once(one_torch_thread, small_chunks, tiny_model_dir, monkeypatch):
