@@ -47,11 +47,10 @@ from pathlib import Path
 
 import torch
 
-from app.compute import estimates
+from app.compute import estimates, objective, reverse
 from model.diffusion import likelihood as lk
 from model.diffusion import vlb_terms
-from model.diffusion.trajectory import make_timesteps, sample_trajectory
-from model.images import figure
+from model.diffusion.trajectory import make_timesteps
 from model.images.tensors import load_image
 from model.nets.hub import BUNDLED_MODEL
 from model.nets.network import LoadedModel, load_local, load_model
@@ -96,14 +95,20 @@ def timed(call, repeats: int = 1, min_total_s: float = 1.0) -> list[float]:
 
 
 def run_trajectory(model: LoadedModel, res: int, ts: list[int], sampler: str) -> None:
-    """What the Reverse trajectory's Run does (app/backend_reverse.trajectory without the progress bar)."""
-    with torch.inference_mode():
-        x_start, g = figure.start_sample(model.schedule, None, ts[0], 0, (1, model.channels, res, res))
-        figure.record_run(sample_trajectory(model.predict, model.schedule, x_start, ts, sampler, 0.0, g), None)
+    """The Reverse trajectory's Run itself: app.compute.reverse.trajectory from pure noise (its cache cleared first,
+    so every call computes), with ``len(ts)`` steps from ``ts[0]``."""
+    reverse.trajectory.clear()
+    reverse.trajectory(None, res, "bench", ts[0], sampler, 0.0, len(ts), 0, None, model)
+    assert make_timesteps(ts[0], len(ts)) == list(ts), "the run's timesteps are the estimate's"
 
 
 def run_terms(model: LoadedModel, res: int, x0: torch.Tensor, ts: list[int] | None) -> None:
-    """What "Compute all T terms" does (app/backend_objective.bound_all without the progress bar)."""
+    """ "Compute all T terms" itself (app.compute.objective.bound_all, its cache cleared first); for a subset of the
+    terms (a quick run), the same vb_terms call on those t."""
+    if ts is None:
+        objective.bound_all.clear()
+        objective.bound_all("bench", res, "bench", 0, x0, model)
+        return
     batch = vlb_terms.default_batch_size(res)
     lk.vb_terms(model.eps, model.schedule, x0, ts, generator=torch.Generator().manual_seed(0), batch_size=batch)
 
