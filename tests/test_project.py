@@ -241,6 +241,16 @@ def test_no_global_statement_in_app_or_model():
     assert not offenders, offenders
 
 
+def test_no_source_file_is_over_400_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for folder in ("app", "model")  # bench/: tests/test_bench_layout.py
+        for p in (ROOT / folder).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, long
+
+
 def _imported_top_names(path: Path) -> set[str]:
     import ast
 

@@ -1,7 +1,7 @@
 """The particle lab's and the sampler race's door to ``model/particles``: the fair queue for live training, the
 trained networks every session shares, and the cached race results.
 
-Policy lives here, at the app's edge: at most :data:`TRAIN_SLOTS` trainings run at once (``$DIFFUSION_LENS_TRAIN_SLOTS``,
+Policy lives here, at the app's edge: at most ``$DIFFUSION_LENS_TRAIN_SLOTS`` trainings run at once (``$DIFFUSION_LENS_TRAIN_SLOTS``,
 default 1: the machine's cores are for the forward passes of the image pages), in strict arrival order, so 60
 students who press *Train* together are served one after another and each sees how many are ahead.
 A finished training is kept (keyed on the points and the exact settings; the same seed gives the same network), so
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,14 +21,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app import settings
-from app.server import guard
+from app.server import admission, guard
 from model.diffusion.schedule import Schedule, make_schedule
 from model.particles import data, lab, mlp, race
 from model.particles import metrics as metrics
 from model.particles import paths as paths
 
-TRAIN_SLOTS = settings.current().train_slots  # $DIFFUSION_LENS_TRAIN_SLOTS (app/settings.py)
 MAX_TRAIN_STEPS = 2000  # the most optimiser steps one training may take (a few seconds on one core)
 KEEP_TRAINED = 64  # finished trainings kept for every session (each is ~70 kB of weights)
 
@@ -64,90 +62,18 @@ def exact_paths(points: torch.Tensor, steps: int, seed: int, flow_matching: bool
 # --- the training queue ---------------------------------------------------------------------------------------------
 
 
-PER_BROWSER = 1  # trainings one browser may have queued or running at once, however many tabs it opens
-BUSY = (
-    "A training from this browser (another tab?) is already queued or running: press Train again once it has finished."
-)
-
-
-class BrowserBusy(ValueError):
-    """A browser asked for more than :data:`PER_BROWSER` trainings at once."""
-
-
-class TrainingQueue:
-    """FIFO admission to :attr:`slots` concurrent trainings that keeps a waiter's place while it polls (so a page can
-    redraw "3 ahead of you" between polls without losing its turn), with at most :attr:`per_owner` places (queued or
-    running) per owner: a browser, so twelve tabs of one student hold one place, not twelve
-    (:func:`app.server.guard.browser_id`)."""
-
-    def __init__(self, slots: int, per_owner: int = PER_BROWSER) -> None:
-        self.slots = slots
-        self.per_owner = per_owner
-        self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
-        self._owners: dict[object, str] = {}  # ticket -> its owner, while queued or running
-        self._running = 0
-
-    def join(self, owner: str | None = None) -> object:
-        """A place at the back of the queue; :class:`BrowserBusy` if ``owner`` already holds :attr:`per_owner`."""
-        with self._cond:
-            if owner is not None and list(self._owners.values()).count(owner) >= self.per_owner:
-                raise BrowserBusy(BUSY)
-            ticket = object()
-            self._queue.append(ticket)
-            if owner is not None:
-                self._owners[ticket] = owner
-            return ticket
-
-    def ahead(self, ticket: object) -> int:
-        """How many are queued before ``ticket`` (0: next in line)."""
-        with self._cond:
-            return self._queue.index(ticket) if ticket in self._queue else 0
-
-    def wait(self, ticket: object, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for a slot; True once admitted (the ticket then holds a slot until :meth:`done`)."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: self._queue[0] is ticket and self._running < self.slots, timeout)
-            if ok:
-                self._queue.popleft()
-                self._running += 1
-                self._cond.notify_all()
-            return ok
-
-    def leave(self, ticket: object) -> None:
-        """Give up a place that was never admitted (the session went away)."""
-        with self._cond:
-            if ticket in self._queue:
-                self._queue.remove(ticket)
-            self._owners.pop(ticket, None)
-            self._cond.notify_all()
-
-    def done(self, ticket: object | None = None) -> None:
-        """A training admitted with ``ticket`` has finished: its slot and its owner's place are free."""
-        with self._cond:
-            self._running -= 1
-            self._owners.pop(ticket, None)
-            self._cond.notify_all()
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-
-QUEUE = TrainingQueue(TRAIN_SLOTS)
-
-
 def queued(poll_s: float = 0.5, owner: str | None = None) -> Iterator[int]:
     """Queue for a training slot: yields the number of trainings ahead (to show) every ``poll_s`` while waiting, and
-    returns the admitted ticket. The caller must call ``QUEUE.done(ticket)`` after training (use :func:`train_live`).
+    returns the admitted ticket. The caller must call
+    ``admission.training_queue().done(ticket)`` after training (use :func:`train_live`).
     :class:`BrowserBusy` (a ValueError with one sentence) when ``owner`` already has a training queued or running."""
-    ticket = QUEUE.join(owner)
+    queue = admission.training_queue()
+    ticket = queue.join(owner)
     try:
-        while not QUEUE.wait(ticket, poll_s):
-            yield QUEUE.ahead(ticket) + QUEUE.slots
+        while not queue.wait(ticket, poll_s):
+            yield queue.ahead(ticket) + queue.slots
     except BaseException:
-        QUEUE.leave(ticket)
+        queue.leave(ticket)
         raise
     return ticket
 
@@ -205,7 +131,7 @@ def train_live(points: torch.Tensor, config: mlp.TrainConfig) -> Iterator[mlp.Tr
         if last is not None:
             _keep(key, Trained(last.net.eval(), tuple(last.losses), last.seconds))
     finally:
-        QUEUE.done(ticket)
+        admission.training_queue().done(ticket)
 
 
 # --- the race ---------------------------------------------------------------------------------------------------------

@@ -11,13 +11,17 @@ all in arrival order (first come, first served):
   it computes, one less than the inference slots, so a slider step always finds a slot (:func:`long_run_lane`,
   used by :mod:`app.server.lanes`);
 * **decode slots**: photo decodes running at once (:func:`decode_slots`, used by :mod:`app.server.uploads`);
-* the particle lab's training queue (``app/compute/particles.py``, ``DIFFUSION_LENS_TRAIN_SLOTS``).
+* the particle lab's training queue: FIFO, with a waiter's place kept while it polls and one place per browser
+  (:class:`TrainingQueue`, :func:`training_queue`, ``DIFFUSION_LENS_TRAIN_SLOTS``).
 
 Each lane is a :class:`model.serving.runtime.FairSemaphore`, made once per process (``st.cache_resource``) from
 the settings read at start-up (``app/settings.py``); :func:`stats` reports them together.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import deque
 
 import streamlit as st
 
@@ -55,6 +59,83 @@ def decode_slots() -> FairSemaphore:
     return FairSemaphore(settings.current().decode_slots)
 
 
+PER_BROWSER = 1  # trainings one browser may have queued or running at once, however many tabs it opens
+BUSY = (
+    "A training from this browser (another tab?) is already queued or running: press Train again once it has finished."
+)
+
+
+class BrowserBusy(ValueError):
+    """A browser asked for more than :data:`PER_BROWSER` trainings at once."""
+
+
+class TrainingQueue:
+    """FIFO admission to :attr:`slots` concurrent trainings that keeps a waiter's place while it polls (so a page can
+    redraw "3 ahead of you" between polls without losing its turn), with at most :attr:`per_owner` places (queued or
+    running) per owner: a browser, so twelve tabs of one student hold one place, not twelve
+    (:func:`app.server.guard.browser_id`)."""
+
+    def __init__(self, slots: int, per_owner: int = PER_BROWSER) -> None:
+        self.slots = slots
+        self.per_owner = per_owner
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self._owners: dict[object, str] = {}  # ticket -> its owner, while queued or running
+        self._running = 0
+
+    def join(self, owner: str | None = None) -> object:
+        """A place at the back of the queue; :class:`BrowserBusy` if ``owner`` already holds :attr:`per_owner`."""
+        with self._cond:
+            if owner is not None and list(self._owners.values()).count(owner) >= self.per_owner:
+                raise BrowserBusy(BUSY)
+            ticket = object()
+            self._queue.append(ticket)
+            if owner is not None:
+                self._owners[ticket] = owner
+            return ticket
+
+    def ahead(self, ticket: object) -> int:
+        """How many are queued before ``ticket`` (0: next in line)."""
+        with self._cond:
+            return self._queue.index(ticket) if ticket in self._queue else 0
+
+    def wait(self, ticket: object, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a slot; True once admitted (the ticket then holds a slot until :meth:`done`)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: self._queue[0] is ticket and self._running < self.slots, timeout)
+            if ok:
+                self._queue.popleft()
+                self._running += 1
+                self._cond.notify_all()
+            return ok
+
+    def leave(self, ticket: object) -> None:
+        """Give up a place that was never admitted (the session went away)."""
+        with self._cond:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            self._owners.pop(ticket, None)
+            self._cond.notify_all()
+
+    def done(self, ticket: object | None = None) -> None:
+        """A training admitted with ``ticket`` has finished: its slot and its owner's place are free."""
+        with self._cond:
+            self._running -= 1
+            self._owners.pop(ticket, None)
+            self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+@st.cache_resource(show_spinner=False)
+def training_queue() -> TrainingQueue:
+    """The particle lab's training queue: ``$DIFFUSION_LENS_TRAIN_SLOTS`` trainings at once (app/compute/particles.py)."""
+    return TrainingQueue(settings.current().train_slots)
+
+
 def stats() -> dict[str, dict[str, int]]:
     """Size, places in use and waiting, per control (the inference queue's waits are in its own stats)."""
     queue = settings.serving().queue
@@ -68,8 +149,19 @@ def stats() -> dict[str, dict[str, int]]:
 
 def reset() -> None:
     """Make every lane again from the settings (tests, after changing a variable; a server keeps them)."""
-    for made in (sweep_lane, long_run_lane, decode_slots):
+    for made in (sweep_lane, long_run_lane, decode_slots, training_queue):
         made.clear()
 
 
-__all__ = ["decode_slots", "long_run_lane", "long_run_slots", "reset", "stats", "sweep_lane"]
+__all__ = [
+    "BUSY",
+    "BrowserBusy",
+    "TrainingQueue",
+    "decode_slots",
+    "long_run_lane",
+    "long_run_slots",
+    "reset",
+    "stats",
+    "sweep_lane",
+    "training_queue",
+]

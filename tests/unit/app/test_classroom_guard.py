@@ -7,8 +7,8 @@ import pytest
 import streamlit as st
 from conftest import app_test, assert_ok
 
-from app.compute.particles import BUSY, BrowserBusy, TrainingQueue
 from app.server import guard
+from app.server.admission import BUSY, BrowserBusy, TrainingQueue
 from app.ui import present, reveal
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.compute.particles import TrainingQueue
+from app.server.admission import TrainingQueue
 
 
 def _until(condition, timeout_s: float = 10.0) -> None:
