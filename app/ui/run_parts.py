@@ -1,5 +1,6 @@
-"""Two parts of the Reverse trajectory page's scrubbed step: what guidance adds at this step (the two predictions
-and their mix) and the two charts over the run's steps (x̂₀ against the picture the run ends on, the size of ε̂)."""
+"""Parts of the Reverse trajectory page: the guidance slider's default and its "No guidance" button, what guidance
+adds at the scrubbed step (the two predictions and their mix) and the two charts over the run's steps (x̂₀ against
+the picture the run ends on, the size of ε̂)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,26 @@ from app.charts import reverse as plots_reverse
 from app.charts.render import DISPLAY_PX, NOISE_CAPTION, to_picture
 from app.compute import reverse as backend_reverse
 from app.compute.reverse import in_interval
+
+
+def no_guidance() -> None:
+    """The "No guidance" button: w = 0, the plain conditional model, one click away from the recommended w."""
+    st.session_state["traj_guidance"] = 0.0
+
+
+def guidance_default_note(model, w: float) -> str:
+    """Which w the slider starts at, and why, in one sentence."""
+    if getattr(model, "recommended_guidance", None) is None:
+        return f"The slider starts at w = {w:g}: this model's card recommends no guidance scale."
+    where = ""
+    if model.guidance_interval is not None:
+        lo, hi = model.guidance_interval
+        where = f", with guidance only in the last, least noisy steps ({lo} ≤ t ≤ {hi})"
+    return (
+        f"The slider starts at w = {w:g}, the scale this model's card recommends{where}: measured with a separate "
+        "classifier (the judge), its samples show the class asked for more often than at w = 0. "
+        "Press **No guidance** to see the plain model."
+    )
 
 
 def guidance_parts(stored: dict, f, pos: int, model) -> None:

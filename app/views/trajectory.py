@@ -54,26 +54,6 @@ for key, value in {
     state.set_default(key, value)
 
 
-def no_guidance() -> None:
-    """The "No guidance" button: w = 0, the plain conditional model, one click away from the recommended w."""
-    st.session_state["traj_guidance"] = 0.0
-
-
-def guidance_default_note(model, w: float) -> str:
-    """Which w the slider starts at, and why, in one sentence."""
-    if getattr(model, "recommended_guidance", None) is None:
-        return f"The slider starts at w = {w:g}: this model's card recommends no guidance scale."
-    where = ""
-    if model.guidance_interval is not None:
-        lo, hi = model.guidance_interval
-        where = f", with guidance only in the last, least noisy steps ({lo} ≤ t ≤ {hi})"
-    return (
-        f"The slider starts at w = {w:g}, the scale this model's card recommends{where}: measured with a separate "
-        "classifier (the judge), its samples show the class asked for more often than at w = 0. "
-        "Press **No guidance** to see the plain model."
-    )
-
-
 KEEP = "session"  # persist_state: widget values survive a trip to another page (Streamlit >= 1.67)
 
 st.title("Reverse trajectory: from noise back to a photo")
@@ -155,10 +135,10 @@ if model.conditional:
         )
         guidance = float(guidance) if label is not None else 0.0
         g2.button(
-            "No guidance (w = 0)", key="traj_w0", on_click=no_guidance,
+            "No guidance (w = 0)", key="traj_w0", on_click=run_parts.no_guidance,
             disabled=label is None or guidance == 0, help="The plain conditional model, for comparison.",
         )  # fmt: skip
-        g2.caption(guidance_default_note(model, w_card))
+        g2.caption(run_parts.guidance_default_note(model, w_card))
         yname = rf"\text{{{choice}}}" if label is not None else "y"
         g2.latex(  # two short lines, so the formula fits a narrow column and a phone
             r"\begin{aligned}\tilde\epsilon &= \hat\epsilon(x_t, y) + w\,(\hat\epsilon(x_t, y) - \hat\epsilon(x_t, \varnothing))"
