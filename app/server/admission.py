@@ -47,6 +47,13 @@ def sweep_lane() -> FairSemaphore:
     return FairSemaphore(settings.serving().queue.size)
 
 
+def idle() -> bool:
+    """Nobody waits for the inference queue and no sweep chunk is queued or running: background work that can wait
+    (refining a Denoise sweep past its coarse points) may take a pass now."""
+    lane = sweep_lane()
+    return settings.serving().queue.semaphore.waiting == 0 and lane.in_use == 0 and lane.waiting == 0
+
+
 @st.cache_resource(show_spinner=False)
 def long_run_lane() -> FairSemaphore:
     """The lane every step of a long run holds while it computes (:func:`long_run_slots` places)."""
@@ -158,6 +165,7 @@ __all__ = [
     "BrowserBusy",
     "TrainingQueue",
     "decode_slots",
+    "idle",
     "long_run_lane",
     "long_run_slots",
     "reset",

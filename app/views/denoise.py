@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.charts.render import NOISE_CAPTION, noise_picture, picture
 from app.compute import core, reverse
+from app.server import admission
 from app.session import state, urlstate, which_model
 from app.ui import figures, pictures, reveal
 from app.ui.common import progressive, require_image, require_model
@@ -103,21 +104,46 @@ def show_step(img, model, r: dict, t: int, seed: int) -> None:
 
 
 def show_sweep(img, model, mkey: str, r: dict, t: int, seed: int, label: int | None) -> None:
-    """The sweep chart across all of t, chunk by chunk, with the current t marked."""
+    """The sweep chart across all of t, coarse points first, with the current t marked; on a busy server the rest
+    of the points wait for a quiet moment (app.compute.core.sweep_steps, app.server.admission.idle)."""
     st.subheader("The same step across all of t")
     # chunk by chunk, after the pictures: the chart fills in, and a t step during the sweep keeps the chunks done
     sweep_box = st.empty()
-    for sw in progressive(core.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label)):
+    draws = [0]  # a key per draw: no duplicate element ids
+
+    def draw(sw: dict, running: bool) -> None:
+        draws[0] += 1
         with sweep_box.container():
             chart = figures.sweep_chart(tuple(sw["ts"]), tuple(sw["mse"]), tuple(sw["psnr"]), t, (r["mse"], r["psnr"]))
-            st.plotly_chart(chart, width="stretch", key=f"den_sweep_{sw['done']}")  # a key per draw: no duplicates
-            if sw["done"] < sw["of"]:
+            st.plotly_chart(chart, width="stretch", key=f"den_sweep_{draws[0]}")
+            if running:
                 st.progress(sw["done"] / sw["of"], text=f"Sweeping t: {sw['done']}/{sw['of']}")
+            elif sw["done"] < sw["of"]:
+                st.caption(
+                    f"{sw['done']} of {sw['of']} values of t so far: the server is busy with other students, so the "
+                    "rest are filled in at a quieter moment (move t to go on). The same noise ε (seed "
+                    f"{seed}) at each; the dashed line is the current t."
+                )
             else:
                 st.caption(
                     f"{len(sw['ts'])} values of t, the same noise ε (seed {seed}) at each; computed once per image, "
                     "resolution, model and seed. The dashed line is the current t."
                 )
+
+    last: list[dict] = []
+
+    def tap(items):
+        for item in items:
+            last[:] = [item]
+            yield item
+
+    shown = None
+    sweep = core.sweep_steps(img.key, img.resolution, mkey, seed, img.x0, model, label, refine=admission.idle)
+    for sw in progressive(tap(sweep)):
+        draw(sw, running=sw["done"] < sw["of"])
+        shown = sw
+    if last and (shown is not last[0] or last[0]["done"] < last[0]["of"]):
+        draw(last[0], running=False)
     st.markdown(LESSON)
 
 

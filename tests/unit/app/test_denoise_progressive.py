@@ -1,5 +1,6 @@
-"""Denoise one step's sweep over t, chunk by chunk (app.compute.core.sweep_steps): the same numbers as the one-shot
-``app.compute.reverse.sweep``, a partial chart with a progress bar while it runs, and one draw on a cached rerun."""
+"""Denoise one step's sweep over t, chunk by chunk (app.compute.core.sweep_steps): the same numbers as one pass per
+t, coarse points first and the rest only while the server is idle (issue 38), a partial chart with a progress bar
+while it runs, and one draw on a cached rerun."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(common, "SLOW_CHUNK_S", 0.0)
     monkeypatch.setattr(common, "REDRAW_S", 0.0)
     st.cache_data.clear()
+    core._chunk_store.clear()
     yield
     st.cache_data.clear()
+    core._chunk_store.clear()
 
 
 def test_chunk_size_scales_with_pixels():
@@ -44,7 +47,8 @@ def test_sweep_steps_fill_in_and_equal_the_one_shot_sweep(one_torch_thread, smal
     net = load_model(str(tiny_model_dir))
     x0 = torch.rand((1, 3, RES, RES), generator=torch.Generator().manual_seed(2)) * 2 - 1
     items = list(core.sweep_steps("img", RES, "m", 7, x0, net))
-    assert [it["done"] for it in items] == list(range(2, 41, 2)) and items[-1]["of"] == 40
+    # the 10 coarse t in chunks of 2, then the other 30 in chunks of a quarter of that (1)
+    assert [it["done"] for it in items] == [2, 4, 6, 8, 10, *range(11, 41)] and items[-1]["of"] == 40
     assert all(it["ts"] == sorted(it["ts"]) and len(it["ts"]) == len(it["mse"]) == it["done"] for it in items)
     # the reference: one t at a time, eq. 4 with Denoise's fixed noise, the network's eps_hat and x0_hat
     ts = reverse.sweep_timesteps(net.schedule.T)
@@ -81,6 +85,64 @@ def test_page_shows_the_partial_sweep_then_draws_it_once(one_torch_thread, small
     texts.clear()
     at.slider(key="den_t").set_value(100).run()  # the sweep comes from the cache: drawn once, no progress
     assert not at.exception and texts == [] and len(at.get("plotly_chart")) == 1
+
+
+def test_the_coarse_points_are_spread_over_the_sweep():
+    coarse, fine = core.sweep_plan(1000)
+    everything = reverse.sweep_timesteps(1000)
+    assert len(coarse) == core.COARSE_POINTS and coarse[0] == 0 and coarse[-1] == 999
+    assert sorted(coarse + fine) == everything and not set(coarse) & set(fine)
+    gaps = [b - a for a, b in zip(coarse, coarse[1:], strict=False)]
+    assert max(gaps) <= 1.3 * min(gaps)  # evenly spread, not bunched at one end
+
+
+def test_a_busy_server_keeps_the_coarse_points_and_a_quiet_moment_fills_in_the_rest(
+    one_torch_thread, small_chunks, tiny_model_dir, monkeypatch
+):
+    from model.nets.network import load_model
+
+    net = load_model(str(tiny_model_dir))
+    x0 = torch.rand((1, 3, RES, RES), generator=torch.Generator().manual_seed(3)) * 2 - 1
+    passes = []  # the t of every chunk computed (each computed chunk is stored once)
+    real = core._ChunkStore.put
+    monkeypatch.setattr(
+        core._ChunkStore, "put", lambda self, key, value: passes.append(len(key[4])) or real(self, key, value)
+    )
+    busy = list(core.sweep_steps("img", RES, "m", 7, x0, net, refine=lambda: False))
+    assert busy[-1]["done"] == core.COARSE_POINTS and busy[-1]["of"] == 40 and sum(passes) == 10
+    asked = []
+    some = list(core.sweep_steps("img", RES, "m", 7, x0, net, refine=lambda: asked.append(1) or len(asked) <= 5))
+    assert some[-1]["done"] == 15 and sum(passes) == 15  # the coarse chunks from the store, then 5 new ones
+    again_busy = list(core.sweep_steps("img", RES, "m", 7, x0, net, refine=lambda: False))
+    assert again_busy[-1]["done"] == 15 and sum(passes) == 15  # every chunk done shows, nothing computed
+    quiet = list(core.sweep_steps("img", RES, "m", 7, x0, net))
+    assert quiet[-1]["done"] == 40 and sum(passes) == 40  # each t computed once in all
+
+
+def test_the_server_is_idle_only_with_no_waiter_and_no_sweep_chunk(server_env):
+    server_env("DIFFUSION_LENS_CONCURRENCY", "2")
+    admission.sweep_lane.clear()
+    try:
+        assert admission.idle()
+        with admission.sweep_lane():  # another student's chunk running
+            assert not admission.idle()
+        assert admission.idle()
+    finally:
+        admission.sweep_lane.clear()
+
+
+def test_a_busy_server_shows_the_partial_sweep_and_says_why(
+    one_torch_thread, small_chunks, tiny_model_dir, monkeypatch
+):
+    monkeypatch.setattr(admission, "idle", lambda: False)
+    at = AppTest.from_file(APP_ENTRY, default_timeout=180)
+    at.session_state["model_source"] = str(tiny_model_dir)
+    at.session_state["resolution"] = RES
+    at.switch_page("views/denoise.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("progress")
+    assert any("10 of 40 values of t so far" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize(("slots", "lane"), [(1, 1), (2, 2), (4, 4)])
