@@ -204,6 +204,15 @@ def trajectory(
     return run, parts
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def start_picture(s: TrajectorySettings, _x0: torch.Tensor | None, _model: LoadedModel):
+    """x_{t_start}, where a run with settings ``s`` starts (the photo noised with the run's own seed, or pure noise),
+    as uint8 (R, R, 3): shown before Run, so the page has a picture before anyone presses it. No network pass."""
+    shape = (1, _model.channels, s.resolution, s.resolution)
+    x_start, _ = figure.start_sample(_model.schedule, _x0, s.t_start, s.seed, shape)
+    return tensor_to_uint8(x_start)
+
+
 EMERGE_ROWS = 8  # steps shown in the "one of each class" figure
 
 

@@ -249,7 +249,11 @@ stored = st.session_state.get(RUN_KEY)
 st.session_state[urlstate.LINK_RUN_KEY] = stored is not None and stored["settings"] == settings
 sweep_settings = settings.sweep(steps)  # the slider's steps per start, not the run's (cut at t_start)
 if stored is None:
-    st.info("Choose the settings and press **Run**.")
+    left, right = st.columns([1, 3])
+    start = "pure noise" if x0_run is None else f"your photo noised to t = {t_start}"
+    left.image(to_picture(backend_reverse.start_picture(settings, x0_run, model), DISPLAY_PX), width="stretch",
+               caption=f"Where the run starts: x_{{t_start}}, {start}")  # fmt: skip
+    right.info("Choose the settings and press **Run**: the network cleans this picture up step by step.")
     compare.render_sweep(sweep_settings, x0_run, model)
     st.stop()
 

@@ -44,6 +44,10 @@ def test_trajectory_run_scrub_and_come_back(tiny_model_dir):
     assert_ok(at)
     assert "traj_run" not in at.session_state
     assert any("ms per step" in c.value for c in [*at.caption, *at.warning])
+    # a picture before Run (issue 36: a sentence and a picture before anything else): where the run will start
+    assert any(
+        c.startswith("Where the run starts: x_{t_start}, your photo noised to t = 300") for c in image_captions(at)
+    )
     # the app's process-wide model cache: count the network's forward passes
     unet = models.get_model(str(tiny_model_dir)).unet
     with network_passes(unet) as calls:
