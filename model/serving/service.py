@@ -69,11 +69,17 @@ class Serving:
     def prepare(self, model):
         """``model`` (a :class:`model.nets.network.LoadedModel`) run by this object, with the arithmetic the policy
         asks for: under ``"auto"`` the fastest path that passes the fidelity guard (remembered in
-        ``settings.precision_cache``), else plain fp32."""
+        ``settings.precision_cache``); with ``DIFFUSION_LENS_PRECISION=fp32`` fp32 eager or the fp32 graph, whichever
+        is faster (``settings.graph`` on); else (the library default) plain fp32."""
         model = dataclasses.replace(model, serving=self, precision=None)
-        if self.policy != "auto":
-            return model
-        return precision.apply(model, self.settings.precision_cache, self.settings.graph)
+        if self.policy == "auto":
+            return precision.apply(model, self.settings.precision_cache, self.settings.graph)
+        if self.settings.precision == "fp32" and self.settings.graph:
+            # fp32 forced by the operator (a CPU without bf16 units, or exact numbers wanted): the arithmetic stays
+            # fp32; the one choice left is eager or the fp32 TorchScript graph (the same numbers, with the GIL
+            # released for the other sessions' scripts: model/serving/graph.py), timed by the same guard
+            return dataclasses.replace(model, precision=precision.choose(model, paths=[precision.FP32_GRAPH]))
+        return model
 
     # --- what benchmarks read ---------------------------------------------------------
 

@@ -122,8 +122,15 @@ def test_the_policy_belongs_to_the_serving_object(tmp_path):
     assert plain.precision is None and plain.serving is not None
     auto = Serving(ServingSettings(precision_cache=None), policy="auto")
     assert isinstance(auto.prepare(loaded).precision, PrecisionChoice)
-    forced = Serving(ServingSettings(precision="fp32"), policy="auto")  # DIFFUSION_LENS_PRECISION=fp32 wins
+    forced = Serving(ServingSettings(precision="fp32", graph=False), policy="auto")  # DIFFUSION_LENS_PRECISION=fp32
     assert forced.policy == "fp32" and forced.prepare(loaded).precision is None
+    # fp32 forced with graphs on: fp32 arithmetic only, eager or the fp32 TorchScript graph (issue 38)
+    graph_ok = Serving(ServingSettings(precision="fp32", precision_cache=None), policy="auto").prepare(loaded)
+    choice = graph_ok.precision
+    assert (
+        isinstance(choice, PrecisionChoice) and choice.path.dtype is None and choice.path.name in ("fp32", "fp32 graph")
+    )
+    assert set(choice.trials) == {"fp32", "fp32 graph"} and choice.trials["fp32 graph"]["min_psnr_db"] == float("inf")
     with pytest.raises(ValueError, match="precision policy"):
         Serving(policy="fast")
 
