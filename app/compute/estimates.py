@@ -55,6 +55,7 @@ SPEED_LIMITS = (0.2, 20.0)  # a factor outside these is a hiccup, not a speed
 SPEED_STEP = 1.15  # the captions made from estimates are made again when the speed moves by this factor
 _seen: deque[tuple[float, float, float, tuple]] = deque(maxlen=256)  # (time.monotonic(), observed s, memoised s, key)
 _probing = threading.Lock()
+_unobserved = threading.local()  # .on: this thread's passes are no samples (a probe's warm-up pass)
 _last_probe: dict[tuple, float] = {}  # the pass's memo key -> time.monotonic() of its last probe
 
 
@@ -101,7 +102,10 @@ def _forward_key(model: LoadedModel, resolution: int, batch: int, path: str) -> 
 
 def observe_pass(model: LoadedModel, batch: int, resolution: int, t: torch.Tensor, seconds: float) -> None:
     """A forward pass of ``model`` just took ``seconds`` (wall clock, queueing included): one sample of the server's
-    speed against the memoised measurement of the same pass (a pass never measured is no sample)."""
+    speed against the memoised measurement of the same pass (a pass never measured is no sample, nor is a probe's
+    warm-up pass)."""
+    if getattr(_unobserved, "on", False):
+        return
     try:
         key = _forward_key(model, resolution, batch, cost.path_name(model, int(t.max())))
     except Exception:  # noqa: BLE001 -- an observer never breaks a forward pass
@@ -184,8 +188,8 @@ def speed_step() -> int:
 def refresh_speed(model: LoadedModel, resolution: int, batch: int = 1) -> None:
     """When the pass an estimate needs most (``batch`` at ``resolution`` px, at t = T - 1) has fewer than
     :data:`PROBE_PASSES` samples in the newest burst, and this pass was last probed over ``max(STALE_S,
-    PROBE_PASSES x its time / PROBE_SHARE)`` ago: :data:`PROBE_PASSES` such passes measure it, at once when they take
-    at most :data:`PROBE_SYNC_S`, else in a background thread. A quiet server is measured this way, and so is a pass
+    PROBE_PASSES x its time / PROBE_SHARE)`` ago: :data:`PROBE_PASSES` such passes measure it, after one unobserved warm-up pass, at
+    once when they take at most :data:`PROBE_SYNC_S`, else in a background thread. A quiet server is measured this way, and so is a pass
     nobody else runs. Only while following (:func:`follow_speed`): else the probe's passes would not be seen."""
     if observe_pass not in network.PASS_OBSERVERS:
         return
@@ -197,7 +201,7 @@ def refresh_speed(model: LoadedModel, resolution: int, batch: int = 1) -> None:
     now = time.monotonic()
     if sum(k == key for _, _, k in _recent(now)) >= PROBE_PASSES:
         return
-    if now - _last_probe.get(key, -math.inf) < max(STALE_S, PROBE_PASSES * base / PROBE_SHARE):
+    if now - _last_probe.get(key, -math.inf) < max(STALE_S, (PROBE_PASSES + 1) * base / PROBE_SHARE):
         return
     if not _probing.acquire(blocking=False):
         return
@@ -206,6 +210,13 @@ def refresh_speed(model: LoadedModel, resolution: int, batch: int = 1) -> None:
     def probe() -> None:
         try:
             x = torch.zeros(int(batch), model.channels, int(resolution), int(resolution))
+            # The first pass after a quiet spell runs 5-20 % slower than the next ones (threads and caches waking
+            # up; bench/estimates.py), where a run's 50 passes are nearly all warm: it warms up unobserved.
+            _unobserved.on = True
+            try:
+                model.eps(x, torch.full((int(batch),), t))
+            finally:
+                _unobserved.on = False
             for _ in range(PROBE_PASSES):
                 model.eps(x, torch.full((int(batch),), t))
         except Exception:  # noqa: BLE001 -- a probe is advice; the estimate keeps its last speed
@@ -213,7 +224,7 @@ def refresh_speed(model: LoadedModel, resolution: int, batch: int = 1) -> None:
         finally:
             _probing.release()
 
-    if PROBE_PASSES * base <= PROBE_SYNC_S:
+    if (PROBE_PASSES + 1) * base <= PROBE_SYNC_S:
         probe()
     else:
         threading.Thread(target=probe, name="diffusion-lens-speed-probe", daemon=True).start()

@@ -50,6 +50,16 @@ def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int, l
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
+def noised_at(image_key: str, resolution: int, model: str, t: int, seed: int, _x0: torch.Tensor, _model: LoadedModel):
+    """What Denoise shows before the network runs: ``dict(x_t, eps)``, tensors (1, C, R, R): the fixed noise for
+    ``seed`` and x_t from eq. 4 with it (no network pass: the page draws the input at once, then asks the network).
+    The same x_t and eps as :func:`denoise_at`'s."""
+    eps = fixed_noise(_x0, seed)
+    x_t, _ = q_sample(_model.schedule, _x0, int(t), noise=eps)
+    return dict(x_t=x_t, eps=eps)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
 def denoise_at(
     image_key: str,
     resolution: int,

@@ -68,18 +68,25 @@ def settings(model) -> tuple[int, int, int | None]:
     return t, seed, label
 
 
-def show_step(img, model, r: dict, t: int, seed: int) -> None:
-    """The pictures, the formula and the metrics of the step at t."""
-    ab = float(model.schedule.alpha_bar[t])
+def show_input(img, model, mkey: str, t: int, seed: int):
+    """The first two pictures, x_t and the true noise: drawn before the network runs (no pass needed), so a slider
+    step shows its input at once. Returns the row's two columns left for :func:`show_step`."""
+    n = reverse.noised_at(img.key, img.resolution, mkey, t, seed, img.x0, model)
     st.subheader(f"What the network sees and what it predicts, at t = {t}")
     cols = st.container(key="pics_den").columns(4)  # "pics_": stays one row on a phone
-    cols[0].image(picture(r["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
+    cols[0].image(picture(n["x_t"]), caption=f"x_t: the input at t = {t}", width="stretch")
     cols[1].image(
-        pictures.noise("denoise", img.key, img.resolution, seed, r["eps"]), caption="ε: the true noise", width="stretch"
+        pictures.noise("denoise", img.key, img.resolution, seed, n["eps"]), caption="ε: the true noise", width="stretch"
     )
+    return cols[2:]
+
+
+def show_step(img, model, cols, r: dict, t: int, seed: int) -> None:
+    """The network's pictures (in ``cols``, the row :func:`show_input` began), the formula and the metrics at t."""
+    ab = float(model.schedule.alpha_bar[t])
     eps_name = "ε̂ = ε_θ(x_t, t, y)" if model.conditional else "ε̂ = ε_θ(x_t, t)"
-    cols[2].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
-    cols[3].image(
+    cols[0].image(noise_picture(r["eps_hat"]), caption=f"{eps_name}: the predicted noise", width="stretch")
+    cols[1].image(
         noise_picture(r["eps_hat"] - r["eps"]),
         caption=f"ε̂ − ε: the error, MSE = {r['mse']:.4f}",
         width="stretch",
@@ -163,9 +170,9 @@ def settings_and_pictures() -> None:
     urlstate.write(PAGE)
     img = require_image()
     mkey = which_model.model_key()
+    cols = show_input(img, model, mkey, t, seed)  # x_t at once; then the network's pass
     r = reverse.denoise_at(img.key, img.resolution, mkey, t, seed, img.x0, model, label)
-
-    show_step(img, model, r, t, seed)
+    show_step(img, model, cols, r, t, seed)
     with question:
         reveal.denoise_question(img, model, mkey, seed, label)  # predict, then reveal (app/ui/reveal.py)
     show_sweep(img, model, mkey, r, t, seed, label)
