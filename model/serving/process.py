@@ -13,7 +13,8 @@ calls them, with the values of :class:`model.serving.settings.ServingSettings`.
   forward pass page-fault its activations in again and again once something else held on to memory: tens of
   thousands of minor page faults per 50-step 128-px trajectory that kept its records, against about one for
   diffusers' pipeline in the same process, and several per cent more time (``DIFFUSION_LENS_MALLOC=default
-  bench/trajectory.py --only short`` prints the counts).
+  bench/trajectory.py --only short`` prints the counts). It also keeps every thread on that one heap: a session's
+  passes run in its script's thread, which glibc would give an arena of its own without these settings.
 * :func:`configure_gil_switch`: Python's GIL switch interval.
 
 Pure Python + torch; nothing here imports streamlit.
@@ -31,9 +32,15 @@ from model.serving.settings import ServingSettings
 # glibc's mallopt parameters (malloc.h) and the values set: allocations up to 32 MiB (glibc's largest allowed
 # threshold on 64-bit; a 256-px UNet activation is 16 MiB) come from the heap, and up to 256 MiB of free heap top is
 # kept instead of being given back after every free.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 MMAP_THRESHOLD_BYTES = 32 * 2**20
 TRIM_THRESHOLD_BYTES = 256 * 2**20
+# Every thread allocates from the main heap, where the two settings above hold. glibc gives each new thread its own
+# arena, made of mmap'd heaps of at most 64 MiB that are trimmed as they empty, and every session's script (a
+# Streamlit thread) ran its passes there: a batch-50 pass at 64 px took 1.2-1.35x as long in a thread as in the main
+# thread, 0.96-1.0x with one arena (bench/arena.py). The threads take the GIL in turn, so one arena's lock is not
+# contended.
+ARENA_MAX = 1
 GIL_SWITCH_MIN_MS = 0.05
 
 
@@ -48,7 +55,7 @@ def available_cores() -> int:
 def configure_allocator(tuned: bool = True) -> bool:
     """Keep freed tensor memory for reuse (see the module docstring); idempotent.
 
-    Returns True if glibc accepted both settings, False where there is no glibc (macOS, Windows, musl) or
+    Returns True if glibc accepted all three settings (the thresholds and one arena for every thread), False where there is no glibc (macOS, Windows, musl) or
     ``tuned`` is False (``DIFFUSION_LENS_MALLOC=default``). The cost: the process keeps up to its high-water mark
     (plus 256 MiB of heap top) instead of shrinking.
     """
@@ -59,6 +66,7 @@ def configure_allocator(tuned: bool = True) -> bool:
 
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+        ok = libc.mallopt(_M_ARENA_MAX, ARENA_MAX) == 1 and ok
         return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1 and ok
     except (OSError, AttributeError):
         return False
