@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from model.emoji import explore, sample
+from model.emoji import explore, sample, sdedit
 from model.emoji.data import to_uint8
 from model.emoji.data import words as words
 from model.emoji.figure import attention_overlay
@@ -118,6 +118,55 @@ def mixed_picture(
     return to_uint8(explore.mixed_picture(_load(folder, stamp), s, b, float(lam))[None])[0]
 
 
+@dataclass(frozen=True)
+class PhotoEdit:
+    """What the page shows of one SDEdit run (:mod:`model.emoji.sdedit`): pictures (32, 32, 3) uint8."""
+
+    photo: np.ndarray  # the photo at 32 px, what the encoder reads
+    kept: np.ndarray  # decode(encode(photo)): what the autoencoder keeps of it
+    start: np.ndarray  # the noised latent x_{t_start}, decoded
+    result: np.ndarray  # the finished picture
+    t_start: int
+    steps: int  # how many reverse steps ran (at most the page's steps, at most t_start + 1)
+    seconds: float
+
+
+@st.cache_data(max_entries=KEEP_RUNS, show_spinner=False)
+def photo_edit(
+    folder: str,
+    stamp: float,
+    image_key: str,
+    resolution: int,
+    prompt: str,
+    negative: str,
+    w: float,
+    steps: int,
+    seed: int,
+    strength: float,
+    _x0: torch.Tensor,
+) -> PhotoEdit:
+    """SDEdit of the current image ``_x0`` (1, 3, R, R) in [-1, 1] (cached on its key and R, the settings, the strength
+    and the model's stamp); raises ValueError with a sentence for bad settings or strength."""
+    import time
+
+    pipe = _load(folder, stamp)
+    s = sample.Settings(prompt, negative, float(w), int(steps), int(seed))
+    t0 = time.perf_counter()
+    pixels = sdedit.photo_pixels(_x0)
+    r = sdedit.edit(pipe, s, pixels, float(strength), record_attention=False, decode_steps=False)
+    took = time.perf_counter() - t0
+    start = sample.decode(pipe, r.x_t[0])
+    return PhotoEdit(
+        to_uint8(pixels)[0],
+        to_uint8(sdedit.reconstruct(pipe, pixels))[0],
+        to_uint8(start)[0],
+        to_uint8(r.final)[0],
+        r.timesteps[0],
+        len(r.timesteps),
+        took,
+    )
+
+
 def overlays(r: PageRun, step: int) -> list[np.ndarray]:
     """Each word's attention map at ``step`` over that step's x̂₀ ([START] left out)."""
     x0 = r.x0[step]
@@ -128,9 +177,11 @@ __all__ = [
     "EXAMPLES",
     "ModelNotTrained",
     "PageRun",
+    "PhotoEdit",
     "mixed_picture",
     "model_dir",
     "overlays",
+    "photo_edit",
     "pipeline",
     "reveal_picture",
     "run",

@@ -25,7 +25,10 @@ def _store_upload() -> None:
     ss["upload_bytes"], ss["upload_digest"], ss["upload_name"] = data, core.digest(data), up.name
 
 
-NO_PHOTO_PAGES = ("particles", "race", "words")  # pages that draw points or generate from noise or words: no photo
+NO_PHOTO_PAGES = (
+    "particles",
+    "race",
+)  # pages that draw points or generate from noise: no photo (words turns one into an emoji)
 
 
 def render(url_path: str = "") -> None:

@@ -1,5 +1,6 @@
 """Page: words to pictures. A miniature Stable Diffusion trained here on emoji (issue 37), opened up: the tokens,
-the latent at every step, each word's cross-attention map, and guidance against a negative prompt.
+the latent at every step, each word's cross-attention map, guidance against a negative prompt, and a photo turned
+into an emoji (SDEdit).
 
 The page reads its widgets, calls :mod:`app.compute.emoji` and draws with :mod:`app.charts.emoji`.
 """
@@ -13,7 +14,8 @@ from app.charts.render import DISPLAY_PX, to_picture
 from app.compute import emoji as be
 from app.compute.emoji import MAX_PROMPT_CHARS, MAX_STEPS, explore
 from app.compute.emoji import words as read_words
-from app.session import state
+from app.session import image, state
+from app.session import text as outside_text
 
 state.set_default("emoji_prompt", "smiling face")
 state.set_default("emoji_negative", "")
@@ -21,6 +23,7 @@ state.set_default("emoji_w", 3.0)
 state.set_default("emoji_steps", 25)
 state.set_default("emoji_seed", 0)
 state.set_default("emoji_second", "cat")
+state.set_default("emoji_strength", 0.6)
 
 st.title("Words to pictures")
 st.markdown(
@@ -215,3 +218,58 @@ if st.session_state.get("emoji_mix"):
         )
     except ValueError as e:
         st.warning(f"{e}.")
+
+st.subheader("7. Turn your photo into an emoji")
+st.markdown(
+    "Instead of starting from pure noise, start from your photo with some noise added, and let the U-Net remove "
+    "that noise while it reads the prompt above. A little noise keeps the photo's shapes and colours; a lot of "
+    "noise leaves the words more room. This is SDEdit (Meng et al. 2021)."
+)
+strength = st.slider(
+    "Strength",
+    0.05,
+    1.0,
+    key="emoji_strength",
+    step=0.05,
+    help="how far the photo is noised before the U-Net takes over: less keeps more of the photo, more follows the "
+    "words (1: almost pure noise, as a picture made from words alone)",
+)
+try:
+    img = image.current_image(3)
+except ValueError as e:  # ImageLoadError: the upload could not be read (its message is one sentence)
+    img = None
+    st.warning(f"{e}")
+else:
+    if img is None:
+        st.info(
+            "There is no photo to start from: upload one in the sidebar, or switch the image source back to a "
+            "sample photo there."
+        )
+if img is not None:
+    try:
+        with st.spinner("Turning the photo into an emoji…"):
+            ed = be.photo_edit(*here, img.key, img.resolution, *settings, float(strength), img.x0)
+    except ValueError as e:
+        st.warning(f"{e}.")
+    else:
+        _row(
+            [ed.photo, ed.kept, ed.start, ed.result],
+            [
+                "your photo at 32 px",
+                "what the autoencoder keeps of it",
+                f"noised to t = {ed.t_start}",
+                f"the emoji: {_as_read(prompt)}",
+            ],
+        )
+        st.markdown(
+            "Less strength keeps more of the photo; more strength follows the words. The photo is shrunk to 32 px "
+            "and squeezed into the latent, then noised in one jump with the closed form of the forward process, to "
+            "t = strength · (T − 1):"
+        )
+        st.latex(
+            r"x_{t_\text{start}} = \sqrt{\bar\alpha_{t_\text{start}}}\, z_0 + \sqrt{1-\bar\alpha_{t_\text{start}}}\, \epsilon"
+        )
+        st.caption(
+            f"The photo: {outside_text.code(img.name)}, chosen in the sidebar. {ed.steps} steps from "
+            f"t = {ed.t_start} (T = {pipe.schedule.T}) in {ed.seconds:.2f} s, guidance w = {w:g}, seed {seed}."
+        )

@@ -1,9 +1,11 @@
 """Words to pictures on the command line: samples and the step figure of the emoji model (checkpoints/emoji-sd).
 
     python -m model.cli.generate_emoji --prompt "smiling face" --steps 25 --out out/
+    python -m model.cli.generate_emoji --prompt "smiling face" --init-image photo.jpg --strength 0.6 --out out/
 
 writes ``samples.png`` (the finished pictures), ``steps.png`` (one row per step: the latent x_t, the decoded
-x0_hat and each word's cross-attention map) and ``tokens.txt`` (how the prompt was read).
+x0_hat and each word's cross-attention map) and ``tokens.txt`` (how the prompt was read). With ``--init-image`` the
+pictures start from the photo noised to strength · (T - 1) instead of from noise (SDEdit: :mod:`model.emoji.sdedit`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ import torch
 from model.emoji.figure import samples_grid, step_figure
 from model.emoji.pipeline import DEFAULT_DIR, ModelNotTrained, load_pipeline
 from model.emoji.sample import Settings, generate, install_recorders
+from model.emoji.sdedit import edit, photo_pixels
+from model.images.decode import ImageLoadError
+from model.images.tensors import decode_image
+
+
+def _read(path: Path) -> bytes:
+    """The photo's bytes, or ImageLoadError with one sentence."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ImageLoadError(f"cannot read the photo {path}: {e.strerror or e}") from e
 
 
 def main(argv=None) -> int:
@@ -32,24 +45,33 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_DIR)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--init-image", type=Path, help="a photo to start from (SDEdit) instead of pure noise")
+    ap.add_argument(
+        "--strength", type=float, default=0.6, help="with --init-image: how far the photo is noised, in (0, 1]"
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
+        photo = (
+            None if a.init_image is None else photo_pixels(decode_image(_read(a.init_image), name=a.init_image.name))
+        )
         pipe = load_pipeline(a.model)
         install_recorders(pipe.unet)
         s = Settings(a.prompt, a.negative, a.w, a.steps, a.seed, a.batch)
         t0 = time.perf_counter()
-        run = generate(pipe, s)
+        run = generate(pipe, s) if photo is None else edit(pipe, s, photo, a.strength)
         took = time.perf_counter() - t0
-    except (ModelNotTrained, ValueError) as e:
+    except (ModelNotTrained, ValueError) as e:  # ImageLoadError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
     samples_grid(run).save(a.out / "samples.png")
     step_figure(run, a.rows).save(a.out / "steps.png")
     (a.out / "tokens.txt").write_text(" ".join(run.tokens) + "\n")
+    start = "" if photo is None else f" from {a.init_image.name} at strength {a.strength:g}"
     print(
-        f"{a.batch} pictures of {a.prompt!r} in {took:.2f} s ({a.steps} steps); wrote samples.png, steps.png to {a.out}"
+        f"{a.batch} pictures of {a.prompt!r}{start} in {took:.2f} s ({len(run.timesteps)} steps); "
+        f"wrote samples.png, steps.png to {a.out}"
     )
     return 0
 

@@ -169,12 +169,34 @@ def generate(
     decode_steps: bool = True,
     cond: torch.Tensor | None = None,
 ) -> EmojiRun:
-    """Run the reverse process for ``s`` from seeded noise, recording every step (see module docstring). ``cond``
-    (1, 12, 128), if given, is read in place of the text encoder's output for ``s.prompt`` (a mix of two prompts'
-    outputs: :mod:`model.emoji.explore`)."""
+    """Run the reverse process for ``s`` from seeded noise at t = T - 1, recording every step (see module docstring).
+    ``cond`` (1, 12, 128), if given, is read in place of the text encoder's output for ``s.prompt`` (a mix of two
+    prompts' outputs: :mod:`model.emoji.explore`)."""
     check_settings(s)
     g = torch.Generator().manual_seed(s.seed)
     x_T = torch.randn((s.batch, LATENT_CHANNELS, LATENT_RES, LATENT_RES), generator=g)
+    return reverse_from(pipe, s, x_T, pipe.schedule.T - 1, g, record_attention, decode_steps, cond)
+
+
+@torch.no_grad()
+def reverse_from(
+    pipe: EmojiPipeline,
+    s: Settings,
+    x_start: torch.Tensor,
+    t_start: int,
+    g: torch.Generator,
+    record_attention: bool = True,
+    decode_steps: bool = True,
+    cond: torch.Tensor | None = None,
+) -> EmojiRun:
+    """The guided reverse process of :func:`generate` from a given latent ``x_start`` (B, 4, 8, 8) at timestep index
+    ``t_start`` (0 <= t_start <= T - 1), over ``make_timesteps(t_start, s.steps)``; ``g`` draws any further noise
+    (eta > 0). :func:`generate` starts from noise at T - 1; SDEdit (:mod:`model.emoji.sdedit`) from a noised photo."""
+    check_settings(s)
+    if tuple(x_start.shape) != (s.batch, LATENT_CHANNELS, LATENT_RES, LATENT_RES):
+        raise ValueError(f"the starting latent must be ({s.batch}, 4, 8, 8), got {tuple(x_start.shape)}")
+    if not 0 <= t_start <= pipe.schedule.T - 1:
+        raise ValueError(f"the starting timestep must lie in 0..{pipe.schedule.T - 1}, got {t_start}")
     if cond is None:
         _, cond = embed(pipe, [s.prompt])
     _, uncond = embed(pipe, [s.negative])
@@ -190,8 +212,8 @@ def generate(
             maps.append(maps_from_store(store)[: s.batch])  # the prompt's half
         return cfg_combine(e_c, e_u, s.w)
 
-    ts = make_timesteps(pipe.schedule.T - 1, s.steps)
-    recs = list(sample_trajectory(eps_model, pipe.schedule, x_T, ts, sampler="ddim", eta=s.eta, generator=g))
+    ts = make_timesteps(t_start, s.steps)
+    recs = list(sample_trajectory(eps_model, pipe.schedule, x_start, ts, sampler="ddim", eta=s.eta, generator=g))
     x_t = torch.stack([r.x_t for r in recs])
     eps_c = torch.stack([p[0] for p in preds])
     eps_u = torch.stack([p[1] for p in preds])

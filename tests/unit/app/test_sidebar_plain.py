@@ -48,3 +48,12 @@ def test_no_photo_picker_on_the_particle_lab_and_the_race_and_the_photo_is_kept(
     assert_ok(at)
     assert at.sidebar.selectbox(key="sample_name").value == "coffee"  # the learner's photo is still chosen
     assert at.sidebar.select_slider(key="resolution").value == 32
+
+
+def test_words_to_pictures_has_the_photo_picker_for_its_photo_to_emoji_section(tiny_model_dir):
+    """Words to pictures turns the chosen photo into an emoji (SDEdit): the picker is on that page too."""
+    at = app_test(tiny_model_dir, page="views/words.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    keys = {w.key for w in [*at.sidebar.radio, *at.sidebar.selectbox, *at.sidebar.select_slider]}
+    assert {"image_source", "sample_name"} <= keys, keys
