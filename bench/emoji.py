@@ -46,6 +46,19 @@ PROMPTS = {  # prompt -> its category's index in model.emoji.data.CATEGORIES
 }
 
 
+def data_category(data, prompt: str) -> tuple[int, dict[int, int]]:
+    """The category most of the training emoji carrying all of ``prompt``'s words (name, short names or keywords)
+    belong to, and the count per category: what the prompt means in this data (18 of the 28 emoji with "cat" are
+    Smileys & Emotion's cat faces)."""
+    want = set(prompt.split())
+    counts: dict[int, int] = {}
+    for row, cat, held in zip(data.rows, data.categories, data.held_out, strict=True):
+        have = set(row["name"]) | set(row["keywords"]) | {w for names in row["short_names"] for w in names}
+        if not held and want <= have:
+            counts[int(cat)] = counts.get(int(cat), 0) + 1
+    return (max(counts, key=counts.get) if counts else -1), counts
+
+
 def bench_autoencoder(pipe, data) -> float:
     from model.emoji.data import to_model
     from model.emoji.train import psnr, reconstruct
@@ -63,7 +76,7 @@ def bench_generation(pipe, data, judge, per_prompt: int, w: float, steps: int) -
     flat = lambda a: a.reshape(len(a), a.shape[1], -1)  # noqa: E731 (N, 32, 96): what gen_metrics takes
     threshold = calibrate_copy_threshold(flat(data.images[data.held_out]), flat(train))
     rng = np.random.default_rng(0)
-    rows, pics_all, agree, div, div_real = {}, [], [], [], []
+    rows, pics_all, agree, div, div_real, by_data, agree_data = {}, [], [], [], [], {}, []
     for prompt, cat in PROMPTS.items():
         run = generate(
             pipe,
@@ -75,6 +88,9 @@ def bench_generation(pipe, data, judge, per_prompt: int, w: float, steps: int) -
         pred = judge.predict(pics)
         rows[prompt] = float((pred == cat).mean())
         agree.append(pred == cat)
+        major, counts = data_category(data, prompt)
+        by_data[prompt] = {"category": major, "training_emoji": counts, "agreement": float((pred == major).mean())}
+        agree_data.append(pred == major)
         pics_all.append(pics)
         div.append(_pairwise(pics))
         real = train[data.categories[~data.held_out] == cat]
@@ -84,6 +100,8 @@ def bench_generation(pipe, data, judge, per_prompt: int, w: float, steps: int) -
     return {
         "agreement_per_prompt": rows,
         "agreement": float(np.concatenate(agree).mean()),
+        "by_data": by_data,
+        "agreement_by_data": float(np.concatenate(agree_data).mean()),
         "diversity": float(np.mean(div)),
         "diversity_real": float(np.mean(div_real)),
         "near_copy_share": float((d < threshold).mean()),
@@ -156,6 +174,8 @@ def main(argv=None) -> int:
     data = load_emoji(a.data)
     judge = load_judge(a.judge)
     judge_acc = json.loads((a.judge / "judge.json").read_text())["held_out_accuracy"]
+    from model.emoji.data import CATEGORIES
+
     out: dict = {"threads": torch.get_num_threads(), "w": w, "steps": a.steps, "per_prompt": a.per_prompt}
     out["autoencoder_psnr_db"] = bench_autoencoder(pipe, data)
     out.update(bench_generation(pipe, data, judge, a.per_prompt, w, a.steps))
@@ -168,8 +188,18 @@ def main(argv=None) -> int:
     print(
         f"  category agreement ({a.per_prompt} per prompt)       {100 * out['agreement']:.1f} %   (target >= 80; judge's own held-out accuracy {100 * judge_acc:.1f} %)"
     )
+    short = [c.split(" &")[0] for c in CATEGORIES]
+    print("      prompt         agreement  training emoji with the prompt's words, per category (judged against *)")
     for p, v in out["agreement_per_prompt"].items():
-        print(f"      {p:14s} {100 * v:5.1f} %")
+        d = out["by_data"][p]
+        where = ", ".join(
+            f"{short[c]}{'*' if c == PROMPTS[p] else ''} {n}" for c, n in sorted(d["training_emoji"].items())
+        )
+        print(f"      {p:14s} {100 * v:5.1f} %    {where}")
+    print(
+        f"  agreement with each prompt's majority category in the data   {100 * out['agreement_by_data']:.1f} %   "
+        "(the same pictures; differs where a prompt's words mostly name another category's emoji)"
+    )
     print(
         f"  diversity within a prompt                 {out['diversity']:.2f}   (real emoji of the category: {out['diversity_real']:.2f})"
     )

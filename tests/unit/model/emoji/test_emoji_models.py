@@ -167,3 +167,51 @@ def test_model_card_reports_each_phase_of_the_record():
     assert "held-out accuracy 63.5 %" in text
     assert "| text encoder + U-Net | 563 | 48 | 6.0 min | stopped early" in text
     assert "CC-BY-4.0" in text and "Apache-2.0" in text
+
+
+def test_retrain_trains_the_judge_again_and_refuses_the_other_phases(tmp_path, monkeypatch):
+    """``--retrain judge`` trains the category judge afresh (its steps may change) although the record says it is
+    done, and nothing else: the autoencoder and the U-Net (here unfinished, as the bundled one is) are left as they are;
+    asking to retrain them is refused with a sentence."""
+    import dataclasses
+    import json
+
+    from model.emoji import train as tr
+
+    rng = np.random.default_rng(0)
+    n = 24
+    data = tr.EmojiData(
+        rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+        [{"label": i % 9} for i in range(n)],
+        np.arange(n) % 4 == 0,
+        np.arange(n) % 9,
+    )
+    monkeypatch.setattr(tr, "load_emoji", lambda folder: data)
+    monkeypatch.setattr(tr, "vocabulary", lambda rows: VOCAB)
+    monkeypatch.setattr(tr, "save_schedule", lambda *a: None)
+    out, judge_out = tmp_path / "sd", tmp_path / "judge"
+    done = {"done": True, "seconds": 1.0, "step": 9}
+    (out / "train_state").mkdir(parents=True)
+    unfinished = {"done": False, "seconds": 1.0, "step": 5}
+    record = {"config": {}, "phases": {"autoencoder": dict(done), "judge": dict(done), "unet": dict(unfinished)}}
+    (out / "train_state" / "record.json").write_text(json.dumps(record))
+    exported = json.loads(json.dumps(record))  # the exported networks are behind the training state: step 3 of 5
+    exported["phases"]["unet"]["step"] = 3
+    exported["config"]["judge_steps"] = 9
+    write_index(out, {"training": exported})
+    for part in ("autoencoder", "unet"):  # trained again, these would fail: there is no data for them
+        monkeypatch.setattr(tr.Trainer, f"train_{part}", lambda self, *a: pytest.fail("trained again"))
+
+    cfg = tr.EmojiTrainConfig(out=str(out), judge_out=str(judge_out), judge_steps=3, retrain="judge")
+    tr.Trainer(cfg, lambda msg: None).run()
+    saved = json.loads((out / "train_state" / "record.json").read_text())["phases"]
+    assert saved["judge"]["done"] and saved["judge"]["step"] == 3  # trained again, with the new step count
+    assert saved["autoencoder"] == done and saved["unet"] == unfinished
+    assert json.loads((judge_out / "judge.json").read_text())["steps"] == 3
+    index = json.loads((out / "model_index.json").read_text())["training"]  # the export's record: only the judge moved
+    assert index["phases"]["judge"]["step"] == 3 and index["config"]["judge_steps"] == 3
+    assert index["phases"]["unet"]["step"] == 3 and "retrain" not in index["config"]
+    assert "| category judge | 3 |" in (out / "README.md").read_text()
+
+    with pytest.raises(ValueError, match="--retrain takes judge"):
+        tr.Trainer(dataclasses.replace(cfg, retrain="unet"), lambda msg: None).run()
