@@ -47,11 +47,17 @@ def sweep_lane() -> FairSemaphore:
     return FairSemaphore(settings.serving().queue.size)
 
 
+QUIET_S = 0.5  # idle(): no other session's pass for this long
+
+
 def idle() -> bool:
-    """Nobody waits for the inference queue and no sweep chunk is queued or running: background work that can wait
-    (refining a Denoise sweep past its coarse points) may take a pass now."""
+    """No other session has run a pass for :data:`QUIET_S`, nobody waits for the inference queue and no sweep chunk is
+    queued or running: background work that can wait (refining a Denoise sweep past its coarse points) may take a
+    pass now. A quiet moment, not an instant between two passes: 60 students sent one server about 10 passes a second
+    (bench/load.py), and a sweep refined between them ran its chunks inside a student's slider step. The caller's own
+    passes (the step's pictures, the sweep's coarse chunk) do not count."""
     lane = sweep_lane()
-    return settings.serving().queue.semaphore.waiting == 0 and lane.in_use == 0 and lane.waiting == 0
+    return settings.serving().queue.semaphore.quiet_for(QUIET_S) and lane.in_use == 0 and lane.waiting == 0
 
 
 @st.cache_resource(show_spinner=False)

@@ -44,6 +44,7 @@ class FairSemaphore:
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[object] = deque()
         self._in_use = 0
+        self._released: dict[int, float] = {}  # thread ident -> time.monotonic() of its last release
 
     def acquire(self, timeout: float | None = None) -> bool:
         """Wait for a slot in FIFO order; False if ``timeout`` (seconds) ran out first."""
@@ -68,6 +69,10 @@ class FairSemaphore:
             if self._in_use <= 0:
                 raise RuntimeError("release() without acquire()")
             self._in_use -= 1
+            self._released[threading.get_ident()] = time.monotonic()
+            if len(self._released) > 256:  # threads come and go (a session's script runs in its own): keep the newest
+                for ident, _ in sorted(self._released.items(), key=lambda kv: kv[1])[:128]:
+                    del self._released[ident]
             self._cond.notify_all()
 
     def __enter__(self) -> FairSemaphore:
@@ -87,6 +92,15 @@ class FairSemaphore:
     def in_use(self) -> int:
         with self._cond:
             return self._in_use
+
+    def quiet_for(self, seconds: float) -> bool:
+        """Nobody waits, no slot is held, and no thread but the caller released one in the last ``seconds``: a quiet
+        moment, not just a quiet instant between two of other sessions' passes."""
+        me, now = threading.get_ident(), time.monotonic()
+        with self._cond:
+            if self._queue or self._in_use:
+                return False
+            return all(now - at > seconds for ident, at in self._released.items() if ident != me)
 
 
 @dataclass

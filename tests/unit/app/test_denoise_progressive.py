@@ -131,6 +131,28 @@ def test_the_server_is_idle_only_with_no_waiter_and_no_sweep_chunk(server_env):
         admission.sweep_lane.clear()
 
 
+def test_another_session_s_recent_pass_means_not_idle(server_env):
+    """Idle is a quiet moment: just after another session's pass the refinement waits; the caller's own pass (its
+    step's pictures) does not stop it."""
+    import threading
+
+    from app import settings
+
+    server_env("DIFFUSION_LENS_CONCURRENCY", "2")
+    admission.sweep_lane.clear()
+    queue = settings.serving().queue.semaphore
+    try:
+        with queue:  # this session's own pass
+            pass
+        assert admission.idle()
+        th = threading.Thread(target=lambda: queue.acquire() and queue.release())
+        th.start()
+        th.join()
+        assert not admission.idle()  # another student's pass, just now
+    finally:
+        admission.sweep_lane.clear()
+
+
 def test_a_busy_server_shows_the_partial_sweep_and_says_why(
     one_torch_thread, small_chunks, tiny_model_dir, monkeypatch
 ):

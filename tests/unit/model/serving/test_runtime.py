@@ -142,3 +142,33 @@ def test_holds_slot_is_per_thread_and_follows_nesting():
 
 def test_the_default_queue_has_the_default_slots():
     assert InferenceQueue().size == 2 == InferenceQueue(2).stats()["slots"]
+
+
+def test_quiet_for_counts_other_threads_passes_not_the_callers(monkeypatch):
+    """A quiet moment: no slot held, nobody waiting, and no other thread released one within the window; the caller's
+    own passes do not count (a Denoise rerun refines its sweep right after its own pass)."""
+    from model.serving import runtime
+
+    now = [100.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    sem = FairSemaphore(2)
+    assert sem.quiet_for(0.5)  # nothing ever ran
+    with sem:
+        assert not sem.quiet_for(0.5)  # a slot held
+    assert sem.quiet_for(0.5)  # the caller's own pass
+
+    def other() -> None:
+        with sem:
+            pass
+
+    th = threading.Thread(target=other)
+    th.start()
+    th.join()
+    assert not sem.quiet_for(0.5)  # another session's pass just now
+    now[0] += 0.6
+    assert sem.quiet_for(0.5)  # ... and no other since the window
+    for _ in range(300):  # many threads come and go: the record stays bounded
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+    assert len(sem._released) <= 257
