@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import KINDS, RES, FakeHub, schedule_for, tiny_unet
+from fakes import KINDS, RES, FakeHub, schedule_for, tiny_emoji_folder, tiny_unet
 from PIL import Image
 
 from model.nets import checkpoint_io, network
@@ -44,6 +44,22 @@ def assert_ok(at) -> None:
 def image_captions(at) -> list[str]:
     """Captions of every picture on the page and in the sidebar."""
     return [c for img in at.image for c in img.captions]
+
+
+@pytest.fixture(scope="module")
+def emoji_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised words-to-pictures model in its pipeline folder."""
+    return tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd"))
+
+
+def words_page(folder, steps: int = 3, **state):
+    """The words-to-pictures page run once on the emoji model in ``folder``, ``steps`` steps, and ``state`` set."""
+    at = app_test(page="views/words.py")
+    at.session_state["emoji_model_dir"] = str(folder)
+    at.session_state["emoji_steps"] = steps
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -42,11 +42,11 @@ def fixed_noise(x0: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)
 
 
-def _one_step(model: LoadedModel, x0: torch.Tensor, eps: torch.Tensor, t: int, label: int | None = None):
-    x_t, _ = q_sample(model.schedule, x0, t, noise=eps)  # eq. 4
-    # x0_hat unclipped, what the network implies: eq. 15 for an eps-network, straight from a v- or x0-output
-    eps_hat, x0_hat = model.predict(x_t, t, label)
-    return x_t, eps_hat, x0_hat
+def _noised(model: LoadedModel, x0: torch.Tensor, t: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Denoise's input at t: (x_t, eps), eq. 4 with the fixed noise for ``seed``."""
+    eps = fixed_noise(x0, seed)
+    x_t, _ = q_sample(model.schedule, x0, int(t), noise=eps)
+    return x_t, eps
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -54,8 +54,7 @@ def noised_at(image_key: str, resolution: int, model: str, t: int, seed: int, _x
     """What Denoise shows before the network runs: ``dict(x_t, eps)``, tensors (1, C, R, R): the fixed noise for
     ``seed`` and x_t from eq. 4 with it (no network pass: the page draws the input at once, then asks the network).
     The same x_t and eps as :func:`denoise_at`'s."""
-    eps = fixed_noise(_x0, seed)
-    x_t, _ = q_sample(_model.schedule, _x0, int(t), noise=eps)
+    x_t, eps = _noised(_model, _x0, t, seed)
     return dict(x_t=x_t, eps=eps)
 
 
@@ -75,9 +74,9 @@ def denoise_at(
     ``label``: the class for a class-conditional model (None: "no label"). ``mse`` = mean((eps_hat - eps)^2);
     ``psnr`` = PSNR(x0_hat, x_0) in dB.
     """
-    eps = fixed_noise(_x0, seed)
-    with torch.inference_mode():
-        x_t, eps_hat, x0_hat = _one_step(_model, _x0, eps, int(t), label)
+    x_t, eps = _noised(_model, _x0, t, seed)
+    with torch.inference_mode():  # x0_hat unclipped, what the network implies: eq. 15 for an eps-network
+        eps_hat, x0_hat = _model.predict(x_t, int(t), label)
     return dict(
         x_t=x_t,
         eps=eps,

@@ -1,6 +1,6 @@
 """What the sampling commands share: the ``--precision`` option, the command's edge (its serving settings read
 once, the :class:`model.serving.service.Serving` object that runs its model, the allocator and threads), and the
-one-line ``error:`` exit."""
+one-line ``error:`` exit, and reading a picture file with a one-sentence error."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ def load(serving: Serving, source):
     from model.nets.network import load_model
 
     return serving.prepare(load_model(source, device=serving.settings.device))
+
+
+def read_picture_file(path) -> bytes:
+    """The bytes of the picture file at ``path``, or :class:`model.images.decode.ImageLoadError` with one sentence
+    (a missing or unreadable file; the caller puts the path before it, as it does for a file that will not decode)."""
+    from pathlib import Path
+
+    from model.images.decode import ImageLoadError
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read the file ({exc.strerror or exc}). Check the path.") from exc
 
 
 def fail(msg: str) -> int:

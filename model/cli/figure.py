@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model.cli.common import add_precision_option, apply_policy, fail, load
+from model.cli.common import add_precision_option, apply_policy, fail, load, read_picture_file
 from model.images.figure import Run, gif_bytes, grid_image, pick_rows, record_run, start_sample
 from model.images.slide import slide_image
 
@@ -95,11 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = check_resolution(a.res or (max(32, model.resolution) if a.image == "noise" else 64))
         x0 = None
         if a.image != "noise":
-            try:
-                data = Path(a.image).read_bytes()
-            except OSError as exc:
-                return fail(f"cannot read the image {a.image!r} ({exc.strerror or exc}). Check the path.")
-            x0 = to_channels(load_image(data, res), model.channels)
+            x0 = to_channels(load_image(read_picture_file(a.image), res), model.channels)
     except ImageLoadError as exc:
         return fail(f"{a.image}: {exc}")
     schedule = model.schedule

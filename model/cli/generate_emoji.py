@@ -11,26 +11,18 @@ pictures start from the photo noised to strength · (T - 1) instead of from nois
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from model.cli.common import fail, read_picture_file
 from model.emoji.figure import samples_grid, step_figure
 from model.emoji.pipeline import DEFAULT_DIR, ModelNotTrained, load_pipeline
 from model.emoji.sample import Settings, generate, install_recorders
 from model.emoji.sdedit import edit, photo_pixels
 from model.images.decode import ImageLoadError
 from model.images.tensors import decode_image
-
-
-def _read(path: Path) -> bytes:
-    """The photo's bytes, or ImageLoadError with one sentence."""
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ImageLoadError(f"cannot read the photo {path}: {e.strerror or e}") from e
 
 
 def main(argv=None) -> int:
@@ -52,18 +44,18 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
-        photo = (
-            None if a.init_image is None else photo_pixels(decode_image(_read(a.init_image), name=a.init_image.name))
-        )
+        photo = None if a.init_image is None else photo_pixels(decode_image(read_picture_file(a.init_image)))
+    except ImageLoadError as e:
+        return fail(f"{a.init_image}: {e}")
+    try:
         pipe = load_pipeline(a.model)
         install_recorders(pipe.unet)
         s = Settings(a.prompt, a.negative, a.w, a.steps, a.seed, a.batch)
         t0 = time.perf_counter()
         run = generate(pipe, s) if photo is None else edit(pipe, s, photo, a.strength)
         took = time.perf_counter() - t0
-    except (ModelNotTrained, ValueError) as e:  # ImageLoadError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ModelNotTrained, ValueError) as e:
+        return fail(str(e))
     a.out.mkdir(parents=True, exist_ok=True)
     samples_grid(run).save(a.out / "samples.png")
     step_figure(run, a.rows).save(a.out / "steps.png")

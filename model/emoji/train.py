@@ -111,10 +111,9 @@ class Trainer:
         """The record into train_state/ and, with the model card, into the export. ``only``: phases retrained on their
         own, which alone change in the export's record (the training state may be ahead of the exported networks)."""
         (self.state_dir / "record.json").write_text(json.dumps(self.record, indent=2))
-        exported = self.record
         index = self.out / "model_index.json"
-        if only and index.exists() and json.loads(index.read_text()).get("training"):
-            exported = json.loads(index.read_text())["training"]
+        exported = (json.loads(index.read_text()).get("training") if only and index.exists() else None) or self.record
+        if exported is not self.record:
             for name in only:
                 exported["phases"][name] = self.record["phases"][name]
                 exported["config"][f"{name}_steps"] = self.record["config"][f"{name}_steps"]

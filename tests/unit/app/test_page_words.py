@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from conftest import app_test, assert_ok
-from fakes import tiny_emoji_folder
+from conftest import assert_ok, words_page
 
 from model.emoji.sample import MAX_PROMPT_CHARS
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
 
-@pytest.fixture(scope="module")
-def emoji_dir(tmp_path_factory):
-    return tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd"))
-
-
-def _page(folder, **state):
-    at = app_test(page="views/words.py")
-    at.session_state["emoji_model_dir"] = str(folder)
-    at.session_state["emoji_steps"] = 4
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
-
-
 def test_without_a_trained_model_the_page_says_so(tmp_path):
-    at = _page(tmp_path)
+    at = words_page(tmp_path, steps=4)
     assert_ok(at)
     assert len(at.info) == 1 and "not trained yet" in at.info[0].value
 
 
 def test_the_page_shows_tokens_steps_attention_and_guidance(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="smiling cat")
+    at = words_page(emoji_dir, steps=4, emoji_prompt="smiling cat")
     assert_ok(at)
     assert "[START]  smiling  cat" in [t.value for t in at.text]
     captions = [c for img in at.image for c in img.captions]
@@ -46,16 +30,16 @@ def test_the_page_shows_tokens_steps_attention_and_guidance(emoji_dir):
 
 
 def test_unknown_words_and_a_too_long_prompt_get_a_sentence(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="smiling dragon")
+    at = words_page(emoji_dir, steps=4, emoji_prompt="smiling dragon")
     assert_ok(at)
     assert any("Not in the vocabulary: dragon" in c.value for c in at.caption)
-    at = _page(emoji_dir, emoji_prompt="cat " * (MAX_PROMPT_CHARS // 4 + 1))
+    at = words_page(emoji_dir, steps=4, emoji_prompt="cat " * (MAX_PROMPT_CHARS // 4 + 1))
     assert_ok(at)
     assert len(at.warning) == 1 and f"keep it under {MAX_PROMPT_CHARS}" in at.warning[0].value
 
 
 def test_adding_a_word_from_the_vocabulary_extends_the_prompt(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="red")
+    at = words_page(emoji_dir, steps=4, emoji_prompt="red")
     at.selectbox(key="emoji_add").set_value("heart").run()
     assert_ok(at)
     assert at.text_input(key="emoji_prompt").value == "red heart"

@@ -3,32 +3,16 @@ between two prompts, each behind its button, on a tiny randomly initialised emoj
 
 from __future__ import annotations
 
-import pytest
 import torch
-from conftest import app_test, assert_ok, image_captions
-from fakes import tiny_emoji_folder
+from conftest import assert_ok, image_captions, words_page
 
 from model.emoji.sample import MAX_PROMPT_CHARS
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
 
-@pytest.fixture(scope="module")
-def emoji_dir(tmp_path_factory):
-    return tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd"))
-
-
-def _page(folder, **state):
-    at = app_test(page="views/words.py")
-    at.session_state["emoji_model_dir"] = str(folder)
-    at.session_state["emoji_steps"] = 3
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
-
-
 def test_the_reveal_row_appears_after_its_button_one_picture_per_word(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="red heart")
+    at = words_page(emoji_dir, emoji_prompt="red heart")
     assert_ok(at)
     assert "red heart" not in image_captions(at)  # behind the button: nothing sampled yet
     at.button(key="emoji_reveal_go").click().run()
@@ -42,7 +26,7 @@ def test_the_reveal_row_appears_after_its_button_one_picture_per_word(emoji_dir)
 
 
 def test_the_reveal_of_a_long_prompt_stops_at_six_words(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="red heart cat face smiling red heart cat")
+    at = words_page(emoji_dir, emoji_prompt="red heart cat face smiling red heart cat")
     at.button(key="emoji_reveal_go").click().run()
     assert_ok(at)
     caps = image_captions(at)
@@ -51,7 +35,7 @@ def test_the_reveal_of_a_long_prompt_stops_at_six_words(emoji_dir):
 
 
 def test_the_interpolation_row_has_five_pictures_from_one_prompt_to_the_other(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="smiling face", emoji_second="Red heart!")
+    at = words_page(emoji_dir, emoji_prompt="smiling face", emoji_second="Red heart!")
     assert not [c for c in image_captions(at) if c.startswith("λ =")]
     at.button(key="emoji_mix_go").click().run()
     assert_ok(at)
@@ -60,7 +44,7 @@ def test_the_interpolation_row_has_five_pictures_from_one_prompt_to_the_other(em
 
 
 def test_bad_second_prompts_get_a_sentence(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="cat", emoji_second="  ")
+    at = words_page(emoji_dir, emoji_prompt="cat", emoji_second="  ")
     at.button(key="emoji_mix_go").click().run()
     assert_ok(at)
     assert [w.value for w in at.warning] == ["the second prompt is empty; type the words to move towards."]
@@ -69,7 +53,7 @@ def test_bad_second_prompts_get_a_sentence(emoji_dir):
 
 
 def test_an_empty_prompt_has_nothing_to_reveal(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="")
+    at = words_page(emoji_dir, emoji_prompt="")
     at.button(key="emoji_reveal_go").click().run()
     assert_ok(at)
     assert [w.value for w in at.warning] == ["the prompt has no words to reveal; type one or more words."]

@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import app_test, assert_ok, image_captions
-from fakes import tiny_emoji_folder
+from conftest import assert_ok, image_captions, words_page
 
 torch.set_num_threads(1)  # the machine is shared; one thread is much faster under contention
 
 PICTURES = ["your photo at 32 px", "what the autoencoder keeps of it"]
 
 
-@pytest.fixture(scope="module")
-def emoji_dir(tmp_path_factory):
-    return tiny_emoji_folder(tmp_path_factory.mktemp("emoji-sd"))
-
-
-def _page(folder, **state):
-    at = app_test(page="views/words.py")
-    at.session_state["emoji_model_dir"] = str(folder)
-    at.session_state["emoji_steps"] = 3
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
-
-
 def test_the_section_shows_the_photo_what_is_kept_the_noised_start_and_the_emoji(emoji_dir):
-    at = _page(emoji_dir, emoji_prompt="smiling cat")
+    at = words_page(emoji_dir, emoji_prompt="smiling cat")
     assert_ok(at)
     assert any(h.value == "7. Turn your photo into an emoji" for h in at.subheader)
     caps = image_captions(at)
@@ -45,7 +30,7 @@ def test_the_section_shows_the_photo_what_is_kept_the_noised_start_and_the_emoji
 
 
 def test_without_a_photo_the_section_says_where_to_get_one_and_the_page_runs_on(emoji_dir):
-    at = _page(emoji_dir, image_source="Upload")
+    at = words_page(emoji_dir, image_source="Upload")
     assert_ok(at)
     assert any("There is no photo to start from" in i.value for i in at.info)
     assert not any(c in image_captions(at) for c in PICTURES)
@@ -53,7 +38,7 @@ def test_without_a_photo_the_section_says_where_to_get_one_and_the_page_runs_on(
 
 
 def test_an_upload_that_cannot_be_read_gets_a_sentence(emoji_dir):
-    at = _page(
+    at = words_page(
         emoji_dir,
         image_source="Upload",
         upload_bytes=b"not a picture at all",

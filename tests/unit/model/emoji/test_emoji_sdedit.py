@@ -131,7 +131,7 @@ def test_the_command_line_edits_a_photo(folder, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda p: p / "missing.png", "cannot read the photo"),
+        (lambda p: p / "missing.png", "missing.png: cannot read the file"),
         (lambda p: (p / "junk.png").write_bytes(b"not a picture at all") and p / "junk.png", ""),
     ],
 )

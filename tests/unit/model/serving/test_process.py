@@ -100,17 +100,21 @@ def test_allocator_tuning_stops_page_faulting_a_recorded_trajectory():
     assert tuned * 5 < default, (tuned, default)
 
 
-def _faults(malloc: str) -> int:
+def _run(script: str, malloc: str):
+    """``script`` in a fresh interpreter (the allocator is set before any thread starts), with ``malloc`` as argv[1]."""
     import subprocess
 
     root = Path(__file__).resolve().parents[4]
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run(
-        [sys.executable, "-c", _FAULTS_SCRIPT, malloc], env=env, cwd=root, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-c", script, malloc], env=env, cwd=root, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _faults(malloc: str) -> int:
+    return int(_run(_FAULTS_SCRIPT, malloc).stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -119,18 +123,9 @@ def test_a_session_s_thread_allocates_from_the_one_tuned_heap():
     """A session's passes run in its script's thread, which glibc gives an arena of its own, where the tuning above
     does not hold (a batch-50 pass at 64 px took 1.2-1.35x as long in a thread as in the main thread:
     bench/arena.py). With the tuning every thread allocates from the main arena."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[4]
 
     def arenas(malloc: str) -> int:
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        out = subprocess.run(
-            [sys.executable, "-c", _ARENAS_SCRIPT, malloc], env=env, cwd=root, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        return out.stderr.count("Arena ")
+        return _run(_ARENAS_SCRIPT, malloc).stderr.count("Arena ")
 
     assert arenas("default") >= 2  # glibc's own: the thread got an arena of its own
     assert arenas("tuned") == 1
