@@ -45,6 +45,13 @@ def card_text(record: dict) -> str:
         lines.append(
             f"| autoencoder | {ae.get('step', 0)} | {cfg.get('ae_batch', '')} | {_fmt_minutes(ae.get('seconds', 0))} | {res} |"
         )
+    dec = ph.get("decoder", {})
+    if dec:
+        res = f"held-out PSNR {dec['held_out_psnr_db']:.2f} dB" if "held_out_psnr_db" in dec else "(in progress)"
+        lines.append(
+            f"| decoder fine-tuned, encoder frozen | {dec.get('step', 0)} | {cfg.get('decoder_batch', '')} | "
+            f"{_fmt_minutes(dec.get('seconds', 0))} | {res} |"
+        )
     if judge:
         acc = judge.get("held_out_accuracy")
         res = f"held-out accuracy {100 * acc:.1f} % (9 categories)" if acc is not None else ""

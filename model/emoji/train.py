@@ -56,7 +56,10 @@ class EmojiTrainConfig:
     checkpoint_every: float = 180.0  # seconds between saves
     seed: int = 0
     device: str = "cpu"
-    retrain: str = ""  # train only these phases, again and from scratch, comma-separated (RETRAINABLE): "judge"
+    retrain: str = ""  # train only these phases again, comma-separated (RETRAINABLE): "judge", "decoder"
+    decoder_steps: int = 12000  # --retrain decoder: batches of decoder_batch, on the frozen encoder's latents
+    decoder_batch: int = 64
+    decoder_lr: float = 3e-3
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -74,7 +77,8 @@ def reconstruct(vae, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     )
 
 
-RETRAINABLE = ("judge",)  # phases --retrain trains again from scratch (the judge keeps no state between runs)
+RETRAINABLE = ("judge", "decoder")  # phases --retrain trains on their own: the judge again from scratch; the
+# decoder on from the exported autoencoder (resumable), its encoder and so the U-Net's latent space left as they are
 
 
 class Trainer:
@@ -116,7 +120,7 @@ class Trainer:
         if exported is not self.record:
             for name in only:
                 exported["phases"][name] = self.record["phases"][name]
-                exported["config"][f"{name}_steps"] = self.record["config"][f"{name}_steps"]
+                exported["config"].update({k: v for k, v in self.record["config"].items() if k.startswith(name + "_")})
         write_index(self.out, {"training": exported})
         write_card(self.out, exported)
 
@@ -135,6 +139,8 @@ class Trainer:
             torch.manual_seed(self.cfg.seed)
             if "judge" in again:
                 self.train_category_judge()
+            if "decoder" in again:
+                self.train_decoder()
             self.log(f"trained again: {', '.join(again)}")
             return
         torch.manual_seed(self.cfg.seed)
@@ -202,6 +208,65 @@ class Trainer:
         self._save(vae, opt, step, "autoencoder.pt")
         self._write_record()
         self.log(f"autoencoder done: held-out PSNR {ph['held_out_psnr_db']:.2f} dB")
+
+    # ---- phase 1b (--retrain decoder) ----
+    def train_decoder(self) -> None:
+        """Fine-tune the exported autoencoder's decoder (and post_quant_conv) alone, on latents of the frozen encoder:
+        the latent space, its ``scaling_factor`` and so the U-Net trained on it stay valid, as Stability AI's ft-MSE
+        decoder did for Stable Diffusion. Loss as in phase 1 (MSE + 0.5 L1, from posterior samples of the picture and
+        of its mirror image), cosine learning rate to 10 %; resumable from ``train_state/decoder.pt``; the held-out
+        PSNR goes into the record's "decoder" row."""
+        from model.emoji.pipeline import load_vae
+
+        cfg, ph = self.cfg, self._phase("decoder")
+        if ph.get("done") and ph.get("planned") != cfg.decoder_steps:  # a longer (or new) run: go on from the state
+            ph["done"] = False
+        vae = load_vae(self.out).to(cfg.device)
+        trained = [p for n, p in vae.named_parameters() if n.startswith(("decoder.", "post_quant_conv."))]
+        for p in vae.parameters():
+            p.requires_grad_(False)
+        for p in trained:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(trained, cfg.decoder_lr, weight_decay=0.0)
+        step = begun = self._load(vae, opt, "decoder.pt")
+        x_train = self.x[self.train_idx]
+        x_both = torch.cat([x_train, x_train.flip(3)])
+        with torch.no_grad():
+            dists = [vae.encode(x_both[i : i + 256].to(cfg.device)).latent_dist for i in range(0, len(x_both), 256)]
+        mean, std = torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+        rng = torch.Generator().manual_seed(cfg.seed + 2000 + step)
+        held = self.x[self.held_idx]
+        last, t0 = time.time(), time.time()
+        vae.decoder.train()
+        while step < cfg.decoder_steps:
+            cosine = 0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.decoder_steps))
+            lr = cfg.decoder_lr * cosine * min(1.0, (step + 1 - begun) / 300)  # Adam starts afresh or from its state: warm up
+            for g in opt.param_groups:
+                g["lr"] = lr
+            i = torch.randint(0, len(x_both), (cfg.decoder_batch,), generator=rng)
+            z = mean[i] + std[i] * torch.randn(mean[i].shape, generator=rng).to(cfg.device)
+            x = x_both[i].to(cfg.device)
+            rec = vae.decode(z).sample
+            loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 100 == 0:
+                self.log(f"decoder step {step}/{cfg.decoder_steps} loss {loss.item():.4f}")
+            if step % 1000 == 0 or step == cfg.decoder_steps or time.time() - last > cfg.checkpoint_every:
+                ph["seconds"] += time.time() - t0
+                t0 = last = time.time()
+                ph.update(step=step, planned=cfg.decoder_steps, held_out_psnr_db=psnr(reconstruct(vae, held), held))
+                self.log(f"decoder held-out PSNR {ph['held_out_psnr_db']:.2f} dB at step {step}")
+                vae.decoder.train()
+                self._save(vae, opt, step, "decoder.pt")
+                save_part(vae.cpu(), self.out / "vae")
+                vae.to(cfg.device)
+                self._write_record(only=("decoder",))
+        ph["done"] = True
+        self._write_record(only=("decoder",))
+        self.log(f"decoder done: held-out PSNR {ph.get('held_out_psnr_db', float('nan')):.2f} dB")
 
     # ---- phase 2 ----
     def train_category_judge(self) -> None:

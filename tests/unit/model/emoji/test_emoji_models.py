@@ -213,5 +213,60 @@ def test_retrain_trains_the_judge_again_and_refuses_the_other_phases(tmp_path, m
     assert index["phases"]["unet"]["step"] == 3 and "retrain" not in index["config"]
     assert "| category judge | 3 |" in (out / "README.md").read_text()
 
-    with pytest.raises(ValueError, match="--retrain takes judge"):
+    with pytest.raises(ValueError, match="--retrain takes judge, decoder"):
         tr.Trainer(dataclasses.replace(cfg, retrain="unet"), lambda msg: None).run()
+
+
+def test_retrain_decoder_tunes_the_decoder_alone_and_keeps_the_latent_space(tmp_path, monkeypatch):
+    """``--retrain decoder`` fine-tunes the exported autoencoder's decoder on the frozen encoder's latents: the encoder,
+    quant_conv and scaling_factor (so the latent space the U-Net was trained on) stay bit-identical, the decoder moves
+    and lowers the reconstruction loss, the record gains a "decoder" row (card included) and no other phase moves; a
+    second run with more steps goes on from train_state/decoder.pt."""
+    import dataclasses
+    import json
+
+    from model.emoji import train as tr
+    from model.emoji.pipeline import load_vae
+
+    rng = np.random.default_rng(0)
+    n = 24
+    data = tr.EmojiData(
+        rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+        [{"label": i % 9} for i in range(n)],
+        np.arange(n) % 4 == 0,
+        np.arange(n) % 9,
+    )
+    monkeypatch.setattr(tr, "load_emoji", lambda folder: data)
+    out = tmp_path / "sd"
+    torch.manual_seed(0)
+    vae = make_vae()
+    vae.register_to_config(scaling_factor=0.5)
+    save_part(vae, out / "vae")
+    done = {"done": True, "seconds": 1.0, "step": 9}
+    record = {"config": {}, "phases": {"autoencoder": dict(done), "judge": dict(done), "unet": dict(done)}}
+    write_index(out, {"training": record})
+    for part in ("autoencoder", "unet", "category_judge"):
+        monkeypatch.setattr(tr.Trainer, f"train_{part}", lambda self, *a: pytest.fail("trained again"))
+    before = load_vae(out)
+    x = tr.to_model(data.images)
+    loss_before = torch.nn.functional.mse_loss(tr.reconstruct(before, x), x).item()
+
+    cfg = tr.EmojiTrainConfig(out=str(out), retrain="decoder", decoder_steps=40, decoder_batch=8, decoder_lr=1e-3)
+    tr.Trainer(cfg, lambda msg: None).run()
+    after = load_vae(out)
+    assert after.config.scaling_factor == 0.5
+    a, b = before.state_dict(), after.state_dict()
+    for name in a:
+        same = torch.equal(a[name], b[name])
+        assert same == (not name.startswith(("decoder.", "post_quant_conv."))), name
+    assert torch.nn.functional.mse_loss(tr.reconstruct(after, x), x).item() < loss_before
+    index = json.loads((out / "model_index.json").read_text())["training"]
+    assert index["phases"]["decoder"]["step"] == 40 and index["phases"]["decoder"]["done"]
+    assert "held_out_psnr_db" in index["phases"]["decoder"] and index["config"]["decoder_batch"] == 8
+    assert all(index["phases"][p] == done for p in ("autoencoder", "judge", "unet"))
+    assert "| decoder fine-tuned, encoder frozen | 40 | 8 |" in (out / "README.md").read_text()
+
+    logs: list[str] = []
+    tr.Trainer(dataclasses.replace(cfg, decoder_steps=50), logs.append).run()
+    assert any("resumed decoder.pt at step 40" in m for m in logs)
+    assert json.loads((out / "model_index.json").read_text())["training"]["phases"]["decoder"]["step"] == 50
