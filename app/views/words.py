@@ -223,7 +223,7 @@ st.subheader("7. Turn your photo into an emoji")
 st.markdown(
     "Instead of starting from pure noise, start from your photo with some noise added, and let the U-Net remove "
     "that noise while it reads the prompt above. A little noise keeps the photo's shapes and colours; a lot of "
-    "noise leaves the words more room. This is SDEdit (Meng et al. 2021)."
+    "noise leaves the words more room. This is SDEdit (Meng et al. 2022)."
 )
 strength = st.slider(
     "Strength",

@@ -240,7 +240,9 @@ class Trainer:
         vae.decoder.train()
         while step < cfg.decoder_steps:
             cosine = 0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.decoder_steps))
-            lr = cfg.decoder_lr * cosine * min(1.0, (step + 1 - begun) / 300)  # Adam starts afresh or from its state: warm up
+            lr = (
+                cfg.decoder_lr * cosine * min(1.0, (step + 1 - begun) / 300)
+            )  # Adam starts afresh or from its state: warm up
             for g in opt.param_groups:
                 g["lr"] = lr
             i = torch.randint(0, len(x_both), (cfg.decoder_batch,), generator=rng)

@@ -26,7 +26,7 @@ JARGON = ("Timestep", "Schedule", "Sampler", "Seed", "Steps", "Markov chain", "G
 # jargon a page's own text may use (issue 36): each one a page uses needs an entry; append new words here
 PAGE_JARGON = JARGON + ("U-Net", "GMAC", "reparametrisation", "f_max", "judge", "flow matching", "SDE", "ODE",
                         "Euler", "Heun", "DPM-Solver++", "UniPC", "GroupNorm", "SiLU", "embedding", "spectrum", "KL",
-                        "NFE", "Markov chain", "v_prediction", "ELBO")  # fmt: skip
+                        "NFE", "Markov chain", "v_prediction", "ELBO", "SDEdit")  # fmt: skip
 
 
 def widget_labels() -> list[tuple[str, str]]:
