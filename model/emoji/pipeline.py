@@ -59,6 +59,10 @@ def save_part(model: torch.nn.Module, folder: Path) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     copy.deepcopy(model).to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    config = tmp / "config.json"  # a part loaded from a folder would record that folder's path: not the layout's
+    if config.exists() and "_name_or_path" in (cfg := json.loads(config.read_text())):
+        del cfg["_name_or_path"]
+        config.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
 

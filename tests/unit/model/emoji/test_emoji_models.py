@@ -255,6 +255,7 @@ def test_retrain_decoder_tunes_the_decoder_alone_and_keeps_the_latent_space(tmp_
     tr.Trainer(cfg, lambda msg: None).run()
     after = load_vae(out)
     assert after.config.scaling_factor == 0.5
+    assert "_name_or_path" not in json.loads((out / "vae" / "config.json").read_text())  # no machine's path
     a, b = before.state_dict(), after.state_dict()
     for name in a:
         same = torch.equal(a[name], b[name])
