@@ -73,15 +73,6 @@ def _memoised(key: tuple, measure: Callable[[], float]) -> float:
         return _memo[key]
 
 
-def _alone(model: LoadedModel, measure: Callable[[], float]) -> float:
-    """``measure()`` holding the model's inference slot (:func:`model.serving.cost.alone`), as the passes are timed:
-    the loop's own work measured beside other sessions' passes took their share of the cores into the memo, and the
-    speed following then counted the same rush a second time (the Fashion generator's estimate beside 10 students
-    was 1.45x the run, bench/results/estimates.txt)."""
-    with cost.alone(model):
-        return measure()
-
-
 def macs(model: LoadedModel, resolution: int) -> int:
     """MACs of one forward pass at ``resolution`` px (:func:`model.serving.cost.count_macs`), counted once per process:
     counting walks the network on the meta device, which every sidebar rerun paid before."""
@@ -273,7 +264,7 @@ def trajectory(
     res, sampler = int(resolution), sampler.lower()
     over = _memoised(
         (*_model_key(model), "trajectory", res, sampler, bool(record)),
-        lambda: _alone(model, lambda: cost.trajectory_overhead(model.schedule, model.channels, res, sampler, record)),
+        lambda: cost.trajectory_overhead(model.schedule, model.channels, res, sampler, record),
     )
     batch = 2 if guidance else 1
     passes = cost.trajectory_passes(timesteps, batch)
@@ -294,7 +285,7 @@ def all_terms(model: LoadedModel, resolution: int, timesteps: Sequence[int] | No
     passes = cost.terms_passes(model.schedule.T, batch, timesteps)
     per_batch = _memoised(
         (*_model_key(model), "terms", res, batch),
-        lambda: _alone(model, lambda: cost.terms_overhead(model.schedule, model.channels, res, batch)),
+        lambda: cost.terms_overhead(model.schedule, model.channels, res, batch),
     )
     n_batches = sum(passes.values())
     return _at_current_speed(model, res, passes, per_batch * n_batches, batch)

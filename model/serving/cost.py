@@ -23,7 +23,6 @@ so this module stays pure: no Streamlit or Plotly, nothing stored on the model.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from collections import Counter
@@ -169,6 +168,8 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
     costs. The inference slot is taken before the clock starts (it is re-entrant), so time spent queueing
     behind other sessions' passes is not counted as this model's.
     """
+    import contextlib
+
     x = torch.zeros(batch, model.channels, resolution, resolution)
     tt = torch.full((batch,), int(t), dtype=torch.long)
 
@@ -177,16 +178,9 @@ def time_forward(model: LoadedModel, resolution: int, batch: int, t: int) -> flo
         if str(model.device).startswith("cuda"):
             torch.cuda.synchronize()
 
-    with alone(model):
-        return time_call(call)
-
-
-def alone(model: LoadedModel) -> contextlib.AbstractContextManager:
-    """Hold the inference slot of ``model``'s server (re-entrant; nothing when it has none) while timing something:
-    no other session's pass shares the cores meanwhile, so a measurement made on a busy server is an idle one, and
-    the estimates' speed following (app/compute/estimates.py) counts the rush once, not in the measurement too."""
     serving = getattr(model, "serving", None)  # the model's server's queue, if it has one
-    return serving.queue.slot() if serving is not None else contextlib.nullcontext()
+    with serving.queue.slot() if serving is not None else contextlib.nullcontext():
+        return time_call(call)
 
 
 def _zeros_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

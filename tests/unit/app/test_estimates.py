@@ -207,30 +207,3 @@ def test_sidebar_captions_are_made_once_per_model_and_size_until_a_clear(tiny, m
     assert model_picker.model_captions(tiny, 2 * RES) is not first
     estimates.clear()
     assert model_picker.model_captions(tiny, RES) is not first  # made again from fresh numbers
-
-
-def test_every_measurement_is_made_holding_the_inference_slot(tiny, monkeypatch):
-    """The loop's own work is timed as the passes are, holding the model's inference slot: timed beside other
-    sessions' passes it took their share of the cores into the memo, and the speed following counted that rush
-    again (issue 36, item 4: the Fashion generator's estimate beside 10 students was 1.45x the run)."""
-    import contextlib
-    import dataclasses
-
-    held: list[str] = []
-    depth = [0]
-
-    @contextlib.contextmanager
-    def slot():
-        depth[0] += 1
-        try:
-            yield
-        finally:
-            depth[0] -= 1
-
-    served = dataclasses.replace(tiny, serving=SimpleNamespace(queue=SimpleNamespace(slot=slot)))
-    monkeypatch.setattr(cost, "time_call", lambda call, **k: held.append(f"pass {depth[0]}") or 0.01)
-    monkeypatch.setattr(cost, "trajectory_overhead", lambda *a, **k: held.append(f"loop {depth[0]}") or 0.001)
-    monkeypatch.setattr(cost, "terms_overhead", lambda *a, **k: held.append(f"terms {depth[0]}") or 0.001)
-    estimates.trajectory(served, RES, make_timesteps(299, 10))
-    estimates.all_terms(served, RES, [5, 4])
-    assert sorted(set(held)) == ["loop 1", "pass 1", "terms 1"]
