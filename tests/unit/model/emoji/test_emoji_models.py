@@ -169,15 +169,8 @@ def test_model_card_reports_each_phase_of_the_record():
     assert "CC-BY-4.0" in text and "Apache-2.0" in text
 
 
-def test_retrain_trains_the_judge_again_and_refuses_the_other_phases(tmp_path, monkeypatch):
-    """``--retrain judge`` trains the category judge afresh (its steps may change) although the record says it is
-    done, and nothing else: the autoencoder and the U-Net (here unfinished, as the bundled one is) are left as they are;
-    asking to retrain them is refused with a sentence."""
-    import dataclasses
-    import json
-
-    from model.emoji import train as tr
-
+def _stand_in_data(tr, monkeypatch):
+    """24 random 32-px pictures over the 9 categories, every fourth held out, as the trainer's data."""
     rng = np.random.default_rng(0)
     n = 24
     data = tr.EmojiData(
@@ -187,6 +180,19 @@ def test_retrain_trains_the_judge_again_and_refuses_the_other_phases(tmp_path, m
         np.arange(n) % 9,
     )
     monkeypatch.setattr(tr, "load_emoji", lambda folder: data)
+    return data
+
+
+def test_retrain_trains_the_judge_again_and_refuses_the_other_phases(tmp_path, monkeypatch):
+    """``--retrain judge`` trains the category judge afresh (its steps may change) although the record says it is
+    done, and nothing else: the autoencoder and the U-Net (here unfinished, as the bundled one is) are left as they are;
+    asking to retrain them is refused with a sentence."""
+    import dataclasses
+    import json
+
+    from model.emoji import train as tr
+
+    _stand_in_data(tr, monkeypatch)
     monkeypatch.setattr(tr, "vocabulary", lambda rows: VOCAB)
     monkeypatch.setattr(tr, "save_schedule", lambda *a: None)
     out, judge_out = tmp_path / "sd", tmp_path / "judge"
@@ -228,15 +234,7 @@ def test_retrain_decoder_tunes_the_decoder_alone_and_keeps_the_latent_space(tmp_
     from model.emoji import train as tr
     from model.emoji.pipeline import load_vae
 
-    rng = np.random.default_rng(0)
-    n = 24
-    data = tr.EmojiData(
-        rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-        [{"label": i % 9} for i in range(n)],
-        np.arange(n) % 4 == 0,
-        np.arange(n) % 9,
-    )
-    monkeypatch.setattr(tr, "load_emoji", lambda folder: data)
+    data = _stand_in_data(tr, monkeypatch)
     out = tmp_path / "sd"
     torch.manual_seed(0)
     vae = make_vae()
